@@ -1,0 +1,36 @@
+"""Backend registry. Every backend module exposes ``train(spec, data) -> Trajectory``.
+
+Modules are imported lazily, so a missing framework makes only its backend unavailable.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from xreg.checks import check_choice
+from xreg.spec import Dataset, ExperimentSpec, Trajectory
+
+BACKENDS = {
+    "torch": "xreg.backends.torch_backend",
+    "jax": "xreg.backends.jax_backend",
+    "numpy": "xreg.backends.numpy_backend",
+}
+NAMES = tuple(BACKENDS)
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend's framework could not be imported."""
+
+
+def load(name: str) -> ModuleType:
+    check_choice("backend", name, BACKENDS)
+    try:
+        return importlib.import_module(BACKENDS[name])
+    except ImportError as exc:
+        raise BackendUnavailable(f"backend '{name}' is unavailable: {exc}") from exc
+
+
+def train(name: str, spec: ExperimentSpec, data: Dataset) -> Trajectory:
+    """Train ``spec`` on ``data`` with backend ``name``."""
+    return load(name).train(spec, data)

@@ -1,0 +1,201 @@
+"""Optax ``GradientTransformation``s for the torch.optim rules that stock optax cannot express.
+
+Each returns a *direction* ``d`` (torch then does ``w <- w - lr*d``), so it composes as
+``chain([add_decayed_weights(lam)], twin, [add_decayed_weights(s)], scale_by_learning_rate(lr))``.
+``t`` is the 1-based step; every state keeps its own ``count = t - 1``.
+
+Why stock optax is not enough (checked against optax 0.2.8 and torch 2.13):
+
+* SGD with ``dampening``: torch's first buffer is ``b1 = g1`` undamped, then ``b <- mu*b + (1-tau)*g``;
+  ``optax.trace`` has no dampening and ``chain(scale(1-tau), trace(mu))`` damps ``b1`` too.
+* AMSGrad: torch keeps ``max`` of the *raw* ``v`` and divides by the current ``sqrt(1-b2^t)``;
+  ``optax.scale_by_amsgrad`` takes the max of the bias-corrected ``v_hat``.
+* Adagrad: torch ``g/(sqrt(S)+eps)`` (eps outside, ``S0`` settable, default 0); optax
+  ``scale_by_rss`` is ``rsqrt(S + eps)`` with ``S0=0.1``.
+* NAdam: torch's momentum schedule ``mu_t = b1*(1 - 0.5*0.96^(t*psi))``; optax's nesterov Adam is
+  Dozat's form (torch's only as psi -> inf).
+* RAdam: torch puts eps on the raw ``sqrt(v)`` and switches on ``rho_t > 5``; optax uses
+  ``sqrt(v_hat)+eps`` and ``rho_t >= 5``.
+* ``clip_grad_norm_``: torch scales by ``min(1, M/(||g||+1e-6))``; ``optax.clip_by_global_norm``
+  has no 1e-6.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+class CountState(NamedTuple):
+    count: jax.Array
+
+
+class MomentState(NamedTuple):
+    count: jax.Array
+    m: Any
+    v: Any
+
+
+class AMSGradState(NamedTuple):
+    count: jax.Array
+    m: Any
+    v: Any
+    vmax: Any
+
+
+class NAdamState(NamedTuple):
+    count: jax.Array
+    m: Any
+    v: Any
+    mu_product: jax.Array
+
+
+class BufferState(NamedTuple):
+    count: jax.Array
+    buf: Any
+
+
+def _zeros(params):
+    return jax.tree.map(jnp.zeros_like, params)
+
+
+def _count():
+    return jnp.zeros([], jnp.int32)
+
+
+def _float_t(count, like):
+    """1-based step t as a scalar of the parameters' float dtype."""
+    dtype = jax.tree.leaves(like)[0].dtype
+    return (count + 1).astype(dtype)
+
+
+def torch_clip_grad_norm(max_norm: float) -> optax.GradientTransformation:
+    """``g * min(1, max_norm/(||g||_2 + 1e-6))`` over all leaves (torch.nn.utils.clip_grad_norm_)."""
+
+    def update(updates, state, params=None):
+        norm = optax.tree.norm(updates)
+        coef = jnp.minimum(max_norm / (norm + 1e-6), 1.0)
+        return jax.tree.map(lambda g: g * coef.astype(g.dtype), updates), state
+
+    return optax.GradientTransformation(lambda p: optax.EmptyState(), update)
+
+
+def scale_by_torch_sgd_momentum(momentum: float, dampening: float, nesterov: bool) -> optax.GradientTransformation:
+    """torch SGD momentum: ``b1 = g1``; ``b <- mu*b + (1-tau)*g``; ``d = g + mu*b`` (nesterov) or ``b``."""
+
+    def init(params):
+        return BufferState(_count(), _zeros(params))
+
+    def update(updates, state, params=None):
+        first = state.count == 0
+        buf = jax.tree.map(
+            lambda g, b: jnp.where(first, g, momentum * b + (1 - dampening) * g), updates, state.buf
+        )
+        d = jax.tree.map(lambda g, b: g + momentum * b, updates, buf) if nesterov else buf
+        return d, BufferState(optax.safe_increment(state.count), buf)
+
+    return optax.GradientTransformation(init, update)
+
+
+def scale_by_torch_amsgrad(b1: float, b2: float, eps: float) -> optax.GradientTransformation:
+    """``m, v`` as Adam; ``vmax <- max(vmax, v)``; ``d = m/(1-b1^t) / (sqrt(vmax)/sqrt(1-b2^t) + eps)``."""
+
+    def init(params):
+        return AMSGradState(_count(), _zeros(params), _zeros(params), _zeros(params))
+
+    def update(updates, state, params=None):
+        t = _float_t(state.count, updates)
+        m = jax.tree.map(lambda m, g: m + (1 - b1) * (g - m), state.m, updates)
+        v = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, state.v, updates)
+        vmax = jax.tree.map(jnp.maximum, state.vmax, v)
+        bc1, bc2 = 1 - b1**t, 1 - b2**t
+        d = jax.tree.map(lambda m, vm: (m / (jnp.sqrt(vm) / jnp.sqrt(bc2) + eps)) / bc1, m, vmax)
+        return d, AMSGradState(optax.safe_increment(state.count), m, v, vmax)
+
+    return optax.GradientTransformation(init, update)
+
+
+def scale_by_torch_adagrad(initial_accumulator_value: float, eps: float) -> optax.GradientTransformation:
+    """``S <- S + g^2`` from ``S0``; ``d = g/(sqrt(S) + eps)`` (lr_decay lives in the lr schedule)."""
+
+    def init(params):
+        return BufferState(_count(), jax.tree.map(lambda p: jnp.full_like(p, initial_accumulator_value), params))
+
+    def update(updates, state, params=None):
+        S = jax.tree.map(lambda s, g: s + g * g, state.buf, updates)
+        d = jax.tree.map(lambda g, s: g / (jnp.sqrt(s) + eps), updates, S)
+        return d, BufferState(optax.safe_increment(state.count), S)
+
+    return optax.GradientTransformation(init, update)
+
+
+def scale_by_torch_nadam(b1: float, b2: float, eps: float, momentum_decay: float) -> optax.GradientTransformation:
+    """torch NAdam: ``mu_t = b1*(1-0.5*0.96^(t*psi))``, ``P_t = P_{t-1}*mu_t``,
+    ``d = [(1-mu_t)/(1-P_t)*g + mu_{t+1}/(1-P_t*mu_{t+1})*m] / (sqrt(v/(1-b2^t)) + eps)``."""
+
+    def init(params):
+        dtype = jax.tree.leaves(params)[0].dtype
+        return NAdamState(_count(), _zeros(params), _zeros(params), jnp.ones([], dtype))
+
+    def update(updates, state, params=None):
+        t = _float_t(state.count, updates)
+        mu = b1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
+        mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
+        mu_product = state.mu_product * mu
+        m = jax.tree.map(lambda m, g: m + (1 - b1) * (g - m), state.m, updates)
+        v = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, state.v, updates)
+        bc2 = 1 - b2**t
+        c_g = (1.0 - mu) / (1.0 - mu_product)
+        c_m = mu_next / (1.0 - mu_product * mu_next)
+
+        def direction(g, m, v):
+            denom = jnp.sqrt(v / bc2) + eps
+            return c_g * (g / denom) + c_m * (m / denom)
+
+        d = jax.tree.map(direction, updates, m, v)
+        return d, NAdamState(optax.safe_increment(state.count), m, v, mu_product)
+
+    return optax.GradientTransformation(init, update)
+
+
+def scale_by_torch_radam(b1: float, b2: float, eps: float) -> optax.GradientTransformation:
+    """torch RAdam: ``m_hat = m/(1-b1^t)``; if ``rho_t > 5``:
+    ``d = m_hat * sqrt(1-b2^t)/(sqrt(v)+eps) * r_t`` else ``d = m_hat``."""
+
+    def init(params):
+        return MomentState(_count(), _zeros(params), _zeros(params))
+
+    def update(updates, state, params=None):
+        t = _float_t(state.count, updates)
+        m = jax.tree.map(lambda m, g: m + (1 - b1) * (g - m), state.m, updates)
+        v = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, state.v, updates)
+        bc1, bc2 = 1 - b1**t, 1 - b2**t
+        rho_inf = 2 / (1 - b2) - 1
+        rho_t = rho_inf - 2 * t * b2**t / bc2
+        rect = jnp.sqrt(
+            jnp.maximum((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t), 0.0)
+        )
+
+        def direction(m, v):
+            m_hat = m / bc1
+            return jnp.where(rho_t > 5.0, m_hat * (jnp.sqrt(bc2) / (jnp.sqrt(v) + eps)) * rect, m_hat)
+
+        d = jax.tree.map(direction, m, v)
+        return d, MomentState(optax.safe_increment(state.count), m, v)
+
+    return optax.GradientTransformation(init, update)
+
+
+def asgd_eta(lr_of_count, lambd: float, alpha: float):
+    """ASGD's step size as an optax schedule of ``count = t-1``:
+    ``eta = L/(1 + lambd*L*count)^alpha`` with ``L`` the lr of the previous step (torch updates eta
+    at the end of each step from that step's lr; ``eta_1 = lr``)."""
+
+    def eta(count):
+        L = lr_of_count(jnp.maximum(count - 1, 0))
+        return L / (1 + lambd * L * count) ** alpha
+
+    return eta

@@ -1,0 +1,171 @@
+"""The optimizers xreg reproduces: torch's names, defaults, validation and update equations.
+
+One hyperparameter, one name: every option keeps its ``torch.optim`` name (``momentum``, ``betas``,
+``alpha``...). Backends translate to framework names inside themselves. Learning rate and weight decay
+are not options: they are ``ExperimentSpec.lr`` and ``ExperimentSpec.lam``.
+
+Notation in the formulas: ``g`` is the gradient after the regularization convention has been applied
+(see :mod:`xreg.conventions`), ``lr`` the current (scheduled) learning rate, ``t`` the 1-based step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from xreg.checks import XregInputError, check_bool, check_choice, check_float
+
+
+def _unit(name: str, v: Any) -> float:  # [0, 1)
+    return check_float(name, v, 0.0, 1.0, closed="left")
+
+
+def _closed_unit(name: str, v: Any) -> float:  # [0, 1]
+    return check_float(name, v, 0.0, 1.0)
+
+
+def _nonneg(name: str, v: Any) -> float:  # [0, inf)
+    return check_float(name, v, 0.0)
+
+
+def _betas(name: str, v: Any) -> tuple[float, float]:
+    if not (isinstance(v, (tuple, list)) and len(v) == 2):
+        raise XregInputError(
+            f"The '{name}' parameter must be a pair of floats in the range [0, 1). Got {v!r} instead."
+        )
+    return (_unit(f"{name}[0]", v[0]), _unit(f"{name}[1]", v[1]))
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """One torch optimizer: its defaults (torch's), per-option checks and update equations."""
+
+    name: str
+    torch_class: str
+    defaults: Mapping[str, Any]
+    checks: Mapping[str, Callable[[str, Any], Any]]
+    formula: str
+    # The convention torch applies for `weight_decay=lam` on this class: 'torch' (coupled L2 in the
+    # gradient) for all but AdamW, which decays decoupled.
+    native_convention: str = "torch"
+    cross_checks: tuple[Callable[[Mapping[str, Any]], None], ...] = field(default=())
+
+    def resolve(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Fill torch defaults, check every option, reject unknown names."""
+        unknown = sorted(set(options) - set(self.defaults))
+        if unknown:
+            allowed = ", ".join(repr(k) for k in self.defaults) or "none"
+            raise XregInputError(
+                f"Unknown option {unknown[0]!r} for optimizer '{self.name}'. Allowed options: {allowed}."
+            )
+        out = dict(self.defaults)
+        for key, value in options.items():
+            out[key] = self.checks[key](key, value)
+        for check in self.cross_checks:
+            check(out)
+        return out
+
+
+def _sgd_cross(o: Mapping[str, Any]) -> None:
+    # torch.optim.SGD raises "Nesterov momentum requires a momentum and zero dampening".
+    if o["nesterov"] and (o["momentum"] <= 0 or o["dampening"] != 0):
+        raise XregInputError(
+            "The 'nesterov' parameter requires momentum > 0 and dampening = 0 "
+            f"(torch.optim.SGD rule). Got momentum={o['momentum']!r}, dampening={o['dampening']!r}."
+        )
+
+
+_ADAM_CHECKS = {"betas": _betas, "eps": _nonneg, "amsgrad": check_bool}
+_ADAM_FORMULA = (
+    "m <- b1*m + (1-b1)*g; v <- b2*v + (1-b2)*g^2; [amsgrad: vmax <- max(vmax, v), v := vmax]; "
+    "w <- w - lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)"
+)
+
+OPTIMIZERS: dict[str, Optimizer] = {
+    o.name: o
+    for o in [
+        Optimizer(
+            "sgd",
+            "SGD",
+            {"momentum": 0.0, "dampening": 0.0, "nesterov": False},
+            {"momentum": _unit, "dampening": _closed_unit, "nesterov": check_bool},
+            "b <- g (t=1), b <- mu*b + (1-tau)*g (t>1); d <- g + mu*b if nesterov else b "
+            "(d <- g when mu=0); w <- w - lr*d",
+            cross_checks=(_sgd_cross,),
+        ),
+        Optimizer(
+            "adam",
+            "Adam",
+            {"betas": (0.9, 0.999), "eps": 1e-8, "amsgrad": False},
+            _ADAM_CHECKS,
+            _ADAM_FORMULA,
+        ),
+        Optimizer(
+            "adamw",
+            "AdamW",
+            {"betas": (0.9, 0.999), "eps": 1e-8, "amsgrad": False},
+            _ADAM_CHECKS,
+            _ADAM_FORMULA,
+            native_convention="decoupled",
+        ),
+        Optimizer(
+            "rmsprop",
+            "RMSprop",
+            {"alpha": 0.99, "eps": 1e-8, "momentum": 0.0, "centered": False},
+            {"alpha": _closed_unit, "eps": _nonneg, "momentum": _unit, "centered": check_bool},
+            "v <- a*v + (1-a)*g^2; [centered: gbar <- a*gbar + (1-a)*g, v~ = v - gbar^2]; "
+            "d <- g/(sqrt(v~) + eps); [momentum: b <- mu*b + d, d := b]; w <- w - lr*d",
+        ),
+        Optimizer(
+            "adagrad",
+            "Adagrad",
+            {"lr_decay": 0.0, "initial_accumulator_value": 0.0, "eps": 1e-10},
+            {"lr_decay": _nonneg, "initial_accumulator_value": _nonneg, "eps": _nonneg},
+            "S <- S + g^2 (S0 = initial_accumulator_value); "
+            "w <- w - lr/(1+(t-1)*lr_decay) * g/(sqrt(S) + eps)",
+        ),
+        Optimizer(
+            "adamax",
+            "Adamax",
+            {"betas": (0.9, 0.999), "eps": 1e-8},
+            {"betas": _betas, "eps": _nonneg},
+            "m <- b1*m + (1-b1)*g; u <- max(b2*u, |g| + eps); w <- w - lr/(1-b1^t) * m/u",
+        ),
+        Optimizer(
+            "nadam",
+            "NAdam",
+            {"betas": (0.9, 0.999), "eps": 1e-8, "momentum_decay": 4e-3},
+            {"betas": _betas, "eps": _nonneg, "momentum_decay": _nonneg},
+            "mu_t = b1*(1 - 0.5*0.96^(t*psi)); P_t = P_{t-1}*mu_t; m, v as Adam; "
+            "w <- w - lr*[(1-mu_t)/(1-P_t)*g + mu_{t+1}/(1-P_t*mu_{t+1})*m] / (sqrt(v/(1-b2^t)) + eps)",
+        ),
+        Optimizer(
+            "radam",
+            "RAdam",
+            {"betas": (0.9, 0.999), "eps": 1e-8},
+            {"betas": _betas, "eps": _nonneg},
+            "m, v as Adam; rho_t = rho_inf - 2t*b2^t/(1-b2^t); if rho_t > 5: "
+            "w <- w - lr * m/(1-b1^t) * r_t * sqrt(1-b2^t)/(sqrt(v) + eps) else w <- w - lr*m/(1-b1^t)",
+        ),
+        Optimizer(
+            "adadelta",
+            "Adadelta",
+            {"rho": 0.9, "eps": 1e-6},
+            {"rho": _closed_unit, "eps": _nonneg},
+            "v <- rho*v + (1-rho)*g^2; d <- sqrt(u + eps)/sqrt(v + eps) * g; "
+            "u <- rho*u + (1-rho)*d^2; w <- w - lr*d",
+        ),
+        Optimizer(
+            "asgd",
+            "ASGD",
+            {"lambd": 1e-4, "alpha": 0.75, "t0": 1e6},
+            {"lambd": _nonneg, "alpha": _nonneg, "t0": _nonneg},
+            "w <- w*(1 - lambd*eta_t) - eta_t*g; eta_t = lr/(1 + lambd*lr*(t-1))^alpha "
+            "(the running average ax is not fed back into w)",
+        ),
+    ]
+}
+
+
+def get(name: str) -> Optimizer:
+    return OPTIMIZERS[check_choice("optimizer", name, OPTIMIZERS)]
