@@ -142,9 +142,23 @@ def torch_weight_decay(
     )
 
 
-def scratch_lam_for_torch(weight_decay: float, m: int) -> float:
-    """The scratch-convention ``lam`` that equals torch ``weight_decay`` on batches of ``m`` rows."""
-    return weight_decay * m
+def lam_for_torch_weight_decay(
+    convention: str, weight_decay: float, batch_sizes: Sequence[int], lr: float, decoupled_scale: str = "lr"
+) -> float | None:
+    """Inverse of :func:`torch_weight_decay`: the ``lam`` under ``convention`` that equals torch
+    ``weight_decay`` (for ``decoupled``: momentum-free SGD only), or None when no single value does.
+
+    ``scratch``: ``lam = weight_decay*m`` (one batch size m); ``decoupled``: ``weight_decay`` ('lr'
+    scale) or ``weight_decay*lr`` ('schedule' scale, Loshchilov & Hutter).
+    """
+    if convention in ("torch", "l2-loss"):
+        return weight_decay
+    if convention == "scratch":
+        sizes = set(batch_sizes)
+        return weight_decay * sizes.pop() if len(sizes) == 1 else None
+    if convention == "decoupled":
+        return weight_decay if decoupled_scale == "lr" else weight_decay * lr
+    return 0.0 if weight_decay == 0 else None
 
 
 def torch_weight_decay_from_sklearn_C(C: float, n: int) -> float:

@@ -5,7 +5,6 @@ what a run produced (:class:`Trajectory`). Everything is validated once, here, a
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -214,6 +213,6 @@ def run_label(backend: str, spec: ExperimentSpec, base_lam: float | None = None)
     label = f"{backend}/{spec.convention}"
     if spec.port != "exact":
         label += f"/{spec.port}"
-    if base_lam is not None and not math.isclose(spec.lam, base_lam, rel_tol=0, abs_tol=0):
+    if base_lam is not None and spec.lam != base_lam:
         label += f"@lam={spec.lam:.6g}"
     return label

@@ -1,0 +1,248 @@
+"""Turn a :class:`Comparison` into what a user keeps: a text table, a JSON document, a plot."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xreg import compare, conventions, optimizers
+from xreg.runs import Comparison, RunOutcome
+
+_NOT_SET = "-"
+
+
+def update_formula(outcome: RunOutcome) -> str:
+    """One line: how lam enters, then the optimizer step on the regularized gradient g."""
+    spec = outcome.spec
+    conv = conventions.CONVENTIONS[spec.convention].formula
+    opt = optimizers.get(spec.optimizer)
+    plain_sgd = spec.optimizer == "sgd" and spec.options["momentum"] == 0
+    step = "w <- w - lr*g" if plain_sgd else f"w <- w - lr*{opt.torch_class}(g)"
+    if spec.port == "naive":
+        return "naive optax alias: " + outcome.trajectory.meta.get("chain", "") if outcome.trajectory else "naive"
+    return f"{conv}; {step}"
+
+
+def torch_equivalent(c: Comparison, outcome: RunOutcome) -> conventions.TorchEquivalent:
+    s = outcome.spec
+    return conventions.torch_weight_decay(
+        s.convention,
+        s.lam,
+        c.batch_sizes,
+        s.lr,
+        optimizer=s.optimizer,
+        momentum=float(s.options.get("momentum", 0.0)),
+        decoupled_scale=s.decoupled_scale,
+    )
+
+
+def explain(c: Comparison, other: RunOutcome) -> str:
+    """Why ``other`` differs from (or equals) the reference run, in one line."""
+    ref = c.reference
+    if other is ref or other.trajectory is None or ref.trajectory is None:
+        return ""
+    pair = c.pair(ref.label, other.label)
+    if pair.note:
+        return pair.note
+    if other.spec.port == "naive":
+        from xreg.backends import naive_ports
+
+        cause = naive_ports.cause(other.spec)
+        return cause or "the stock optax alias is exact here"
+    if pair.verdict == "match":
+        return ""
+    eq_ref, eq_other = torch_equivalent(c, ref), torch_equivalent(c, other)
+    if eq_other.weight_decay is None or eq_ref.weight_decay is None:
+        return eq_other.note
+    s = other.spec
+    fix = conventions.lam_for_torch_weight_decay(s.convention, eq_ref.weight_decay, c.batch_sizes, s.lr, s.decoupled_scale)
+    same_rule = s.optimizer == ref.spec.optimizer and s.options == ref.spec.options
+    hint = f"; {s.convention} lam={fix:.6g} reproduces the reference" if fix is not None and same_rule else ""
+    return f"{eq_other.note}, the reference uses weight_decay={eq_ref.weight_decay:.4g}{hint}"
+
+
+def _fmt(x: float | None, spec: str = ".3e") -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return _NOT_SET
+    return format(x, spec)
+
+
+def table(c: Comparison) -> str:
+    """The comparison as an aligned text table plus one line per explained difference."""
+    ref = c.reference
+    head = ["run", "convention", "update", "final loss", "train acc", "test acc", "max |dw| vs ref",
+            "verdict", "torch wd equiv"]  # fmt: skip
+    rows = []
+    notes = []
+    for o in c.outcomes:
+        t = o.trajectory
+        if t is None:
+            rows.append([o.label, o.spec.convention, update_formula(o), _NOT_SET, _NOT_SET, _NOT_SET, _NOT_SET,
+                         o.status, _NOT_SET])  # fmt: skip
+            continue
+        if o is ref:
+            dev, verdict = "(reference)", o.status if o.status != "ok" else "reference"
+        elif ref.trajectory is None:
+            dev, verdict = _NOT_SET, o.status
+        else:
+            p = c.pair(ref.label, o.label)
+            dev = _fmt(p.max_abs_diff)
+            verdict = p.verdict if p.first_divergence_step is None else f"{p.verdict} from step {p.first_divergence_step}"
+        eq = torch_equivalent(c, o) if o.spec.port == "exact" else None
+        final_loss = t.train_loss[-1] if t.diverged_at is None else math.nan
+        rows.append([o.label, o.spec.convention, update_formula(o), _fmt(final_loss, ".6f"),
+                     _fmt(t.train_accuracy[-1], ".4f"), _fmt(t.test_accuracy[-1], ".4f"), dev, verdict,
+                     _fmt(eq.weight_decay, ".4g") if eq else _NOT_SET])  # fmt: skip
+        why = explain(c, o)
+        if why:
+            notes.append(f"  {o.label}: {why}")
+    widths = [max(len(str(r[i])) for r in [head] + rows) for i in range(len(head))]
+    line = lambda r: "  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip()  # noqa: E731
+    out = [line(head), line(["-" * w for w in widths])] + [line(r) for r in rows]
+    tol = _tolerance_line(c)
+    out += ["", tol]
+    if notes:
+        out += ["why runs differ from the reference:"] + notes
+    return "\n".join(out)
+
+
+def _tolerance_line(c: Comparison) -> str:
+    steps = len(c.batch_sizes) * c.spec.epochs
+    e = compare.eps(c.spec.dtype)
+    return (
+        f"match tolerance: |dw_k| <= {compare.TOLERANCE_FACTOR:g} * eps * k * S_k  "
+        f"({c.spec.dtype} eps = {e:.3g}, {steps} steps, S_k = largest |w| so far; "
+        f"{compare.TOLERANCE_FACTOR * e * steps:.3g} * S at the last step)"
+    )
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "machine": platform.machine()}
+    for pkg in ("xreg", "numpy", "jax", "jaxlib", "optax", "torch"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _clean(x: Any) -> Any:
+    """JSON-safe: NaN/inf become null, numpy scalars become Python numbers."""
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _clean(x.tolist())
+    if isinstance(x, (np.floating, float)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def to_json(c: Comparison) -> dict[str, Any]:
+    runs = []
+    for o in c.outcomes:
+        t = o.trajectory
+        entry: dict[str, Any] = {
+            "label": o.label,
+            "backend": o.request.backend,
+            "convention": o.spec.convention,
+            "port": o.spec.port,
+            "lam": o.spec.lam,
+            "status": o.status,
+            "update": update_formula(o),
+        }
+        if t is not None:
+            eq = torch_equivalent(c, o)
+            entry.update(
+                diverged_at=t.diverged_at,
+                equivalent_torch_weight_decay=eq.weight_decay if o.spec.port == "exact" else None,
+                equivalence=eq.note if o.spec.port == "exact" else None,
+                explanation=explain(c, o),
+                final_params={"weight": t.weight[-1], "bias": t.bias[-1]},
+                loss=t.loss,
+                penalty=t.penalty,
+                train_loss=t.train_loss,
+                train_accuracy=t.train_accuracy,
+                test_accuracy=t.test_accuracy,
+                meta=dict(t.meta),
+            )
+        runs.append(entry)
+    pairs = [
+        {
+            "a": p.a,
+            "b": p.b,
+            "max_abs_diff": p.max_abs_diff,
+            "max_rel_diff": p.max_rel_diff,
+            "first_divergence_step": p.first_divergence_step,
+            "final_tolerance": p.final_tolerance,
+            "verdict": p.verdict,
+            "note": p.note,
+        }
+        for p in c.pairs
+    ]
+    d = c.data
+    return _clean(
+        {
+            "xreg_json": 1,
+            "spec": c.spec.to_json(),
+            "data": {
+                "name": d.name,
+                "target": d.target,
+                "features": list(d.feature_names),
+                "n_train": d.n_train,
+                "n_test": int(d.X_test.shape[0]),
+                "batch_sizes": list(c.batch_sizes),
+            },
+            "tolerance": {
+                "formula": "C * eps(dtype) * k * S_k",
+                "C": compare.TOLERANCE_FACTOR,
+                "eps": compare.eps(c.spec.dtype),
+            },
+            "environment": versions(),
+            "reference": c.reference.label,
+            "all_match": c.all_match,
+            "runs": runs,
+            "pairs": pairs,
+        }
+    )
+
+
+def check_writable(path: str | Path, *, force: bool = False) -> None:
+    """Refuse to clobber an existing file without ``force``, or to write into a missing folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"'{path}' is a folder; give a file path.")
+    if path.exists() and not force:
+        raise FileExistsError(f"'{path}' exists; pass --force to overwrite it.")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"The folder of '{path}' does not exist.")
+
+
+def write_atomic(path: str | Path, text: str, *, force: bool = False) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename; refuse to clobber without force."""
+    check_writable(path, force=force)
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def dumps(c: Comparison) -> str:
+    return json.dumps(to_json(c), indent=1, allow_nan=False) + "\n"

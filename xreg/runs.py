@@ -1,0 +1,152 @@
+"""Which runs a comparison makes, running them, and pairing their trajectories.
+
+A run is a backend, a convention, a port ('exact' or 'naive') and optionally its own ``lam`` (to show
+that a rescaled convention reproduces the reference). Every run shares the base spec's data, init,
+batch order and hyperparameters. The first run is the reference the table compares against.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from xreg import backends, conventions, optimizers
+from xreg.backends import BackendUnavailable
+from xreg.checks import XregInputError, check_choice
+from xreg.compare import PairResult, compare_pair
+from xreg.plan import make_plan
+from xreg.spec import Dataset, ExperimentSpec, Trajectory, run_label
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    backend: str
+    convention: str
+    port: str = "exact"
+    lam: float | None = None  # None: the base spec's lam
+
+    def spec_for(self, base: ExperimentSpec) -> ExperimentSpec:
+        """The run's full spec (validated: a bad combination raises XregInputError here)."""
+        check_choice("backend", self.backend, backends.NAMES)
+        if self.port == "naive" and self.backend != "jax":
+            raise XregInputError(f"Naive ports are optax chains: use backend 'jax', not {self.backend!r}.")
+        lam = base.lam if self.lam is None else self.lam
+        spec = base.replace(convention=self.convention, port=self.port, lam=lam)
+        if self.port == "naive":
+            from xreg.backends.naive_ports import check_supported  # imports optax only when asked
+
+            check_supported(spec)
+        return spec
+
+
+@dataclass(frozen=True, eq=False)
+class RunOutcome:
+    request: RunRequest
+    spec: ExperimentSpec
+    label: str
+    trajectory: Trajectory | None = None
+    error: str | None = None  # set when the backend is unavailable or failed
+
+    @property
+    def status(self) -> str:
+        if self.trajectory is None:
+            return self.error or "failed"
+        if self.trajectory.diverged_at is not None:
+            return f"diverged at step {self.trajectory.diverged_at}"
+        return "ok"
+
+
+@dataclass(frozen=True, eq=False)
+class Comparison:
+    spec: ExperimentSpec
+    data: Dataset
+    batch_sizes: tuple[int, ...]
+    outcomes: list[RunOutcome]
+    pairs: list[PairResult] = field(default_factory=list)
+
+    @property
+    def reference(self) -> RunOutcome:
+        return self.outcomes[0]
+
+    def pair(self, a: str, b: str) -> PairResult:
+        for p in self.pairs:
+            if {p.a, p.b} == {a, b}:
+                return p
+        raise KeyError((a, b))
+
+    @property
+    def all_match(self) -> bool:
+        ok = all(o.trajectory is not None and o.trajectory.diverged_at is None for o in self.outcomes)
+        return ok and all(p.verdict == "match" for p in self.pairs)
+
+
+def default_requests(spec: ExperimentSpec, batch_sizes: tuple[int, ...]) -> list[RunRequest]:
+    """torch (reference), jax exact, jax l2-loss, numpy, numpy scratch and, where one lam makes it equal,
+    numpy scratch with that lam; plus the naive optax port where it differs from torch."""
+    native = optimizers.get(spec.optimizer).native_convention
+    reqs = [RunRequest("torch", native), RunRequest("jax", native)]
+    if native == "torch":
+        reqs.append(RunRequest("jax", "l2-loss"))
+    reqs.append(RunRequest("numpy", native))
+    if native == "torch":
+        reqs.append(RunRequest("numpy", "scratch"))
+        lam = conventions.lam_for_torch_weight_decay("scratch", spec.lam, batch_sizes, spec.lr)
+        if lam is not None:
+            reqs.append(RunRequest("numpy", "scratch", lam=lam))
+    from xreg.backends import naive_ports
+
+    if naive_ports.cause(spec.replace(convention=native)) is not None:
+        reqs.append(RunRequest("jax", native, port="naive"))
+    return reqs
+
+
+def requests_from(
+    spec: ExperimentSpec,
+    batch_sizes: tuple[int, ...],
+    backend_names: list[str] | None,
+    convention_names: list[str] | None,
+    naive: bool = False,
+) -> list[RunRequest]:
+    """The CLI's run set: defaults, or every backend x every convention given (in the order given)."""
+    if not backend_names and not convention_names:
+        reqs = default_requests(spec, batch_sizes)
+        if naive and not any(r.port == "naive" for r in reqs):
+            reqs.append(RunRequest("jax", optimizers.get(spec.optimizer).native_convention, port="naive"))
+        return reqs
+    native = optimizers.get(spec.optimizer).native_convention
+    bs = backend_names or list(backends.NAMES)
+    cs = convention_names or [native]
+    reqs = [RunRequest(b, c) for c, b in itertools.product(cs, bs)]
+    if naive:
+        reqs += [RunRequest("jax", c, port="naive") for c in cs]
+    seen: list[RunRequest] = []
+    for r in reqs:
+        if r not in seen:
+            seen.append(r)
+    return seen
+
+
+def run_all(spec: ExperimentSpec, data: Dataset, requests: list[RunRequest]) -> Comparison:
+    """Validate every request, train each run, then compare every pair of finished runs."""
+    if not requests:
+        raise XregInputError("Nothing to run: no backend/convention pair was requested.")
+    data.check_for_model(spec.model)
+    specs = [r.spec_for(spec) for r in requests]  # all input errors surface before any training
+    plan = make_plan(spec, data.n_train, data.n_features)
+    outcomes = []
+    for req, run_spec in zip(requests, specs):
+        label = run_label(req.backend, run_spec, spec.lam)
+        try:
+            traj = backends.train(req.backend, run_spec, data)
+            outcomes.append(RunOutcome(req, run_spec, label, traj))
+        except BackendUnavailable as exc:
+            outcomes.append(RunOutcome(req, run_spec, label, error=f"unavailable: {exc}"))
+        except Exception as exc:  # one backend's failure must not lose the others
+            outcomes.append(RunOutcome(req, run_spec, label, error=f"failed: {type(exc).__name__}: {exc}"))
+    finished = [o for o in outcomes if o.trajectory is not None]
+    pairs = [
+        compare_pair(a.trajectory, b.trajectory, labels=(a.label, b.label))
+        for a, b in itertools.combinations(finished, 2)
+    ]
+    return Comparison(spec, data, plan.batch_sizes, outcomes, pairs)
+
