@@ -87,8 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--shuffle", action="store_true", help="reshuffle the rows every epoch (shared permutation)")
     g.add_argument("--seed", type=int, default=0, help="seed of the shuffle and of --init normal")
     g.add_argument("--dtype", default="float64", help="float64 or float32")
-    g.add_argument("--init", default="zeros", help="zeros or normal")
-    g.add_argument("--init-scale", type=float, default=0.1, help="std of --init normal")
+    g.add_argument("--init", default="zeros", help="zeros, normal or constant")
+    g.add_argument("--init-scale", type=float, default=0.1,
+                   help="std of --init normal, or the value of every parameter with --init constant")
     g = p.add_argument_group("output")
     g.add_argument("--json", metavar="PATH", help="write the full comparison as JSON")
     g.add_argument("--force", action="store_true", help="overwrite an existing --json file")

@@ -6,8 +6,9 @@ can only come from the update rule.
 Batch order: without ``shuffle`` every epoch visits rows 0..n-1 in file order. With ``shuffle`` epoch
 ``e`` visits ``numpy.random.default_rng(seed).permutation(n)`` drawn for e = 0, 1, ... in turn from one
 generator. Batches are consecutive slices of that order of ``batch_size`` rows; the last one keeps the
-remainder (``DataLoader(drop_last=False)``). Initial parameters: zeros, or ``init_scale * N(0, 1)``
-drawn from ``default_rng(seed)`` for the weight then the bias, before any permutation.
+remainder (``DataLoader(drop_last=False)``). Initial parameters: zeros; ``init_scale * N(0, 1)``
+drawn from ``default_rng(seed)`` for the weight then the bias, before any permutation; or all equal
+to ``init_scale`` (``init='constant'``).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def make_plan(spec: ExperimentSpec, n_rows: int, n_features: int) -> TrainingPla
         weight0 = spec.init_scale * rng.standard_normal(n_features)
         bias0 = spec.init_scale * rng.standard_normal(1)
     else:
-        weight0, bias0 = np.zeros(n_features), np.zeros(1)
+        fill = spec.init_scale if spec.init == "constant" else 0.0
+        weight0, bias0 = np.full(n_features, fill), np.full(1, fill)
     if spec.shuffle:
         order = np.stack([rng.permutation(n_rows) for _ in range(spec.epochs)])
     else:

@@ -15,7 +15,7 @@ from xreg.checks import XregInputError, check_bool, check_choice, check_float, c
 
 MODELS = ("logistic", "linear")
 DTYPES = ("float64", "float32")
-INITS = ("zeros", "normal")
+INITS = ("zeros", "normal", "constant")
 PORTS = ("exact", "naive")
 DECOUPLED_SCALES = ("lr", "schedule")
 
@@ -38,7 +38,8 @@ class ExperimentSpec:
       batch_size: rows per batch; None = full batch. The last short batch is kept (drop_last=False).
       shuffle, seed: one permutation per epoch from ``seed``, generated once and shared by all backends.
       dtype: 'float64' or 'float32' for data, parameters and optimizer state.
-      init: 'zeros', or 'normal' (N(0, init_scale^2) from ``seed``, shared by all backends).
+      init: 'zeros'; 'normal' (N(0, init_scale^2) from ``seed``, shared by all backends); or
+        'constant' (every parameter equal to ``init_scale``).
       schedule, schedule_options: per-epoch learning-rate schedule (see :mod:`xreg.schedules`).
       clip_norm: if set, clip the data gradient to this global norm, as torch's clip_grad_norm_.
       port: 'exact' reproduces torch; 'naive' is the obvious optax alias a user writes first (jax only).
@@ -79,7 +80,7 @@ class ExperimentSpec:
         check_int("seed", self.seed, 0, 2**32 - 1)
         check_choice("dtype", self.dtype, DTYPES)
         check_choice("init", self.init, INITS)
-        check_float("init_scale", self.init_scale, 0.0)
+        check_float("init_scale", self.init_scale)
         if self.clip_norm is not None:
             check_float("clip_norm", self.clip_norm, 0.0, closed="neither")
         check_choice("port", self.port, PORTS)

@@ -1,0 +1,38 @@
+"""Shared fixtures. float64 comparisons need JAX's x64 mode before any array is made."""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from xreg import data  # noqa: E402
+from xreg.spec import Dataset  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def default_data() -> Dataset:
+    return data.default_dataset()
+
+
+def write_csv(path, X, y, names=None, target="label"):
+    names = names or [f"x{i}" for i in range(X.shape[1])]
+    lines = [",".join([*names, target])]
+    lines += [",".join([*(repr(float(v)) for v in row), repr(float(t))]) for row, t in zip(X, y)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def user_csv(tmp_path_factory):
+    """A user's CSV: 250 rows, 3 features on different scales, labels from a noisy logistic model."""
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((250, 3)) * [1.0, 3.0, 0.5] + [0.5, -1.0, 2.0]
+    y = (rng.random(250) < 1 / (1 + np.exp(-(X @ [1.0, -0.4, 0.8] - 1.2)))).astype(float)
+    return write_csv(tmp_path_factory.mktemp("csv") / "user.csv", X, y)
+
+
+@pytest.fixture(scope="session")
+def user_data(user_csv) -> Dataset:
+    return data.load_csv(user_csv, "label")

@@ -1,0 +1,98 @@
+"""The CLI: default run, flags, JSON content and determinism, exit codes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from xreg.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "xreg.compare", *args], cwd=cwd, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def default_json(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli")
+    runs = [run_cli("--json", str(out / f"run{i}.json")) for i in range(2)]
+    return runs, [(out / f"run{i}.json").read_bytes() for i in range(2)]
+
+
+def test_default_run_table_and_exit_code(default_json):
+    (proc, _), _ = default_json
+    assert proc.returncode == 1, proc.stderr  # the scratch run is a mismatch, so the exit is 1
+    assert proc.stderr == ""
+    for label in ["torch/torch", "jax/torch", "jax/l2-loss", "numpy/torch", "numpy/scratch"]:
+        assert label in proc.stdout
+    assert "scratch lam=0.1 with m=1096 == torch weight_decay=9.124e-05" in proc.stdout
+    assert "1096 train / 274 test rows, 4 features" in proc.stdout
+
+
+def test_default_json_content(default_json):
+    _, (first, _) = default_json
+    doc = json.loads(first)
+    assert doc["spec"]["lr"] == 0.05 and doc["spec"]["lam"] == 0.1 and doc["spec"]["epochs"] == 1000
+    runs = {r["label"]: r for r in doc["runs"]}
+    for r in runs.values():
+        assert {"backend", "convention", "final_params", "loss", "train_accuracy", "test_accuracy"} <= set(r)
+        assert len(r["final_params"]["weight"]) == 4 and len(r["final_params"]["bias"]) == 1
+        assert len(r["loss"]) == 1000 and len(r["train_accuracy"]) == 1000
+    pairs = {(p["a"], p["b"]): p for p in doc["pairs"]}
+    assert len(pairs) == len(runs) * (len(runs) - 1) // 2
+    for other in ["jax/torch", "jax/l2-loss", "numpy/torch", "numpy/scratch@lam=109.6"]:
+        p = pairs[("torch/torch", other)]
+        assert p["verdict"] == "match" and p["first_divergence_step"] is None and p["max_abs_diff"] <= 1e-12
+    p = pairs[("torch/torch", "numpy/scratch")]
+    assert p["verdict"] == "mismatch" and p["first_divergence_step"] >= 1
+    assert runs["numpy/scratch"]["equivalent_torch_weight_decay"] == pytest.approx(0.1 / 1096)
+    assert doc["environment"]["torch"].startswith("2.13.0")
+
+
+def test_two_runs_give_bit_identical_json(default_json):
+    _, (first, second) = default_json
+    assert first == second
+
+
+def test_all_matching_runs_exit_zero(capsys):
+    code = main(["--epochs", "20", "--backend", "torch", "--backend", "numpy", "--convention", "torch"])
+    assert code == 0
+    assert "match" in capsys.readouterr().out
+
+
+def test_flags_reach_the_runs(tmp_path, user_csv, capsys):
+    out = tmp_path / "r.json"
+    code = main(["--data", str(user_csv), "--target", "label", "--test-fraction", "0", "--momentum", "0.9",
+                 "--nesterov", "--epochs", "30", "--batch-size", "64", "--shuffle", "--seed", "4",
+                 "--no-decay-bias", "--dtype", "float32", "--backend", "torch", "--backend", "jax",
+                 "--json", str(out)])  # fmt: skip
+    assert code == 0, capsys.readouterr()
+    doc = json.loads(out.read_text())
+    s = doc["spec"]
+    assert s["options"]["momentum"] == 0.9 and s["options"]["nesterov"] is True and s["dtype"] == "float32"
+    assert s["batch_size"] == 64 and s["shuffle"] and s["seed"] == 4 and s["decay_bias"] is False
+    assert doc["data"]["n_train"] == 250 and doc["data"]["batch_sizes"] == [64, 64, 64, 58]
+    assert all(a is None for a in doc["runs"][0]["test_accuracy"])  # no test split
+
+
+def test_json_is_not_clobbered_without_force(tmp_path, capsys):
+    out = tmp_path / "keep.json"
+    out.write_text("precious")
+    assert main(["--epochs", "2", "--json", str(out)]) == 2
+    assert out.read_text() == "precious"
+    assert "pass --force" in capsys.readouterr().err
+    assert main(["--epochs", "2", "--json", str(out), "--force", "--backend", "numpy"]) == 0
+    assert json.loads(out.read_text())["spec"]["epochs"] == 2
+
+
+def test_worked_example_csv_through_cli(capsys):
+    code = main(["--data", str(ROOT / "comparisons" / "worked_example.csv"), "--target", "y", "--model", "linear",
+                 "--lr", "0.1", "--lam", "1", "--epochs", "1", "--init", "constant", "--init-scale", "1",
+                 "--test-fraction", "0", "--convention", "torch", "--convention", "scratch"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "scratch lam=2 reproduces the reference" in out
