@@ -65,6 +65,8 @@ def make_plan(spec: ExperimentSpec, n_rows: int, n_features: int) -> TrainingPla
     else:
         fill = spec.init_scale if spec.init == "constant" else 0.0
         weight0, bias0 = np.full(n_features, fill), np.full(1, fill)
+    for _ in range(spec.init_ulps):
+        weight0, bias0 = np.nextafter(weight0, np.inf), np.nextafter(bias0, np.inf)
     if spec.shuffle:
         order = np.stack([rng.permutation(n_rows) for _ in range(spec.epochs)])
     else:

@@ -40,6 +40,8 @@ class ExperimentSpec:
       dtype: 'float64' or 'float32' for data, parameters and optimizer state.
       init: 'zeros'; 'normal' (N(0, init_scale^2) from ``seed``, shared by all backends); or
         'constant' (every parameter equal to ``init_scale``).
+      init_ulps: move every initial parameter this many float64 ulps up (a diagnostic: how much does
+        the trajectory amplify a round-off-sized change? see ``compare.ulp_floor``).
       schedule, schedule_options: per-epoch learning-rate schedule (see :mod:`xreg.schedules`).
       clip_norm: if set, clip the data gradient to this global norm, as torch's clip_grad_norm_.
       port: 'exact' reproduces torch; 'naive' is the obvious optax alias a user writes first (jax only).
@@ -60,6 +62,7 @@ class ExperimentSpec:
     dtype: str = "float64"
     init: str = "zeros"
     init_scale: float = 0.1
+    init_ulps: int = 0
     schedule: str = "constant"
     schedule_options: Mapping[str, Any] = field(default_factory=dict)
     clip_norm: float | None = None
@@ -81,6 +84,7 @@ class ExperimentSpec:
         check_choice("dtype", self.dtype, DTYPES)
         check_choice("init", self.init, INITS)
         check_float("init_scale", self.init_scale)
+        check_int("init_ulps", self.init_ulps, 0, 1000)
         if self.clip_norm is not None:
             check_float("clip_norm", self.clip_norm, 0.0, closed="neither")
         check_choice("port", self.port, PORTS)
