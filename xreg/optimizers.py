@@ -42,6 +42,7 @@ class Optimizer:
 
     name: str
     torch_class: str
+    default_lr: float
     defaults: Mapping[str, Any]
     checks: Mapping[str, Callable[[str, Any], Any]]
     formula: str
@@ -87,6 +88,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
         Optimizer(
             "sgd",
             "SGD",
+            1e-3,
             {"momentum": 0.0, "dampening": 0.0, "nesterov": False},
             {"momentum": _unit, "dampening": _closed_unit, "nesterov": check_bool},
             "b <- g (t=1), b <- mu*b + (1-tau)*g (t>1); d <- g + mu*b if nesterov else b "
@@ -96,6 +98,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
         Optimizer(
             "adam",
             "Adam",
+            1e-3,
             {"betas": (0.9, 0.999), "eps": 1e-8, "amsgrad": False},
             _ADAM_CHECKS,
             _ADAM_FORMULA,
@@ -103,6 +106,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
         Optimizer(
             "adamw",
             "AdamW",
+            1e-3,
             {"betas": (0.9, 0.999), "eps": 1e-8, "amsgrad": False},
             _ADAM_CHECKS,
             _ADAM_FORMULA,
@@ -111,6 +115,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
         Optimizer(
             "rmsprop",
             "RMSprop",
+            1e-2,
             {"alpha": 0.99, "eps": 1e-8, "momentum": 0.0, "centered": False},
             {"alpha": _closed_unit, "eps": _nonneg, "momentum": _unit, "centered": check_bool},
             "v <- a*v + (1-a)*g^2; [centered: gbar <- a*gbar + (1-a)*g, v~ = v - gbar^2]; "
@@ -119,6 +124,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
         Optimizer(
             "adagrad",
             "Adagrad",
+            1e-2,
             {"lr_decay": 0.0, "initial_accumulator_value": 0.0, "eps": 1e-10},
             {"lr_decay": _nonneg, "initial_accumulator_value": _nonneg, "eps": _nonneg},
             "S <- S + g^2 (S0 = initial_accumulator_value); "
@@ -127,6 +133,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
         Optimizer(
             "adamax",
             "Adamax",
+            2e-3,
             {"betas": (0.9, 0.999), "eps": 1e-8},
             {"betas": _betas, "eps": _nonneg},
             "m <- b1*m + (1-b1)*g; u <- max(b2*u, |g| + eps); w <- w - lr/(1-b1^t) * m/u",
@@ -134,6 +141,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
         Optimizer(
             "nadam",
             "NAdam",
+            2e-3,
             {"betas": (0.9, 0.999), "eps": 1e-8, "momentum_decay": 4e-3},
             {"betas": _betas, "eps": _nonneg, "momentum_decay": _nonneg},
             "mu_t = b1*(1 - 0.5*0.96^(t*psi)); P_t = P_{t-1}*mu_t; m, v as Adam; "
@@ -142,6 +150,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
         Optimizer(
             "radam",
             "RAdam",
+            1e-3,
             {"betas": (0.9, 0.999), "eps": 1e-8},
             {"betas": _betas, "eps": _nonneg},
             "m, v as Adam; rho_t = rho_inf - 2t*b2^t/(1-b2^t); if rho_t > 5: "
@@ -150,6 +159,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
         Optimizer(
             "adadelta",
             "Adadelta",
+            1.0,
             {"rho": 0.9, "eps": 1e-6},
             {"rho": _closed_unit, "eps": _nonneg},
             "v <- rho*v + (1-rho)*g^2; d <- sqrt(u + eps)/sqrt(v + eps) * g; "
@@ -158,6 +168,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
         Optimizer(
             "asgd",
             "ASGD",
+            1e-2,
             {"lambd": 1e-4, "alpha": 0.75, "t0": 1e6},
             {"lambd": _nonneg, "alpha": _nonneg, "t0": _nonneg},
             "w <- w*(1 - lambd*eta_t) - eta_t*g; eta_t = lr/(1 + lambd*lr*(t-1))^alpha "
