@@ -77,6 +77,20 @@ def decoupled_rate(convention: str, lam: float, lr: float, decoupled_scale: str 
     return lam if decoupled_scale == "lr" else lam / lr
 
 
+def decay_factor(
+    convention: str, lam: float, lr: float, m: int, optimizer: str = "sgd", decoupled_scale: str = "lr"
+) -> float | None:
+    """The factor the decay alone applies to ``w`` each step: ``1 - lr*c`` (None where an adaptive
+    optimizer rescales a coupled decay, so no fixed factor exists). At or below 0 the decay
+    overshoots zero and flips the sign of ``w`` every step."""
+    s = decoupled_rate(convention, lam, lr, decoupled_scale)
+    if s:
+        return 1 - lr * s
+    if optimizer in ("sgd", "asgd"):
+        return 1 - lr * gradient_coefficient(convention, lam, m)
+    return None
+
+
 def l2_penalty(coefficient: float, sq_norm):
     """``coefficient/2 * ||w||^2``: its gradient is ``coefficient*w``. Works on floats and arrays."""
     return 0.5 * coefficient * sq_norm

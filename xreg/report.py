@@ -69,6 +69,21 @@ def explain(c: Comparison, other: RunOutcome) -> str:
     return f"{eq_other.note}, the reference uses weight_decay={eq_ref.weight_decay:.4g}{hint}"
 
 
+def hazards(c: Comparison) -> list[str]:
+    """Warnings about the setup itself, independent of any backend (one line per distinct problem)."""
+    by_factor: dict[float, list[str]] = {}
+    for o in c.outcomes:
+        s = o.spec
+        f = conventions.decay_factor(s.convention, s.lam, s.lr, min(c.batch_sizes), s.optimizer, s.decoupled_scale)
+        if f is not None and f <= 0:
+            by_factor.setdefault(f, []).append(o.label)
+    return [
+        f"the decay factor 1 - lr*lam = {f:.4g} <= 0 flips the sign of w every step "
+        f"(expect oscillation or divergence) in {', '.join(labels)}"
+        for f, labels in by_factor.items()
+    ]
+
+
 def _fmt(x: float | None, spec: str = ".3e") -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return _NOT_SET
@@ -109,6 +124,7 @@ def table(c: Comparison) -> str:
     out = [line(head), line(["-" * w for w in widths])] + [line(r) for r in rows]
     tol = _tolerance_line(c)
     out += ["", tol]
+    out += [f"warning: {h}" for h in hazards(c)]
     if notes:
         out += ["why runs differ from the reference:"] + notes
     return "\n".join(out)
@@ -211,6 +227,7 @@ def to_json(c: Comparison) -> dict[str, Any]:
             },
             "environment": versions(),
             "reference": c.reference.label,
+            "warnings": hazards(c),
             "all_match": c.all_match,
             "runs": runs,
             "pairs": pairs,

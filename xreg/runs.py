@@ -66,7 +66,8 @@ class Comparison:
 
     @property
     def reference(self) -> RunOutcome:
-        return self.outcomes[0]
+        """The first run that finished (the first requested, unless its backend was unavailable)."""
+        return next((o for o in self.outcomes if o.trajectory is not None), self.outcomes[0])
 
     def pair(self, a: str, b: str) -> PairResult:
         for p in self.pairs:

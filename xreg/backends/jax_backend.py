@@ -136,6 +136,8 @@ def build_chain(spec: ExperimentSpec, plan: TrainingPlan, dtype=jnp.float64) -> 
 
 
 def chain_text(links: list[Link]) -> str:
+    if len(links) == 1:
+        return links[0].text
     return "chain(" + ", ".join(link.text for link in links) + ")"
 
 

@@ -144,7 +144,7 @@ def _train(spec: ExperimentSpec, data: Dataset, dtype: torch.dtype) -> Trajector
         train_loss=train_loss,
         train_accuracy=train_acc,
         test_accuracy=test_acc,
-        meta={"torch": torch.__version__},
+        meta={"torch": torch.__version__, "device": "cpu", "threads": str(torch.get_num_threads())},
     )
 
 
