@@ -1,0 +1,131 @@
+"""Issue 4: bad input through the CLI gives one `error: ...` line on stderr and exit 2, never a traceback."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from xreg.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+CSV_FILES = {  # name -> file text
+    "empty.csv": "",
+    "header.csv": "x1,x2,label\n",
+    "text.csv": "x1,x2,label\n1,2,0\nabc,3,1\n",
+    "ragged.csv": "x1,x2,label\n1,2,0\n1,1\n",
+    "nan.csv": "x1,x2,label\n1,2,0\nnan,3,1\n",
+    "inf.csv": "x1,x2,label\n1,2,0\n3,inf,1\n",
+    "blank-cell.csv": "x1,x2,label\n1,2,0\n3,,1\n",
+    "labels12.csv": "x1,label\n1,1\n2,2\n3,1\n4,2\n5,1\n",
+    "labels-1+1.csv": "x1,label\n1,-1\n2,1\n3,-1\n4,1\n5,1\n",
+    "labels3.csv": "x1,label\n1,0\n2,1\n3,2\n4,1\n5,0\n",
+    "oneclass.csv": "x1,label\n1,1\n2,1\n3,1\n",
+    "yesno.csv": "x1,label\n1,yes\n2,no\n",
+    "wide.csv": ",".join(f"f{i}" for i in range(1001)) + ",label\n" + ",".join("1" for _ in range(1001)) + ",0\n"
+                + ",".join("2" for _ in range(1001)) + ",1\n",
+    "dup.csv": "x1,x1,label\n1,2,0\n2,3,1\n",
+}  # fmt: skip
+
+CASES = [  # (id, argv, expected substring of the one stderr line)
+    ("missing-csv", ["--data", "{dir}/nope.csv", "--target", "label"], "does not exist"),
+    ("csv-is-a-folder", ["--data", "{dir}", "--target", "label"], "is not a file"),
+    ("empty-csv", ["--data", "{dir}/empty.csv", "--target", "label"], "is empty"),
+    ("header-only", ["--data", "{dir}/header.csv", "--target", "label"], "header but no data rows"),
+    ("non-numeric", ["--data", "{dir}/text.csv", "--target", "label"], "Non-numeric value 'abc' in column 'x1' at line 3"),
+    ("ragged", ["--data", "{dir}/ragged.csv", "--target", "label"], "Line 3 of"),
+    ("nan", ["--data", "{dir}/nan.csv", "--target", "label"], "holds 'nan' at line 3"),
+    ("inf", ["--data", "{dir}/inf.csv", "--target", "label"], "holds 'inf' at line 3"),
+    ("blank-cell", ["--data", "{dir}/blank-cell.csv", "--target", "label"], "Non-numeric value '' in column 'x2'"),
+    ("text-labels", ["--data", "{dir}/yesno.csv", "--target", "label"], "Non-numeric value 'yes'"),
+    ("missing-target", ["--data", "{dir}/text.csv", "--target", "y"], "The target column 'y' is not in"),
+    ("duplicate-column", ["--data", "{dir}/dup.csv", "--target", "label"], "repeats a column name"),
+    ("labels-1-2", ["--data", "{dir}/labels12.csv", "--target", "label"], "Pass --map-labels to map 1 -> 0 and 2 -> 1"),
+    ("labels-minus1-1", ["--data", "{dir}/labels-1+1.csv", "--target", "label"], "map -1 -> 0 and 1 -> 1"),
+    ("three-classes", ["--data", "{dir}/labels3.csv", "--target", "label"], "needs two classes; the labels hold 3"),
+    ("one-class", ["--data", "{dir}/oneclass.csv", "--target", "label"], "one class only"),
+    ("too-many-features", ["--data", "{dir}/wide.csv", "--target", "label"], "pass --allow-many-features"),
+    ("data-without-target", ["--data", "{dir}/text.csv"], "--data needs --target"),
+    ("target-without-data", ["--target", "label"], "--target needs --data"),
+    ("negative-lr", ["--lr", "-1"], "The 'lr' parameter must be a float in the range (0, inf). Got -1.0 instead."),
+    ("zero-lr", ["--lr", "0"], "The 'lr' parameter must be a float in the range (0, inf). Got 0.0"),
+    ("nan-lr", ["--lr", "nan"], "The 'lr' parameter must be a float"),
+    ("text-lr", ["--lr", "abc"], "argument --lr: invalid float value: 'abc'"),
+    ("negative-lam", ["--lam", "-0.1"], "The 'lam' parameter must be a float in the range [0, inf). Got -0.1"),
+    ("momentum-one", ["--momentum", "1"], "The 'momentum' parameter must be a float in the range [0, 1). Got 1.0"),
+    ("momentum-negative", ["--momentum", "-0.5"], "The 'momentum' parameter must be a float in the range [0, 1)"),
+    ("nesterov-without-momentum", ["--nesterov"], "'nesterov' parameter requires momentum > 0"),
+    ("dampening-over-one", ["--momentum", "0.9", "--dampening", "1.5"], "The 'dampening' parameter must be a float in the range [0, 1]"),
+    ("zero-epochs", ["--epochs", "0"], "The 'epochs' parameter must be an int in the range [1, inf]. Got 0"),
+    ("zero-batch", ["--batch-size", "0"], "The 'batch_size' parameter must be an int in the range [1, inf]. Got 0"),
+    ("negative-batch", ["--batch-size", "-5"], "The 'batch_size' parameter must be an int"),
+    ("unknown-optimizer", ["--optimizer", "adamx"], "The 'optimizer' parameter must be one of 'sgd', 'adam'"),
+    ("unknown-convention", ["--convention", "l3"], "The 'convention' parameter must be one of 'torch', 'l2-loss'"),
+    ("unknown-backend", ["--backend", "tensorflow"], "The 'backend' parameter must be one of 'torch', 'jax', 'numpy'"),
+    ("unknown-dtype", ["--dtype", "float16"], "The 'dtype' parameter must be one of 'float64', 'float32'"),
+    ("unknown-model", ["--model", "svm"], "The 'model' parameter must be one of 'logistic', 'linear'"),
+    ("unknown-init", ["--init", "uniform"], "The 'init' parameter must be one of"),
+    ("test-fraction-one", ["--test-fraction", "1"], "The 'test_fraction' parameter must be a float in the range [0, 1). Got 1.0"),
+    ("test-fraction-negative", ["--test-fraction", "-0.1"], "The 'test_fraction' parameter must be a float in the range [0, 1)"),
+    ("unknown-flag", ["--foo"], "unrecognized arguments: --foo"),
+    ("unknown-option", ["--opt", "nosuch=1"], "Unknown option 'nosuch' for optimizer 'sgd'. Allowed options: 'momentum'"),
+    ("betas-not-pair", ["--optimizer", "adam", "--opt", "betas=0.9"], "The 'betas' parameter must be a pair of floats"),
+    ("beta-out-of-range", ["--optimizer", "adam", "--opt", "betas=0.9,1.5"], "The 'betas[1]' parameter must be a float in the range [0, 1)"),
+    ("opt-without-equals", ["--opt", "momentum"], "--opt takes KEY=VALUE; got 'momentum'"),
+    ("schedule-missing-option", ["--schedule", "step"], "The schedule 'step' needs the option 'step_size'"),
+    ("schedule-unknown", ["--schedule", "warmup"], "The 'schedule' parameter must be one of 'constant'"),
+    ("lambda-schedule-code", ["--schedule", "lambda", "--schedule-opt", "expr=__import__('os')"], "arithmetic expression in 'epoch'"),
+    ("adamw-coupled", ["--optimizer", "adamw", "--convention", "torch"], "The optimizer 'adamw' decays decoupled"),
+    ("zero-clip", ["--clip-norm", "0"], "The 'clip_norm' parameter must be a float in the range (0, inf)"),
+    ("json-missing-folder", ["--json", "{dir}/no/such/out.json"], "The folder of"),
+    ("json-is-folder", ["--json", "{dir}"], "is a folder"),
+    ("decoupled-scale", ["--decoupled-scale", "epoch"], "The 'decoupled_scale' parameter must be one of 'lr', 'schedule'"),
+    ("naive-scratch", ["--naive", "--convention", "scratch"], "use convention 'torch'"),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def csv_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bad")
+    for name, text in CSV_FILES.items():
+        (d / name).write_text(text)
+    return d
+
+
+def test_table_is_large_enough():
+    assert len(CASES) >= 25
+
+
+@pytest.mark.parametrize("argv, expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_one_line_exit_2(argv, expected, csv_dir, capsys):
+    args = [a.replace("{dir}", str(csv_dir)) for a in argv] + ["--epochs", "2"] * ("--epochs" not in argv)
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
+    assert expected.replace("{dir}", str(csv_dir)) in lines[0]
+    assert captured.out == ""  # nothing ran
+
+
+@pytest.mark.parametrize("argv", [["--lr", "-1"], ["--data", "/nonexistent.csv", "--target", "y"], ["--bogus"]])
+def test_no_traceback_from_python_m(argv):
+    proc = subprocess.run([sys.executable, "-m", "xreg.compare", *argv], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ")
+
+
+def test_map_labels_maps_two_classes(csv_dir, capsys):
+    assert main(["--data", str(csv_dir / "labels-1+1.csv"), "--target", "label", "--map-labels", "--epochs", "3",
+                 "--test-fraction", "0", "--backend", "numpy"]) == 0  # fmt: skip
+
+
+def test_allow_many_features(csv_dir):
+    assert main(["--data", str(csv_dir / "wide.csv"), "--target", "label", "--allow-many-features",
+                 "--epochs", "2", "--test-fraction", "0", "--backend", "numpy"]) == 0  # fmt: skip
+
+
+def test_api_raises_value_error():
+    from xreg.spec import ExperimentSpec
+
+    with pytest.raises(ValueError, match=r"The 'lr' parameter must be a float in the range \(0, inf\). Got -1 instead."):
+        ExperimentSpec(lr=-1)
