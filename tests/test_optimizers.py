@@ -85,15 +85,18 @@ SCHEDULED = {
 }  # fmt: skip
 
 
+@pytest.mark.parametrize("dataset", ["default", "user-csv"])
 @pytest.mark.parametrize("case", list(SCHEDULED))
-def test_schedules_are_shared_by_every_backend(case, default_data):
-    _check_exact(_spec(SCHEDULED[case]), default_data)
+def test_schedules_are_shared_by_every_backend(case, dataset, default_data, user_data):
+    _check_exact(_spec(SCHEDULED[case]), default_data if dataset == "default" else user_data)
 
 
 CLIPPED = ["sgd-momentum(0.9)", "adam", "adamw", "rmsprop-momentum(0.9)", "adagrad"]
 
 
+@pytest.mark.parametrize("dataset", ["default", "user-csv"])
 @pytest.mark.parametrize("case", CLIPPED)
-def test_clip_grad_norm_before_weight_decay(case, default_data):
+def test_clip_grad_norm_before_weight_decay(case, dataset, default_data, user_data):
     # rmsprop normalizes the clipped gradient again; a tight clip there puts it in the round-off regime
-    _check_exact(_spec(CASES[case], clip_norm=1.0 if case.startswith("rmsprop") else 0.05), default_data)
+    data = default_data if dataset == "default" else user_data
+    _check_exact(_spec(CASES[case], clip_norm=1.0 if case.startswith("rmsprop") else 0.05), data)

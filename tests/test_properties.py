@@ -1,5 +1,12 @@
 """Issue 4: property-based tests. Random data, shapes, lr, lam, momentum, batch sizes and seeds; the
-equivalences theory predicts hold, and the non-equivalences are detected. 200 examples each."""
+equivalences theory predicts hold, and the non-equivalences are detected. 200 examples each.
+
+The learning rate is capped at 1/L, L = 0.25*max_i(|x_i|^2 + 1) + lam, a bound on the curvature of any
+batch's loss: above it SGD on the logistic loss can oscillate chaotically, amplifying round-off by a
+factor up to |1 - lr*L| per step, and no per-step round-off bound holds (hypothesis found such a case:
+lr = 0.27 on |x| = 12, a gap of 2.5e-13 after 10 steps). Equal update rules stay equal in exact
+arithmetic there too; the floors of xreg.floors are the tool for that regime.
+"""
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
@@ -23,9 +30,11 @@ def problems(draw, min_rows=4):
     data = Dataset("random", X, y, X[:0], y[:0], tuple(f"x{i}" for i in range(d)))
     batch = draw(st.one_of(st.none(), st.integers(1, n)))
     n_batches = 1 if batch is None else -(-n // batch)
+    lam = draw(st.floats(0.0, 1.0))
+    curvature = 0.25 * float(np.max(np.sum(X * X, axis=1) + 1)) + lam
     spec = ExperimentSpec(
-        lr=draw(st.floats(1e-3, 0.5)),
-        lam=draw(st.floats(0.0, 1.0)),
+        lr=min(draw(st.floats(1e-3, 0.5)), 1 / curvature),
+        lam=lam,
         options={"momentum": draw(st.sampled_from([0.0, 0.5, 0.9]))},
         batch_size=batch,
         shuffle=draw(st.booleans()),
@@ -80,7 +89,7 @@ def test_momentum_free_decoupled_sgd_equals_coupled(problem):
 @given(problems(), st.floats(0.05, 1.0), st.floats(0.01, 0.5))
 def test_scratch_with_the_same_lam_is_detected(problem, lam, lr):
     spec, data = problem
-    spec = spec.replace(lam=lam, lr=lr, batch_size=None, epochs=3)  # m = n >= 4: lam/m differs from lam
+    spec = spec.replace(lam=lam, lr=min(lr, spec.lr), batch_size=None, epochs=3)  # m = n >= 4: lam/m != lam
     p = _pair("torch", spec, "numpy", spec.replace(convention="scratch"), data)
     assert p.verdict == "mismatch" and p.first_divergence_step == 1
 
@@ -89,6 +98,6 @@ def test_scratch_with_the_same_lam_is_detected(problem, lam, lr):
 @given(problems(), st.floats(0.05, 1.0), st.floats(0.01, 0.5), st.sampled_from([0.5, 0.9]))
 def test_decoupled_with_momentum_is_detected(problem, lam, lr, momentum):
     spec, data = problem
-    spec = spec.replace(lam=lam, lr=lr, options={"momentum": momentum}, epochs=max(spec.epochs, 3))
+    spec = spec.replace(lam=lam, lr=min(lr, spec.lr), options={"momentum": momentum}, epochs=max(spec.epochs, 3))
     p = _pair("torch", spec, "numpy", spec.replace(convention="decoupled"), data)
     assert p.verdict == "mismatch" and p.first_divergence_step == 2  # step 1 is identical: b1 = g1
