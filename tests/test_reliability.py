@@ -146,6 +146,14 @@ def test_unavailable_backend_is_reported_and_others_run(default_data, monkeypatc
     assert json.loads(out.read_text())["runs"][0]["status"].startswith("unavailable")
 
 
+def test_written_file_has_a_normal_mode(tmp_path):
+    target = tmp_path / "out.json"
+    report.write_atomic(target, "{}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask and target.read_text() == "{}"
+
+
 def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
     target = tmp_path / "keep.json"
     target.write_text("old")

@@ -147,7 +147,7 @@ def _per_example_loss(model: str, z, y):
     return (z - y) ** 2
 
 
-def _run_fn(spec: ExperimentSpec, plan: TrainingPlan, tx: optax.GradientTransformation, dtype):
+def make_run(spec: ExperimentSpec, plan: TrainingPlan, tx: optax.GradientTransformation, dtype):
     """Build the whole training run as one function of arrays, to be jit-compiled."""
     mask = {"weight": 1.0, "bias": 1.0 if spec.decay_bias else 0.0}
     in_loss = spec.convention == "l2-loss"
@@ -205,7 +205,7 @@ def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
     cast = lambda a: jnp.asarray(np.asarray(a), dtype)  # noqa: E731
     params0 = {"weight": cast(plan.weight0), "bias": cast(plan.bias0)}
     idx, valid = plan.padded_indices()
-    run = jax.jit(_run_fn(spec, plan, tx, dtype))
+    run = jax.jit(make_run(spec, plan, tx, dtype))
     hist, loss, pen, train_loss, train_acc, test_acc = run(
         params0, cast(data.X_train), cast(data.y_train), cast(data.X_test), cast(data.y_test), idx, valid
     )
