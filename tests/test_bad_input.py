@@ -25,6 +25,7 @@ CSV_FILES = {  # name -> file text
     "wide.csv": ",".join(f"f{i}" for i in range(1001)) + ",label\n" + ",".join("1" for _ in range(1001)) + ",0\n"
                 + ",".join("2" for _ in range(1001)) + ",1\n",
     "dup.csv": "x1,x1,label\n1,2,0\n2,3,1\n",
+    "bom.csv": "\ufeffx1,label\n1,0\n2,1\n3,0\n4,1\n",
 }  # fmt: skip
 
 CASES = [  # (id, argv, expected substring of the one stderr line)
@@ -81,6 +82,7 @@ CASES = [  # (id, argv, expected substring of the one stderr line)
     ("json-is-folder", ["--json", "{dir}"], "is a folder"),
     ("decoupled-scale", ["--decoupled-scale", "epoch"], "The 'decoupled_scale' parameter must be one of 'lr', 'schedule'"),
     ("naive-scratch", ["--naive", "--convention", "scratch"], "use convention 'torch'"),
+    ("run-too-large", ["--epochs", "100000000"], "The run is too large: 100000000 epochs x 1096 rows"),
 ]  # fmt: skip
 
 
@@ -116,6 +118,11 @@ def test_no_traceback_from_python_m(argv):
 
 def test_map_labels_maps_two_classes(csv_dir, capsys):
     assert main(["--data", str(csv_dir / "labels-1+1.csv"), "--target", "label", "--map-labels", "--epochs", "3",
+                 "--test-fraction", "0", "--backend", "numpy"]) == 0  # fmt: skip
+
+
+def test_spreadsheet_bom_is_ignored(csv_dir):
+    assert main(["--data", str(csv_dir / "bom.csv"), "--target", "x1", "--model", "linear", "--epochs", "2",
                  "--test-fraction", "0", "--backend", "numpy"]) == 0  # fmt: skip
 
 

@@ -146,6 +146,14 @@ def test_unavailable_backend_is_reported_and_others_run(default_data, monkeypatc
     assert json.loads(out.read_text())["runs"][0]["status"].startswith("unavailable")
 
 
+def test_missing_jax_leaves_torch_and_numpy_running(monkeypatch, capsys):
+    monkeypatch.setitem(backends.BACKENDS, "jax", "xreg.backends.no_such_jax_backend")
+    assert main(["--epochs", "5", "--optimizer", "rmsprop", "--lr", "0.001"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("unavailable: backend 'jax' is unavailable") == 3  # exact, l2-loss and naive
+    assert "numpy/torch" in out and "match" in out
+
+
 def test_written_file_has_a_normal_mode(tmp_path):
     target = tmp_path / "out.json"
     report.write_atomic(target, "{}")

@@ -42,7 +42,7 @@ def read_csv(path: str | Path, target: str) -> tuple[np.ndarray, np.ndarray, tup
     if not path.is_file():
         raise XregInputError(f"The data file '{path}' does not exist or is not a file.")
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
+        with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: a spreadsheet's BOM is dropped
             rows = [r for r in csv.reader(fh) if any(cell.strip() for cell in r)]
     except (UnicodeDecodeError, csv.Error) as exc:
         raise XregInputError(f"The data file '{path}' is not a readable text CSV ({exc}).") from None

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from xreg.checks import XregInputError
 from xreg.spec import ExperimentSpec
 
 
@@ -57,7 +58,15 @@ class TrainingPlan:
         return self.batch_sizes[step % self.n_batches]
 
 
+MAX_ROW_VISITS = 50_000_000  # epochs x rows: the batch order alone is 8 bytes per visit
+
+
 def make_plan(spec: ExperimentSpec, n_rows: int, n_features: int) -> TrainingPlan:
+    if spec.epochs * n_rows > MAX_ROW_VISITS:
+        raise XregInputError(
+            f"The run is too large: {spec.epochs} epochs x {n_rows} rows = {spec.epochs * n_rows:.3g} row visits, "
+            f"more than {MAX_ROW_VISITS:.0e}; use fewer epochs or fewer rows."
+        )
     rng = np.random.default_rng(spec.seed)
     if spec.init == "normal":
         weight0 = spec.init_scale * rng.standard_normal(n_features)

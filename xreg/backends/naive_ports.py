@@ -2,14 +2,12 @@
 
 This is what a user writes first when porting ``torch.optim.<Opt>(lr, weight_decay=lam, ...)``; the
 comparator runs it beside the exact chain so the drift is measured, and :func:`cause` names why it
-drifts (or returns None where the alias happens to be exact).
+drifts (or returns None where the alias happens to be exact). Only :func:`naive_link` needs optax.
 """
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
-
-import optax
+from typing import Any, Callable, NamedTuple
 
 from xreg.checks import XregInputError
 from xreg.spec import ExperimentSpec
@@ -31,11 +29,13 @@ class Link(NamedTuple):
     """One named piece of an optax chain: the text a reader sees and the transform it stands for."""
 
     text: str
-    transform: optax.GradientTransformation
+    transform: Any  # optax.GradientTransformation
 
 
 def naive_link(spec: ExperimentSpec, lr: Callable) -> Link:
     """The naive chain as one link."""
+    import optax  # here, so that cause() and check_supported() work without JAX installed
+
     check_supported(spec)
     o, lam, name = spec.options, spec.lam, spec.optimizer
     mask = {"weight": True, "bias": spec.decay_bias}

@@ -66,6 +66,13 @@ def _count():
     return jnp.zeros([], jnp.int32)
 
 
+def _moments(state, updates, b1, b2):
+    """torch's ``m <- lerp(m, g, 1-b1)`` and ``v <- b2*v + (1-b2)*g^2``."""
+    m = jax.tree.map(lambda m, g: m + (1 - b1) * (g - m), state.m, updates)
+    v = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, state.v, updates)
+    return m, v
+
+
 def _float_t(count, like):
     """1-based step t as a scalar of the parameters' float dtype."""
     dtype = jax.tree.leaves(like)[0].dtype
@@ -108,8 +115,7 @@ def scale_by_torch_amsgrad(b1: float, b2: float, eps: float) -> optax.GradientTr
 
     def update(updates, state, params=None):
         t = _float_t(state.count, updates)
-        m = jax.tree.map(lambda m, g: m + (1 - b1) * (g - m), state.m, updates)
-        v = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, state.v, updates)
+        m, v = _moments(state, updates, b1, b2)
         vmax = jax.tree.map(jnp.maximum, state.vmax, v)
         bc1, bc2 = 1 - b1**t, 1 - b2**t
         d = jax.tree.map(lambda m, vm: (m / (jnp.sqrt(vm) / jnp.sqrt(bc2) + eps)) / bc1, m, vmax)
@@ -145,8 +151,7 @@ def scale_by_torch_nadam(b1: float, b2: float, eps: float, momentum_decay: float
         mu = b1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
         mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
         mu_product = state.mu_product * mu
-        m = jax.tree.map(lambda m, g: m + (1 - b1) * (g - m), state.m, updates)
-        v = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, state.v, updates)
+        m, v = _moments(state, updates, b1, b2)
         bc2 = 1 - b2**t
         c_g = (1.0 - mu) / (1.0 - mu_product)
         c_m = mu_next / (1.0 - mu_product * mu_next)
@@ -170,8 +175,7 @@ def scale_by_torch_radam(b1: float, b2: float, eps: float) -> optax.GradientTran
 
     def update(updates, state, params=None):
         t = _float_t(state.count, updates)
-        m = jax.tree.map(lambda m, g: m + (1 - b1) * (g - m), state.m, updates)
-        v = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, state.v, updates)
+        m, v = _moments(state, updates, b1, b2)
         bc1, bc2 = 1 - b1**t, 1 - b2**t
         rho_inf = 2 / (1 - b2) - 1
         rho_t = rho_inf - 2 * t * b2**t / bc2
