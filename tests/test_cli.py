@@ -96,3 +96,11 @@ def test_worked_example_csv_through_cli(capsys):
     out = capsys.readouterr().out
     assert code == 1
     assert "scratch lam=2 reproduces the reference" in out
+
+
+def test_plot_is_a_png_written_like_the_json(tmp_path, capsys):
+    out = tmp_path / "cmp.png"
+    args = ["--epochs", "30", "--optimizer", "adam", "--lr", "0.01", "--plot", str(out)]
+    assert main(args) == 1  # the naive adam port and scratch mismatch
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    assert main(args) == 2 and "pass --force" in capsys.readouterr().err  # not clobbered

@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="std of --init normal, or the value of every parameter with --init constant")
     g = p.add_argument_group("output")
     g.add_argument("--json", metavar="PATH", help="write the full comparison as JSON")
-    g.add_argument("--force", action="store_true", help="overwrite an existing --json file")
+    g.add_argument("--plot", metavar="PATH.png", help="draw each run's deviation from the reference and its loss")
+    g.add_argument("--force", action="store_true", help="overwrite an existing --json or --plot file")
     g.add_argument("--explain", metavar="OPTIMIZER",
                    help="print the update equations, exact optax chain and naive port of OPTIMIZER, then exit")
     return p
@@ -159,8 +160,9 @@ def run(argv: Sequence[str] | None = None) -> int:
 
     sizes = make_plan(base, ds.n_train, ds.n_features).batch_sizes
     requests = runs.requests_from(base, sizes, args.backend, args.convention, args.naive)
-    if args.json:
-        report.check_writable(args.json, force=args.force)  # before training, not after
+    for out in (args.json, args.plot):
+        if out:
+            report.check_writable(out, force=args.force)  # before training, not after
     comparison = runs.run_all(base, ds, requests)
     print(f"data: {ds.name} ({ds.n_train} train / {ds.X_test.shape[0]} test rows, {ds.n_features} features); "
           f"{base.model} + {base.optimizer}, lr={base.lr:g}, lam={base.lam:g}, {base.epochs} epochs, "
@@ -169,6 +171,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.json:
         report.write_atomic(args.json, report.dumps(comparison), force=args.force)
         print(f"wrote {args.json}")
+    if args.plot:
+        from xreg import plots
+
+        plots.write_png(comparison, args.plot, force=args.force)
+        print(f"wrote {args.plot}")
     return EXIT_MATCH if comparison.all_match else EXIT_MISMATCH
 
 

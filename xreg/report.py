@@ -247,8 +247,8 @@ def check_writable(path: str | Path, *, force: bool = False) -> None:
         raise FileNotFoundError(f"The folder of '{path}' does not exist.")
 
 
-def write_atomic(path: str | Path, text: str, *, force: bool = False) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename; refuse to clobber without force."""
+def write_atomic(path: str | Path, content: str | bytes, *, force: bool = False) -> None:
+    """Write ``content`` to ``path`` through a temporary file and a rename; refuse to clobber without force."""
     check_writable(path, force=force)
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -256,8 +256,9 @@ def write_atomic(path: str | Path, text: str, *, force: bool = False) -> None:
         umask = os.umask(0)
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes it 0600; give the file a normal mode
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
