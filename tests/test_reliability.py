@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from helpers import max_gap, train_all
+from helpers import train_all
 from xreg import backends, compare, report, runs
 from xreg.cli import main
 from xreg.spec import Dataset, ExperimentSpec
