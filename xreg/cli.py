@@ -156,9 +156,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         return EXIT_MATCH
     base = spec_from_args(args)
     ds = load_data(args, base.model)
-    from xreg.plan import make_plan
+    from xreg.plan import batch_sizes
 
-    sizes = make_plan(base, ds.n_train, ds.n_features).batch_sizes
+    sizes = batch_sizes(base, ds.n_train)
     requests = runs.requests_from(base, sizes, args.backend, args.convention, args.naive)
     for out in (args.json, args.plot):
         if out:

@@ -61,12 +61,22 @@ class TrainingPlan:
 MAX_ROW_VISITS = 50_000_000  # epochs x rows: the batch order alone is 8 bytes per visit
 
 
-def make_plan(spec: ExperimentSpec, n_rows: int, n_features: int) -> TrainingPlan:
+def batch_sizes(spec: ExperimentSpec, n_rows: int) -> tuple[int, ...]:
+    """Rows in each batch of an epoch (the last may be short), after checking the run fits in memory.
+
+    Cheap: it builds no batch order, so callers that only need the sizes can ask before training.
+    """
     if spec.epochs * n_rows > MAX_ROW_VISITS:
         raise XregInputError(
             f"The run is too large: {spec.epochs} epochs x {n_rows} rows = {spec.epochs * n_rows:.3g} row visits, "
             f"more than {MAX_ROW_VISITS:.0e}; use fewer epochs or fewer rows."
         )
+    batch = n_rows if spec.batch_size is None else min(spec.batch_size, n_rows)
+    return (batch,) * (n_rows // batch) + ((n_rows % batch,) if n_rows % batch else ())
+
+
+def make_plan(spec: ExperimentSpec, n_rows: int, n_features: int) -> TrainingPlan:
+    sizes = batch_sizes(spec, n_rows)
     rng = np.random.default_rng(spec.seed)
     if spec.init == "normal":
         weight0 = spec.init_scale * rng.standard_normal(n_features)
@@ -80,6 +90,4 @@ def make_plan(spec: ExperimentSpec, n_rows: int, n_features: int) -> TrainingPla
         order = np.stack([rng.permutation(n_rows) for _ in range(spec.epochs)])
     else:
         order = np.broadcast_to(np.arange(n_rows), (spec.epochs, n_rows))
-    batch = n_rows if spec.batch_size is None else min(spec.batch_size, n_rows)
-    sizes = [batch] * (n_rows // batch) + ([n_rows % batch] if n_rows % batch else [])
-    return TrainingPlan(weight0, bias0, order, tuple(sizes))
+    return TrainingPlan(weight0, bias0, order, sizes)

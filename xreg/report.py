@@ -22,12 +22,11 @@ _NOT_SET = "-"
 def update_formula(outcome: RunOutcome) -> str:
     """One line: how lam enters, then the optimizer step on the regularized gradient g."""
     spec = outcome.spec
-    conv = conventions.CONVENTIONS[spec.convention].formula
-    opt = optimizers.get(spec.optimizer)
-    plain_sgd = spec.optimizer == "sgd" and spec.options["momentum"] == 0
-    step = "w <- w - lr*g" if plain_sgd else f"w <- w - lr*{opt.torch_class}(g)"
     if spec.port == "naive":
         return "naive optax alias: " + outcome.trajectory.meta.get("chain", "") if outcome.trajectory else "naive"
+    conv = conventions.CONVENTIONS[spec.convention].formula
+    plain_sgd = spec.optimizer == "sgd" and spec.options["momentum"] == 0
+    step = "w <- w - lr*g" if plain_sgd else f"w <- w - lr*{optimizers.get(spec.optimizer).torch_class}(g)"
     return f"{conv}; {step}"
 
 

@@ -14,7 +14,7 @@ from xreg import backends, conventions, optimizers
 from xreg.backends import BackendUnavailable
 from xreg.checks import XregInputError, check_choice
 from xreg.compare import PairResult, compare_pair
-from xreg.plan import make_plan
+from xreg.plan import batch_sizes
 from xreg.spec import Dataset, ExperimentSpec, Trajectory, run_label
 
 
@@ -133,7 +133,7 @@ def run_all(spec: ExperimentSpec, data: Dataset, requests: list[RunRequest]) -> 
         raise XregInputError("Nothing to run: no backend/convention pair was requested.")
     data.check_for_model(spec.model)
     specs = [r.spec_for(spec) for r in requests]  # all input errors surface before any training
-    plan = make_plan(spec, data.n_train, data.n_features)
+    sizes = batch_sizes(spec, data.n_train)
     outcomes = []
     for req, run_spec in zip(requests, specs):
         label = run_label(req.backend, run_spec, spec.lam)
@@ -149,5 +149,5 @@ def run_all(spec: ExperimentSpec, data: Dataset, requests: list[RunRequest]) -> 
         compare_pair(a.trajectory, b.trajectory, labels=(a.label, b.label))
         for a, b in itertools.combinations(finished, 2)
     ]
-    return Comparison(spec, data, plan.batch_sizes, outcomes, pairs)
+    return Comparison(spec, data, sizes, outcomes, pairs)
 
