@@ -7,7 +7,7 @@ By hand: dL/dw = -32 and dL/db = -10, so
 
 Run:  python comparisons/worked_example.py
 The same through the CLI:
-  python -m xreg.compare --data comparisons/worked_example.csv --target y --model linear --lr 0.1 --lam 1 \
+  xreg compare --data comparisons/worked_example.csv --target y --model linear --lr 0.1 --lam 1 \
       --epochs 1 --init constant --init-scale 1 --test-fraction 0 --convention torch --convention scratch
 """
 
@@ -17,8 +17,9 @@ import sys
 
 import numpy as np
 
-from xreg import backends, conventions
-from xreg.spec import Dataset, ExperimentSpec
+from xreg import backends
+from xreg.core.spec import Dataset, ExperimentSpec
+from xreg.semantics import conventions
 
 DATA = Dataset("worked", np.array([[2.0], [4.0]]), np.array([7.0, 11.0]), np.zeros((0, 1)), np.zeros(0), ("x",))
 SPEC = ExperimentSpec(model="linear", lr=0.1, lam=1.0, epochs=1, init="constant", init_scale=1.0)
@@ -40,7 +41,7 @@ def main() -> int:
         expect = by_formula(convention)
         for backend in backends.NAMES:
             t = backends.train(backend, SPEC.replace(convention=convention), DATA)
-            got = (t.weight[-1][0], t.bias[-1][0])
+            got = tuple(t.flat[-1])
             good = np.allclose(got, expect, rtol=0, atol=1e-12)
             ok &= bool(good)
             print(f"{backend:8} {convention:10} {got[0]:8.4f} {got[1]:8.4f}   "

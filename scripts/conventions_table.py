@@ -11,7 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from xreg import explain, optimizers
+from xreg.cli import explain
+from xreg.semantics import optimizers
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BEGIN, END = "<!-- optimizer-table:begin -->", "<!-- optimizer-table:end -->"
@@ -19,7 +20,7 @@ BEGIN, END = "<!-- optimizer-table:begin -->", "<!-- optimizer-table:end -->"
 
 def table() -> str:
     rows = [
-        f"(torch defaults, weight_decay = lam = {explain.EXAMPLE_LAM:g}; `python -m xreg.compare --explain NAME` prints one row in full)",
+        f"(torch defaults, weight_decay = lam = {explain.EXAMPLE_LAM:g}; `xreg explain NAME` prints one row in full)",
         "",
         "| torch | update (g includes weight decay unless decoupled) | exact optax chain | naive port | what the naive port gets wrong |",
         "|---|---|---|---|---|",

@@ -1,14 +1,10 @@
-"""Shared fixtures. float64 comparisons need JAX's x64 mode before any array is made."""
+"""Shared fixtures. No global JAX switch: the JAX backend turns on float64 inside its own calls."""
 
-import jax
+import numpy as np
+import pytest
 
-jax.config.update("jax_enable_x64", True)
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from xreg import data  # noqa: E402
-from xreg.spec import Dataset  # noqa: E402
+from xreg.core.spec import Dataset
+from xreg.io import data
 
 
 @pytest.fixture(scope="session")

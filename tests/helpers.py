@@ -1,11 +1,12 @@
-"""Test helpers: run several backends on one spec and measure the largest parameter gap."""
+"""Test helpers: run several backends on one spec, measure the largest parameter gap, and check that
+two runs agree on everything they record (parameters, batch loss, penalty, per-epoch metrics)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from xreg import backends
-from xreg.spec import Dataset, ExperimentSpec, Trajectory
+from xreg.core.spec import Dataset, ExperimentSpec, Trajectory
 
 
 def train_all(spec: ExperimentSpec, data: Dataset, runs) -> dict[str, Trajectory]:
@@ -20,5 +21,19 @@ def train_all(spec: ExperimentSpec, data: Dataset, runs) -> dict[str, Trajectory
 
 def max_gap(a: Trajectory, b: Trajectory) -> float:
     """Largest |theta_a - theta_b| over every step and parameter."""
-    assert a.params.shape == b.params.shape
-    return float(np.max(np.abs(a.params - b.params)))
+    assert a.flat.shape == b.flat.shape
+    return float(np.max(np.abs(a.flat - b.flat)))
+
+
+def assert_same_run(ref: Trajectory, run: Trajectory, params_atol: float = 1e-12, name: str = "") -> None:
+    """``run`` reproduces ``ref``: parameters to ``params_atol``; the recorded batch loss, penalty and
+    train loss to a relative 1e-10 (they are computed from those parameters); accuracies to one row
+    (a prediction exactly on the boundary may round either way)."""
+    assert max_gap(ref, run) <= params_atol, (name, max_gap(ref, run))
+    for field in ("loss", "penalty", "train_loss"):
+        np.testing.assert_allclose(getattr(run, field), getattr(ref, field), rtol=1e-10, atol=1e-300, err_msg=f"{name} {field}")
+    for field in ("train_accuracy", "test_accuracy"):
+        a, b = getattr(ref, field), getattr(run, field)
+        assert np.array_equal(np.isnan(a), np.isnan(b)), (name, field)
+        ok = ~np.isnan(a)
+        assert np.all(np.abs(a[ok] - b[ok]) <= 0.01), (name, field)

@@ -132,7 +132,7 @@ def test_allow_many_features(csv_dir):
 
 
 def test_api_raises_value_error():
-    from xreg.spec import ExperimentSpec
+    from xreg.core.spec import ExperimentSpec
 
     with pytest.raises(ValueError, match=r"The 'lr' parameter must be a float in the range \(0, inf\). Got -1 instead."):
         ExperimentSpec(lr=-1)

@@ -10,14 +10,14 @@ as the floor's and has the floor's size.
 import numpy as np
 
 from helpers import train_all
-from xreg import compare, floors
-from xreg.spec import ExperimentSpec
+from xreg.analysis import compare, floors
+from xreg.core.spec import ExperimentSpec
 
 
 def _onset_and_gap(ref, other):
     """First step >= 1 past the tolerance (a one-ulp start differs at step 0 by construction), and the max gap."""
     p = compare.compare_pair(ref, other)
-    tol = compare.tolerance("float64", ref.params, other.params)
+    tol = compare.tolerance("float64", ref.flat, other.flat)
     over = np.flatnonzero(p.per_step[1:] > tol[1:])
     return (int(over[0]) + 1 if over.size else None), p.max_abs_diff
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from xreg.cli import main
@@ -40,7 +41,7 @@ def test_default_json_content(default_json):
     runs = {r["label"]: r for r in doc["runs"]}
     for r in runs.values():
         assert {"backend", "convention", "final_params", "loss", "train_accuracy", "test_accuracy"} <= set(r)
-        assert len(r["final_params"]["weight"]) == 4 and len(r["final_params"]["bias"]) == 1
+        assert np.shape(r["final_params"]["weight"]) == (1, 4) and np.shape(r["final_params"]["bias"]) == (1,)
         assert len(r["loss"]) == 1000 and len(r["train_accuracy"]) == 1000
     pairs = {(p["a"], p["b"]): p for p in doc["pairs"]}
     assert len(pairs) == len(runs) * (len(runs) - 1) // 2
@@ -74,7 +75,7 @@ def test_flags_reach_the_runs(tmp_path, user_csv, capsys):
     doc = json.loads(out.read_text())
     s = doc["spec"]
     assert s["options"]["momentum"] == 0.9 and s["options"]["nesterov"] is True and s["dtype"] == "float32"
-    assert s["batch_size"] == 64 and s["shuffle"] and s["seed"] == 4 and s["decay_bias"] is False
+    assert s["batch_size"] == 64 and s["shuffle"] and s["seed"] == 4 and s["no_decay"] == ["bias"]
     assert doc["data"]["n_train"] == 250 and doc["data"]["batch_sizes"] == [64, 64, 64, 58]
     assert all(a is None for a in doc["runs"][0]["test_accuracy"])  # no test split
 

@@ -6,9 +6,12 @@ Reference values are never hard-coded: each run is checked against the real torc
 import numpy as np
 import pytest
 
-from helpers import max_gap, train_all
-from xreg import compare
-from xreg.spec import ExperimentSpec
+from helpers import assert_same_run, max_gap, train_all
+from xreg.analysis import compare
+from xreg import models
+from xreg.core.spec import ExperimentSpec
+
+ARCH = models.architecture("logistic", 4, 2)
 
 SAME_RULE = [("torch", "torch"), ("jax", "torch"), ("jax", "l2-loss"), ("numpy", "torch"), ("numpy", "l2-loss"),
              ("torch", "l2-loss")]  # fmt: skip
@@ -43,7 +46,7 @@ VARIANTS = {
     "dampening(0.5)": dict(options={"momentum": 0.9, "dampening": 0.5}),
     "minibatch(96)-short-last": dict(batch_size=96),
     "shuffle-minibatch(64)": dict(batch_size=64, shuffle=True, seed=3),
-    "no-decay-bias-momentum": dict(decay_bias=False, options={"momentum": 0.8}),
+    "no-decay-bias-momentum": dict(no_decay=("bias",), options={"momentum": 0.8}),
     "init-normal-momentum-shuffle": dict(init="normal", seed=5, batch_size=128, shuffle=True,
                                          options={"momentum": 0.5, "dampening": 0.1}),
 }  # fmt: skip
@@ -62,21 +65,21 @@ def test_variants_agree(variant, dataset, default_data, user_data):
     if spec.batch_size:
         assert data.n_train % spec.batch_size != 0  # a short last batch is exercised
     for name, run in runs.items():
-        assert max_gap(ref, run) <= 1e-12, name
+        assert_same_run(ref, run, 1e-12, name)
 
 
 def test_minibatch_plan_keeps_short_last_batch(default_data):
-    from xreg.plan import make_plan
+    from xreg.core.plan import make_plan
 
-    plan = make_plan(ExperimentSpec(batch_size=100, epochs=2), default_data.n_train, 4)
+    plan = make_plan(ExperimentSpec(batch_size=100, epochs=2), default_data.n_train, ARCH)
     assert plan.batch_sizes == (100,) * 10 + (96,)
     assert plan.steps == 22
 
 
 def test_shuffle_permutations_differ_per_epoch_and_cover_all_rows(default_data):
-    from xreg.plan import make_plan
+    from xreg.core.plan import make_plan
 
-    plan = make_plan(ExperimentSpec(shuffle=True, epochs=3, seed=1), default_data.n_train, 4)
+    plan = make_plan(ExperimentSpec(shuffle=True, epochs=3, seed=1), default_data.n_train, ARCH)
     for row in plan.order:
         assert sorted(row) == list(range(default_data.n_train))
     assert not np.array_equal(plan.order[0], plan.order[1])

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from helpers import max_gap, train_all
-from xreg import compare
-from xreg.spec import ExperimentSpec
+from xreg.analysis import compare
+from xreg.core.spec import ExperimentSpec
 
 BASE = ExperimentSpec(lr=0.05, lam=0.05, init="normal", seed=1, epochs=300)
 

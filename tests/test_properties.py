@@ -12,8 +12,9 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from xreg import backends, compare
-from xreg.spec import Dataset, ExperimentSpec
+from xreg import backends
+from xreg.analysis import compare
+from xreg.core.spec import Dataset, ExperimentSpec
 
 PROFILE = settings(max_examples=200, deadline=None, derandomize=True,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
@@ -42,7 +43,7 @@ def problems(draw, min_rows=4):
         epochs=max(1, 30 // n_batches),
         init="normal",
         init_scale=1.0,
-        decay_bias=draw(st.booleans()),
+        no_decay=draw(st.sampled_from([(), ("bias",)])),
     )
     return spec, data
 

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from xreg import backends, conventions
-from xreg.spec import ExperimentSpec
+from xreg import backends
+from xreg.semantics import conventions
+from xreg.core.spec import ExperimentSpec
 
 
 @pytest.mark.parametrize("C", [0.01, 0.05])
@@ -16,10 +17,11 @@ def test_sklearn_C_is_weight_decay_one_over_C_n(C, default_data):
                                                                                    default_data.y_train)  # fmt: skip
     wd = conventions.torch_weight_decay_from_sklearn_C(C, n)
     assert conventions.sklearn_C_from_torch_weight_decay(wd, n) == pytest.approx(C)
-    spec = ExperimentSpec(lr=0.05, lam=wd, decay_bias=False, epochs=6000, options={"momentum": 0.9})
+    spec = ExperimentSpec(lr=0.05, lam=wd, no_decay=("bias",), epochs=6000, options={"momentum": 0.9})
     t = backends.train("numpy", spec, default_data)
-    np.testing.assert_allclose(t.weight[-1], clf.coef_[0], rtol=0, atol=1e-6)
-    np.testing.assert_allclose(t.bias[-1], clf.intercept_, rtol=0, atol=1e-6)
+    final = t.final_params
+    np.testing.assert_allclose(final["weight"], clf.coef_, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(final["bias"], clf.intercept_, rtol=0, atol=1e-6)
     # and the bias really is unpenalized there: decaying it too lands elsewhere
-    t_b = backends.train("numpy", spec.replace(decay_bias=True), default_data)
-    assert np.max(np.abs(t_b.bias[-1] - clf.intercept_)) > 1e-3
+    t_b = backends.train("numpy", spec.replace(no_decay=()), default_data)
+    assert np.max(np.abs(t_b.final_params["bias"] - clf.intercept_)) > 1e-3

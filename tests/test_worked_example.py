@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from xreg import backends
-from xreg.spec import Dataset, ExperimentSpec
+from xreg.core.spec import Dataset, ExperimentSpec
 
 DATA = Dataset("worked", np.array([[2.0], [4.0]]), np.array([7.0, 11.0]), np.zeros((0, 1)), np.zeros(0), ("x",))
 SPEC = ExperimentSpec(model="linear", lr=0.1, lam=1.0, epochs=1, init="constant", init_scale=1.0)
@@ -28,15 +28,15 @@ EXPECTED = {  # convention -> (weight, bias), by hand above
 def test_one_step_matches_hand_derivation(backend, convention):
     t = backends.train(backend, SPEC.replace(convention=convention), DATA)
     w, b = EXPECTED[convention]
-    np.testing.assert_allclose(t.weight[-1], [w], rtol=0, atol=1e-14)
-    np.testing.assert_allclose(t.bias[-1], [b], rtol=0, atol=1e-14)
+    np.testing.assert_allclose(t.final_params["weight"], [[w]], rtol=0, atol=1e-14)
+    np.testing.assert_allclose(t.final_params["bias"], [b], rtol=0, atol=1e-14)
     assert t.loss[0] == pytest.approx((16 + 36) / 2)  # MSE at the initial point
 
 
 def test_no_decay_bias_leaves_bias_gradient_alone():
     for backend in backends.NAMES:
-        t = backends.train(backend, SPEC.replace(decay_bias=False), DATA)
-        np.testing.assert_allclose([t.weight[-1][0], t.bias[-1][0]], [4.1, 2.0], rtol=0, atol=1e-14)
+        t = backends.train(backend, SPEC.replace(no_decay=("bias",)), DATA)
+        np.testing.assert_allclose(t.flat[-1], [4.1, 2.0], rtol=0, atol=1e-14)
 
 
 def test_scenario_file_runs():

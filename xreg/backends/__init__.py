@@ -1,4 +1,6 @@
-"""Backend registry. Every backend module exposes ``train(spec, data) -> Trajectory``.
+"""Backend registry. Every backend module exposes ``train(spec, data) -> Trajectory`` and the step
+contract it is built on: ``init(structure, hparams, params0) -> state``, a pure
+``step(state, batch, hparams) -> state`` and ``params_of(state) -> {name: array}``.
 
 Modules are imported lazily, so a missing framework makes only its backend unavailable.
 """
@@ -9,12 +11,12 @@ import importlib
 from types import ModuleType
 
 from xreg.checks import check_choice
-from xreg.spec import Dataset, ExperimentSpec, Trajectory
+from xreg.core.spec import Dataset, ExperimentSpec, Trajectory
 
 BACKENDS = {
-    "torch": "xreg.backends.torch_backend",
-    "jax": "xreg.backends.jax_backend",
-    "numpy": "xreg.backends.numpy_backend",
+    "torch": "xreg.backends.torch.run",
+    "jax": "xreg.backends.jax.run",
+    "numpy": "xreg.backends.numpy.run",
 }
 NAMES = tuple(BACKENDS)
 

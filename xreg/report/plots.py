@@ -8,38 +8,37 @@ from pathlib import Path
 
 import numpy as np
 
-from xreg import compare
-from xreg.runs import Comparison
+from xreg.analysis import compare
+from xreg.analysis.runs import Comparison
+from xreg.io.files import write_atomic
 
 FLOOR = 1e-18  # exact zeros (bit-identical steps) are drawn here on the log axis
 
 
 def render_png(c: Comparison) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global backend, no figure registry
 
     ref = c.reference
-    fig, (ax_dev, ax_loss) = plt.subplots(1, 2, figsize=(13, 4.8))
+    fig = Figure(figsize=(13, 4.8))
+    ax_dev, ax_loss = fig.subplots(1, 2)
     tol_drawn = False
     for i, o in enumerate(c.outcomes):
         t = o.trajectory
         color = f"C{i % 10}"  # one color per run in both panels
         if t is None:
             continue
-        steps = np.arange(t.params.shape[0])
+        steps = np.arange(t.steps + 1)
         if o is not ref and ref.trajectory is not None:
             p = c.pair(ref.label, o.label)
             ax_dev.plot(steps[1:], np.maximum(p.per_step[1:], FLOOR), label=f"{o.label} ({p.verdict})", lw=1.2,
                         color=color)
             if not tol_drawn:
-                tol = compare.tolerance(c.spec.dtype, ref.trajectory.params, t.params)
+                tol = compare.tolerance(c.spec.dtype, ref.trajectory.flat, t.flat)
                 ax_dev.plot(steps[1:], tol[1:], "k--", lw=1, label="match tolerance")
                 tol_drawn = True
         epochs = np.arange(1, len(t.train_loss) + 1)
         ax_loss.plot(epochs, t.train_loss, label=o.label, lw=1.2, color=color)
-    ax_dev.set(yscale="log", xlabel="step", ylabel=f"max |w - w_ref|  (ref: {ref.label})",
+    ax_dev.set(yscale="log", xlabel="step", ylabel=f"max |theta - theta_ref|  (ref: {ref.label})",
                title="deviation from the reference")  # fmt: skip
     ax_loss.set(xlabel="epoch", ylabel="mean training loss", title="training loss")
     for ax in (ax_dev, ax_loss):
@@ -47,15 +46,12 @@ def render_png(c: Comparison) -> bytes:
             ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     s = c.spec
-    fig.suptitle(f"{c.data.name}: {s.model} + {s.optimizer}, lr={s.lr:g}, lam={s.lam:g}, {s.dtype}", fontsize=10)
+    fig.suptitle(f"{c.data.name}: {c.architecture.model} ({c.architecture.describe()}) + {s.optimizer}, lr={s.lr:g}, lam={s.lam:g}, {s.dtype}", fontsize=10)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})  # no version stamp: reproducible bytes
-    plt.close(fig)
     return buf.getvalue()
 
 
 def write_png(c: Comparison, path: str | Path, *, force: bool = False) -> None:
-    from xreg.report import write_atomic
-
     write_atomic(path, render_png(c), force=force)

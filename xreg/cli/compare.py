@@ -1,4 +1,5 @@
-"""``python -m xreg.compare``: run one experiment in several frameworks and explain the differences.
+"""``xreg compare`` (also ``python -m xreg.compare``): run one experiment in several frameworks and
+explain the differences. The only module that knows the compare flags.
 
 Exit status: 0 every run matches every other, 1 some pair mismatches (or a run diverged or failed),
 2 bad input (a one-line ``error: ...`` on stderr, never a traceback).
@@ -7,63 +8,45 @@ Exit status: 0 every run matches every other, 1 some pair mismatches (or a run d
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any, Sequence
 
-from xreg import backends, conventions, data, optimizers, schedules, spec
+from xreg import backends, models
+from xreg.cli.common import EXIT_MATCH, EXIT_MISMATCH, HelpFormatter, Parser, pairs
+from xreg.core import spec
 from xreg.checks import XregInputError
-
-EXIT_MATCH, EXIT_MISMATCH, EXIT_BAD_INPUT = 0, 1, 2
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage + message)
-        raise XregInputError(message)
+from xreg.io import data
+from xreg.semantics import conventions, optimizers, schedules
 
 
-def _value(text: str) -> Any:
-    """Parse an option value: true/false, a number, or a comma-separated pair of numbers."""
-    low = text.strip().lower()
-    if low in ("true", "false"):
-        return low == "true"
-    try:
-        if "," in text:
-            return tuple(float(v) for v in text.split(","))
-        as_float = float(text)
-        return int(text) if text.strip().lstrip("-").isdigit() else as_float
-    except ValueError:
-        return text
-
-
-def _pairs(items: list[str] | None, flag: str) -> dict[str, Any]:
-    out = {}
-    for item in items or []:
-        key, sep, val = item.partition("=")
-        if not sep or not key.strip():
-            raise XregInputError(f"{flag} takes KEY=VALUE; got {item!r}.")
-        out[key.strip()] = _value(val)
-    return out
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="python -m xreg.compare",
-        description="Train one regularized linear/logistic model in PyTorch, JAX/Optax and NumPy with the same "
-        "data, init and batch order; compare the runs step by step and explain every difference.",
+def build_parser(prog: str = "xreg compare") -> argparse.ArgumentParser:
+    p = Parser(
+        prog=prog,
+        description="Train one regularized model (linear, logistic, softmax or a one-hidden-layer MLP) in PyTorch, "
+        "JAX/Optax and NumPy with the same data, initial parameters and batch order; compare the runs step by step "
+        "and explain every difference.",
         epilog="Exit status: 0 all runs match, 1 a mismatch/divergence/failed run, 2 bad input.",
+        formatter_class=HelpFormatter,
     )
     g = p.add_argument_group("data")
-    g.add_argument("--data", metavar="PATH.csv", help="numeric CSV with a header (default: the embedded dataset)")
-    g.add_argument("--target", metavar="COLUMN", help="label column of --data (required with --data)")
+    g.add_argument("--data", metavar="NAME|PATH.csv",
+                   help=f"a shipped dataset ({', '.join(data.SKLEARN_DATASETS)}) or a numeric CSV with a header "
+                   "(default: the embedded 4-feature binary dataset)")  # fmt: skip
+    g.add_argument("--target", metavar="COLUMN", help="label column of a CSV --data (required with a CSV)")
+    g.add_argument("--delimiter", default=",", help="field separator of a CSV --data")
+    g.add_argument("--drop", action="append", metavar="COLUMN", help="repeatable; a CSV column that is not a feature")
     g.add_argument("--test-fraction", type=float, default=data.DEFAULT_TEST_FRACTION,
-                   help="share of rows held out, interleaved evenly (0 = train on all rows; default 0.2)")
-    g.add_argument("--map-labels", action="store_true", help="map two label values to 0 (smaller) and 1 (larger)")
+                   help="share of rows held out, interleaved evenly (0 = train on all rows)")
+    g.add_argument("--standardize", action="store_true",
+                   help="centre and scale each feature by the training split's mean and std (both splits)")
+    g.add_argument("--map-labels", action="store_true", help="map the sorted distinct labels to 0, 1, ..., K-1")
     g.add_argument("--allow-many-features", action="store_true",
                    help=f"accept more than {data.MAX_FEATURES} feature columns")
     g = p.add_argument_group("model and optimizer")
-    g.add_argument("--model", default="logistic", help="logistic (BCE) or linear (MSE)")
+    g.add_argument("--model", default="logistic", help="one of: " + ", ".join(models.NAMES))
+    g.add_argument("--hidden", type=int, metavar="N", help=f"hidden units of --model mlp (default {models.DEFAULT_HIDDEN})")
+    g.add_argument("--activation", help="activation of --model mlp: tanh (default) or relu")
     g.add_argument("--optimizer", default="sgd", help="one of: " + ", ".join(optimizers.OPTIMIZERS))
-    g.add_argument("--lr", type=float, default=0.05)
+    g.add_argument("--lr", type=float, default=0.05, help="base learning rate")
     g.add_argument("--lam", type=float, default=0.1, help="regularization strength")
     g.add_argument("--momentum", type=float, help="momentum (sgd, rmsprop)")
     g.add_argument("--dampening", type=float, help="dampening (sgd)")
@@ -76,18 +59,25 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--clip-norm", type=float, help="clip the gradient's global norm (torch clip_grad_norm_)")
     g = p.add_argument_group("regularization")
     g.add_argument("--convention", action="append", help="repeatable; one of: " + ", ".join(conventions.NAMES))
-    g.add_argument("--no-decay-bias", action="store_true", help="do not regularize the bias")
+    g.add_argument("--no-decay", action="append", metavar="PATTERN",
+                   help="repeatable; leave parameters matching PATTERN (fnmatch on names; 'bias' matches every "
+                   "*bias) out of the regularization")  # fmt: skip
+    g.add_argument("--no-decay-bias", action="store_true", help="alias of --no-decay bias")
+    g.add_argument("--group-decay", action="append", metavar="PATTERN=VALUE",
+                   help="repeatable; regularize parameters matching PATTERN with strength VALUE instead of --lam")
     g.add_argument("--decoupled-scale", default="lr",
                    help="decoupled decay times the scheduled lr ('lr', torch/optax) or the schedule only ('schedule')")
     g = p.add_argument_group("runs")
     g.add_argument("--backend", action="append", help="repeatable; one of: " + ", ".join(backends.NAMES))
     g.add_argument("--naive", action="store_true", help="add the naive optax port (jax) of the optimizer")
-    g.add_argument("--epochs", type=int, default=1000)
+    g.add_argument("--epochs", type=int, default=1000, help="passes over the training rows")
     g.add_argument("--batch-size", type=int, help="rows per batch (default: full batch)")
     g.add_argument("--shuffle", action="store_true", help="reshuffle the rows every epoch (shared permutation)")
-    g.add_argument("--seed", type=int, default=0, help="seed of the shuffle and of --init normal")
+    g.add_argument("--seed", type=int, default=0, help="seed of the shuffle and of --init normal or torch")
     g.add_argument("--dtype", default="float64", help="float64 or float32")
-    g.add_argument("--init", default="zeros", help="zeros, normal or constant")
+    g.add_argument("--init", help="zeros, normal, torch (nn.Linear's default) or constant "
+                   "(default: zeros; torch for the mlp, whose zeros cannot break symmetry)")
+    g.add_argument("--init-from", metavar="PATH.npz", help="initial parameters, arrays named as the model's parameters")
     g.add_argument("--init-scale", type=float, default=0.1,
                    help="std of --init normal, or the value of every parameter with --init constant")
     g = p.add_argument_group("output")
@@ -100,20 +90,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def spec_from_args(args: argparse.Namespace) -> spec.ExperimentSpec:
-    options = _pairs(args.opt, "--opt")
+    options = pairs(args.opt, "--opt")
     for name in ("momentum", "dampening"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
     if args.nesterov:
         options["nesterov"] = True
+    no_decay = list(args.no_decay or []) + (["bias"] if args.no_decay_bias else [])
+    group_decay = pairs(args.group_decay, "--group-decay")
+    for pattern, v in group_decay.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise XregInputError(f"--group-decay takes PATTERN=NUMBER; got {pattern}={v!r}.")
     return spec.ExperimentSpec(
         model=args.model,
+        hidden=args.hidden,
+        activation=args.activation,
         optimizer=args.optimizer,
         lr=args.lr,
         lam=args.lam,
         convention=(args.convention or [optimizers.get(args.optimizer).native_convention])[0],
         options=options,
-        decay_bias=not args.no_decay_bias,
+        no_decay=tuple(dict.fromkeys(no_decay)),
+        group_decay=tuple(group_decay.items()),
         decoupled_scale=args.decoupled_scale,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -121,58 +119,60 @@ def spec_from_args(args: argparse.Namespace) -> spec.ExperimentSpec:
         seed=args.seed,
         dtype=args.dtype,
         init=args.init,
+        init_from=args.init_from,
         init_scale=args.init_scale,
         schedule=args.schedule,
-        schedule_options=_pairs(args.schedule_opt, "--schedule-opt"),
+        schedule_options=pairs(args.schedule_opt, "--schedule-opt"),
         clip_norm=args.clip_norm,
     )
 
 
 def load_data(args: argparse.Namespace, model: str) -> spec.Dataset:
-    if args.data is None:
-        if args.target is not None:
-            raise XregInputError("--target needs --data.")
-        return data.default_dataset(args.test_fraction)  # 0/1 labels; a linear model regresses them
-    if args.target is None:
-        raise XregInputError("--data needs --target COLUMN (the label column).")
-    return data.load_csv(
+    return data.load(
         args.data,
         args.target,
         model=model,
         test_fraction=args.test_fraction,
         map_labels=args.map_labels,
         max_features=None if args.allow_many_features else data.MAX_FEATURES,
+        delimiter=args.delimiter,
+        drop=tuple(args.drop or ()),
+        standardize=args.standardize,
     )
 
 
-def run(argv: Sequence[str] | None = None) -> int:
-    from xreg import report, runs  # heavy imports after argument parsing
+def run(argv: Sequence[str] | None = None, prog: str = "xreg compare") -> int:
+    from xreg.analysis import runs  # heavy imports after argument parsing
+    from xreg.core.plan import batch_sizes
+    from xreg.core.structure import architecture
+    from xreg.io.files import check_writable, write_atomic
+    from xreg.report import jsondoc, table
 
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     if args.explain:
-        from xreg import explain
+        from xreg.cli import explain
 
         print(explain.explain(args.explain))
         return EXIT_MATCH
     base = spec_from_args(args)
     ds = load_data(args, base.model)
-    from xreg.plan import batch_sizes
-
+    runs.check(base, ds)
     sizes = batch_sizes(base, ds.n_train)
-    requests = runs.requests_from(base, sizes, args.backend, args.convention, args.naive)
+    requests = runs.requests_from(base, sizes, ds, args.backend, args.convention, args.naive)
     for out in (args.json, args.plot):
         if out:
-            report.check_writable(out, force=args.force)  # before training, not after
+            check_writable(out, force=args.force)  # before training, not after
     comparison = runs.run_all(base, ds, requests)
+    arch = architecture(base, ds)
     print(f"data: {ds.name} ({ds.n_train} train / {ds.X_test.shape[0]} test rows, {ds.n_features} features); "
-          f"{base.model} + {base.optimizer}, lr={base.lr:g}, lam={base.lam:g}, {base.epochs} epochs, "
+          f"{base.model} [{arch.describe()}] + {base.optimizer}, lr={base.lr:g}, lam={base.lam:g}, {base.epochs} epochs, "
           f"batches of {list(sorted(set(sizes), reverse=True))} rows, {base.dtype}")
-    print(report.table(comparison))
+    print(table.table(comparison))
     if args.json:
-        report.write_atomic(args.json, report.dumps(comparison), force=args.force)
+        write_atomic(args.json, jsondoc.dumps(comparison), force=args.force)
         print(f"wrote {args.json}")
     if args.plot:
-        from xreg import plots
+        from xreg.report import plots
 
         plots.write_png(comparison, args.plot, force=args.force)
         print(f"wrote {args.plot}")
@@ -180,14 +180,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        return run(argv)
-    except XregInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except (FileExistsError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    """``python -m xreg.compare``: the compare subcommand on its own."""
+    from xreg.cli.common import guarded
+
+    return guarded(lambda: run(argv, prog="python -m xreg.compare"))

@@ -6,18 +6,35 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Mapping
 
 import numpy as np
 
-from xreg import conventions, optimizers, schedules
+from xreg import models
 from xreg.checks import XregInputError, check_bool, check_choice, check_float, check_int
+from xreg.semantics import conventions, optimizers, schedules
 
-MODELS = ("logistic", "linear")
 DTYPES = ("float64", "float32")
-INITS = ("zeros", "normal", "constant")
+INITS = ("zeros", "normal", "torch", "constant")
 PORTS = ("exact", "naive")
 DECOUPLED_SCALES = ("lr", "schedule")
+
+
+def _patterns(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not all(isinstance(v, str) and v for v in value):
+        raise XregInputError(f"The '{name}' parameter must be a list of non-empty name patterns. Got {value!r} instead.")
+    return tuple(value)
+
+
+def _group_decay(value: Any) -> tuple[tuple[str, float], ...]:
+    items = value.items() if isinstance(value, Mapping) else value
+    out = []
+    for item in items:
+        if not (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str) and item[0]):
+            raise XregInputError(f"The 'group_decay' parameter must map name patterns to floats. Got {value!r} instead.")
+        out.append((item[0], check_float(f"group_decay[{item[0]}]", item[1], 0.0)))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -25,21 +42,27 @@ class ExperimentSpec:
     """One training experiment, independent of framework.
 
     Attributes:
-      model: 'logistic' (mean binary cross-entropy on logits) or 'linear' (mean squared error).
+      model: 'logistic', 'linear', 'softmax' or 'mlp' (see :mod:`xreg.models`).
+      hidden, activation: the MLP's hidden width and activation ('tanh' or 'relu').
       optimizer: a torch.optim name in lower case (see :mod:`xreg.optimizers`).
       lr: base learning rate, > 0.
       lam: regularization strength, >= 0, read through ``convention``.
       convention: how ``lam`` enters the update (see :mod:`xreg.conventions`).
       options: optimizer hyperparameters by their torch names; torch defaults fill the rest.
-      decay_bias: whether the bias is regularized too (torch and the classic scratch loop do).
+      no_decay: fnmatch patterns of parameter names left out of the regularization ('bias' matches
+        every name ending in 'bias'); empty = every parameter is regularized, as torch and the scratch loop do.
+      group_decay: (pattern, strength) pairs: parameters matching a pattern are regularized with that
+        strength instead of ``lam`` (torch: a param group; optax: a masked ``add_decayed_weights``).
       decoupled_scale: 'lr' (decay times the scheduled lr, torch/optax) or 'schedule' (times the
         schedule multiplier only, Loshchilov & Hutter); only read by the 'decoupled' convention.
       epochs: passes over the training rows.
       batch_size: rows per batch; None = full batch. The last short batch is kept (drop_last=False).
       shuffle, seed: one permutation per epoch from ``seed``, generated once and shared by all backends.
       dtype: 'float64' or 'float32' for data, parameters and optimizer state.
-      init: 'zeros'; 'normal' (N(0, init_scale^2) from ``seed``, shared by all backends); or
-        'constant' (every parameter equal to ``init_scale``).
+      init: 'zeros'; 'normal' (N(0, init_scale^2) from ``seed``, shared by all backends); 'torch'
+        (``nn.Linear``'s default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias, drawn in NumPy
+        from ``seed``); 'constant' (every parameter equal to ``init_scale``); None: the model's default
+        (zeros, the MLP torch). ``init_from``, a .npz path, overrides it.
       init_ulps: move every initial parameter this many float64 ulps up (a diagnostic: how much does
         the trajectory amplify a round-off-sized change? see ``compare.ulp_floor``).
       schedule, schedule_options: per-epoch learning-rate schedule (see :mod:`xreg.schedules`).
@@ -48,19 +71,23 @@ class ExperimentSpec:
     """
 
     model: str = "logistic"
+    hidden: int | None = None
+    activation: str | None = None
     optimizer: str = "sgd"
     lr: float = 0.05
     lam: float = 0.1
     convention: str = "torch"
     options: Mapping[str, Any] = field(default_factory=dict)
-    decay_bias: bool = True
+    no_decay: tuple[str, ...] = ()
+    group_decay: tuple[tuple[str, float], ...] = ()
     decoupled_scale: str = "lr"
     epochs: int = 1000
     batch_size: int | None = None
     shuffle: bool = False
     seed: int = 0
     dtype: str = "float64"
-    init: str = "zeros"
+    init: str | None = None
+    init_from: str | None = None
     init_scale: float = 0.1
     init_ulps: int = 0
     schedule: str = "constant"
@@ -69,12 +96,18 @@ class ExperimentSpec:
     port: str = "exact"
 
     def __post_init__(self) -> None:
-        check_choice("model", self.model, MODELS)
+        row = models.get(self.model)
+        if row.hidden:
+            object.__setattr__(self, "hidden", check_int("hidden", models.DEFAULT_HIDDEN if self.hidden is None else self.hidden, 1, 100_000))
+            object.__setattr__(self, "activation", check_choice("activation", self.activation or "tanh", models.ACTIVATIONS))
+        elif self.hidden is not None or self.activation is not None:
+            raise XregInputError(f"--hidden and --activation are for the mlp model, not '{self.model}'.")
         opt = optimizers.get(self.optimizer)
         check_float("lr", self.lr, 0.0, closed="neither")
         check_float("lam", self.lam, 0.0)
         check_choice("convention", self.convention, conventions.NAMES)
-        check_bool("decay_bias", self.decay_bias)
+        object.__setattr__(self, "no_decay", _patterns("no_decay", self.no_decay))
+        object.__setattr__(self, "group_decay", _group_decay(self.group_decay))
         check_choice("decoupled_scale", self.decoupled_scale, DECOUPLED_SCALES)
         check_int("epochs", self.epochs, 1)
         if self.batch_size is not None:
@@ -82,16 +115,19 @@ class ExperimentSpec:
         check_bool("shuffle", self.shuffle)
         check_int("seed", self.seed, 0, 2**32 - 1)
         check_choice("dtype", self.dtype, DTYPES)
-        check_choice("init", self.init, INITS)
+        object.__setattr__(self, "init", check_choice("init", self.init or row.default_init, INITS))
+        if self.init_from is not None and not isinstance(self.init_from, str):
+            raise XregInputError(f"The 'init_from' parameter must be a path. Got {self.init_from!r} instead.")
         check_float("init_scale", self.init_scale)
         check_int("init_ulps", self.init_ulps, 0, 1000)
         if self.clip_norm is not None:
             check_float("clip_norm", self.clip_norm, 0.0, closed="neither")
         check_choice("port", self.port, PORTS)
         # Store the resolved forms: torch defaults filled in, every value checked.
-        object.__setattr__(self, "options", opt.resolve(dict(self.options)))
+        object.__setattr__(self, "options", MappingProxyType(opt.resolve(dict(self.options))))
         object.__setattr__(
-            self, "schedule_options", schedules.resolve(self.schedule, dict(self.schedule_options), self.epochs)
+            self, "schedule_options",
+            MappingProxyType(schedules.resolve(self.schedule, dict(self.schedule_options), self.epochs)),
         )
         if opt.native_convention == "decoupled" and self.convention == "torch":
             raise XregInputError(
@@ -105,16 +141,22 @@ class ExperimentSpec:
     def option(self, name: str) -> Any:
         return self.options[name]
 
+    @property
+    def momentum_free(self) -> bool:
+        return optimizers.get(self.optimizer).momentum_free(self.options)
+
     def to_json(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["options"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.options.items()}
         out["schedule_options"] = dict(self.schedule_options)
+        out["no_decay"] = list(self.no_decay)
+        out["group_decay"] = {k: v for k, v in self.group_decay}
         return out
 
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Training and test rows. ``y`` is 0/1 for the logistic model, any real for the linear one."""
+    """Training and test rows. ``y`` holds class labels 0..K-1 for the classifiers, any real for ``linear``."""
 
     name: str
     X_train: np.ndarray
@@ -158,18 +200,25 @@ class Dataset:
     def n_features(self) -> int:
         return int(self.X_train.shape[1])
 
+    @property
+    def n_classes(self) -> int:
+        """K for class labels 0..K-1: one more than the largest label of either split."""
+        return int(max(self.y_train.max(initial=0), self.y_test.max(initial=0))) + 1
+
     def check_for_model(self, model: str) -> None:
-        """The logistic model needs labels in {0, 1}."""
-        if model != "logistic":
+        """The classifiers need labels 0..K-1 (logistic: 0/1)."""
+        if model == "linear":
             return
         for label, y in (("y_train", self.y_train), ("y_test", self.y_test)):
             values = np.unique(y)
-            if not np.all(np.isin(values, (0.0, 1.0))):
+            if not np.all((values >= 0) & (values == np.round(values))):
                 shown = ", ".join(f"{v:g}" for v in values[:5]) + (", ..." if len(values) > 5 else "")
+                need = "0/1 labels" if model == "logistic" else "class labels 0..K-1"
                 raise XregInputError(
-                    f"The logistic model needs 0/1 labels; {label} holds {{{shown}}}. "
-                    "Map them first (the CLI's --map-labels sends the smaller class to 0, the larger to 1)."
+                    f"The {model} model needs {need}; {label} holds {{{shown}}}. "
+                    "Map them first (the CLI's --map-labels sends the sorted classes to 0, 1, ...)."
                 )
+        models.check_labels(model, self.y_train, self.n_classes)
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,8 +228,8 @@ class Trajectory:
     Arrays are float64 copies of what the backend computed in ``spec.dtype``.
 
     Attributes:
-      weight: (steps + 1, d) weight after each step; row 0 is the initial value.
-      bias: (steps + 1, 1) bias after each step.
+      params: parameter name -> (steps + 1, *shape) array, in the model's (torch's) order and shapes;
+        row 0 is the initial value.
       loss: (steps,) mean data loss of the batch used at each step, at the parameters before it.
       penalty: (steps,) regularization term at the same parameters (see conventions.penalty).
       train_loss, train_accuracy, test_accuracy: (epochs,) on the full splits after each epoch
@@ -190,8 +239,7 @@ class Trajectory:
 
     backend: str
     spec: ExperimentSpec
-    weight: np.ndarray
-    bias: np.ndarray
+    params: Mapping[str, np.ndarray]
     loss: np.ndarray
     penalty: np.ndarray
     train_loss: np.ndarray
@@ -209,9 +257,37 @@ class Trajectory:
         return run_label(self.backend, self.spec)
 
     @property
-    def params(self) -> np.ndarray:
-        """(steps + 1, d + 1): weight and bias side by side."""
-        return np.concatenate([self.weight, self.bias], axis=1)
+    def flat(self) -> np.ndarray:
+        """(steps + 1, P): every parameter flattened and side by side, in name order."""
+        rows = next(iter(self.params.values())).shape[0]
+        return np.concatenate([p.reshape(rows, -1) for p in self.params.values()], axis=1)
+
+    def at(self, step: int) -> dict[str, np.ndarray]:
+        """The parameter tree after ``step`` steps (0 = initial)."""
+        return {name: p[step] for name, p in self.params.items()}
+
+    @property
+    def final_params(self) -> dict[str, np.ndarray]:
+        return self.at(-1)
+
+
+def make_trajectory(backend: str, spec: ExperimentSpec, params: Mapping[str, Any], **arrays: Any) -> Trajectory:
+    """Assemble a :class:`Trajectory` the same way for every backend (float64 copies, first non-finite step)."""
+    f64 = {name: np.array(p, dtype=np.float64) for name, p in params.items()}
+    rows = next(iter(f64.values())).shape[0]
+    finite = np.ones(rows, bool)
+    for p in f64.values():
+        finite &= np.isfinite(p.reshape(rows, -1)).all(axis=1)
+    bad = np.flatnonzero(~finite)
+    meta = arrays.pop("meta", {})
+    return Trajectory(
+        backend=backend,
+        spec=spec,
+        params=f64,
+        diverged_at=int(bad[0]) if bad.size else None,
+        meta=dict(meta),
+        **{k: np.array(v, dtype=np.float64) for k, v in arrays.items()},
+    )
 
 
 def run_label(backend: str, spec: ExperimentSpec, base_lam: float | None = None) -> str:

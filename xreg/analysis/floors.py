@@ -17,12 +17,12 @@ import numpy as np
 
 from xreg import backends
 from xreg.checks import XregInputError
-from xreg.spec import Dataset, ExperimentSpec
+from xreg.core.spec import Dataset, ExperimentSpec
 
 
 def _gap(a, b) -> float:
     with np.errstate(invalid="ignore"):
-        return float(np.nanmax(np.abs(a.params - b.params)))
+        return float(np.nanmax(np.abs(a.flat - b.flat)))
 
 
 def init_ulp_floor(spec: ExperimentSpec, data: Dataset, backend: str = "torch") -> float:

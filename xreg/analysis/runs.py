@@ -10,12 +10,14 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from xreg import backends, conventions, optimizers
+from xreg import backends, models
+from xreg.analysis.compare import PairResult, compare_pair
 from xreg.backends import BackendUnavailable
 from xreg.checks import XregInputError, check_choice
-from xreg.compare import PairResult, compare_pair
-from xreg.plan import batch_sizes
-from xreg.spec import Dataset, ExperimentSpec, Trajectory, run_label
+from xreg.core.plan import batch_sizes, load_npz
+from xreg.core.spec import Dataset, ExperimentSpec, Trajectory, run_label
+from xreg.core.structure import architecture, structure
+from xreg.semantics import conventions, optimizers
 
 
 @dataclass(frozen=True)
@@ -33,9 +35,7 @@ class RunRequest:
         lam = base.lam if self.lam is None else self.lam
         spec = base.replace(convention=self.convention, port=self.port, lam=lam)
         if self.port == "naive":
-            from xreg.backends.naive_ports import check_supported  # imports optax only when asked
-
-            check_supported(spec)
+            optimizers.check_naive(spec.optimizer, spec.convention)
         return spec
 
 
@@ -63,6 +63,7 @@ class Comparison:
     batch_sizes: tuple[int, ...]
     outcomes: list[RunOutcome]
     pairs: list[PairResult] = field(default_factory=list)
+    architecture: models.Architecture | None = None
 
     @property
     def reference(self) -> RunOutcome:
@@ -81,7 +82,13 @@ class Comparison:
         return ok and all(p.verdict == "match" for p in self.pairs)
 
 
-def default_requests(spec: ExperimentSpec, batch_sizes: tuple[int, ...]) -> list[RunRequest]:
+def naive_cause(spec: ExperimentSpec, data: Dataset) -> str | None:
+    """Why the naive optax port of ``spec`` drifts from torch (None where the alias is exact)."""
+    s = structure(spec, architecture(spec, data))
+    return optimizers.naive_cause(spec.optimizer, spec.options, spec.convention, s.decays_everything)
+
+
+def default_requests(spec: ExperimentSpec, batch_sizes: tuple[int, ...], data: Dataset) -> list[RunRequest]:
     """torch (reference), jax exact, jax l2-loss, numpy, numpy scratch and, where one lam makes it equal,
     numpy scratch with that lam; plus the naive optax port where it differs from torch."""
     native = optimizers.get(spec.optimizer).native_convention
@@ -94,9 +101,7 @@ def default_requests(spec: ExperimentSpec, batch_sizes: tuple[int, ...]) -> list
         lam = conventions.lam_for_torch_weight_decay("scratch", spec.lam, batch_sizes, spec.lr)
         if lam is not None:
             reqs.append(RunRequest("numpy", "scratch", lam=lam))
-    from xreg.backends import naive_ports
-
-    if naive_ports.cause(spec.replace(convention=native)) is not None:
+    if naive_cause(spec.replace(convention=native), data) is not None:
         reqs.append(RunRequest("jax", native, port="naive"))
     return reqs
 
@@ -104,13 +109,14 @@ def default_requests(spec: ExperimentSpec, batch_sizes: tuple[int, ...]) -> list
 def requests_from(
     spec: ExperimentSpec,
     batch_sizes: tuple[int, ...],
+    data: Dataset,
     backend_names: list[str] | None,
     convention_names: list[str] | None,
     naive: bool = False,
 ) -> list[RunRequest]:
     """The CLI's run set: defaults, or every backend x every convention given (in the order given)."""
     if not backend_names and not convention_names:
-        reqs = default_requests(spec, batch_sizes)
+        reqs = default_requests(spec, batch_sizes, data)
         if naive and not any(r.port == "naive" for r in reqs):
             reqs.append(RunRequest("jax", optimizers.get(spec.optimizer).native_convention, port="naive"))
         return reqs
@@ -127,11 +133,20 @@ def requests_from(
     return seen
 
 
+def check(spec: ExperimentSpec, data: Dataset) -> None:
+    """Every input error that needs the data (labels, patterns, the .npz start) before any training."""
+    data.check_for_model(spec.model)
+    arch = architecture(spec, data)
+    structure(spec, arch)  # decay patterns that match no parameter
+    if spec.init_from is not None:
+        load_npz(spec.init_from, arch)
+
+
 def run_all(spec: ExperimentSpec, data: Dataset, requests: list[RunRequest]) -> Comparison:
     """Validate every request, train each run, then compare every pair of finished runs."""
     if not requests:
         raise XregInputError("Nothing to run: no backend/convention pair was requested.")
-    data.check_for_model(spec.model)
+    check(spec, data)
     specs = [r.spec_for(spec) for r in requests]  # all input errors surface before any training
     sizes = batch_sizes(spec, data.n_train)
     outcomes = []
@@ -149,5 +164,5 @@ def run_all(spec: ExperimentSpec, data: Dataset, requests: list[RunRequest]) -> 
         compare_pair(a.trajectory, b.trajectory, labels=(a.label, b.label))
         for a, b in itertools.combinations(finished, 2)
     ]
-    return Comparison(spec, data, sizes, outcomes, pairs)
+    return Comparison(spec, data, sizes, outcomes, pairs, architecture(spec, data))
 

@@ -1,6 +1,6 @@
 """Optax ``GradientTransformation``s for the torch.optim rules that stock optax cannot express.
 
-Each returns a *direction* ``d`` (torch then does ``w <- w - lr*d``), so it composes as
+Hyperparameters may be Python floats or traced JAX scalars. Each returns a *direction* ``d`` (torch then does ``w <- w - lr*d``), so it composes as
 ``chain([add_decayed_weights(lam)], twin, [add_decayed_weights(s)], scale_by_learning_rate(lr))``.
 ``t`` is the 1-based step; every state keeps its own ``count = t - 1``.
 
@@ -16,6 +16,7 @@ Why stock optax is not enough (checked against optax 0.2.8 and torch 2.13):
   Dozat's form (torch's only as psi -> inf).
 * RAdam: torch puts eps on the raw ``sqrt(v)`` and switches on ``rho_t > 5``; optax uses
   ``sqrt(v_hat)+eps`` and ``rho_t >= 5``.
+* ASGD: optax has none; torch's ``eta`` is a state updated from each step's lr.
 * ``clip_grad_norm_``: torch scales by ``min(1, M/(||g||+1e-6))``; ``optax.clip_by_global_norm``
   has no 1e-6.
 """
@@ -79,7 +80,7 @@ def _float_t(count, like):
     return (count + 1).astype(dtype)
 
 
-def torch_clip_grad_norm(max_norm: float) -> optax.GradientTransformation:
+def torch_clip_grad_norm(max_norm) -> optax.GradientTransformation:
     """``g * min(1, max_norm/(||g||_2 + 1e-6))`` over all leaves (torch.nn.utils.clip_grad_norm_)."""
 
     def update(updates, state, params=None):
@@ -90,7 +91,7 @@ def torch_clip_grad_norm(max_norm: float) -> optax.GradientTransformation:
     return optax.GradientTransformation(lambda p: optax.EmptyState(), update)
 
 
-def scale_by_torch_sgd_momentum(momentum: float, dampening: float, nesterov: bool) -> optax.GradientTransformation:
+def scale_by_torch_sgd_momentum(momentum, dampening, nesterov: bool) -> optax.GradientTransformation:
     """torch SGD momentum: ``b1 = g1``; ``b <- mu*b + (1-tau)*g``; ``d = g + mu*b`` (nesterov) or ``b``."""
 
     def init(params):
@@ -107,7 +108,7 @@ def scale_by_torch_sgd_momentum(momentum: float, dampening: float, nesterov: boo
     return optax.GradientTransformation(init, update)
 
 
-def scale_by_torch_amsgrad(b1: float, b2: float, eps: float) -> optax.GradientTransformation:
+def scale_by_torch_amsgrad(b1, b2, eps) -> optax.GradientTransformation:
     """``m, v`` as Adam; ``vmax <- max(vmax, v)``; ``d = m/(1-b1^t) / (sqrt(vmax)/sqrt(1-b2^t) + eps)``."""
 
     def init(params):
@@ -124,7 +125,7 @@ def scale_by_torch_amsgrad(b1: float, b2: float, eps: float) -> optax.GradientTr
     return optax.GradientTransformation(init, update)
 
 
-def scale_by_torch_adagrad(initial_accumulator_value: float, eps: float) -> optax.GradientTransformation:
+def scale_by_torch_adagrad(initial_accumulator_value, eps) -> optax.GradientTransformation:
     """``S <- S + g^2`` from ``S0``; ``d = g/(sqrt(S) + eps)`` (lr_decay lives in the lr schedule)."""
 
     def init(params):
@@ -138,7 +139,7 @@ def scale_by_torch_adagrad(initial_accumulator_value: float, eps: float) -> opta
     return optax.GradientTransformation(init, update)
 
 
-def scale_by_torch_nadam(b1: float, b2: float, eps: float, momentum_decay: float) -> optax.GradientTransformation:
+def scale_by_torch_nadam(b1, b2, eps, momentum_decay) -> optax.GradientTransformation:
     """torch NAdam: ``mu_t = b1*(1-0.5*0.96^(t*psi))``, ``P_t = P_{t-1}*mu_t``,
     ``d = [(1-mu_t)/(1-P_t)*g + mu_{t+1}/(1-P_t*mu_{t+1})*m] / (sqrt(v/(1-b2^t)) + eps)``."""
 
@@ -166,7 +167,7 @@ def scale_by_torch_nadam(b1: float, b2: float, eps: float, momentum_decay: float
     return optax.GradientTransformation(init, update)
 
 
-def scale_by_torch_radam(b1: float, b2: float, eps: float) -> optax.GradientTransformation:
+def scale_by_torch_radam(b1, b2, eps) -> optax.GradientTransformation:
     """torch RAdam: ``m_hat = m/(1-b1^t)``; if ``rho_t > 5``:
     ``d = m_hat * sqrt(1-b2^t)/(sqrt(v)+eps) * r_t`` else ``d = m_hat``."""
 
@@ -193,13 +194,30 @@ def scale_by_torch_radam(b1: float, b2: float, eps: float) -> optax.GradientTran
     return optax.GradientTransformation(init, update)
 
 
-def asgd_eta(lr_of_count, lambd: float, alpha: float):
-    """ASGD's step size as an optax schedule of ``count = t-1``:
-    ``eta = L/(1 + lambd*L*count)^alpha`` with ``L`` the lr of the previous step (torch updates eta
-    at the end of each step from that step's lr; ``eta_1 = lr``)."""
+class EtaState(NamedTuple):
+    count: jax.Array
+    eta: jax.Array
 
-    def eta(count):
-        L = lr_of_count(jnp.maximum(count - 1, 0))
-        return L / (1 + lambd * L * count) ** alpha
 
-    return eta
+def scale_by_torch_asgd_eta(lambd, alpha, lr_t) -> optax.GradientTransformation:
+    """torch ASGD's step size as a factor ``eta_t/lr_t`` on the direction (the lr follows in the chain).
+
+    torch keeps ``eta`` in its state: ``eta_1`` is the lr of the first step, and after step t it is set
+    from that step's lr ``L``: ``eta_{t+1} = L/(1 + lambd*L*t)^alpha``, made a tensor of torch's default
+    dtype (float32) by ``torch.as_tensor`` before it is stored: rounded to float32 in float64 runs too.
+    ``lr_t`` is this step's lr.
+    """
+
+    def init(params):
+        dtype = jax.tree.leaves(params)[0].dtype
+        return EtaState(_count(), jnp.zeros([], dtype))
+
+    def update(updates, state, params=None):
+        lr = jnp.asarray(lr_t, state.eta.dtype)
+        eta = jnp.where(state.count == 0, lr, state.eta)
+        t = _float_t(state.count, updates)
+        next_eta = (lr / (1 + lambd * lr * t) ** alpha).astype(jnp.float32).astype(lr.dtype)
+        factor = eta / lr
+        return jax.tree.map(lambda g: g * factor, updates), EtaState(optax.safe_increment(state.count), next_eta)
+
+    return optax.GradientTransformation(init, update)

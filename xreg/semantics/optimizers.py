@@ -1,4 +1,6 @@
-"""The optimizers xreg reproduces: torch's names, defaults, validation and update equations.
+"""The optimizers xreg reproduces, in ONE table: torch's names, defaults, validation, update equations,
+which options change the shape of the computation (structure) and which are numbers (hyperparameters),
+how torch applies ``weight_decay`` on each class, and the naive optax alias with what it gets wrong.
 
 One hyperparameter, one name: every option keeps its ``torch.optim`` name (``momentum``, ``betas``,
 ``alpha``...). Backends translate to framework names inside themselves. Learning rate and weight decay
@@ -50,6 +52,28 @@ class Optimizer:
     # gradient) for all but AdamW, which decays decoupled.
     native_convention: str = "torch"
     cross_checks: tuple[Callable[[Mapping[str, Any]], None], ...] = field(default=())
+    # The class takes `decoupled_weight_decay=True` (torch 2.13: Adam, NAdam, RAdam).
+    decoupled_flag: bool = False
+    # Options that change the computation's shape, as booleans of the resolved options: they belong to
+    # the (hashable, compiled-once) structure; every other option is a number and a traced hyperparameter.
+    flags: Callable[[Mapping[str, Any]], dict[str, bool]] = lambda o: {}
+    # No momentum buffer: a coupled decay is then exactly 1 - lr*c per step (SGD without momentum, ASGD).
+    momentum_free: Callable[[Mapping[str, Any]], bool] = lambda o: False
+    # The naive optax alias a user writes first, the conventions it can translate, and why it drifts
+    # from torch (None where it is exact). `naive_cause(options, convention, decays_everything)`.
+    naive_alias: str = ""
+    naive_conventions: tuple[str, ...] = ("torch",)
+    naive_cause: Callable[[Mapping[str, Any], str, bool], str | None] = lambda o, c, all_decayed: None
+
+    def hparams(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The numeric options (floats and pairs of floats): traced hyperparameters, not structure."""
+        return {k: v for k, v in options.items() if not isinstance(v, bool)}
+
+    def structure_flags(self, options: Mapping[str, Any]) -> tuple[tuple[str, bool], ...]:
+        """Boolean options and the flags derived from numbers (e.g. momentum > 0), sorted, hashable."""
+        out = {k: v for k, v in options.items() if isinstance(v, bool)}
+        out.update(self.flags(options))
+        return tuple(sorted(out.items()))
 
     def resolve(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """Fill torch defaults, check every option, reject unknown names."""
@@ -76,6 +100,15 @@ def _sgd_cross(o: Mapping[str, Any]) -> None:
         )
 
 
+def _adam_cause(o: Mapping[str, Any], convention: str, all_decayed: bool) -> str | None:
+    if o["amsgrad"]:
+        return ("optax AMSGrad takes the max of the bias-corrected v_hat; torch takes the max of the raw v "
+                "and then divides by sqrt(1-b2^t)")  # fmt: skip
+    if convention != "decoupled":
+        return "optax.adamw decays decoupled (w <- w - lr*lam*w); torch Adam(weight_decay) adds lam*w to the gradient"
+    return None if all_decayed else "optax.adamw without a mask decays the bias too (torch: bias in a wd=0 group)"
+
+
 _ADAM_CHECKS = {"betas": _betas, "eps": _nonneg, "amsgrad": check_bool}
 _ADAM_FORMULA = (
     "m <- b1*m + (1-b1)*g; v <- b2*v + (1-b2)*g^2; [amsgrad: vmax <- max(vmax, v), v := vmax]; "
@@ -94,6 +127,12 @@ OPTIMIZERS: dict[str, Optimizer] = {
             "b <- g (t=1), b <- mu*b + (1-tau)*g (t>1); d <- g + mu*b if nesterov else b "
             "(d <- g when mu=0); w <- w - lr*d",
             cross_checks=(_sgd_cross,),
+            flags=lambda o: {"momentum>0": o["momentum"] > 0, "dampening>0": o["dampening"] > 0},
+            momentum_free=lambda o: o["momentum"] == 0,
+            naive_alias="optax.sgd",
+            naive_cause=lambda o, c, a: (
+                "optax.sgd has no dampening: its buffer is mu*b + g, torch's mu*b + (1-tau)*g" if o["dampening"] else None
+            ),
         ),
         Optimizer(
             "adam",
@@ -102,6 +141,10 @@ OPTIMIZERS: dict[str, Optimizer] = {
             {"betas": (0.9, 0.999), "eps": 1e-8, "amsgrad": False},
             _ADAM_CHECKS,
             _ADAM_FORMULA,
+            decoupled_flag=True,
+            naive_alias="optax.adamw",
+            naive_conventions=("torch", "decoupled"),
+            naive_cause=lambda o, c, a: _adam_cause(o, c, a),
         ),
         Optimizer(
             "adamw",
@@ -111,6 +154,9 @@ OPTIMIZERS: dict[str, Optimizer] = {
             _ADAM_CHECKS,
             _ADAM_FORMULA,
             native_convention="decoupled",
+            naive_alias="optax.adamw",
+            naive_conventions=("torch", "decoupled"),
+            naive_cause=lambda o, c, a: _adam_cause(o, c, a),
         ),
         Optimizer(
             "rmsprop",
@@ -120,6 +166,12 @@ OPTIMIZERS: dict[str, Optimizer] = {
             {"alpha": _closed_unit, "eps": _nonneg, "momentum": _unit, "centered": check_bool},
             "v <- a*v + (1-a)*g^2; [centered: gbar <- a*gbar + (1-a)*g, v~ = v - gbar^2]; "
             "d <- g/(sqrt(v~) + eps); [momentum: b <- mu*b + d, d := b]; w <- w - lr*d",
+            flags=lambda o: {"momentum>0": o["momentum"] > 0},
+            naive_alias="optax.rmsprop",
+            naive_cause=lambda o, c, a: (
+                f"optax.rmsprop defaults decay=0.9 (torch alpha={o['alpha']}) and eps_in_sqrt=True: "
+                "1/sqrt(v+eps) instead of torch's 1/(sqrt(v)+eps)"
+            ),
         ),
         Optimizer(
             "adagrad",
@@ -129,6 +181,12 @@ OPTIMIZERS: dict[str, Optimizer] = {
             {"lr_decay": _nonneg, "initial_accumulator_value": _nonneg, "eps": _nonneg},
             "S <- S + g^2 (S0 = initial_accumulator_value); "
             "w <- w - lr/(1+(t-1)*lr_decay) * g/(sqrt(S) + eps)",
+            flags=lambda o: {"lr_decay>0": o["lr_decay"] > 0},
+            naive_alias="optax.adagrad",
+            naive_cause=lambda o, c, a: (
+                f"optax.adagrad starts the accumulator at 0.1 (torch {o['initial_accumulator_value']}) and uses "
+                f"eps=1e-7 inside the root (torch eps={o['eps']} outside)" + ("; it has no lr_decay" if o["lr_decay"] else "")
+            ),
         ),
         Optimizer(
             "adamax",
@@ -137,6 +195,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
             {"betas": (0.9, 0.999), "eps": 1e-8},
             {"betas": _betas, "eps": _nonneg},
             "m <- b1*m + (1-b1)*g; u <- max(b2*u, |g| + eps); w <- w - lr/(1-b1^t) * m/u",
+            naive_alias="optax.adamax",
         ),
         Optimizer(
             "nadam",
@@ -146,6 +205,13 @@ OPTIMIZERS: dict[str, Optimizer] = {
             {"betas": _betas, "eps": _nonneg, "momentum_decay": _nonneg},
             "mu_t = b1*(1 - 0.5*0.96^(t*psi)); P_t = P_{t-1}*mu_t; m, v as Adam; "
             "w <- w - lr*[(1-mu_t)/(1-P_t)*g + mu_{t+1}/(1-P_t*mu_{t+1})*m] / (sqrt(v/(1-b2^t)) + eps)",
+            decoupled_flag=True,
+            naive_alias="optax.nadam",
+            naive_conventions=("torch", "decoupled"),
+            naive_cause=lambda o, c, a: (
+                "optax NAdam is Dozat's form with momentum b1 at every step; torch's momentum schedule "
+                f"mu_t = b1*(1-0.5*0.96^(t*{o['momentum_decay']})) starts near b1/2"
+            ),
         ),
         Optimizer(
             "radam",
@@ -155,6 +221,12 @@ OPTIMIZERS: dict[str, Optimizer] = {
             {"betas": _betas, "eps": _nonneg},
             "m, v as Adam; rho_t = rho_inf - 2t*b2^t/(1-b2^t); if rho_t > 5: "
             "w <- w - lr * m/(1-b1^t) * r_t * sqrt(1-b2^t)/(sqrt(v) + eps) else w <- w - lr*m/(1-b1^t)",
+            decoupled_flag=True,
+            naive_alias="optax.radam",
+            naive_conventions=("torch", "decoupled"),
+            naive_cause=lambda o, c, a: (
+                "optax RAdam puts eps on sqrt(v_hat) and switches at rho_t >= 5; torch puts eps on raw sqrt(v), rho_t > 5"
+            ),
         ),
         Optimizer(
             "adadelta",
@@ -164,6 +236,10 @@ OPTIMIZERS: dict[str, Optimizer] = {
             {"rho": _closed_unit, "eps": _nonneg},
             "v <- rho*v + (1-rho)*g^2; d <- sqrt(u + eps)/sqrt(v + eps) * g; "
             "u <- rho*u + (1-rho)*d^2; w <- w - lr*d",
+            naive_alias="optax.adadelta",
+            naive_cause=lambda o, c, a: (
+                "optax.adadelta's learning_rate defaults to None: no sign flip, so it climbs the loss (torch lr=1.0)"
+            ),
         ),
         Optimizer(
             "asgd",
@@ -171,8 +247,13 @@ OPTIMIZERS: dict[str, Optimizer] = {
             1e-2,
             {"lambd": 1e-4, "alpha": 0.75, "t0": 1e6},
             {"lambd": _nonneg, "alpha": _nonneg, "t0": _nonneg},
-            "w <- w*(1 - lambd*eta_t) - eta_t*g; eta_t = lr/(1 + lambd*lr*(t-1))^alpha "
-            "(the running average ax is not fed back into w)",
+            "w <- w*(1 - lambd*eta_t) - eta_t*g; eta_1 = lr, eta_t = fl32(lr/(1 + lambd*lr*(t-1))^alpha) "
+            "(torch stores eta through its default dtype, float32; the running average ax is not fed back into w)",
+            momentum_free=lambda o: True,
+            naive_alias="optax.sgd",
+            naive_cause=lambda o, c, a: (
+                "optax has no ASGD: the lambd decay w*(1-lambd*eta_t) and the eta_t step-size schedule are dropped"
+            ),
         ),
     ]
 }
@@ -180,3 +261,19 @@ OPTIMIZERS: dict[str, Optimizer] = {
 
 def get(name: str) -> Optimizer:
     return OPTIMIZERS[check_choice("optimizer", name, OPTIMIZERS)]
+
+
+def naive_cause(name: str, options: Mapping[str, Any], convention: str, all_decayed: bool) -> str | None:
+    """Why the naive optax port of ``name`` drifts from torch, or None where the alias is exact."""
+    return get(name).naive_cause(options, convention, all_decayed)
+
+
+def check_naive(name: str, convention: str) -> None:
+    """A naive port translates torch's own ``weight_decay``: the coupled form, or the decoupled one."""
+    allowed = get(name).naive_conventions
+    if convention not in allowed:
+        shown = " or ".join(repr(c) for c in allowed)
+        raise XregInputError(
+            f"A naive port of '{name}' translates torch's weight_decay; use convention {shown}. "
+            f"Got {convention!r} instead."
+        )

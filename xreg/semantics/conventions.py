@@ -1,6 +1,10 @@
 """Regularization conventions: each one stated once as math, and the maps between them.
 
-Notation: ``w`` are the decayed parameters (the weight, and the bias when ``decay_bias``), ``g`` the
+Each convention is data: *where* its term enters one update and *with which coefficient*. From that,
+:mod:`xreg.core.recipe` builds the ordered steps of an update, which every backend realizes; no
+backend branches on a convention's name.
+
+Notation: ``w`` are the decayed parameters (every parameter not excluded by ``--no-decay``), ``g`` the
 gradient of the *mean* data loss over a batch of ``m`` rows, ``lr_t`` the learning rate at step t and
 ``lr`` its base value, ``lam`` the user's regularization strength.
 
@@ -32,25 +36,67 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+# Where a convention's term enters one update, in the order an update runs.
+LOSS = "loss"  # a penalty term in the loss, differentiated by autodiff
+GRADIENT = "gradient"  # added to the data gradient before clipping
+CLIPPED = "clipped gradient"  # added to the gradient after clipping, before the optimizer's direction
+DIRECTION = "direction"  # added after the optimizer's direction, so it is scaled by lr_t only
+NOWHERE = "nowhere"
+PLACES = (LOSS, GRADIENT, CLIPPED, DIRECTION, NOWHERE)
+
+# Coefficients, as functions of the group's strength lam, the batch's row count m and the base lr.
+COEFFICIENTS = {
+    "lam": lambda lam, m, lr: lam,
+    "lam/m": lambda lam, m, lr: lam / m,
+    "lam/lr": lambda lam, m, lr: lam / lr,
+    "0": lambda lam, m, lr: 0.0 * lam,
+}
+
 
 @dataclass(frozen=True)
 class Convention:
     name: str
     formula: str
     summary: str
+    enters: str  # one of PLACES
+    coefficient: str  # key of COEFFICIENTS: the c in "c*w" (or c/2*||w||^2 in the loss)
+    penalty: str  # coefficient of the recorded penalty c/2*||w||^2
+    coupled: bool  # its term is part of the gradient (so it is L2 for every optimizer)
+    schedule_coefficient: str | None = None  # decoupled with decoupled_scale='schedule': lam/lr
 
 
 CONVENTIONS: dict[str, Convention] = {
     c.name: c
     for c in [
-        Convention("torch", "g <- g + lam*w", "coupled weight decay, as torch.optim weight_decay"),
-        Convention("l2-loss", "min mean(loss) + lam/2*||w||^2", "L2 term in a mean loss, autodiff"),
-        Convention("scratch", "g <- (sum_i grad_i + lam*w)/m", "the from-scratch lam/m form"),
-        Convention("decoupled", "w <- w - lr_t*lam*w", "decoupled decay (AdamW)"),
-        Convention("none", "g <- g", "no regularization"),
+        Convention("torch", "g <- g + lam*w", "coupled weight decay, as torch.optim weight_decay",
+                   CLIPPED, "lam", "lam", True),
+        Convention("l2-loss", "min mean(loss) + lam/2*||w||^2", "L2 term in a mean loss, autodiff",
+                   LOSS, "lam", "lam", True),
+        Convention("scratch", "g <- (sum_i grad_i + lam*w)/m", "the from-scratch lam/m form",
+                   GRADIENT, "lam/m", "lam/m", True),
+        Convention("decoupled", "w <- w - lr_t*lam*w", "decoupled decay (AdamW)",
+                   DIRECTION, "lam", "lam", False, schedule_coefficient="lam/lr"),
+        Convention("none", "g <- g", "no regularization", NOWHERE, "0", "0", True),
     ]
-}
+}  # fmt: skip
 NAMES: tuple[str, ...] = tuple(CONVENTIONS)
+
+
+def get(name: str) -> Convention:
+    return CONVENTIONS[name]
+
+
+def coefficient_form(convention: str, decoupled_scale: str = "lr") -> str:
+    """The coefficient key of ``convention`` (decoupled: 'lam' for the lr scale, 'lam/lr' for the schedule scale)."""
+    c = CONVENTIONS[convention]
+    if c.schedule_coefficient and decoupled_scale == "schedule":
+        return c.schedule_coefficient
+    return c.coefficient
+
+
+def coefficient(form: str, lam, m=1, lr=1.0):
+    """Evaluate a coefficient key; works on floats and on arrays of any framework."""
+    return COEFFICIENTS[form](lam, m, lr)
 
 
 def gradient_coefficient(convention: str, lam: float, m: int) -> float:
@@ -59,34 +105,31 @@ def gradient_coefficient(convention: str, lam: float, m: int) -> float:
     ``torch``: ``lam``; ``l2-loss``: ``lam`` (d/dw of ``lam/2*||w||^2``); ``scratch``: ``lam/m``;
     ``decoupled`` and ``none``: 0 (nothing enters the gradient).
     """
-    if convention in ("torch", "l2-loss"):
-        return lam
-    if convention == "scratch":
-        return lam / m
-    return 0.0
+    c = CONVENTIONS[convention]
+    return coefficient(c.coefficient, lam, m) if c.coupled else 0.0
 
 
 def decoupled_rate(convention: str, lam: float, lr: float, decoupled_scale: str = "lr") -> float:
-    """``s`` in ``w <- w - lr_t*s*w`` applied outside the gradient (0 unless ``decoupled``).
+    """``s`` in ``w <- w - lr_t*s*w`` applied outside the gradient (0 unless the term enters after the direction).
 
     ``decoupled_scale='lr'``: ``s = lam`` (torch AdamW, optax adamw: decay follows the scheduled lr);
     ``'schedule'``: ``s = lam/lr`` so that the decay is ``eta_t*lam*w`` with ``eta_t = lr_t/lr``.
     """
-    if convention != "decoupled":
+    if CONVENTIONS[convention].enters != DIRECTION:
         return 0.0
-    return lam if decoupled_scale == "lr" else lam / lr
+    return coefficient(coefficient_form(convention, decoupled_scale), lam, 1, lr)
 
 
 def decay_factor(
-    convention: str, lam: float, lr: float, m: int, optimizer: str = "sgd", decoupled_scale: str = "lr"
+    convention: str, lam: float, lr: float, m: int, momentum_free: bool = True, decoupled_scale: str = "lr"
 ) -> float | None:
-    """The factor the decay alone applies to ``w`` each step: ``1 - lr*c`` (None where an adaptive
-    optimizer rescales a coupled decay, so no fixed factor exists). At or below 0 the decay
+    """The factor the decay alone applies to ``w`` each step: ``1 - lr*c`` (None where an adaptive or
+    momentum optimizer rescales a coupled decay, so no fixed factor exists). At or below 0 the decay
     overshoots zero and flips the sign of ``w`` every step."""
     s = decoupled_rate(convention, lam, lr, decoupled_scale)
     if s:
         return 1 - lr * s
-    if optimizer in ("sgd", "asgd"):
+    if momentum_free:
         return 1 - lr * gradient_coefficient(convention, lam, m)
     return None
 
@@ -96,16 +139,14 @@ def l2_penalty(coefficient: float, sq_norm):
     return 0.5 * coefficient * sq_norm
 
 
-def penalty(convention: str, lam: float, m: int, sq_norm):
+def penalty(convention: str, lam, m, sq_norm):
     """The regularization term recorded beside the data loss at each step.
 
     For the coupled conventions it is the term whose gradient they add, ``l2_penalty(c, ||w||^2)``
     with ``c = gradient_coefficient``; ``decoupled`` records ``lam/2*||w||^2``, the L2 term it equals
     for momentum-free SGD; ``none`` records 0.
     """
-    if convention == "decoupled":
-        return l2_penalty(lam, sq_norm)
-    return l2_penalty(gradient_coefficient(convention, lam, m), sq_norm)
+    return l2_penalty(coefficient(CONVENTIONS[convention].penalty, lam, m), sq_norm)
 
 
 @dataclass(frozen=True)
@@ -123,30 +164,31 @@ def torch_weight_decay(
     lr: float,
     *,
     optimizer: str = "sgd",
+    momentum_free: bool = True,
     momentum: float = 0.0,
     decoupled_scale: str = "lr",
 ) -> TorchEquivalent:
     """Map a run's regularization to the torch coupled ``weight_decay`` that gives the same updates."""
-    if convention in ("torch", "l2-loss"):
-        return TorchEquivalent(lam, f"{convention} lam={lam:.4g} == torch weight_decay={lam:.4g}")
-    if convention == "none":
+    c = CONVENTIONS[convention]
+    if c.enters == NOWHERE:
         return TorchEquivalent(0.0, "no regularization == torch weight_decay=0")
-    if convention == "scratch":
+    if c.coupled and c.coefficient == "lam":
+        return TorchEquivalent(lam, f"{convention} lam={lam:.4g} == torch weight_decay={lam:.4g}")
+    if c.coupled:  # lam/m: one value per batch size
         sizes = sorted(set(batch_sizes))
         if len(sizes) == 1:
             m = sizes[0]
             wd = lam / m
-            return TorchEquivalent(wd, f"scratch lam={lam:.4g} with m={m} == torch weight_decay={wd:.4g}")
+            return TorchEquivalent(wd, f"{convention} lam={lam:.4g} with m={m} == torch weight_decay={wd:.4g}")
         return TorchEquivalent(
             None,
-            f"scratch lam={lam:.4g} decays by lam/m with batch sizes m in {sizes}: "
+            f"{convention} lam={lam:.4g} decays by lam/m with batch sizes m in {sizes}: "
             "no single torch weight_decay (each batch needs its own)",
         )
-    # decoupled
     s = decoupled_rate(convention, lam, lr, decoupled_scale)
-    if optimizer in ("sgd", "asgd") and momentum == 0.0:
+    if momentum_free:
         return TorchEquivalent(
-            s, f"decoupled lam={lam:.4g} ({decoupled_scale}-scaled) == torch weight_decay={s:.4g} (momentum-free SGD)"
+            s, f"{convention} lam={lam:.4g} ({decoupled_scale}-scaled) == torch weight_decay={s:.4g} (momentum-free SGD)"
         )
     return TorchEquivalent(
         None,
@@ -165,14 +207,16 @@ def lam_for_torch_weight_decay(
     ``scratch``: ``lam = weight_decay*m`` (one batch size m); ``decoupled``: ``weight_decay`` ('lr'
     scale) or ``weight_decay*lr`` ('schedule' scale, Loshchilov & Hutter).
     """
-    if convention in ("torch", "l2-loss"):
+    c = CONVENTIONS[convention]
+    if c.enters == NOWHERE:
+        return 0.0 if weight_decay == 0 else None
+    form = coefficient_form(convention, decoupled_scale)
+    if form == "lam":
         return weight_decay
-    if convention == "scratch":
-        sizes = set(batch_sizes)
-        return weight_decay * sizes.pop() if len(sizes) == 1 else None
-    if convention == "decoupled":
-        return weight_decay if decoupled_scale == "lr" else weight_decay * lr
-    return 0.0 if weight_decay == 0 else None
+    if form == "lam/lr":
+        return weight_decay * lr
+    sizes = set(batch_sizes)  # lam/m
+    return weight_decay * sizes.pop() if len(sizes) == 1 else None
 
 
 def torch_weight_decay_from_sklearn_C(C: float, n: int) -> float:

@@ -1,0 +1,140 @@
+"""The recipe as an optax chain: every link is a named object that both builds its transform and
+prints its text, so the chain a reader sees is the chain that runs.
+
+For the exact port of ``torch.optim.<Opt>(weight_decay=lam)``::
+
+    chain(
+        [add_decayed_weights(lam/m_t, mask)]   # scratch: (sum_i grad_i + lam*w)/m, part of the gradient
+        [torch_clip_grad_norm(M)]              # clip_grad_norm_ runs before torch adds weight decay
+        [add_decayed_weights(lam, mask)]       # torch: coupled decay, g + lam*w, before any scaling
+        <direction of the optimizer>           # e.g. trace(momentum), scale_by_adam(...)
+        [add_decayed_weights(s, mask)]         # decoupled: -lr_t*(d + s*w), as optax.adamw
+        scale_by_learning_rate(lr_t),          # lr_t from the shared per-epoch schedule
+    )
+
+One ``add_decayed_weights`` per decay group (its strength, its mask). ``l2-loss`` puts the penalty in
+the loss instead. Values may be Python floats (for the printed text) or traced scalars (in a run).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import optax
+
+from xreg.backends.jax import naive, twins
+from xreg.backends.jax.link import Link, Shown, _text, chain_text, mask_of, to_optax  # noqa: F401 (re-exported)
+from xreg.core import recipe
+from xreg.core.structure import Structure, group_strengths
+from xreg.semantics import conventions
+
+
+def _num(v: Any, text: str | None = None) -> Any:
+    return Shown(v, text) if text is not None else v
+
+
+# ---- each optimizer's own rule, as links returning the direction d (torch: w <- w - lr*d) -----------
+def _sgd(s, o, lr):
+    if not s.flag("momentum>0"):
+        return []
+    if not s.flag("dampening>0"):
+        return [Link("trace", optax.trace, kwargs={"decay": o["momentum"], "nesterov": s.flag("nesterov")})]
+    return [Link("twins.scale_by_torch_sgd_momentum", twins.scale_by_torch_sgd_momentum, (o["momentum"],),
+                 {"dampening": o["dampening"], "nesterov": s.flag("nesterov")})]  # fmt: skip
+
+
+def _adam(s, o, lr):
+    (b1, b2), eps = o["betas"], o["eps"]
+    if s.flag("amsgrad"):
+        return [Link("twins.scale_by_torch_amsgrad", twins.scale_by_torch_amsgrad, (b1, b2), {"eps": eps})]
+    return [Link("scale_by_adam", optax.scale_by_adam, kwargs={"b1": b1, "b2": b2, "eps": eps})]
+
+
+def _rmsprop(s, o, lr):
+    kw = {"decay": o["alpha"], "eps": o["eps"], "eps_in_sqrt": False}
+    links = [Link("scale_by_stddev", optax.scale_by_stddev, kwargs=kw) if s.flag("centered")
+             else Link("scale_by_rms", optax.scale_by_rms, kwargs=kw)]  # fmt: skip
+    if s.flag("momentum>0"):  # torch's buffer holds g/avg without lr: trace before the lr, not after
+        links.append(Link("trace", optax.trace, kwargs={"decay": o["momentum"]}))
+    return links
+
+
+def _adagrad(s, o, lr):
+    S0, eps, decay = o["initial_accumulator_value"], o["eps"], o["lr_decay"]
+    links = [Link("twins.scale_by_torch_adagrad", twins.scale_by_torch_adagrad, kwargs={"initial_accumulator_value": S0, "eps": eps})]
+    if s.flag("lr_decay>0"):
+        links.append(Link("scale_by_schedule", optax.scale_by_schedule,
+                          (Shown(lambda c: 1 / (1 + c * decay), f"1/(1 + count*{_text(decay)})"),)))  # fmt: skip
+    return links
+
+
+def _adamax(s, o, lr):
+    (b1, b2), eps = o["betas"], o["eps"]
+    return [Link("scale_by_adamax", optax.scale_by_adamax, kwargs={"b1": b1, "b2": b2, "eps": eps})]
+
+
+def _nadam(s, o, lr):
+    (b1, b2), eps = o["betas"], o["eps"]
+    return [Link("twins.scale_by_torch_nadam", twins.scale_by_torch_nadam, (b1, b2),
+                 {"eps": eps, "momentum_decay": o["momentum_decay"]})]  # fmt: skip
+
+
+def _radam(s, o, lr):
+    (b1, b2), eps = o["betas"], o["eps"]
+    return [Link("twins.scale_by_torch_radam", twins.scale_by_torch_radam, (b1, b2), {"eps": eps})]
+
+
+def _adadelta(s, o, lr):
+    return [Link("scale_by_adadelta", optax.scale_by_adadelta, kwargs={"rho": o["rho"], "eps": o["eps"]})]
+
+
+def _asgd(s, o, lr):  # w <- w - eta_t*(g + lambd*w): lambd decays every parameter, eta replaces lr
+    return [
+        Link("add_decayed_weights", optax.add_decayed_weights, (o["lambd"],)),
+        Link("twins.scale_by_torch_asgd_eta", twins.scale_by_torch_asgd_eta, (o["lambd"], o["alpha"], lr)),
+    ]
+
+
+DIRECTIONS: dict[str, Callable[[Structure, Mapping[str, Any], Any], list[Link]]] = {
+    "sgd": _sgd, "adam": _adam, "adamw": _adam, "rmsprop": _rmsprop, "adagrad": _adagrad, "adamax": _adamax,
+    "nadam": _nadam, "radam": _radam, "adadelta": _adadelta, "asgd": _asgd,
+}  # fmt: skip
+
+
+def _lr_shown(s: Structure, hp: Mapping[str, Any], lr_t: Any) -> Any:
+    if not isinstance(hp["lr"], (int, float)):
+        return lr_t
+    sched = "" if s.schedule == "constant" else f" * {s.schedule} schedule"
+    return Shown(lr_t, f"{hp['lr']}{sched}")
+
+
+def exact_links(s: Structure, hp: Mapping[str, Any], lr_t: Any, m: Any, m_text: str = "m_t") -> list[Link]:
+    """The exact chain: the recipe's steps, each realized by stock optax or a torch twin. Traced
+    coefficients are cast to the run's dtype (the dtype of ``lr_t``), as torch applies a Python float."""
+    out: list[Link] = []
+    for step in recipe.build(s):
+        if step.name == "decay":
+            for names, lam in group_strengths(s, hp):
+                c = conventions.coefficient(step.coefficient, lam, m, hp["lr"])
+                shown = None
+                if hasattr(c, "astype") and hasattr(lr_t, "dtype"):
+                    c = c.astype(lr_t.dtype)
+                if isinstance(lam, (int, float)):
+                    shown = {"lam": f"{lam}", "lam/m": f"{lam}/{m_text}", "lam/lr": f"{c:.6g}"}[step.coefficient]
+                mask = mask_of(s, names)
+                out.append(Link("add_decayed_weights", optax.add_decayed_weights, (_num(c, shown),),
+                                {"mask": mask} if mask else {}))  # fmt: skip
+        elif step.name == "clip":
+            out.append(Link("twins.torch_clip_grad_norm", twins.torch_clip_grad_norm, (hp["clip_norm"],)))
+        elif step.name == "direction":
+            out += DIRECTIONS[s.optimizer](s, hp["options"], lr_t)
+        elif step.name == "scale_by_lr":
+            out.append(Link("scale_by_learning_rate", optax.scale_by_learning_rate, (_lr_shown(s, hp, lr_t),)))
+    return out
+
+
+def links(s: Structure, hp: Mapping[str, Any], lr_t: Any, m: Any, m_text: str = "m_t") -> list[Link]:
+    """The chain for ``s.port``: 'exact' (reproduces torch) or 'naive' (the obvious alias)."""
+    if s.port == "naive":
+        return [naive.naive_link(s, hp, _lr_shown(s, hp, lr_t))]
+    return exact_links(s, hp, lr_t, m, m_text)

@@ -1,0 +1,1 @@
+"""The numpy backend: see run.py."""

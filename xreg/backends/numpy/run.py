@@ -1,0 +1,299 @@
+"""NumPy from scratch: hand-written backpropagation and every update rule written out, one line per equation.
+
+The parameters are one flat vector ``theta`` (the model's parameters side by side in name order, viewed
+back as the named tree for the forward pass); every optimizer below is elementwise, so this is the
+same algorithm torch runs on its separate tensors. A step realizes the recipe (:mod:`xreg.core.recipe`):
+
+1. ``g`` = gradient of the mean data loss of the batch (:func:`xreg.models.backward`);
+2. ``penalty`` / ``decay`` before clipping: ``g <- g + c*w`` (c per parameter: its group's coefficient);
+3. ``clip``: ``g`` clipped as ``torch.nn.utils.clip_grad_norm_`` does;
+4. ``decay`` on the clipped gradient: ``g <- g + c*w`` (torch's coupled weight decay);
+5. ``decay`` after the direction: ``w <- w - lr_t*c*w`` before the optimizer's own update (where torch runs it);
+6. ``direction`` + ``scale_by_lr``: the optimizer's update (classes below, each the equations of its torch twin).
+
+Contract: ``init(structure, hparams, params0) -> State``; ``step(state, batch, hparams) -> State`` (pure).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Mapping, NamedTuple
+
+import numpy as np
+
+from xreg import models
+from xreg.core import recipe
+from xreg.core.plan import Batch, make_plan
+from xreg.core.spec import Dataset, ExperimentSpec, Trajectory, make_trajectory
+from xreg.core.structure import Structure, group_strengths, split
+from xreg.semantics import conventions, schedules
+
+NAME = "numpy"
+
+
+class Layout:
+    """Where each named parameter sits in the flat vector."""
+
+    def __init__(self, arch: models.Architecture):
+        self.shapes = arch.shapes
+        self.slices, start = {}, 0
+        for name, shape in self.shapes.items():
+            size = math.prod(shape)
+            self.slices[name] = slice(start, start + size)
+            start += size
+        self.size = start
+
+    def tree(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        return {n: theta[sl].reshape(self.shapes[n]) for n, sl in self.slices.items()}
+
+    def flat(self, tree: Mapping[str, Any], dtype=np.float64) -> np.ndarray:
+        return np.concatenate([np.asarray(tree[n], dtype=dtype).reshape(-1) for n in self.shapes])
+
+    def per_element(self, values: list[tuple[tuple[str, ...], Any]], dtype) -> np.ndarray:
+        """A vector holding each group's value on its parameters' entries, 0 elsewhere."""
+        out = np.zeros(self.size, dtype=dtype)
+        for names, v in values:
+            for n in names:
+                out[self.slices[n]] = v
+        return out
+
+
+def clip_grad_norm(g: np.ndarray, max_norm) -> np.ndarray:
+    """torch.nn.utils.clip_grad_norm_: g * min(1, max_norm / (||g||_2 + 1e-6))."""
+    coef = max_norm / (np.sqrt(np.sum(g * g)) + 1e-6)
+    return g * min(coef, 1.0)
+
+
+# ---- optimizers: state + update, in torch's order of operations (step() copies nothing; see step()) ---------------------------------
+class SGD:
+    def __init__(self, o, flags, theta):
+        self.mu, self.tau, self.nesterov = o["momentum"], o["dampening"], flags["nesterov"]
+        self.buf = None
+
+    def step(self, theta, g, lr, t):
+        d = g
+        if self.mu != 0:
+            # first step: b <- g (not damped); then b <- mu*b + (1 - tau)*g
+            self.buf = g.copy() if self.buf is None else self.mu * self.buf + (1 - self.tau) * g
+            d = g + self.mu * self.buf if self.nesterov else self.buf
+        return theta - lr * d
+
+
+class Adam:
+    def __init__(self, o, flags, theta):
+        (self.b1, self.b2), self.eps, self.amsgrad = o["betas"], o["eps"], flags["amsgrad"]
+        self.m, self.v, self.vmax = (np.zeros_like(theta) for _ in range(3))
+
+    def step(self, theta, g, lr, t):
+        self.m = self.m + (1 - self.b1) * (g - self.m)  # lerp(m, g, 1 - b1)
+        self.v = self.b2 * self.v + (1 - self.b2) * g * g
+        bc1, bc2 = 1 - self.b1**t, 1 - self.b2**t
+        if self.amsgrad:
+            self.vmax = np.maximum(self.vmax, self.v)  # max of the raw v, corrected afterwards
+            denom = np.sqrt(self.vmax) / math.sqrt(bc2) + self.eps
+        else:
+            denom = np.sqrt(self.v) / math.sqrt(bc2) + self.eps
+        return theta - (lr / bc1) * (self.m / denom)
+
+
+class RMSprop:
+    def __init__(self, o, flags, theta):
+        self.alpha, self.eps, self.mu, self.centered = o["alpha"], o["eps"], o["momentum"], flags["centered"]
+        self.v, self.gbar, self.buf = (np.zeros_like(theta) for _ in range(3))
+
+    def step(self, theta, g, lr, t):
+        self.v = self.alpha * self.v + (1 - self.alpha) * g * g
+        if self.centered:
+            self.gbar = self.gbar + (1 - self.alpha) * (g - self.gbar)
+            avg = np.sqrt(self.v - self.gbar * self.gbar) + self.eps  # eps outside the sqrt
+        else:
+            avg = np.sqrt(self.v) + self.eps
+        if self.mu > 0:
+            self.buf = self.mu * self.buf + g / avg  # the buffer holds g/avg, without lr
+            return theta - lr * self.buf
+        return theta - lr * (g / avg)
+
+
+class Adagrad:
+    def __init__(self, o, flags, theta):
+        self.lr_decay, self.eps = o["lr_decay"], o["eps"]
+        self.S = np.full_like(theta, o["initial_accumulator_value"])
+
+    def step(self, theta, g, lr, t):
+        clr = lr / (1 + (t - 1) * self.lr_decay)
+        self.S = self.S + g * g
+        return theta - clr * (g / (np.sqrt(self.S) + self.eps))
+
+
+class Adamax:
+    def __init__(self, o, flags, theta):
+        (self.b1, self.b2), self.eps = o["betas"], o["eps"]
+        self.m, self.u = np.zeros_like(theta), np.zeros_like(theta)
+
+    def step(self, theta, g, lr, t):
+        self.m = self.m + (1 - self.b1) * (g - self.m)
+        self.u = np.maximum(self.b2 * self.u, np.abs(g) + self.eps)
+        return theta - (lr / (1 - self.b1**t)) * (self.m / self.u)
+
+
+class NAdam:
+    def __init__(self, o, flags, theta):
+        (self.b1, self.b2), self.eps, self.psi = o["betas"], o["eps"], o["momentum_decay"]
+        self.m, self.v = np.zeros_like(theta), np.zeros_like(theta)
+        self.mu_product = 1.0
+
+    def step(self, theta, g, lr, t):
+        bc2 = 1 - self.b2**t
+        mu = self.b1 * (1.0 - 0.5 * 0.96 ** (t * self.psi))
+        mu_next = self.b1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * self.psi))
+        self.mu_product *= mu
+        self.m = self.m + (1 - self.b1) * (g - self.m)
+        self.v = self.b2 * self.v + (1 - self.b2) * g * g
+        denom = np.sqrt(self.v / bc2) + self.eps
+        theta = theta + (-lr * (1.0 - mu) / (1.0 - self.mu_product)) * (g / denom)
+        return theta + (-lr * mu_next / (1.0 - self.mu_product * mu_next)) * (self.m / denom)
+
+
+class RAdam:
+    def __init__(self, o, flags, theta):
+        (self.b1, self.b2), self.eps = o["betas"], o["eps"]
+        self.m, self.v = np.zeros_like(theta), np.zeros_like(theta)
+
+    def step(self, theta, g, lr, t):
+        self.m = self.m + (1 - self.b1) * (g - self.m)
+        self.v = self.b2 * self.v + (1 - self.b2) * g * g
+        bc1, bc2 = 1 - self.b1**t, 1 - self.b2**t
+        m_hat = self.m / bc1
+        rho_inf = 2 / (1 - self.b2) - 1
+        rho_t = rho_inf - 2 * t * self.b2**t / bc2
+        if rho_t > 5.0:  # strict, as torch
+            rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+            adaptive = bc2**0.5 / (np.sqrt(self.v) + self.eps)  # eps on the raw sqrt(v)
+            return theta - m_hat * lr * adaptive * rect
+        return theta - m_hat * lr
+
+
+class Adadelta:
+    def __init__(self, o, flags, theta):
+        self.rho, self.eps = o["rho"], o["eps"]
+        self.v, self.u = np.zeros_like(theta), np.zeros_like(theta)
+
+    def step(self, theta, g, lr, t):
+        self.v = self.rho * self.v + (1 - self.rho) * g * g
+        delta = np.sqrt(self.u + self.eps) / np.sqrt(self.v + self.eps) * g  # eps inside both roots
+        self.u = self.rho * self.u + (1 - self.rho) * delta * delta
+        return theta - lr * delta
+
+
+class ASGD:
+    """theta <- theta*(1 - lambd*eta_t) - eta_t*g; eta_1 = lr, eta_{t+1} = fl32(lr_t/(1 + lambd*lr_t*t)^alpha).
+
+    torch computes each new eta as ``torch.as_tensor(python_float)``, a tensor of torch's *default*
+    dtype (float32), before copying it into its state: eta is rounded to float32 from step 2 on, in
+    float64 runs too. The running average ``ax`` torch keeps is not fed back into theta, so it is not
+    reproduced.
+    """
+
+    def __init__(self, o, flags, theta):
+        self.lambd, self.alpha = o["lambd"], o["alpha"]
+        self.eta = None
+
+    def step(self, theta, g, lr, t):
+        eta = lr if self.eta is None else self.eta
+        theta = theta * (1 - self.lambd * eta) - eta * g
+        self.eta = float(np.float32(lr / ((1 + self.lambd * lr * t) ** self.alpha)))
+        return theta
+
+
+OPTIMIZERS = {
+    "sgd": SGD, "adam": Adam, "adamw": Adam, "rmsprop": RMSprop, "adagrad": Adagrad, "adamax": Adamax,
+    "nadam": NAdam, "radam": RAdam, "adadelta": Adadelta, "asgd": ASGD,
+}  # fmt: skip
+
+
+class State(NamedTuple):
+    structure: Structure
+    theta: np.ndarray  # flat parameters in the run's dtype
+    optimizer: Any  # the optimizer object (its buffers are the optimizer state)
+    t: int  # steps taken
+
+
+def init(s: Structure, hp: Mapping[str, Any], params0: Mapping[str, np.ndarray]) -> State:
+    theta = Layout(s.arch).flat(params0, np.dtype(s.dtype))
+    return State(s, theta, OPTIMIZERS[s.optimizer](hp["options"], dict(s.flags), theta), 0)
+
+
+def _advance(state: State, batch: Batch, hp: Mapping[str, Any]) -> tuple[State, float, float]:
+    """One update; the optimizer object is advanced in place. Returns the new state, batch loss, penalty."""
+    s, dt = state.structure, np.dtype(state.structure.dtype)
+    layout = Layout(s.arch)
+    theta, t, m = state.theta, state.t + 1, len(batch.y)
+    lr = dt.type(schedules.lr_fn(s.schedule, dict(s.schedule_options), hp["lr"], np)(batch.epoch))
+    X, y = np.asarray(batch.X, dt), np.asarray(batch.y, dt)
+    loss, grads = models.backward(s.arch, layout.tree(theta), X, y, np)
+    g = layout.flat(grads, dt)
+    groups = group_strengths(s, hp)
+    sq = [(lam, sum(float(np.sum(theta[layout.slices[n]] ** 2)) for n in names)) for names, lam in groups]
+    penalty = sum(conventions.penalty(s.convention, lam, m, q) for lam, q in sq)
+    coef = lambda st: layout.per_element(  # noqa: E731
+        [(n, dt.type(conventions.coefficient(st.coefficient, lam, m, hp["lr"]))) for n, lam in groups], dt)
+    steps = recipe.build(s)
+    for st in steps:
+        if st.name in ("penalty", "decay") and st.where != conventions.DIRECTION:
+            g = g + coef(st) * theta  # the penalty's gradient, or coupled weight decay
+        elif st.name == "clip":
+            g = clip_grad_norm(g, hp["clip_norm"])
+        elif st.name == "direction":
+            for dec in (d for d in steps if d.where == conventions.DIRECTION):
+                theta = theta - (lr * coef(dec)) * theta  # torch's place: before the optimizer's own update
+            theta = state.optimizer.step(theta, g, lr, t).astype(dt, copy=False)  # + scale_by_lr
+    return State(s, theta, state.optimizer, t), float(loss), float(penalty)
+
+
+def step(state: State, batch: Batch, hp: Mapping[str, Any]) -> State:
+    """One update on one batch (pure: ``state`` and its optimizer buffers are not changed)."""
+    with np.errstate(all="ignore"):
+        return _advance(state._replace(optimizer=copy.deepcopy(state.optimizer)), batch, hp)[0]
+
+
+def params_of(state: State) -> dict[str, np.ndarray]:
+    return {n: p.astype(np.float64) for n, p in Layout(state.structure.arch).tree(state.theta).items()}
+
+
+def metrics(arch: models.Architecture, params: Mapping[str, np.ndarray], X, y) -> tuple[float, float]:
+    """Mean loss and accuracy (NaN for regression or no rows) of ``params`` on X, y."""
+    z = models.forward(arch, params, X, np)
+    loss = float(np.mean(models.per_example_loss(arch.head, z, y, np))) if len(y) else math.nan
+    if not models.HEADS[arch.head].classification or not len(y):
+        return loss, math.nan
+    return loss, float(np.mean(models.correct(arch.head, z, y, np)))
+
+
+def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
+    if spec.port != "exact":
+        raise ValueError(f"The numpy backend writes the exact torch rules only; got port={spec.port!r}.")
+    data.check_for_model(spec.model)
+    s, hp = split(spec, data)
+    dt = np.dtype(spec.dtype)
+    plan = make_plan(spec, data.n_train, s.arch)
+    X, y, Xt, yt = (np.asarray(a, dt) for a in (data.X_train, data.y_train, data.X_test, data.y_test))
+    state = init(s, hp, plan.params0)
+    layout = Layout(s.arch)
+    hist = np.full((plan.steps + 1, layout.size), np.nan)
+    hist[0] = state.theta
+    loss, pen = np.full(plan.steps, np.nan), np.full(plan.steps, np.nan)
+    train_loss, train_acc, test_acc = (np.full(spec.epochs, np.nan) for _ in range(3))
+    with np.errstate(all="ignore"):  # a diverging run is recorded, not raised
+        for k, batch in enumerate(plan.data_batches(X, y)):
+            state, loss[k], pen[k] = _advance(state, batch, hp)
+            hist[k + 1] = state.theta
+            if not np.all(np.isfinite(state.theta)):
+                break
+            if batch.epoch_end:
+                params = layout.tree(state.theta)
+                train_loss[batch.epoch], train_acc[batch.epoch] = metrics(s.arch, params, X, y)
+                test_acc[batch.epoch] = metrics(s.arch, params, Xt, yt)[1]
+    params = {n: hist[:, sl].reshape((-1, *layout.shapes[n])) for n, sl in layout.slices.items()}
+    return make_trajectory(NAME, spec, params, loss=loss, penalty=pen, train_loss=train_loss,
+                           train_accuracy=train_acc, test_accuracy=test_acc, meta={"numpy": np.__version__})  # fmt: skip

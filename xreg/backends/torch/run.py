@@ -1,0 +1,253 @@
+"""PyTorch: the model's ``nn.Linear`` layers trained by the real ``torch.optim`` optimizer, its param
+groups and the real ``lr_scheduler``. The recipe (:mod:`xreg.core.recipe`) is realized as a torch user
+writes it:
+
+* ``penalty`` (l2-loss): ``mean_loss + sum_g c_g/2*||w_g||^2`` in the objective, differentiated by autograd;
+* ``decay`` before clipping (scratch): ``p.grad.add_(p, alpha=c_g)`` after ``backward()``;
+* ``clip``: ``torch.nn.utils.clip_grad_norm_``;
+* ``decay`` on the clipped gradient (torch): ``weight_decay=c_g`` of each decay group's param group;
+* ``decay`` after the direction (decoupled): ``AdamW`` / ``decoupled_weight_decay=True`` where torch has
+  it, else ``p.mul_(1 - lr*c_g)`` under ``no_grad`` just before ``step()``, where torch's own runs;
+* ``direction`` + ``scale_by_lr``: ``optimizer.step()``; parameters no group decays sit in a group with
+  ``weight_decay=0``.
+
+Tensors are built in the run's dtype (no process-wide default dtype). torch keeps NAdam's
+``mu_product`` and ASGD's ``eta``/``mu`` in the *default* dtype (``_get_scalar_dtype``); their state is
+laid out here in the run's dtype before the first step, exactly as torch's lazy init would in that dtype.
+The single-tensor CPU path (``foreach=False``) is used.
+
+Contract: ``init(structure, hparams, params0) -> State``; ``step(state, batch, hparams) -> State``
+(pure: it works on a copy, through the optimizer's and scheduler's ``state_dict``).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Mapping, NamedTuple
+
+import numpy as np
+import torch
+
+from xreg import models
+from xreg.core import recipe
+from xreg.core.plan import Batch, make_plan
+from xreg.core.spec import Dataset, ExperimentSpec, Trajectory, make_trajectory
+from xreg.core.structure import Structure, group_strengths, split
+from xreg.semantics import conventions, optimizers, schedules
+
+NAME = "torch"
+
+
+class MLP(torch.nn.Module):
+    """``hidden`` -> activation -> ``out``: parameters named ``hidden.weight`` ... ``out.bias``."""
+
+    def __init__(self, arch: models.Architecture, dtype: torch.dtype):
+        super().__init__()
+        self.hidden = torch.nn.Linear(arch.n_features, arch.hidden, dtype=dtype)
+        self.out = torch.nn.Linear(arch.hidden, arch.n_outputs, dtype=dtype)
+        self.act = torch.tanh if arch.activation == "tanh" else torch.relu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.act(self.hidden(x)))
+
+
+def build_module(arch: models.Architecture, dtype: torch.dtype) -> torch.nn.Module:
+    if arch.hidden is None:
+        return torch.nn.Linear(arch.n_features, arch.n_outputs, dtype=dtype)
+    return MLP(arch, dtype)
+
+
+def loss_fn(head: str):
+    """The head's torch loss on logits (m, K): BCEWithLogitsLoss / MSELoss on z[:, 0], CrossEntropyLoss on z."""
+    cls = getattr(torch.nn, models.HEADS[head].torch_loss)()
+    if head == "ce":
+        return lambda z, y: cls(z, y.long())
+    return lambda z, y: cls(z[:, 0], y)
+
+
+class State(NamedTuple):
+    structure: Structure
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    hp: Mapping[str, Any]
+
+
+def _steps(s: Structure) -> dict[str, recipe.Step]:
+    """The recipe's penalty/decay step by where it stands (at most one: one convention per run)."""
+    return {st.where: st for st in recipe.build(s) if st.name in ("penalty", "decay")}
+
+
+def _torch_decay(s: Structure) -> tuple[str | None, bool]:
+    """Which recipe place torch.optim's own ``weight_decay`` realizes, and whether to pass
+    ``decoupled_weight_decay=True``."""
+    opt = optimizers.get(s.optimizer)
+    places = _steps(s)
+    if conventions.CLIPPED in places:
+        return conventions.CLIPPED, False
+    native_decoupled = conventions.get(opt.native_convention).enters == conventions.DIRECTION  # AdamW
+    if conventions.DIRECTION in places and (opt.decoupled_flag or native_decoupled):
+        return conventions.DIRECTION, opt.decoupled_flag
+    return None, False
+
+
+def make_optimizer(s: Structure, hp: Mapping[str, Any], model: torch.nn.Module) -> torch.optim.Optimizer:
+    """The torch.optim class with its torch-named options and one param group per decay group."""
+    opt = optimizers.get(s.optimizer)
+    cls = getattr(torch.optim, opt.torch_class)
+    flags = dict(s.flags)
+    kwargs = {k: flags[k] if isinstance(v, bool) else hp["options"][k] for k, v in opt.defaults.items()}
+    place, decoupled = _torch_decay(s)
+    if opt.decoupled_flag:
+        kwargs["decoupled_weight_decay"] = decoupled
+    named = dict(model.named_parameters())
+    form = _steps(s)[place].coefficient if place else None
+    groups = []
+    for names, lam in group_strengths(s, hp):
+        wd = conventions.coefficient(form, lam, 1, hp["lr"]) if form else 0.0
+        groups.append({"params": [named[n] for n in names], "weight_decay": wd})
+    rest = [named[n] for n in s.arch.names if n not in s.decayed]
+    if rest:
+        groups.append({"params": rest, "weight_decay": 0.0})
+    optimizer = cls(groups, lr=hp["lr"], foreach=False, **kwargs)
+    _scalar_state_in_run_dtype(s.optimizer, optimizer)
+    return optimizer
+
+
+def _scalar_state_in_run_dtype(name: str, optimizer: torch.optim.Optimizer) -> None:
+    """torch 2.13's lazy init of NAdam and ASGD state, with the scalars in the parameters' dtype."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            scalar = lambda v: torch.tensor(v, dtype=p.dtype)  # noqa: E731
+            if name == "nadam":
+                optimizer.state[p] = {"step": scalar(0.0), "mu_product": scalar(1.0),
+                                      "exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}  # fmt: skip
+            elif name == "asgd":
+                optimizer.state[p] = {"step": scalar(0.0), "eta": scalar(group["lr"]), "mu": scalar(1.0),
+                                      "ax": torch.zeros_like(p)}  # fmt: skip
+
+
+def make_scheduler(s: Structure, optimizer: torch.optim.Optimizer):
+    o = dict(s.schedule_options)
+    sched = torch.optim.lr_scheduler
+    if s.schedule == "step":
+        return sched.StepLR(optimizer, step_size=o["step_size"], gamma=o["gamma"])
+    if s.schedule == "exponential":
+        return sched.ExponentialLR(optimizer, gamma=o["gamma"])
+    if s.schedule == "cosine":
+        return sched.CosineAnnealingLR(optimizer, T_max=o["T_max"], eta_min=o["eta_min"])
+    if s.schedule == "lambda":
+        factor = schedules.lr_fn("lambda", o, 1.0, np)
+        return sched.LambdaLR(optimizer, lr_lambda=lambda epoch: float(factor(epoch)))
+    return None
+
+
+def init(s: Structure, hp: Mapping[str, Any], params0: Mapping[str, np.ndarray]) -> State:
+    dtype = getattr(torch, s.dtype)
+    model = build_module(s.arch, dtype)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(torch.as_tensor(np.asarray(params0[name]), dtype=dtype))
+    optimizer = make_optimizer(s, hp, model)
+    return State(s, model, optimizer, make_scheduler(s, optimizer), hp)
+
+
+def _advance(state: State, epoch_end: bool, X: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """One update in place; returns the batch loss and the recorded penalty."""
+    s, model, optimizer, hp = state.structure, state.model, state.optimizer, state.hp
+    named = dict(model.named_parameters())
+    places, m = _steps(s), len(y)
+    groups = [([named[n] for n in names], lam) for names, lam in group_strengths(s, hp)]
+    torch_place, _ = _torch_decay(s)
+    with torch.enable_grad():
+        optimizer.zero_grad()
+        data_loss = loss_fn(s.arch.head)(model(X), y)
+        sqs = [(lam, sum((p * p).sum() for p in ps)) for ps, lam in groups]
+        objective = data_loss
+        if conventions.LOSS in places:
+            form = places[conventions.LOSS].coefficient
+            for lam, sq in sqs:
+                objective = objective + conventions.l2_penalty(conventions.coefficient(form, lam, m, hp["lr"]), sq)
+        objective.backward()
+    with torch.no_grad():
+        penalty = sum(float(conventions.penalty(s.convention, lam, m, sq.item())) for lam, sq in sqs)
+        if conventions.GRADIENT in places:  # the scratch loop's (sum_i grad_i + lam*w)/m
+            form = places[conventions.GRADIENT].coefficient
+            for ps, lam in groups:
+                for p in ps:
+                    p.grad.add_(p, alpha=conventions.coefficient(form, lam, m, hp["lr"]))
+        if s.clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), hp["clip_norm"], foreach=False)
+        if conventions.DIRECTION in places and torch_place != conventions.DIRECTION:
+            form, lr_now = places[conventions.DIRECTION].coefficient, optimizer.param_groups[0]["lr"]
+            for ps, lam in groups:
+                for p in ps:
+                    p.mul_(1 - lr_now * conventions.coefficient(form, lam, m, hp["lr"]))
+        optimizer.step()
+        if epoch_end and state.scheduler is not None:
+            state.scheduler.step()
+    return data_loss.item(), penalty
+
+
+def step(state: State, batch: Batch, hp: Mapping[str, Any]) -> State:
+    """One update on one batch, on a copy of ``state`` (its model, optimizer and scheduler are untouched)."""
+    new = init(state.structure, hp, params_of(state))
+    new.optimizer.load_state_dict(copy.deepcopy(state.optimizer.state_dict()))
+    if state.scheduler is not None:
+        new.scheduler.load_state_dict(state.scheduler.state_dict())
+    dtype = getattr(torch, state.structure.dtype)
+    _advance(new, batch.epoch_end, torch.as_tensor(batch.X, dtype=dtype), torch.as_tensor(batch.y, dtype=dtype))
+    return new
+
+
+def params_of(state: State) -> dict[str, np.ndarray]:
+    return {n: p.detach().double().numpy().copy() for n, p in state.model.named_parameters()}
+
+
+def _metrics(arch: models.Architecture, model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    if X.shape[0] == 0:
+        return math.nan, math.nan
+    z = model(X)
+    loss = loss_fn(arch.head)(z, y).item()
+    if not models.HEADS[arch.head].classification:
+        return loss, math.nan
+    return loss, float(np.mean(models.correct(arch.head, z.double().numpy(), y.double().numpy(), np)))
+
+
+def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
+    if spec.port != "exact":
+        raise ValueError(f"The torch backend is the reference; got port={spec.port!r}.")
+    data.check_for_model(spec.model)
+    s, hp = split(spec, data)
+    dtype = getattr(torch, spec.dtype)
+    t = lambda a: torch.as_tensor(np.asarray(a), dtype=dtype)  # noqa: E731
+    X, y, Xt, yt = t(data.X_train), t(data.y_train), t(data.X_test), t(data.y_test)
+    plan = make_plan(spec, data.n_train, s.arch)
+    state = init(s, hp, plan.params0)
+    names = s.arch.names
+    hist = {n: np.full((plan.steps + 1, *shape), np.nan) for n, shape in s.arch.shapes.items()}
+    for n in names:
+        hist[n][0] = plan.params0[n]
+    loss_hist, pen_hist = np.full(plan.steps, np.nan), np.full(plan.steps, np.nan)
+    train_loss, train_acc, test_acc = (np.full(spec.epochs, np.nan) for _ in range(3))
+    named = dict(state.model.named_parameters())
+    with torch.no_grad():
+        for k, (epoch, rows) in enumerate(plan.batches()):
+            idx = torch.from_numpy(np.array(rows))
+            epoch_end = (k + 1) % plan.n_batches == 0
+            loss_hist[k], pen_hist[k] = _advance(state, epoch_end, X[idx], y[idx])
+            finite = True
+            for n in names:
+                hist[n][k + 1] = named[n].detach().double().numpy()
+                finite &= bool(np.all(np.isfinite(hist[n][k + 1])))
+            if not finite:
+                break
+            if epoch_end:
+                train_loss[epoch], train_acc[epoch] = _metrics(s.arch, state.model, X, y)
+                test_acc[epoch] = _metrics(s.arch, state.model, Xt, yt)[1]
+    return make_trajectory(
+        NAME, spec, hist, loss=loss_hist, penalty=pen_hist, train_loss=train_loss, train_accuracy=train_acc,
+        test_accuracy=test_acc,
+        meta={"torch": torch.__version__, "device": "cpu", "threads": str(torch.get_num_threads())},
+    )  # fmt: skip

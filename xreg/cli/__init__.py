@@ -1,0 +1,56 @@
+"""``xreg`` / ``python -m xreg``: one entry point, one module per subcommand.
+
+    xreg compare [flags]     run one experiment in every framework and explain the differences
+    xreg explain OPTIMIZER   the update equations, exact optax chain and naive port of one optimizer
+
+Flags without a subcommand are taken as ``compare`` flags (``xreg --optimizer adam`` = ``xreg compare
+--optimizer adam``). Subcommands to come (diagnose, translate, sweep) get a module each here.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+from xreg.cli.common import EXIT_BAD_INPUT, EXIT_MATCH, guarded
+
+SUBCOMMANDS = {
+    "compare": "run one experiment in PyTorch, JAX/Optax and NumPy and explain every difference",
+    "explain": "print the update equations, exact optax chain and naive port of one torch optimizer",
+}
+
+
+def usage() -> str:
+    from xreg import __version__
+
+    lines = [f"xreg {__version__}: why don't my PyTorch, JAX/Optax and NumPy runs give the same numbers?", "",
+             "usage: xreg [--version] [--help] <command> [flags]", "", "commands:"]  # fmt: skip
+    lines += [f"  {name:9} {text}" for name, text in SUBCOMMANDS.items()]
+    lines += ["", "Without a command, the flags are compare's: 'xreg --lr 0.1' runs 'xreg compare --lr 0.1'.",
+              "'xreg COMMAND --help' lists a command's flags and their defaults."]  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] in (["--version"], ["-V"]):
+        from xreg import __version__
+
+        print(f"xreg {__version__}")
+        return EXIT_MATCH
+    if args[:1] in (["-h"], ["--help"], ["help"]):
+        print(usage())
+        return EXIT_MATCH
+    if args[:1] == ["explain"]:
+        from xreg.cli import explain
+
+        return guarded(lambda: explain.run(args[1:]))
+    if args[:1] == ["compare"]:
+        args = args[1:]
+    elif args and not args[0].startswith("-"):
+        print(f"error: unknown command {args[0]!r}; commands: {', '.join(SUBCOMMANDS)} (see xreg --help)",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_BAD_INPUT
+    from xreg.cli import compare
+
+    return guarded(lambda: compare.run(args))

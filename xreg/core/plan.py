@@ -1,0 +1,161 @@
+"""What every backend must share to be comparable: initial parameters and the batch order.
+
+Both are generated once here, in NumPy, and handed to each backend, so a difference between two runs
+can only come from the update rule.
+
+Batch order: without ``shuffle`` every epoch visits rows 0..n-1 in file order. With ``shuffle`` epoch
+``e`` visits ``numpy.random.default_rng(seed).permutation(n)`` drawn for e = 0, 1, ... in turn from one
+generator. Batches are consecutive slices of that order of ``batch_size`` rows; the last one keeps the
+remainder (``DataLoader(drop_last=False)``). Initial parameters, one array per parameter name in
+the model's order: zeros; ``init_scale * N(0, 1)`` drawn from ``default_rng(seed)``, parameter by
+parameter, before any permutation; ``torch``: ``nn.Linear``'s default init, ``U(-1/sqrt(fan_in),
+1/sqrt(fan_in))`` for each layer's weight then bias, drawn the same way; all equal to ``init_scale``
+(``init='constant'``); or the arrays of ``init_from`` (a .npz file, checked against the shapes).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator, Mapping, NamedTuple
+
+import numpy as np
+
+from xreg.checks import XregInputError
+from xreg.core.spec import ExperimentSpec
+from xreg.models import Architecture
+
+
+class Batch(NamedTuple):
+    """One step's rows: what ``step(state, batch, hparams)`` consumes (the data rows travel with it)."""
+
+    X: np.ndarray  # (m, d)
+    y: np.ndarray  # (m,)
+    epoch: int  # 0-based epoch: the lr schedule's argument
+    epoch_end: bool  # the last batch of its epoch (torch steps its lr_scheduler after it)
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingPlan:
+    params0: Mapping[str, np.ndarray]  # name -> float64 array in the model's shape
+    order: np.ndarray  # (epochs, n) int64: row visited at each position of each epoch
+    batch_sizes: tuple[int, ...]  # rows in each batch of an epoch; the last may be short
+
+    @property
+    def n_batches(self) -> int:
+        return len(self.batch_sizes)
+
+    @property
+    def steps(self) -> int:
+        return self.order.shape[0] * self.n_batches
+
+    def batches(self):
+        """Yield ``(epoch, index array)`` for every step, in order."""
+        bounds = np.cumsum((0,) + self.batch_sizes)
+        for epoch, row_order in enumerate(self.order):
+            for lo, hi in zip(bounds[:-1], bounds[1:]):
+                yield epoch, row_order[lo:hi]
+
+    def data_batches(self, X: np.ndarray, y: np.ndarray) -> Iterator[Batch]:
+        """Every step's :class:`Batch` of the rows of ``X``, ``y``, in order."""
+        nb = self.n_batches
+        for k, (epoch, rows) in enumerate(self.batches()):
+            yield Batch(X[rows], y[rows], epoch, (k + 1) % nb == 0)
+
+    def epoch_of_step(self) -> np.ndarray:
+        return np.repeat(np.arange(self.order.shape[0]), self.n_batches)
+
+    def epoch_ends(self) -> np.ndarray:
+        """0-based index of the last step of each epoch."""
+        return np.arange(self.order.shape[0]) * self.n_batches + self.n_batches - 1
+
+    def padded_indices(self) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, B) row indices and a 0/1 validity mask, B = the largest batch (for scan-style loops)."""
+        width = max(self.batch_sizes)
+        idx = np.zeros((self.steps, width), dtype=np.int64)
+        valid = np.zeros((self.steps, width), dtype=bool)
+        for step, (_, rows) in enumerate(self.batches()):
+            idx[step, : len(rows)] = rows
+            valid[step, : len(rows)] = True
+        return idx, valid
+
+    def step_batch_size(self, step: int) -> int:
+        """Rows in the batch of 0-based ``step``."""
+        return self.batch_sizes[step % self.n_batches]
+
+
+MAX_ROW_VISITS = 50_000_000  # epochs x rows: the batch order alone is 8 bytes per visit
+
+
+def batch_sizes(spec: ExperimentSpec, n_rows: int) -> tuple[int, ...]:
+    """Rows in each batch of an epoch (the last may be short), after checking the run fits in memory.
+
+    Cheap: it builds no batch order, so callers that only need the sizes can ask before training.
+    """
+    if spec.epochs * n_rows > MAX_ROW_VISITS:
+        raise XregInputError(
+            f"The run is too large: {spec.epochs} epochs x {n_rows} rows = {spec.epochs * n_rows:.3g} row visits, "
+            f"more than {MAX_ROW_VISITS:.0e}; use fewer epochs or fewer rows."
+        )
+    batch = n_rows if spec.batch_size is None else min(spec.batch_size, n_rows)
+    return (batch,) * (n_rows // batch) + ((n_rows % batch,) if n_rows % batch else ())
+
+
+def check_params(params: Mapping[str, np.ndarray], arch: Architecture, source: str) -> dict[str, np.ndarray]:
+    """Every missing, extra or misshapen array, listed in one error; else float64 copies in model order."""
+    problems = [f"missing '{n}' {tuple(s)}" for n, s in arch.shapes.items() if n not in params]
+    problems += [f"unexpected '{n}'" for n in params if n not in arch.shapes]
+    for n, shape in arch.shapes.items():
+        if n in params and tuple(np.shape(params[n])) != tuple(shape):
+            problems.append(f"'{n}' has shape {tuple(np.shape(params[n]))}, the model needs {tuple(shape)}")
+    if problems:
+        raise XregInputError(f"{source} does not fit the {arch.model} model: " + "; ".join(problems) + ".")
+    out = {}
+    for n in arch.names:
+        a = np.asarray(params[n])
+        if not np.issubdtype(a.dtype, np.number) or not np.all(np.isfinite(a)):
+            raise XregInputError(f"{source}: the array '{n}' must hold finite numbers.")
+        out[n] = a.astype(np.float64)
+    return out
+
+
+def load_npz(path: str, arch: Architecture) -> dict[str, np.ndarray]:
+    """Initial parameters from a .npz file whose arrays are named as the model's parameters."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except FileNotFoundError:
+        raise XregInputError(f"The parameter file '{path}' does not exist.") from None
+    except (OSError, ValueError) as exc:
+        raise XregInputError(f"The parameter file '{path}' is not a readable .npz file ({exc}).") from None
+    return check_params(arrays, arch, f"'{path}'")
+
+
+def initial_params(spec: ExperimentSpec, arch: Architecture, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    if spec.init_from is not None:
+        return load_npz(spec.init_from, arch)
+    out = {}
+    for prefix, fan_in, _ in arch.layers:
+        for name in (prefix + "weight", prefix + "bias"):
+            shape = arch.shapes[name]
+            if spec.init == "normal":
+                out[name] = spec.init_scale * rng.standard_normal(shape)
+            elif spec.init == "torch":  # kaiming_uniform_(a=sqrt(5)) and the fan-in bias: both 1/sqrt(fan_in)
+                bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+                out[name] = rng.uniform(-bound, bound, shape)
+            else:
+                out[name] = np.full(shape, spec.init_scale if spec.init == "constant" else 0.0)
+    return out
+
+
+def make_plan(spec: ExperimentSpec, n_rows: int, arch: Architecture) -> TrainingPlan:
+    sizes = batch_sizes(spec, n_rows)
+    rng = np.random.default_rng(spec.seed)
+    params0 = initial_params(spec, arch, rng)
+    for _ in range(spec.init_ulps):
+        params0 = {n: np.nextafter(p, np.inf) for n, p in params0.items()}
+    if spec.shuffle:
+        order = np.stack([rng.permutation(n_rows) for _ in range(spec.epochs)])
+    else:
+        order = np.broadcast_to(np.arange(n_rows), (spec.epochs, n_rows))
+    return TrainingPlan(params0, order, sizes)

@@ -1,0 +1,120 @@
+"""A run split in two: the hashable *structure* (what is compiled) and the numeric *hyperparameters*.
+
+``split(spec, data)`` returns both. Two runs with the same structure share one compiled JAX program;
+everything in ``hparams`` is a traced input (lr, the decay strength of every group, betas, momentum,
+eps, the clip norm, ...), so sweeping them never recompiles.
+
+Structure: the architecture (model and shapes), the optimizer and its boolean flags (``nesterov``,
+``amsgrad``, ``momentum > 0``, ...), the convention and its decoupled scale, the decay groups (which
+parameter names each strength applies to), the dtype, the schedule (kind and options), whether the
+gradient is clipped, and the port. Hyperparameters: ``{"lr", "decay": {group: strength}, "options":
+{torch name: number}, "clip_norm"}``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from xreg import models
+from xreg.checks import XregInputError
+from xreg.core.spec import Dataset, ExperimentSpec
+from xreg.semantics import optimizers
+
+DEFAULT_GROUP = "lam"
+
+
+@dataclass(frozen=True)
+class Structure:
+    arch: models.Architecture
+    optimizer: str
+    flags: tuple[tuple[str, bool], ...]
+    convention: str
+    decoupled_scale: str
+    groups: tuple[tuple[str, tuple[str, ...]], ...]  # decay group -> the parameter names it decays
+    dtype: str
+    schedule: str
+    schedule_options: tuple[tuple[str, Any], ...]
+    clip: bool
+    port: str
+
+    def flag(self, name: str) -> bool:
+        return dict(self.flags).get(name, False)
+
+    @property
+    def decayed(self) -> tuple[str, ...]:
+        """Every parameter some group decays, in model order."""
+        names = {n for _, members in self.groups for n in members}
+        return tuple(n for n in self.arch.names if n in names)
+
+    @property
+    def decays_everything(self) -> bool:
+        return len(self.groups) == 1 and self.decayed == self.arch.names
+
+
+def matches(name: str, pattern: str) -> bool:
+    """fnmatch on parameter names; a pattern without a dot also matches the last name part
+    ('bias' matches 'bias', 'hidden.bias' and 'out.bias')."""
+    return fnmatch.fnmatchcase(name, pattern) or ("." not in pattern and fnmatch.fnmatchcase(name.rsplit(".", 1)[-1], pattern))
+
+
+def decay_groups(spec: ExperimentSpec, names: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Which parameters each strength decays: ``--no-decay`` patterns first (no group), then the first
+    matching ``--group-decay`` pattern, else the default group (``lam``). Empty groups are dropped."""
+    for pattern in spec.no_decay + tuple(p for p, _ in spec.group_decay):
+        if not any(matches(n, pattern) for n in names):
+            raise XregInputError(
+                f"The pattern {pattern!r} matches no parameter of the {spec.model} model ({', '.join(names)})."
+            )
+    members: dict[str, list[str]] = {DEFAULT_GROUP: []}
+    for pattern, _ in spec.group_decay:
+        members.setdefault(pattern, [])
+    for n in names:
+        if any(matches(n, p) for p in spec.no_decay):
+            continue
+        group = next((p for p, _ in spec.group_decay if matches(n, p)), DEFAULT_GROUP)
+        members[group].append(n)
+    return tuple((g, tuple(ns)) for g, ns in members.items() if ns)
+
+
+def architecture(spec: ExperimentSpec, data: Dataset) -> models.Architecture:
+    n_classes = 1 if spec.model == "linear" else data.n_classes
+    return models.architecture(spec.model, data.n_features, n_classes, spec.hidden, spec.activation)
+
+
+def structure(spec: ExperimentSpec, arch: models.Architecture) -> Structure:
+    opt = optimizers.get(spec.optimizer)
+    return Structure(
+        arch=arch,
+        optimizer=spec.optimizer,
+        flags=opt.structure_flags(spec.options),
+        convention=spec.convention,
+        decoupled_scale=spec.decoupled_scale,
+        groups=decay_groups(spec, arch.names),
+        dtype=spec.dtype,
+        schedule=spec.schedule,
+        schedule_options=tuple(sorted(spec.schedule_options.items())),
+        clip=spec.clip_norm is not None,
+        port=spec.port,
+    )
+
+
+def hparams(spec: ExperimentSpec) -> dict[str, Any]:
+    """The numeric hyperparameter tree of ``spec`` (Python floats; backends cast to the run's dtype)."""
+    decay = {DEFAULT_GROUP: spec.lam, **{p: v for p, v in spec.group_decay}}
+    return {
+        "lr": spec.lr,
+        "decay": decay,
+        "options": optimizers.get(spec.optimizer).hparams(spec.options),
+        "clip_norm": 0.0 if spec.clip_norm is None else spec.clip_norm,
+    }
+
+
+def split(spec: ExperimentSpec, data: Dataset) -> tuple[Structure, dict[str, Any]]:
+    return structure(spec, architecture(spec, data)), hparams(spec)
+
+
+def group_strengths(s: Structure, hp: Mapping[str, Any]) -> list[tuple[tuple[str, ...], Any]]:
+    """(parameter names, strength) of each decay group."""
+    return [(names, hp["decay"][g]) for g, names in s.groups]

@@ -1,0 +1,227 @@
+"""Datasets: the embedded default, scikit-learn's shipped datasets, a user's numeric CSV, the
+deterministic train/test split and the optional standardization.
+
+Split rule (no random numbers, so it is the same on every machine): with test fraction ``f``, row ``i``
+(0-based, file order) goes to the test split when ``floor((i+1)*f) > floor(i*f)``, i.e. rows are
+interleaved evenly and ``floor(n*f)`` of them are test rows. ``f = 0.2`` puts rows 4, 9, 14, ... in the
+test split; ``f = 0`` trains on every row. ``standardize`` centres and scales every feature with the
+mean and standard deviation of the *training* split (a constant feature is only centred), applied to both.
+
+Labels: ``linear`` takes any real target; ``logistic`` two classes 0/1; ``softmax`` and ``mlp`` classes
+0..K-1. ``map_labels`` sends the sorted distinct labels to 0, 1, ..., K-1.
+"""
+
+from __future__ import annotations
+
+import math
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from xreg.checks import XregInputError, check_float
+from xreg.core.spec import Dataset
+
+SKLEARN_DATASETS = ("digits", "iris", "wine", "breast_cancer")
+DEFAULT_NAME = "default"
+DEFAULT_TARGET = "class"
+DEFAULT_TEST_FRACTION = 0.2
+MAX_FEATURES = 1000
+
+
+def test_mask(n_rows: int, test_fraction: float) -> np.ndarray:
+    """Boolean mask of the test rows under the interleaved split rule above."""
+    f = check_float("test_fraction", test_fraction, 0.0, 1.0, closed="left")
+    i = np.arange(n_rows)
+    return np.floor((i + 1) * f) > np.floor(i * f)
+
+
+def split(name: str, X: np.ndarray, y: np.ndarray, names: tuple[str, ...], target: str, test_fraction: float) -> Dataset:
+    mask = test_mask(len(y), test_fraction)
+    return Dataset(name, X[~mask], y[~mask], X[mask], y[mask], names, target)
+
+
+def _cells(path: Path, delimiter: str) -> tuple[list[int], np.ndarray]:
+    """Non-blank lines of a text CSV as a 2-D array of stripped strings, with their 1-based line numbers."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # -sig: a spreadsheet's BOM is dropped
+    except UnicodeDecodeError as exc:
+        raise XregInputError(f"The data file '{path}' is not a readable text CSV ({exc}).") from None
+    numbered = [(i + 1, line) for i, line in enumerate(text.splitlines()) if line.strip()]
+    if not numbered:
+        raise XregInputError(f"The data file '{path}' is empty.")
+    lines = [line for _, line in numbered]
+    try:
+        cells = np.loadtxt(lines, dtype=str, delimiter=delimiter, comments=None, quotechar='"', ndmin=2)
+    except ValueError:  # a ragged row: find it and say where
+        width = len(np.loadtxt(lines[:1], dtype=str, delimiter=delimiter, comments=None, quotechar='"', ndmin=2)[0])
+        for number, line in numbered[1:]:
+            got = len(np.loadtxt([line], dtype=str, delimiter=delimiter, comments=None, quotechar='"', ndmin=2)[0])
+            if got != width:
+                raise XregInputError(f"Line {number} of '{path}' has {got} fields; the header has {width}.") from None
+        raise XregInputError(f"The data file '{path}' is not a readable CSV.") from None
+    return [n for n, _ in numbered], np.char.strip(cells)
+
+
+def read_csv(
+    path: str | Path, target: str, *, delimiter: str = ",", drop: Sequence[str] = ()
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Read a numeric CSV with a header (via ``numpy.loadtxt``): the ``target`` column is y, every
+    other column not in ``drop`` a feature."""
+    path = Path(path)
+    if not path.is_file():
+        raise XregInputError(f"The data file '{path}' does not exist or is not a file.")
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\"\n\r":
+        raise XregInputError(f"The delimiter must be one character (not a quote or newline). Got {delimiter!r} instead.")
+    numbers, cells = _cells(path, delimiter)
+    header = [str(h) for h in cells[0]]
+    if len(cells) == 1:
+        raise XregInputError(f"The data file '{path}' has a header but no data rows.")
+    if len(set(header)) != len(header):
+        raise XregInputError(f"The header of '{path}' repeats a column name: {', '.join(header)}.")
+    for name in [target, *drop]:
+        if name not in header:
+            what = "target column" if name == target else "column to drop"
+            raise XregInputError(f"The {what} '{name}' is not in '{path}'. Columns: {', '.join(header)}.")
+    body = cells[1:]
+    try:
+        values = body.astype(np.float64)
+    except ValueError:
+        values = None
+    if values is None or not np.all(np.isfinite(values)):
+        for (r, c), cell in np.ndenumerate(body):  # the first bad cell, in file order
+            try:
+                v = float(cell)
+            except ValueError:
+                raise XregInputError(
+                    f"Non-numeric value {str(cell)!r} in column '{header[c]}' at line {numbers[r + 1]} of '{path}'."
+                ) from None
+            if not math.isfinite(v):
+                raise XregInputError(
+                    f"Column '{header[c]}' holds {str(cell)!r} at line {numbers[r + 1]} of '{path}'; "
+                    "values must be finite (no NaN or inf)."
+                )
+    t = header.index(target)
+    keep = [i for i, h in enumerate(header) if i != t and h not in drop]
+    if not keep:
+        raise XregInputError(f"The data file '{path}' has no feature columns besides '{target}'.")
+    return values[:, keep], values[:, t], tuple(header[i] for i in keep)
+
+
+def _shown(values: np.ndarray) -> str:
+    return ", ".join(f"{v:g}" for v in values[:5]) + (", ..." if len(values) > 5 else "")
+
+
+def prepare_labels(y: np.ndarray, model: str, map_labels: bool) -> np.ndarray:
+    """Class labels for the classifiers: 0/1 (logistic) or 0..K-1 (softmax, mlp); ``map_labels`` maps
+    the sorted distinct values there. The linear model keeps any real target."""
+    if model == "linear":
+        return y
+    classes = np.unique(y)
+    if len(classes) == 1:
+        raise XregInputError(
+            f"The labels hold one class only ({classes[0]:g}); the {model} model needs at least two classes."
+        )
+    if model == "logistic" and len(classes) > 2:
+        raise XregInputError(
+            f"The logistic model needs two classes; the labels hold {len(classes)}: {{{_shown(classes)}}}. "
+            "Use --model softmax or --model mlp for more."
+        )
+    if np.array_equal(classes, np.arange(len(classes))):
+        return y
+    if not map_labels:
+        maps = [f"{c:g} -> {i}" for i, c in enumerate(classes[:5])] + (["..."] if len(classes) > 5 else [])
+        targets = ", ".join(maps[:-1]) + " and " + maps[-1]
+        need = "0/1 labels" if model == "logistic" else "class labels 0..K-1"
+        raise XregInputError(f"The {model} model needs {need}; got {{{_shown(classes)}}}. Pass --map-labels to map {targets}.")
+    return np.searchsorted(classes, y).astype(float)
+
+
+def load_csv(
+    path: str | Path,
+    target: str,
+    *,
+    model: str = "logistic",
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+    map_labels: bool = False,
+    max_features: int | None = MAX_FEATURES,
+    delimiter: str = ",",
+    drop: Sequence[str] = (),
+) -> Dataset:
+    X, y, names = read_csv(path, target, delimiter=delimiter, drop=drop)
+    if max_features is not None and X.shape[1] > max_features:
+        raise XregInputError(
+            f"'{path}' has {X.shape[1]} feature columns, more than the limit of {max_features}; "
+            "pass --allow-many-features if this is intended."
+        )
+    y = prepare_labels(y, model, map_labels)
+    data = split(Path(path).name, X, y, names, target, test_fraction)
+    if model != "linear" and len(np.unique(data.y_train)) < 2:
+        raise XregInputError(f"The training split holds one class only; the {model} model needs two or more.")
+    return data
+
+
+def _default_raw():
+    ref = resources.files("xreg") / "data" / "default.csv"
+    with resources.as_file(ref) as path:
+        X, y, names = read_csv(path, DEFAULT_TARGET)
+    return DEFAULT_NAME, X, y, names, DEFAULT_TARGET
+
+
+def default_dataset(test_fraction: float = DEFAULT_TEST_FRACTION) -> Dataset:
+    """The embedded default: 1370 rows x 4 features, 0/1 labels; 1096 train + 274 test at f=0.2."""
+    return split(*_default_raw(), test_fraction)
+
+
+def _sklearn_raw(name: str):
+    from sklearn import datasets
+
+    bunch = getattr(datasets, f"load_{name}")()
+    names = tuple(str(f) for f in getattr(bunch, "feature_names", [f"x{i}" for i in range(bunch.data.shape[1])]))
+    return name, np.asarray(bunch.data, float), np.asarray(bunch.target, float), names, "target"
+
+
+def sklearn_dataset(name: str, test_fraction: float = DEFAULT_TEST_FRACTION) -> Dataset:
+    """One of scikit-learn's shipped datasets (no download): digits, iris, wine, breast_cancer."""
+    return split(*_sklearn_raw(name), test_fraction)
+
+
+def standardized(data: Dataset) -> Dataset:
+    """Features centred and scaled by the training split's mean and standard deviation (both splits)."""
+    mean = data.X_train.mean(axis=0)
+    std = data.X_train.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return Dataset(f"{data.name} (standardized)", (data.X_train - mean) / std, data.y_train,
+                   (data.X_test - mean) / std, data.y_test, data.feature_names, data.target)  # fmt: skip
+
+
+def load(
+    source: str | None,
+    target: str | None = None,
+    *,
+    model: str = "logistic",
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+    map_labels: bool = False,
+    max_features: int | None = MAX_FEATURES,
+    delimiter: str = ",",
+    drop: Sequence[str] = (),
+    standardize: bool = False,
+) -> Dataset:
+    """The embedded default (``source=None``), a scikit-learn dataset by name, or a CSV path."""
+    if source is None or source in SKLEARN_DATASETS:
+        if target is not None:
+            raise XregInputError("--target needs --data PATH.csv (a shipped dataset has its own labels).")
+        if drop:
+            raise XregInputError("--drop is for a CSV file given with --data PATH.")
+        name, X, y, names, column = _default_raw() if source is None else _sklearn_raw(source)
+        data = split(name, X, prepare_labels(y, model, map_labels), names, column, test_fraction)
+    else:
+        if target is None:
+            raise XregInputError(
+                f"--data needs --target COLUMN (the label column of '{source}'); "
+                f"shipped datasets: {', '.join(SKLEARN_DATASETS)}."
+            )
+        data = load_csv(source, target, model=model, test_fraction=test_fraction, map_labels=map_labels,
+                        max_features=max_features, delimiter=delimiter, drop=drop)  # fmt: skip
+    return standardized(data) if standardize else data

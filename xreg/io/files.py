@@ -1,0 +1,39 @@
+"""Files a user keeps: never written over without ``force``, never left half-written."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+
+def check_writable(path: str | Path, *, force: bool = False) -> None:
+    """Refuse to clobber an existing file without ``force``, or to write into a missing folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"'{path}' is a folder; give a file path.")
+    if path.exists() and not force:
+        raise FileExistsError(f"'{path}' exists; pass --force to overwrite it.")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"The folder of '{path}' does not exist.")
+
+
+def write_atomic(path: str | Path, content: str | bytes, *, force: bool = False) -> None:
+    """Write ``content`` to ``path`` through a temporary file and a rename; refuse to clobber without force.
+
+    The temporary file is created with mode 0o666, so the process umask gives it the mode any new
+    file gets (no umask is read or changed).
+    """
+    check_writable(path, force=force)
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,121 @@
+"""A :class:`Comparison` as a JSON document a user keeps: the spec, library versions, every run
+(parameters as named trees in torch's shapes) and every pair."""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+
+from xreg.analysis import compare
+from xreg.analysis.runs import Comparison
+from xreg.core import recipe
+from xreg.core.structure import structure
+from xreg.report.table import explain, hazards, torch_equivalent, update_formula
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "machine": platform.machine()}
+    for pkg in ("xreg", "numpy", "jax", "jaxlib", "optax", "torch", "scikit-learn"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _clean(x: Any) -> Any:
+    """JSON-safe: NaN/inf become null, numpy scalars become Python numbers."""
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _clean(x.tolist())
+    if isinstance(x, (np.floating, float)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def to_json(c: Comparison) -> dict[str, Any]:
+    runs = []
+    for o in c.outcomes:
+        t = o.trajectory
+        entry: dict[str, Any] = {
+            "label": o.label,
+            "backend": o.request.backend,
+            "convention": o.spec.convention,
+            "port": o.spec.port,
+            "lam": o.spec.lam,
+            "status": o.status,
+            "update": update_formula(o),
+            "recipe": recipe.text(recipe.build(structure(o.spec, c.architecture))),
+        }
+        if t is not None:
+            eq = torch_equivalent(c, o)
+            entry.update(
+                diverged_at=t.diverged_at,
+                equivalent_torch_weight_decay=eq.weight_decay if o.spec.port == "exact" else None,
+                equivalence=eq.note if o.spec.port == "exact" else None,
+                explanation=explain(c, o),
+                final_params=t.final_params,
+                loss=t.loss,
+                penalty=t.penalty,
+                train_loss=t.train_loss,
+                train_accuracy=t.train_accuracy,
+                test_accuracy=t.test_accuracy,
+                meta=dict(t.meta),
+            )
+        runs.append(entry)
+    pairs = [
+        {
+            "a": p.a,
+            "b": p.b,
+            "max_abs_diff": p.max_abs_diff,
+            "max_rel_diff": p.max_rel_diff,
+            "first_divergence_step": p.first_divergence_step,
+            "final_tolerance": p.final_tolerance,
+            "verdict": p.verdict,
+            "note": p.note,
+        }
+        for p in c.pairs
+    ]
+    d = c.data
+    return _clean(
+        {
+            "xreg_json": 1,
+            "spec": c.spec.to_json(),
+            "model": {"name": c.architecture.model, "parameters": {n: list(s) for n, s in c.architecture.shapes.items()},
+                      "head": c.architecture.head},
+            "data": {
+                "name": d.name,
+                "target": d.target,
+                "features": list(d.feature_names),
+                "n_train": d.n_train,
+                "n_test": int(d.X_test.shape[0]),
+                "n_features": d.n_features,
+                "batch_sizes": list(c.batch_sizes),
+            },
+            "tolerance": {
+                "formula": "C * eps(dtype) * sum_{j<=k} (max|w_j| + max|w_j - w_{j-1}|)",
+                "C": compare.TOLERANCE_FACTOR,
+                "eps": compare.eps(c.spec.dtype),
+            },
+            "environment": versions(),
+            "reference": c.reference.label,
+            "warnings": hazards(c),
+            "all_match": c.all_match,
+            "runs": runs,
+            "pairs": pairs,
+        }
+    )
+
+
+def dumps(c: Comparison) -> str:
+    return json.dumps(to_json(c), indent=1, allow_nan=False) + "\n"

@@ -1,0 +1,132 @@
+"""A :class:`Comparison` as a text table, with the reason behind every difference and setup hazards."""
+
+from __future__ import annotations
+
+import math
+
+from xreg.analysis import compare
+from xreg.analysis.runs import Comparison, RunOutcome, naive_cause
+from xreg.semantics import conventions, optimizers
+
+_NOT_SET = "-"
+
+
+def update_formula(outcome: RunOutcome) -> str:
+    """One line: how lam enters, then the optimizer step on the regularized gradient g."""
+    spec = outcome.spec
+    if spec.port == "naive":
+        return "naive optax alias: " + outcome.trajectory.meta.get("chain", "") if outcome.trajectory else "naive"
+    conv = conventions.CONVENTIONS[spec.convention].formula
+    opt = optimizers.get(spec.optimizer)
+    plain = opt.momentum_free(spec.options) and opt.torch_class == "SGD"
+    step = "w <- w - lr*g" if plain else f"w <- w - lr*{opt.torch_class}(g)"
+    return f"{conv}; {step}"
+
+
+def torch_equivalent(c: Comparison, outcome: RunOutcome) -> conventions.TorchEquivalent:
+    s = outcome.spec
+    return conventions.torch_weight_decay(
+        s.convention,
+        s.lam,
+        c.batch_sizes,
+        s.lr,
+        optimizer=s.optimizer,
+        momentum_free=s.momentum_free,
+        momentum=float(s.options.get("momentum", 0.0)),
+        decoupled_scale=s.decoupled_scale,
+    )
+
+
+def explain(c: Comparison, other: RunOutcome) -> str:
+    """Why ``other`` differs from (or equals) the reference run, in one line."""
+    ref = c.reference
+    if other is ref or other.trajectory is None or ref.trajectory is None:
+        return ""
+    pair = c.pair(ref.label, other.label)
+    if pair.note:
+        return pair.note
+    if other.spec.port == "naive":
+        cause = naive_cause(other.spec, c.data)
+        return cause or "the stock optax alias is exact here"
+    if pair.verdict == "match":
+        return ""
+    eq_ref, eq_other = torch_equivalent(c, ref), torch_equivalent(c, other)
+    if eq_other.weight_decay is None or eq_ref.weight_decay is None:
+        return eq_other.note
+    s = other.spec
+    fix = conventions.lam_for_torch_weight_decay(s.convention, eq_ref.weight_decay, c.batch_sizes, s.lr, s.decoupled_scale)
+    same_rule = s.optimizer == ref.spec.optimizer and s.options == ref.spec.options
+    hint = f"; {s.convention} lam={fix:.6g} reproduces the reference" if fix is not None and same_rule else ""
+    return f"{eq_other.note}, the reference uses weight_decay={eq_ref.weight_decay:.4g}{hint}"
+
+
+def hazards(c: Comparison) -> list[str]:
+    """Warnings about the setup itself, independent of any backend (one line per distinct problem)."""
+    by_factor: dict[float, list[str]] = {}
+    for o in c.outcomes:
+        s = o.spec
+        f = conventions.decay_factor(s.convention, s.lam, s.lr, min(c.batch_sizes), s.momentum_free, s.decoupled_scale)
+        if f is not None and f <= 0:
+            by_factor.setdefault(f, []).append(o.label)
+    return [
+        f"the decay factor 1 - lr*lam = {f:.4g} <= 0 flips the sign of w every step "
+        f"(expect oscillation or divergence) in {', '.join(labels)}"
+        for f, labels in by_factor.items()
+    ]
+
+
+def _fmt(x: float | None, spec: str = ".3e") -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return _NOT_SET
+    return format(x, spec)
+
+
+def table(c: Comparison) -> str:
+    """The comparison as an aligned text table plus one line per explained difference."""
+    ref = c.reference
+    head = ["run", "convention", "update", "final loss", "train acc", "test acc", "max |dw| vs ref",
+            "verdict", "torch wd equiv"]  # fmt: skip
+    rows = []
+    notes = []
+    for o in c.outcomes:
+        t = o.trajectory
+        if t is None:
+            rows.append([o.label, o.spec.convention, update_formula(o), _NOT_SET, _NOT_SET, _NOT_SET, _NOT_SET,
+                         o.status, _NOT_SET])  # fmt: skip
+            continue
+        if o is ref:
+            dev, verdict = "(reference)", o.status if o.status != "ok" else "reference"
+        elif ref.trajectory is None:
+            dev, verdict = _NOT_SET, o.status
+        else:
+            p = c.pair(ref.label, o.label)
+            dev = _fmt(p.max_abs_diff)
+            verdict = p.verdict if p.first_divergence_step is None else f"{p.verdict} from step {p.first_divergence_step}"
+        eq = torch_equivalent(c, o) if o.spec.port == "exact" else None
+        final_loss = t.train_loss[-1] if t.diverged_at is None else math.nan
+        rows.append([o.label, o.spec.convention, update_formula(o), _fmt(final_loss, ".6f"),
+                     _fmt(t.train_accuracy[-1], ".4f"), _fmt(t.test_accuracy[-1], ".4f"), dev, verdict,
+                     _fmt(eq.weight_decay, ".4g") if eq else _NOT_SET])  # fmt: skip
+        why = explain(c, o)
+        if why:
+            notes.append(f"  {o.label}: {why}")
+    widths = [max(len(str(r[i])) for r in [head] + rows) for i in range(len(head))]
+    line = lambda r: "  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip()  # noqa: E731
+    out = [line(head), line(["-" * w for w in widths])] + [line(r) for r in rows]
+    tol = _tolerance_line(c)
+    out += ["", tol]
+    out += [f"warning: {h}" for h in hazards(c)]
+    if notes:
+        out += ["why runs differ from the reference:"] + notes
+    return "\n".join(out)
+
+
+def _tolerance_line(c: Comparison) -> str:
+    e = compare.eps(c.spec.dtype)
+    ref = c.reference.label
+    finals = [p.final_tolerance for p in c.pairs if ref in (p.a, p.b)]
+    at_end = f"; {max(finals):.3g} at the last step against the reference" if finals else ""
+    return (
+        f"match tolerance: |dw_k| <= {compare.TOLERANCE_FACTOR:g} * eps * sum_j<=k (|w_j| + |w_j - w_j-1|)  "
+        f"({c.spec.dtype} eps = {e:.3g}{at_end})"
+    )
