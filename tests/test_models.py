@@ -1,7 +1,9 @@
 """Issue 7 acceptance: softmax regression and the MLP on digits (10 classes, 64 features, standardized),
-float64, 1000 full-batch steps, every optimizer of the table x {all decayed, --no-decay bias}: torch, the
-exact optax chain and NumPy agree to <= 1e-12, or, where the run is chaotic, within the round-off floor
-measured with torch alone (the same run with the training rows summed in reverse order).
+float64, 1008 steps (batches of 128 rows in file order, the last batch short: 11 x 128 + 30),
+every optimizer of the table x {all decayed, --no-decay bias}: torch, the exact optax chain and NumPy
+agree to <= 1e-12, or, where the run is chaotic, within the round-off floor measured with torch alone
+(the same full-batch run with the training rows summed in reverse order). Shuffled minibatches of
+the MLP: tests/test_spine.py (iris, Adam, against a plain torch loop too).
 
 Every expected value is the real torch.optim run; nothing is compared with xreg's own output.
 """
@@ -16,13 +18,13 @@ from xreg.core.spec import ExperimentSpec
 from xreg.io import data
 from xreg.semantics import optimizers
 
-LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-4, "adagrad": 0.01, "adamax": 2e-3, "nadam": 1e-3,
+LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 3e-4, "adagrad": 0.01, "adamax": 2e-3, "nadam": 1e-3,
       "radam": 1e-3, "adadelta": 0.1, "asgd": 0.05}  # fmt: skip
-# RMSprop divides every coordinate's step by its own gradient scale: once a coordinate's gradient is at
-# round-off level its step is O(lr) with a round-off-driven sign, and the trajectory amplifies rounding
-# (torch against itself too). Those two are checked against the floor instead of 1e-12.
-CHAOTIC = {"rmsprop"}
-_RUNS: dict = {}
+# RMSprop divides every coordinate's step by its own gradient scale plus eps: with torch's eps = 1e-8 a
+# coordinate whose gradient reaches round-off level steps by O(lr) in a round-off-driven direction, and
+# the run amplifies rounding (torch against itself too): that case is test_rmsprop_chaotic_case below.
+# eps = 1e-3 keeps such coordinates still, and the run exact.
+OPTIONS = {"rmsprop": {"eps": 1e-3}}
 
 
 @pytest.fixture(scope="module")
@@ -30,43 +32,53 @@ def digits():
     return data.load("digits", model="softmax", standardize=True)
 
 
-def runs_for(model, optimizer, no_decay, ds):
-    key = (model, optimizer, no_decay)
-    if key not in _RUNS:
-        spec = ExperimentSpec(model=model, optimizer=optimizer, lr=LR[optimizer], lam=0.01, epochs=1000,
-                              convention=optimizers.get(optimizer).native_convention, no_decay=no_decay,
-                              hidden=16 if model == "mlp" else None)  # fmt: skip
-        _RUNS[key] = spec, {b: backends.train(b, spec, ds) for b in backends.NAMES}
-    return _RUNS[key]
+def make_spec(model, optimizer, no_decay):
+    return ExperimentSpec(model=model, optimizer=optimizer, lr=LR[optimizer], lam=0.01, epochs=EPOCHS, batch_size=128,
+                          convention=optimizers.get(optimizer).native_convention,
+                          no_decay=no_decay, hidden=16 if model == "mlp" else None,
+                          options=OPTIONS.get(optimizer, {}))  # fmt: skip
+
+
+EPOCHS = 84  # x 12 batches = 1008 steps
 
 
 def test_digits_is_what_the_acceptance_names(digits):
     assert digits.n_features == 64 and digits.n_classes == 10 and digits.n_train + len(digits.y_test) == 1797
+    assert digits.n_train == 1438 and digits.n_train % 128 == 30  # 11 full batches and a short one
     np.testing.assert_allclose(digits.X_train.mean(axis=0), 0, atol=1e-12)  # standardized on the training split
-    spec = runs_for("mlp", "sgd", (), digits)[0]
-    assert spec.init == "torch" and spec.activation == "tanh"
+    spec = make_spec("mlp", "sgd", ())
+    assert spec.init == "torch" and spec.activation == "tanh" and spec.hidden == 16
 
 
 @pytest.mark.parametrize("no_decay", [(), ("bias",)], ids=["all-decayed", "no-decay-bias"])
 @pytest.mark.parametrize("optimizer", list(optimizers.OPTIMIZERS))
 @pytest.mark.parametrize("model", ["softmax", "mlp"])
 def test_three_backends_agree_on_digits(model, optimizer, no_decay, digits):
-    spec, runs = runs_for(model, optimizer, no_decay, digits)
+    spec = make_spec(model, optimizer, no_decay)
+    runs = {b: backends.train(b, spec, digits) for b in backends.NAMES}
     ref = runs["torch"]
-    assert ref.steps == 1000 and ref.diverged_at is None
+    assert ref.steps == 1008 and ref.diverged_at is None
     assert ref.test_accuracy[-1] > 0.8  # it learned: ten classes, chance is 0.1
     shapes = {n: p.shape[1:] for n, p in ref.params.items()}
     if model == "softmax":
         assert shapes == {"weight": (10, 64), "bias": (10,)}
     else:
         assert shapes == {"hidden.weight": (16, 64), "hidden.bias": (16,), "out.weight": (10, 16), "out.bias": (10,)}
-    gaps = {b: max_gap(ref, runs[b]) for b in ("jax", "numpy")}
-    if optimizer not in CHAOTIC:
-        for b in ("jax", "numpy"):  # and the batch loss, the penalty and the per-epoch metrics
-            assert_same_run(ref, runs[b], 1e-12, b)
-        return
+    for b in ("jax", "numpy"):  # parameters to 1e-12, and the batch loss, penalty and per-epoch metrics
+        assert_same_run(ref, runs[b], 1e-12, b)
+
+
+def test_rmsprop_chaotic_case_is_within_the_round_off_floor(digits):
+    """Softmax + RMSprop with torch's eps = 1e-8 and lr = 1e-4: exact for hundreds of steps, then, as
+    coordinates reach round-off-level gradients, every implementation (torch against itself with the
+    rows summed in reverse order too) parts ways by the same amount. Measured: jax 8.6e-5, numpy 1.7e-4
+    against a row-order floor of 1.5e-4."""
+    spec = ExperimentSpec(model="softmax", optimizer="rmsprop", lr=1e-4, lam=0.01, epochs=1000)
+    runs = {b: backends.train(b, spec, digits) for b in backends.NAMES}
+    ref = runs["torch"]
     floor = floors.row_order_floor(spec, digits)
+    assert floor > 1e-6  # chaotic: torch moves that far from itself
     for b in ("jax", "numpy"):
         pair = compare.compare_pair(ref, runs[b])
         assert np.max(pair.per_step[:501]) <= 1e-14, b  # exact while the gradients are large
-        assert gaps[b] <= 3 * floor, (b, gaps[b], floor)
+        assert max_gap(ref, runs[b]) <= 3 * floor, (b, max_gap(ref, runs[b]), floor)

@@ -41,6 +41,7 @@ CASES = {  # id -> ExperimentSpec kwargs; lam = 0.05 everywhere
     "adadelta-rho(0.5)": dict(optimizer="adadelta", lr=0.3, options={"rho": 0.5}),
     "asgd": dict(optimizer="asgd", lr=0.05),
     "asgd-lambd(0.05)-t0(50)": dict(optimizer="asgd", lr=0.05, options={"lambd": 0.05, "t0": 50.0}),
+    "asgd-decoupled": dict(optimizer="asgd", lr=0.05, convention="decoupled", options={"lambd": 0.05}),
 }  # fmt: skip
 RUNS = [("torch",), ("jax",), ("numpy",)]
 

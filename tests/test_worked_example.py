@@ -43,3 +43,24 @@ def test_scenario_file_runs():
     from comparisons import worked_example
 
     assert worked_example.main() == 0
+
+
+def _clipped(g, max_norm):
+    return g * min(1.0, max_norm / (np.sqrt(np.sum(g * g)) + 1e-6))
+
+
+@pytest.mark.parametrize("backend", backends.NAMES)
+def test_where_the_decay_stands_relative_to_clipping(backend):
+    """The same step with clip_grad_norm_(max_norm=1): torch clips the data gradient, then adds lam*w
+    (weight_decay acts inside optimizer.step); the scratch loop adds lam/m*w first and clips the sum."""
+    w = np.array([1.0, 1.0])
+    g = np.array([-32.0, -10.0])  # dL/dw, dL/db at w = b = 1 (see above)
+    expected = {
+        "torch": w - 0.1 * (_clipped(g, 1.0) + 1.0 * w),
+        "scratch": w - 0.1 * _clipped(g + 0.5 * w, 1.0),
+        "l2-loss": w - 0.1 * _clipped(g + 1.0 * w, 1.0),  # the penalty is part of the loss, so it is clipped
+        "decoupled": w - 0.1 * (_clipped(g, 1.0) + 1.0 * w),  # momentum-free SGD: the same update as torch
+    }
+    for convention, want in expected.items():
+        t = backends.train(backend, SPEC.replace(convention=convention, clip_norm=1.0), DATA)
+        np.testing.assert_allclose(t.flat[-1], want, rtol=0, atol=1e-14, err_msg=convention)

@@ -44,10 +44,10 @@ class ExperimentSpec:
     Attributes:
       model: 'logistic', 'linear', 'softmax' or 'mlp' (see :mod:`xreg.models`).
       hidden, activation: the MLP's hidden width and activation ('tanh' or 'relu').
-      optimizer: a torch.optim name in lower case (see :mod:`xreg.optimizers`).
+      optimizer: a torch.optim name in lower case (see :mod:`xreg.semantics.optimizers`).
       lr: base learning rate, > 0.
       lam: regularization strength, >= 0, read through ``convention``.
-      convention: how ``lam`` enters the update (see :mod:`xreg.conventions`).
+      convention: how ``lam`` enters the update (see :mod:`xreg.semantics.conventions`).
       options: optimizer hyperparameters by their torch names; torch defaults fill the rest.
       no_decay: fnmatch patterns of parameter names left out of the regularization ('bias' matches
         every name ending in 'bias'); empty = every parameter is regularized, as torch and the scratch loop do.
@@ -64,8 +64,8 @@ class ExperimentSpec:
         from ``seed``); 'constant' (every parameter equal to ``init_scale``); None: the model's default
         (zeros, the MLP torch). ``init_from``, a .npz path, overrides it.
       init_ulps: move every initial parameter this many float64 ulps up (a diagnostic: how much does
-        the trajectory amplify a round-off-sized change? see ``compare.ulp_floor``).
-      schedule, schedule_options: per-epoch learning-rate schedule (see :mod:`xreg.schedules`).
+        the trajectory amplify a round-off-sized change? see :mod:`xreg.analysis.floors`).
+      schedule, schedule_options: per-epoch learning-rate schedule (see :mod:`xreg.semantics.schedules`).
       clip_norm: if set, clip the data gradient to this global norm, as torch's clip_grad_norm_.
       port: 'exact' reproduces torch; 'naive' is the obvious optax alias a user writes first (jax only).
     """
@@ -101,7 +101,7 @@ class ExperimentSpec:
             object.__setattr__(self, "hidden", check_int("hidden", models.DEFAULT_HIDDEN if self.hidden is None else self.hidden, 1, 100_000))
             object.__setattr__(self, "activation", check_choice("activation", self.activation or "tanh", models.ACTIVATIONS))
         elif self.hidden is not None or self.activation is not None:
-            raise XregInputError(f"--hidden and --activation are for the mlp model, not '{self.model}'.")
+            raise XregInputError(f"The 'hidden' and 'activation' parameters are for the mlp model, not '{self.model}'.")
         opt = optimizers.get(self.optimizer)
         check_float("lr", self.lr, 0.0, closed="neither")
         check_float("lam", self.lam, 0.0)

@@ -64,6 +64,9 @@ class Optimizer:
     naive_alias: str = ""
     naive_conventions: tuple[str, ...] = ("torch",)
     naive_cause: Callable[[Mapping[str, Any], str, bool], str | None] = lambda o, c, all_decayed: None
+    # The class steps by a size of its own that replaces the lr (ASGD's eta): its direction already
+    # holds the step, so the chain ends in a sign flip rather than a multiplication by lr_t.
+    own_step_size: bool = False
 
     def hparams(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """The numeric options (floats and pairs of floats): traced hyperparameters, not structure."""
@@ -250,6 +253,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
             "w <- w*(1 - lambd*eta_t) - eta_t*g; eta_1 = lr, eta_t = fl32(lr/(1 + lambd*lr*(t-1))^alpha) "
             "(torch stores eta through its default dtype, float32; the running average ax is not fed back into w)",
             momentum_free=lambda o: True,
+            own_step_size=True,
             naive_alias="optax.sgd",
             naive_cause=lambda o, c, a: (
                 "optax has no ASGD: the lambd decay w*(1-lambd*eta_t) and the eta_t step-size schedule are dropped"

@@ -26,7 +26,7 @@ from xreg.backends.jax import naive, twins
 from xreg.backends.jax.link import Link, Shown, _text, chain_text, mask_of, to_optax  # noqa: F401 (re-exported)
 from xreg.core import recipe
 from xreg.core.structure import Structure, group_strengths
-from xreg.semantics import conventions
+from xreg.semantics import conventions, optimizers
 
 
 def _num(v: Any, text: str | None = None) -> Any:
@@ -88,10 +88,11 @@ def _adadelta(s, o, lr):
     return [Link("scale_by_adadelta", optax.scale_by_adadelta, kwargs={"rho": o["rho"], "eps": o["eps"]})]
 
 
-def _asgd(s, o, lr):  # w <- w - eta_t*(g + lambd*w): lambd decays every parameter, eta replaces lr
+def _asgd(s, o, lr, decoupled=None):  # w <- w - eta_t*(g + lambd*w): lambd decays every parameter, eta replaces lr
+    extra = {"decoupled": decoupled} if decoupled is not None else {}
     return [
         Link("add_decayed_weights", optax.add_decayed_weights, (o["lambd"],)),
-        Link("twins.scale_by_torch_asgd_eta", twins.scale_by_torch_asgd_eta, (o["lambd"], o["alpha"], lr)),
+        Link("twins.scale_by_torch_asgd_eta", twins.scale_by_torch_asgd_eta, (o["lambd"], o["alpha"], lr), extra),
     ]
 
 
@@ -108,11 +109,28 @@ def _lr_shown(s: Structure, hp: Mapping[str, Any], lr_t: Any) -> Any:
     return Shown(lr_t, f"{hp['lr']}{sched}")
 
 
+def _folded_decay(s: Structure, hp: Mapping[str, Any], steps, lr_t: Any) -> Shown | None:
+    """Per parameter ``k = lr_t*c`` of a decoupled decay that runs before the optimizer's own step."""
+    decay = next((st for st in steps if st.name == "decay" and st.where == conventions.DIRECTION), None)
+    if decay is None:
+        return None
+    k = {n: 0.0 * lr_t for n in s.arch.names}
+    for names, lam in group_strengths(s, hp):
+        c = conventions.coefficient(decay.coefficient, lam, 1, hp["lr"])
+        for n in names:
+            k[n] = lr_t * (c.astype(lr_t.dtype) if hasattr(c, "astype") and hasattr(lr_t, "dtype") else c)
+    return Shown(k, f"lr_t*{decay.coefficient}")
+
+
 def exact_links(s: Structure, hp: Mapping[str, Any], lr_t: Any, m: Any, m_text: str = "m_t") -> list[Link]:
     """The exact chain: the recipe's steps, each realized by stock optax or a torch twin. Traced
     coefficients are cast to the run's dtype (the dtype of ``lr_t``), as torch applies a Python float."""
     out: list[Link] = []
-    for step in recipe.build(s):
+    own = optimizers.get(s.optimizer).own_step_size
+    steps = recipe.build(s)
+    for step in steps:
+        if step.name == "decay" and own and step.where == conventions.DIRECTION:
+            continue  # an optimizer with its own step size takes decoupled decay into its direction (below)
         if step.name == "decay":
             for names, lam in group_strengths(s, hp):
                 c = conventions.coefficient(step.coefficient, lam, m, hp["lr"])
@@ -126,8 +144,12 @@ def exact_links(s: Structure, hp: Mapping[str, Any], lr_t: Any, m: Any, m_text: 
                                 {"mask": mask} if mask else {}))  # fmt: skip
         elif step.name == "clip":
             out.append(Link("twins.torch_clip_grad_norm", twins.torch_clip_grad_norm, (hp["clip_norm"],)))
+        elif step.name == "direction" and own:
+            out += DIRECTIONS[s.optimizer](s, hp["options"], lr_t, _folded_decay(s, hp, steps, lr_t))
         elif step.name == "direction":
             out += DIRECTIONS[s.optimizer](s, hp["options"], lr_t)
+        elif step.name == "scale_by_lr" and optimizers.get(s.optimizer).own_step_size:
+            out.append(Link("scale", optax.scale, (-1.0,)))  # the direction holds the step already
         elif step.name == "scale_by_lr":
             out.append(Link("scale_by_learning_rate", optax.scale_by_learning_rate, (_lr_shown(s, hp, lr_t),)))
     return out

@@ -98,7 +98,8 @@ def program(s: Structure) -> SimpleNamespace:
         updates, opt_state = tx_for(hp, lr_t, m).update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, dl, pen
 
-    def run(params0, hp, X, y, idx, valid, epochs):
+    def run(params0, hp, X, y, Xt, yt, idx, valid, epochs, ends):
+        """Every step (scan), then the per-epoch metrics at the parameters after each epoch's last step."""
         TRACES[s] += 1  # runs once per compilation
 
         def body(carry, xs):
@@ -108,7 +109,7 @@ def program(s: Structure) -> SimpleNamespace:
             return (params, opt_state), (params, dl, pen)
 
         _, (hist, loss, pen) = jax.lax.scan(body, (params0, init(params0, hp)), (idx, valid, epochs))
-        return hist, loss, pen
+        return (hist, loss, pen, *metrics(jax.tree.map(lambda h: h[ends], hist), X, y, Xt, yt))
 
     def metrics(ends, X, y, Xt, yt):
         full = jnp.ones(X.shape[0], bool)
@@ -121,8 +122,7 @@ def program(s: Structure) -> SimpleNamespace:
 
         return train_loss, jax.vmap(lambda p: accuracy(p, X, y))(ends), jax.vmap(lambda p: accuracy(p, Xt, yt))(ends)
 
-    return SimpleNamespace(init=jax.jit(init), step=jax.jit(one_step), run=jax.jit(run), metrics=jax.jit(metrics),
-                           dtype=dtype)  # fmt: skip
+    return SimpleNamespace(init=jax.jit(init), step=jax.jit(one_step), run=jax.jit(run), dtype=dtype)
 
 
 def _tree(params0: Mapping[str, np.ndarray], dtype) -> dict[str, Any]:
@@ -165,10 +165,9 @@ def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
         cast = lambda a: jnp.asarray(np.asarray(a), prog.dtype)  # noqa: E731
         params0 = _tree(plan.params0, prog.dtype)
         idx, valid = plan.padded_indices()
-        X, y = cast(data.X_train), cast(data.y_train)
-        hist, loss, pen = prog.run(params0, cast_hparams(hp, prog.dtype), X, y, idx, valid, plan.epoch_of_step())
-        ends = jax.tree.map(lambda h: h[plan.epoch_ends()], hist)
-        train_loss, train_acc, test_acc = prog.metrics(ends, X, y, cast(data.X_test), cast(data.y_test))
+        hist, loss, pen, train_loss, train_acc, test_acc = prog.run(
+            params0, cast_hparams(hp, prog.dtype), cast(data.X_train), cast(data.y_train), cast(data.X_test),
+            cast(data.y_test), idx, valid, plan.epoch_of_step(), plan.epoch_ends())
         params = {n: np.concatenate([np.asarray(params0[n])[None], np.asarray(hist[n])]) for n in s.arch.names}
     return make_trajectory(
         NAME,

@@ -199,13 +199,18 @@ class EtaState(NamedTuple):
     eta: jax.Array
 
 
-def scale_by_torch_asgd_eta(lambd, alpha, lr_t) -> optax.GradientTransformation:
-    """torch ASGD's step size as a factor ``eta_t/lr_t`` on the direction (the lr follows in the chain).
+def scale_by_torch_asgd_eta(lambd, alpha, lr_t, decoupled=None) -> optax.GradientTransformation:
+    """torch ASGD's step size: the direction times ``eta_t`` (it takes the place of the lr: the chain
+    ends with ``scale(-1)``, not ``scale_by_learning_rate``; at lr_t = 0 torch still steps by eta_t).
 
     torch keeps ``eta`` in its state: ``eta_1`` is the lr of the first step, and after step t it is set
     from that step's lr ``L``: ``eta_{t+1} = L/(1 + lambd*L*t)^alpha``, made a tensor of torch's default
     dtype (float32) by ``torch.as_tensor`` before it is stored: rounded to float32 in float64 runs too.
     ``lr_t`` is this step's lr.
+
+    ``decoupled``: a tree of ``k = lr_t*s`` where decoupled decay ``p <- p*(1 - k)`` runs before the
+    step (as xreg's torch loop does); torch's ``p.mul_(1 - lambd*eta)`` then acts on the decayed p, so
+    the direction gains ``k*(1 - lambd*eta)*p``.
     """
 
     def init(params):
@@ -217,7 +222,9 @@ def scale_by_torch_asgd_eta(lambd, alpha, lr_t) -> optax.GradientTransformation:
         eta = jnp.where(state.count == 0, lr, state.eta)
         t = _float_t(state.count, updates)
         next_eta = (lr / (1 + lambd * lr * t) ** alpha).astype(jnp.float32).astype(lr.dtype)
-        factor = eta / lr
-        return jax.tree.map(lambda g: g * factor, updates), EtaState(optax.safe_increment(state.count), next_eta)
+        d = jax.tree.map(lambda g: g * eta, updates)
+        if decoupled is not None:
+            d = jax.tree.map(lambda u, k, p: u + k * (1 - lambd * eta) * p, d, decoupled, params)
+        return d, EtaState(optax.safe_increment(state.count), next_eta)
 
     return optax.GradientTransformation(init, update)

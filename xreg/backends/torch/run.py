@@ -23,6 +23,7 @@ Contract: ``init(structure, hparams, params0) -> State``; ``step(state, batch, h
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from typing import Any, Mapping, NamedTuple
 
@@ -58,6 +59,7 @@ def build_module(arch: models.Architecture, dtype: torch.dtype) -> torch.nn.Modu
     return MLP(arch, dtype)
 
 
+@functools.lru_cache(maxsize=None)
 def loss_fn(head: str):
     """The head's torch loss on logits (m, K): BCEWithLogitsLoss / MSELoss on z[:, 0], CrossEntropyLoss on z."""
     cls = getattr(torch.nn, models.HEADS[head].torch_loss)()
@@ -163,7 +165,8 @@ def _advance(state: State, epoch_end: bool, X: torch.Tensor, y: torch.Tensor) ->
     with torch.enable_grad():
         optimizer.zero_grad()
         data_loss = loss_fn(s.arch.head)(model(X), y)
-        sqs = [(lam, sum((p * p).sum() for p in ps)) for ps, lam in groups]
+        with torch.set_grad_enabled(conventions.LOSS in places):  # the norms enter the graph only as a loss term
+            sqs = [(lam, sum((p * p).sum() for p in ps)) for ps, lam in groups]
         objective = data_loss
         if conventions.LOSS in places:
             form = places[conventions.LOSS].coefficient
@@ -249,5 +252,6 @@ def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
     return make_trajectory(
         NAME, spec, hist, loss=loss_hist, penalty=pen_hist, train_loss=train_loss, train_accuracy=train_acc,
         test_accuracy=test_acc,
-        meta={"torch": torch.__version__, "device": "cpu", "threads": str(torch.get_num_threads())},
+        meta={"torch": torch.__version__, "device": "cpu", "threads": str(torch.get_num_threads()),
+              "default_dtype": str(torch.get_default_dtype())},
     )  # fmt: skip
