@@ -83,6 +83,15 @@ CASES = [  # (id, argv, expected substring of the one stderr line)
     ("decoupled-scale", ["--decoupled-scale", "epoch"], "The 'decoupled_scale' parameter must be one of 'lr', 'schedule'"),
     ("naive-scratch", ["--naive", "--convention", "scratch"], "use convention 'torch'"),
     ("run-too-large", ["--epochs", "100000000"], "The run is too large: 100000000 epochs x 1096 rows"),
+    ("ten-classes-logistic", ["--data", "digits"], "The logistic model needs two classes; the labels hold 10"),
+    ("init-from-missing", ["--model", "mlp", "--init-from", "{dir}/none.npz"], "The parameter file '{dir}/none.npz' does not exist"),
+    ("no-decay-matches-nothing", ["--no-decay", "gamma"], "The pattern 'gamma' matches no parameter of the logistic model (weight, bias)"),
+    ("group-decay-text", ["--group-decay", "bias=abc"], "--group-decay takes PATTERN=NUMBER"),
+    ("group-decay-negative", ["--group-decay", "bias=-1"], "The 'group_decay[bias]' parameter must be a float in the range [0, inf)"),
+    ("hidden-for-logistic", ["--hidden", "5"], "The 'hidden' and 'activation' parameters are for the mlp model"),
+    ("unknown-activation", ["--model", "mlp", "--activation", "sigmoid"], "The 'activation' parameter must be one of 'tanh', 'relu'"),
+    ("target-with-shipped-data", ["--data", "iris", "--model", "softmax", "--target", "y"], "--target needs --data PATH.csv"),
+    ("unknown-command", ["frobnicate"], "unknown command 'frobnicate'"),
 ]  # fmt: skip
 
 
