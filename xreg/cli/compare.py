@@ -8,7 +8,7 @@ Exit status: 0 every run matches every other, 1 some pair mismatches (or a run d
 from __future__ import annotations
 
 import argparse
-from typing import Any, Sequence
+from typing import Sequence
 
 from xreg import backends, models
 from xreg.cli.common import EXIT_MATCH, EXIT_MISMATCH, HelpFormatter, Parser, pairs

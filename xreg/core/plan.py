@@ -79,10 +79,6 @@ class TrainingPlan:
             valid[step, : len(rows)] = True
         return idx, valid
 
-    def step_batch_size(self, step: int) -> int:
-        """Rows in the batch of 0-based ``step``."""
-        return self.batch_sizes[step % self.n_batches]
-
 
 MAX_ROW_VISITS = 50_000_000  # epochs x rows: the batch order alone is 8 bytes per visit
 

@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping
 import optax
 
 from xreg.backends.jax import naive, twins
-from xreg.backends.jax.link import Link, Shown, _text, chain_text, mask_of, to_optax  # noqa: F401 (re-exported)
+from xreg.backends.jax.link import Link, Shown, _text, chain_text, mask_of, to_optax  # noqa: F401 (chain_text, to_optax: used as chain.*)
 from xreg.core import recipe
 from xreg.core.structure import Structure, group_strengths
 from xreg.semantics import conventions, optimizers
