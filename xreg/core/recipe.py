@@ -17,6 +17,7 @@ functions) and nothing else: coupled against decoupled is only *where* ``decay``
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from xreg.core.structure import Structure
@@ -36,7 +37,10 @@ class Step:
         return self.name
 
 
+@functools.lru_cache(maxsize=256)
 def build(s: Structure) -> tuple[Step, ...]:
+    """The steps of one update of ``s`` (a pure function of the hashable structure: built once, reused
+    by every step of every backend)."""
     conv = conventions.get(s.convention)
     form = conventions.coefficient_form(s.convention, s.decoupled_scale)
     term = {conventions.LOSS: Step("penalty", conv.enters, form)}.get(conv.enters, Step("decay", conv.enters, form))

@@ -17,6 +17,7 @@ Contract: ``init(structure, hparams, params0) -> State``; ``step(state, batch, h
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from typing import Any, Mapping, NamedTuple
 
@@ -57,6 +58,12 @@ class Layout:
             for n in names:
                 out[self.slices[n]] = v
         return out
+
+
+@functools.lru_cache(maxsize=64)
+def layout_of(arch: models.Architecture) -> Layout:
+    """The layout of ``arch``, made once (a step asks for it every time)."""
+    return Layout(arch)
 
 
 def clip_grad_norm(g: np.ndarray, max_norm) -> np.ndarray:
@@ -220,14 +227,14 @@ class State(NamedTuple):
 
 
 def init(s: Structure, hp: Mapping[str, Any], params0: Mapping[str, np.ndarray]) -> State:
-    theta = Layout(s.arch).flat(params0, np.dtype(s.dtype))
+    theta = layout_of(s.arch).flat(params0, np.dtype(s.dtype))
     return State(s, theta, OPTIMIZERS[s.optimizer](hp["options"], dict(s.flags), theta), 0)
 
 
 def _advance(state: State, batch: Batch, hp: Mapping[str, Any]) -> tuple[State, float, float]:
     """One update; the optimizer object is advanced in place. Returns the new state, batch loss, penalty."""
     s, dt = state.structure, np.dtype(state.structure.dtype)
-    layout = Layout(s.arch)
+    layout = layout_of(s.arch)
     theta, t, m = state.theta, state.t + 1, len(batch.y)
     lr = dt.type(schedules.lr_fn(s.schedule, dict(s.schedule_options), hp["lr"], np)(batch.epoch))
     X, y = np.asarray(batch.X, dt), np.asarray(batch.y, dt)
@@ -258,7 +265,7 @@ def step(state: State, batch: Batch, hp: Mapping[str, Any]) -> State:
 
 
 def params_of(state: State) -> dict[str, np.ndarray]:
-    return {n: p.astype(np.float64) for n, p in Layout(state.structure.arch).tree(state.theta).items()}
+    return {n: p.astype(np.float64) for n, p in layout_of(state.structure.arch).tree(state.theta).items()}
 
 
 def metrics(arch: models.Architecture, params: Mapping[str, np.ndarray], X, y) -> tuple[float, float]:
@@ -279,7 +286,7 @@ def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
     plan = make_plan(spec, data.n_train, s.arch)
     X, y, Xt, yt = (np.asarray(a, dt) for a in (data.X_train, data.y_train, data.X_test, data.y_test))
     state = init(s, hp, plan.params0)
-    layout = Layout(s.arch)
+    layout = layout_of(s.arch)
     hist = np.full((plan.steps + 1, layout.size), np.nan)
     hist[0] = state.theta
     loss, pen = np.full(plan.steps, np.nan), np.full(plan.steps, np.nan)
