@@ -95,6 +95,53 @@ CASES = [  # (id, argv, expected substring of the one stderr line)
 ]  # fmt: skip
 
 
+SUBCOMMAND_CASES = [  # (id, argv, expected substring): sweep, bench and reproduce
+    ("sweep-no-axis", ["sweep", "--epochs", "2"], "A sweep needs at least one --sweep"),
+    ("sweep-axis-form", ["sweep", "--sweep", "lr=0.1:1"], "--sweep takes NAME=START:STOP:COUNT"),
+    ("sweep-axis-text", ["sweep", "--sweep", "lr=a:b:3"], "(numbers, COUNT an integer)"),
+    ("sweep-axis-count", ["sweep", "--sweep", "lr=0.1:1:0"], "COUNT must be at least 1"),
+    ("sweep-log-nonpositive", ["sweep", "--sweep", "lam=log:0:1:3"], "a log-spaced axis needs START and STOP > 0"),
+    ("sweep-unknown-name", ["sweep", "--sweep", "gamma=0.1:1:3"], "not a numeric hyperparameter of sgd; one of: lr, lam"),
+    ("sweep-beta-for-sgd", ["sweep", "--sweep", "beta1=0.1:0.9:3"], "not a numeric hyperparameter of sgd"),
+    ("sweep-twice", ["sweep", "--sweep", "lr=0.1:1:2", "--sweep", "lr=0.1:1:3"], "--sweep lr is given twice"),
+    ("sweep-clip-without-clipping", ["sweep", "--sweep", "clip_norm=1:2:2"], "--sweep clip_norm needs --clip-norm"),
+    ("sweep-too-big", ["sweep", "--sweep", "lr=0.1:1:1001", "--sweep", "lam=0:1:1001"], "The grid has 1e+06 points"),
+    ("sweep-bad-point", ["sweep", "--sweep", "lr=-1:1:3"], "The 'lr' parameter must be a float in the range (0, inf)"),
+    ("sweep-momentum-one", ["sweep", "--sweep", "momentum=0:1:3"], "The 'momentum' parameter must be a float in the range [0, 1)"),
+    ("sweep-plot-three-axes", ["sweep", "--sweep", "lr=0.1:1:2", "--sweep", "lam=0:1:2", "--sweep", "momentum=0:0.5:2",
+                               "--plot", "{dir}/p.png"], "--plot draws one or two axes"),  # fmt: skip
+    ("sweep-two-conventions", ["sweep", "--sweep", "lr=0.1:1:2", "--convention", "torch", "--convention", "l2-loss"],
+     "A sweep runs one convention"),
+    ("sweep-jax-verifies", ["sweep", "--sweep", "lr=0.1:1:2", "--backend", "jax"], "a verifying backend: torch or numpy"),
+    ("sweep-negative-verify", ["sweep", "--sweep", "lr=0.1:1:2", "--verify", "-1"], "--verify takes K >= 0"),
+    ("sweep-unknown-device", ["sweep", "--sweep", "lr=0.1:1:2", "--device", "npu"], "The 'device' parameter must be one of 'cpu'"),
+    ("sweep-unknown-rank", ["sweep", "--sweep", "lr=0.1:1:2", "--rank", "speed"], "The 'rank' parameter must be one of"),
+    ("sweep-half-distributed", ["sweep", "--sweep", "lr=0.1:1:2", "--coordinator", "h:1"], "go together"),
+    ("sweep-bad-coordinator", ["sweep", "--sweep", "lr=0.1:1:2", "--coordinator", "host", "--num-processes", "2",
+                               "--process-id", "0"], "--coordinator takes HOST:PORT"),  # fmt: skip
+    ("sweep-process-id", ["sweep", "--sweep", "lr=0.1:1:2", "--coordinator", "h:1", "--num-processes", "2",
+                          "--process-id", "2"], "--process-id must be in 0..1"),  # fmt: skip
+    ("sweep-naive-is-compare-only", ["sweep", "--sweep", "lr=0.1:1:2", "--naive"], "unrecognized arguments: --naive"),
+    ("bench-size", ["bench", "--sizes", "10m"], "--sizes: unknown size '10m'"),
+    ("bench-dtype", ["bench", "--dtypes", "float16"], "--dtypes: unknown dtype 'float16'"),
+    ("bench-steps", ["bench", "--steps", "seed=0"], "--steps takes SIZE=N"),
+    ("bench-repeat", ["bench", "--repeat", "0"], "--repeat takes N >= 1"),
+    ("reproduce-unknown", ["reproduce", "grokking"], "unknown scenario 'grokking'; scenarios: decoupling"),
+    ("reproduce-missing-out", ["reproduce", "decoupling", "--out", "{dir}/none"], "is not a folder"),
+    ("reproduce-size", ["reproduce", "decoupling", "--size", "1", "--out", "{dir}"], "--size takes N >= 2"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("argv, expected", [c[1:] for c in SUBCOMMAND_CASES], ids=[c[0] for c in SUBCOMMAND_CASES])
+def test_subcommand_bad_input_one_line_exit_2(argv, expected, csv_dir, capsys):
+    assert main([a.replace("{dir}", str(csv_dir)) for a in argv]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
+    assert expected.replace("{dir}", str(csv_dir)) in lines[0]
+    assert captured.out == ""  # nothing ran
+
+
 @pytest.fixture(scope="module")
 def csv_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("bad")

@@ -4,11 +4,12 @@
     xreg explain OPTIMIZER   the update equations, exact optax chain and naive port of one optimizer
 
 Flags without a subcommand are taken as ``compare`` flags (``xreg --optimizer adam`` = ``xreg compare
---optimizer adam``). Subcommands to come (diagnose, translate, sweep) get a module each here.
+--optimizer adam``). Each subcommand is a module here with a ``run(argv)``.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Sequence
 
@@ -17,7 +18,11 @@ from xreg.cli.common import EXIT_BAD_INPUT, EXIT_MATCH, guarded
 SUBCOMMANDS = {
     "compare": "run one experiment in PyTorch, JAX/Optax and NumPy and explain every difference",
     "explain": "print the update equations, exact optax chain and naive port of one torch optimizer",
+    "sweep": "train one experiment over a grid of hyperparameters (vmapped JAX, verified in torch and NumPy)",
+    "bench": "time the JAX path against plain NumPy and torch on this machine, with its memory bandwidth",
+    "reproduce": "regenerate a published result; 'reproduce decoupling': Loshchilov & Hutter's AdamW grids",
 }
+MODULES = {"explain": "explain", "sweep": "sweep", "bench": "bench", "reproduce": "reproduce"}
 
 
 def usage() -> str:
@@ -41,10 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[:1] in (["-h"], ["--help"], ["help"]):
         print(usage())
         return EXIT_MATCH
-    if args[:1] == ["explain"]:
-        from xreg.cli import explain
-
-        return guarded(lambda: explain.run(args[1:]))
+    if args and args[0] in MODULES:
+        module = importlib.import_module(f"xreg.cli.{MODULES[args[0]]}")
+        return guarded(lambda: module.run(args[1:]))
     if args[:1] == ["compare"]:
         args = args[1:]
     elif args and not args[0].startswith("-"):

@@ -18,15 +18,17 @@ from xreg.io import data
 from xreg.semantics import conventions, optimizers, schedules
 
 
-def build_parser(prog: str = "xreg compare") -> argparse.ArgumentParser:
-    p = Parser(
-        prog=prog,
-        description="Train one regularized model (linear, logistic, softmax or a one-hidden-layer MLP) in PyTorch, "
-        "JAX/Optax and NumPy with the same data, initial parameters and batch order; compare the runs step by step "
-        "and explain every difference.",
-        epilog="Exit status: 0 all runs match, 1 a mismatch/divergence/failed run, 2 bad input.",
-        formatter_class=HelpFormatter,
-    )
+DESCRIPTION = ("Train one regularized model (linear, logistic, softmax or a one-hidden-layer MLP) in PyTorch, "
+               "JAX/Optax and NumPy with the same data, initial parameters and batch order; compare the runs step "
+               "by step and explain every difference.")
+
+
+def build_parser(prog: str = "xreg compare", sweep: bool = False, description: str = DESCRIPTION,
+                 epilog: str = "Exit status: 0 all runs match, 1 a mismatch/divergence/failed run, 2 bad input.",
+                 ) -> argparse.ArgumentParser:  # fmt: skip
+    """The experiment's flags (shared with ``xreg sweep``, which passes ``sweep=True``: one convention,
+    --backend names the verifying backends, no --naive/--explain)."""
+    p = Parser(prog=prog, description=description, epilog=epilog, formatter_class=HelpFormatter)
     g = p.add_argument_group("data")
     g.add_argument("--data", metavar="NAME|PATH.csv",
                    help=f"a shipped dataset ({', '.join(data.SKLEARN_DATASETS)}) or a numeric CSV with a header "
@@ -58,7 +60,11 @@ def build_parser(prog: str = "xreg compare") -> argparse.ArgumentParser:
                    help="schedule option, e.g. gamma=0.98, step_size=100, expr=0.98**epoch")
     g.add_argument("--clip-norm", type=float, help="clip the gradient's global norm (torch clip_grad_norm_)")
     g = p.add_argument_group("regularization")
-    g.add_argument("--convention", action="append", help="repeatable; one of: " + ", ".join(conventions.NAMES))
+    if sweep:
+        g.add_argument("--convention", action="append", help="one of: " + ", ".join(conventions.NAMES) +
+                       " (default: the optimizer's own)")  # fmt: skip
+    else:
+        g.add_argument("--convention", action="append", help="repeatable; one of: " + ", ".join(conventions.NAMES))
     g.add_argument("--no-decay", action="append", metavar="PATTERN",
                    help="repeatable; leave parameters matching PATTERN (fnmatch on names; 'bias' matches every "
                    "*bias) out of the regularization")  # fmt: skip
@@ -68,8 +74,12 @@ def build_parser(prog: str = "xreg compare") -> argparse.ArgumentParser:
     g.add_argument("--decoupled-scale", default="lr",
                    help="decoupled decay times the scheduled lr ('lr', torch/optax) or the schedule only ('schedule')")
     g = p.add_argument_group("runs")
-    g.add_argument("--backend", action="append", help="repeatable; one of: " + ", ".join(backends.NAMES))
-    g.add_argument("--naive", action="store_true", help="add the naive optax port (jax) of the optimizer")
+    if sweep:
+        g.add_argument("--backend", action="append",
+                       help="repeatable; a backend that re-runs the verified points: torch or numpy (default: both)")
+    else:
+        g.add_argument("--backend", action="append", help="repeatable; one of: " + ", ".join(backends.NAMES))
+        g.add_argument("--naive", action="store_true", help="add the naive optax port (jax) of the optimizer")
     g.add_argument("--epochs", type=int, default=1000, help="passes over the training rows")
     g.add_argument("--batch-size", type=int, help="rows per batch (default: full batch)")
     g.add_argument("--shuffle", action="store_true", help="reshuffle the rows every epoch (shared permutation)")
@@ -84,8 +94,9 @@ def build_parser(prog: str = "xreg compare") -> argparse.ArgumentParser:
     g.add_argument("--json", metavar="PATH", help="write the full comparison as JSON")
     g.add_argument("--plot", metavar="PATH.png", help="draw each run's deviation from the reference and its loss")
     g.add_argument("--force", action="store_true", help="overwrite an existing --json or --plot file")
-    g.add_argument("--explain", metavar="OPTIMIZER",
-                   help="print the update equations, exact optax chain and naive port of OPTIMIZER, then exit")
+    if not sweep:
+        g.add_argument("--explain", metavar="OPTIMIZER",
+                       help="print the update equations, exact optax chain and naive port of OPTIMIZER, then exit")
     return p
 
 

@@ -62,6 +62,15 @@ class TrainingPlan:
         for k, (epoch, rows) in enumerate(self.batches()):
             yield Batch(X[rows], y[rows], epoch, (k + 1) % nb == 0)
 
+    @property
+    def in_file_order(self) -> bool:
+        """Every step is the whole training set in file order (one full batch per epoch, no shuffle)."""
+        return self.n_batches == 1 and bool(np.all(self.order == np.arange(self.order.shape[1])))
+
+    def rows_of_step(self) -> np.ndarray:
+        """Rows in each step's batch, (steps,)."""
+        return np.tile(np.asarray(self.batch_sizes, np.int64), self.order.shape[0])
+
     def epoch_of_step(self) -> np.ndarray:
         return np.repeat(np.arange(self.order.shape[0]), self.n_batches)
 

@@ -18,6 +18,7 @@ from xreg.semantics import conventions, optimizers, schedules
 DTYPES = ("float64", "float32")
 INITS = ("zeros", "normal", "torch", "constant")
 PORTS = ("exact", "naive")
+DEVICES = ("cpu", "gpu", "tpu")
 DECOUPLED_SCALES = ("lr", "schedule")
 
 
@@ -94,6 +95,7 @@ class ExperimentSpec:
     schedule_options: Mapping[str, Any] = field(default_factory=dict)
     clip_norm: float | None = None
     port: str = "exact"
+    device: str | None = None  # where it runs (JAX platform; torch: cuda for gpu); None: JAX's default, torch's cpu
 
     def __post_init__(self) -> None:
         row = models.get(self.model)
@@ -123,6 +125,8 @@ class ExperimentSpec:
         if self.clip_norm is not None:
             check_float("clip_norm", self.clip_norm, 0.0, closed="neither")
         check_choice("port", self.port, PORTS)
+        if self.device is not None:
+            check_choice("device", self.device, DEVICES)
         # Store the resolved forms: torch defaults filled in, every value checked.
         object.__setattr__(self, "options", MappingProxyType(opt.resolve(dict(self.options))))
         object.__setattr__(

@@ -12,6 +12,7 @@ Contract: ``init(structure, hparams, params0) -> State``; ``step(state, batch, h
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections import Counter
 from types import SimpleNamespace
@@ -23,6 +24,7 @@ import numpy as np
 import optax
 
 from xreg import models
+from xreg.checks import XregInputError
 from xreg.backends.jax import chain
 from xreg.core import recipe
 from xreg.core.plan import Batch, make_plan
@@ -31,6 +33,7 @@ from xreg.core.structure import Structure, group_strengths, split
 from xreg.semantics import conventions, schedules
 
 NAME = "jax"
+RECORD_BATCH = 64  # steps whose loss is computed together after the scan (bounds the gathered rows held)
 TRACES: Counter = Counter()  # structure -> times its run was traced (= compiled); read by the tests
 
 
@@ -72,48 +75,103 @@ def program(s: Structure) -> SimpleNamespace:
 
     def data_loss(params, X, y, valid, m):
         z = models.forward(s.arch, params, X, jnp)
-        return jnp.sum(jnp.where(valid, _per_example(s.arch.head, z, y), 0.0)) / m
+        return _masked_sum(_per_example(s.arch.head, z, y), valid) / m
 
     def tx_for(hp, lr_t, m):
         return chain.to_optax(chain.links(s, hp, lr_t, m))
 
-    def objective(params, X, y, valid, m, hp):
-        dl = data_loss(params, X, y, valid, m)
-        total = dl
+    def regularizer(params, m, hp):
+        """The penalty the recipe puts in the loss (0 without one), and the recorded penalty term."""
         sqs = [(lam, sum(jnp.sum(params[n] ** 2) for n in names)) for names, lam in group_strengths(s, hp)]
+        total = jnp.zeros([], dtype)
         if in_loss is not None:
             for lam, sq in sqs:
                 c = conventions.coefficient(in_loss.coefficient, lam, m, hp["lr"]).astype(dtype)
                 total = total + conventions.l2_penalty(c, sq)
         pen = sum((conventions.penalty(conv, lam, m, sq) for lam, sq in sqs), jnp.zeros([], jnp.float64))
-        return total, (dl, pen)
+        return total, pen
+
+    def gradient(params, X, y, valid, m, hp):
+        """The gradient of the objective: the data term by hand-written backpropagation (XLA compiles
+        its few matrix products much better than autodiff's graph; equal to ``jax.grad`` to round-off,
+        tested), the penalty term, if any, by autodiff."""
+        dl, grads = models.backward(s.arch, params, X, y, jnp, valid, m, lambda z, y_: _per_example(s.arch.head, z, y_))
+        pgrads, pen = jax.grad(regularizer, has_aux=True)(params, m, hp)
+        if in_loss is not None:
+            grads = jax.tree.map(jnp.add, grads, pgrads)
+        return grads, (dl, pen)
+
+    def objective(params, X, y, valid, m, hp):
+        """The same objective for ``jax.grad``: the reference the hand-written gradient is tested against."""
+        penalty, pen = regularizer(params, m, hp)
+        dl = data_loss(params, X, y, valid, m)
+        return dl + penalty, (dl, pen)
 
     def init(params0, hp):
         return tx_for(hp, hp["lr"].astype(dtype), jnp.ones([], dtype)).init(params0)
 
-    def one_step(params, opt_state, X, y, valid, epoch, hp):
-        m = jnp.sum(valid).astype(dtype)
+    def one_step(params, opt_state, X, y, valid, epoch, hp, m=None):
+        m = (jnp.sum(valid) if m is None else m).astype(dtype)
         lr_t = jnp.asarray(lr_of_epoch(hp["lr"])(epoch), jnp.float64).astype(dtype)
-        grads, (dl, pen) = jax.grad(objective, has_aux=True)(params, X, y, valid, m, hp)
+        grads, (dl, pen) = gradient(params, X, y, valid, m, hp)
         updates, opt_state = tx_for(hp, lr_t, m).update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, dl, pen
 
-    def run(params0, hp, X, y, Xt, yt, idx, valid, epochs, ends):
-        """Every step (scan), then the per-epoch metrics at the parameters after each epoch's last step."""
+    def records(prev, hp, X, y, idx, valid, ms):
+        """Each step's batch loss and penalty at the parameters before it, computed after the scan from
+        the recorded parameters in one batched pass (the scan itself only updates)."""
+
+        def one(p, rows, ok, m):
+            m = m.astype(dtype)
+            Xb, yb = (X, y) if rows is None else (X[rows], y[rows])
+            return data_loss(p, Xb, yb, ok, m), regularizer(p, m, hp)[1]
+
+        if idx is None:
+            return jax.vmap(lambda p, m: one(p, None, None, m))(prev, ms)
+        return jax.lax.map(lambda a: one(*a), (prev, idx, valid, ms), batch_size=RECORD_BATCH)
+
+    def run(params0, hp, X, y, Xt, yt, idx, valid, ms, epochs, ends):
+        """Every step (scan), then the per-epoch metrics at the parameters after each epoch's last step.
+
+        ``idx``/``valid`` None: every step is the whole of X in file order (full batch, no shuffle), and
+        the step reads X as it is, with no gather and no mask.
+        """
         TRACES[s] += 1  # runs once per compilation
 
         def body(carry, xs):
             params, opt_state = carry
-            rows, ok, epoch = xs
-            params, opt_state, dl, pen = one_step(params, opt_state, X[rows], y[rows], ok, epoch, hp)
-            return (params, opt_state), (params, dl, pen)
+            rows, ok, m, epoch = xs
+            Xb, yb = (X, y) if rows is None else (X[rows], y[rows])
+            params, opt_state, _, _ = one_step(params, opt_state, Xb, yb, ok, epoch, hp, m)
+            return (params, opt_state), params
 
-        _, (hist, loss, pen) = jax.lax.scan(body, (params0, init(params0, hp)), (idx, valid, epochs))
+        _, hist = jax.lax.scan(body, (params0, init(params0, hp)), (idx, valid, ms, epochs))
+        if idx is None:  # every step is an epoch on all rows: the loss before step e+1 is epoch e's training loss
+            every = jax.tree.map(lambda p0, h: jnp.concatenate([p0[None], h]), params0, hist)
+            loss, pen = records(every, hp, X, y, None, None, jnp.concatenate([ms, ms[-1:]]))
+            _, train_acc, test_acc = metrics(hist, X, y, Xt, yt, with_loss=False)
+            return hist, loss[:-1], pen[:-1], loss[1:], train_acc, test_acc
+        prev = jax.tree.map(lambda p0, h: jnp.concatenate([p0[None], h[:-1]]), params0, hist)
+        loss, pen = records(prev, hp, X, y, idx, valid, ms)
         return (hist, loss, pen, *metrics(jax.tree.map(lambda h: h[ends], hist), X, y, Xt, yt))
 
-    def metrics(ends, X, y, Xt, yt):
+    def fit(params0, hp, X, y, Xt, yt, idx, valid, ms, epochs):
+        """The run with nothing recorded along the way: the final parameters and the metrics at them
+        (what a sweep keeps of each grid point; the scan carries only the optimizer state)."""
+        TRACES[s] += 1
+
+        def body(carry, xs):
+            rows, ok, m, epoch = xs
+            Xb, yb = (X, y) if rows is None else (X[rows], y[rows])
+            params, opt_state, _, _ = one_step(*carry, Xb, yb, ok, epoch, hp, m)
+            return (params, opt_state), None
+
+        (final, _), _ = jax.lax.scan(body, (params0, init(params0, hp)), (idx, valid, ms, epochs))
+        return final, *(v[0] for v in metrics(jax.tree.map(lambda p: p[None], final), X, y, Xt, yt))
+
+    def metrics(ends, X, y, Xt, yt, with_loss=True):
         full = jnp.ones(X.shape[0], bool)
-        train_loss = jax.vmap(lambda p: data_loss(p, X, y, full, jnp.asarray(X.shape[0], dtype)))(ends)
+        train_loss = jax.vmap(lambda p: data_loss(p, X, y, full, jnp.asarray(X.shape[0], dtype)))(ends) if with_loss else None
 
         def accuracy(p, A, b):
             if A.shape[0] == 0 or not models.HEADS[s.arch.head].classification:
@@ -122,7 +180,12 @@ def program(s: Structure) -> SimpleNamespace:
 
         return train_loss, jax.vmap(lambda p: accuracy(p, X, y))(ends), jax.vmap(lambda p: accuracy(p, Xt, yt))(ends)
 
-    return SimpleNamespace(init=jax.jit(init), step=jax.jit(one_step), run=jax.jit(run), dtype=dtype)
+    return SimpleNamespace(init=jax.jit(init), step=jax.jit(one_step), run=jax.jit(run), fit=fit, dtype=dtype,
+                           gradient=jax.jit(gradient), autodiff=jax.jit(jax.grad(objective, has_aux=True)))
+
+
+def _masked_sum(v, valid):
+    return jnp.sum(v) if valid is None else jnp.sum(jnp.where(valid, v, 0.0))
 
 
 def _tree(params0: Mapping[str, np.ndarray], dtype) -> dict[str, Any]:
@@ -160,14 +223,15 @@ def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
     data.check_for_model(spec.model)
     s, hp = split(spec, data)
     plan = make_plan(spec, data.n_train, s.arch)
-    with jax.enable_x64(True):
+    place = jax.default_device(devices(spec.device)[0]) if spec.device else contextlib.nullcontext()
+    with jax.enable_x64(True), place:
         prog = program(s)
         cast = lambda a: jnp.asarray(np.asarray(a), prog.dtype)  # noqa: E731
         params0 = _tree(plan.params0, prog.dtype)
-        idx, valid = plan.padded_indices()
+        idx, valid = (None, None) if plan.in_file_order else plan.padded_indices()
         hist, loss, pen, train_loss, train_acc, test_acc = prog.run(
             params0, cast_hparams(hp, prog.dtype), cast(data.X_train), cast(data.y_train), cast(data.X_test),
-            cast(data.y_test), idx, valid, plan.epoch_of_step(), plan.epoch_ends())
+            cast(data.y_test), idx, valid, plan.rows_of_step(), plan.epoch_of_step(), plan.epoch_ends())
         params = {n: np.concatenate([np.asarray(params0[n])[None], np.asarray(hist[n])]) for n in s.arch.names}
     return make_trajectory(
         NAME,
@@ -181,8 +245,137 @@ def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
         meta={
             "jax": jax.__version__,
             "optax": optax.__version__,
-            "device": str(jax.devices()[0].platform),
+            "device": str(jax.devices(spec.device)[0].platform),
             "chain": chain_text(s, hp),
             "recipe": recipe.text(recipe.build(s)),
         },
     )
+
+
+# ---- sweeps: one vmapped, jitted computation per structure, sharded over the devices ------------------
+def devices(platform: str | None = None) -> list:
+    """Every JAX device of ``platform`` (all processes' devices in a multi-host run); a clear error if none."""
+    try:
+        return list(jax.devices(platform))
+    except RuntimeError:
+        raise XregInputError(f"--device {platform}: JAX has no {platform} device here (it has "
+                             f"{jax.default_backend()}).") from None  # fmt: skip
+
+
+CHUNK = 1024  # grid points vmapped together; a device runs its share of the grid one chunk after another
+
+
+def chunk_size(n: int) -> int:
+    """Points per vmapped chunk for a group of ``n`` points: the power of two >= n, at most CHUNK. It
+    depends on the grid alone, never on the device count, so every device count runs the same chunk
+    program and gives the same numbers, bit for bit."""
+    return min(CHUNK, 1 << max(0, (n - 1).bit_length()))
+
+
+@functools.lru_cache(maxsize=64)
+def _grid_fit(s: Structure, in_file_order: bool, mesh, chunk: int):
+    """``fit`` vmapped over a chunk of grid points, mapped over the chunks a device holds, on every
+    device of ``mesh`` at once (``shard_map``: hyperparameters split along 'grid', data replicated)."""
+    del in_file_order, chunk  # part of the cache key only: each changes the traced program
+    from jax.sharding import PartitionSpec as P
+
+    batched = jax.vmap(program(s).fit, in_axes=(None, 0) + (None,) * 8)
+
+    def local(params0, hp, *rest):  # hp leaves: (chunks on this device, chunk)
+        return jax.lax.map(lambda h: batched(params0, h, *rest), hp)
+
+    in_specs = (P(), P("grid")) + (P(),) * 8
+    return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=in_specs, out_specs=P("grid"), check_vma=False))
+
+
+def _global(a: np.ndarray, sharding) -> jax.Array:
+    """A global array from the same host array on every process (each process fills its own shards)."""
+    a = np.asarray(a)
+    return jax.make_array_from_callback(a.shape, sharding, lambda index: a[index])
+
+
+def sweep(specs: list[ExperimentSpec], data: Dataset, platform: str | None = None) -> dict[str, Any]:
+    """Train every spec of a grid (they differ only in numeric hyperparameters) and return, stacked in
+    the order of ``specs``: ``final_params`` (name -> (N, *shape)), ``final_loss``, ``train_accuracy``,
+    ``test_accuracy`` (N,), the ``devices`` used and ``compilations``.
+
+    Points are grouped by structure (a sweep that crosses momentum=0 has two); each group is one
+    ``jit(vmap(fit))`` call whose grid axis is sharded over every device (``NamedSharding`` on a 1-D
+    ``Mesh``), padded to a multiple of the device count by repeating its last point.
+    """
+    from jax.experimental import multihost_utils
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    base = specs[0]
+    data.check_for_model(base.model)
+    splits = [split(sp, data) for sp in specs]
+    plan = make_plan(base, data.n_train, splits[0][0].arch)
+    devs = devices(platform)
+    mesh = Mesh(np.array(devs), ("grid",))
+    on_grid, replicated = NamedSharding(mesh, PartitionSpec("grid")), NamedSharding(mesh, PartitionSpec())
+    groups: dict[Structure, list[int]] = {}
+    for i, (s, _) in enumerate(splits):
+        groups.setdefault(s, []).append(i)
+    n = len(specs)
+    out: dict[str, Any] = {}
+    traces = sum(TRACES.values())
+    with jax.enable_x64(True):
+        for s, members in groups.items():
+            prog = program(s)
+            chunk = chunk_size(len(members))
+            chunks = -(-len(members) // chunk)
+            pad = members + [members[-1]] * ((chunks + (-chunks % len(devs))) * chunk - len(members))
+            stacked = jax.tree.map(lambda *leaves: np.asarray(leaves, np.float64), *[splits[i][1] for i in pad])
+            wide = {"lr": stacked["lr"], "decay": stacked["decay"]}  # as cast_hparams: these stay float64
+            narrow = jax.tree.map(lambda a: a.astype(prog.dtype), {"options": stacked["options"], "clip_norm": stacked["clip_norm"]})
+            hp = jax.tree.map(lambda a: _global(a.reshape(-1, chunk), on_grid), {**wide, **narrow})
+            cast = lambda a: _global(np.asarray(a, prog.dtype), replicated)  # noqa: E731
+            in_order = plan.in_file_order
+            idx, valid = (None, None) if in_order else plan.padded_indices()
+            args = (
+                jax.tree.map(lambda p: _global(np.asarray(p, prog.dtype), replicated), dict(plan.params0)),
+                hp, cast(data.X_train), cast(data.y_train), cast(data.X_test), cast(data.y_test),
+                None if idx is None else _global(idx, replicated), None if valid is None else _global(valid, replicated),
+                _global(plan.rows_of_step(), replicated), _global(plan.epoch_of_step(), replicated),
+            )  # fmt: skip
+            result = _grid_fit(s, in_order, mesh, chunk)(*args)
+            if jax.process_count() > 1:
+                result = multihost_utils.process_allgather(result, tiled=True)
+            flat = lambda a: np.asarray(a, np.float64).reshape(-1, *np.shape(a)[2:])[: len(members)]  # noqa: E731
+            final, loss, train_acc, test_acc = jax.tree.map(flat, result)
+            for key, value in (("final_loss", loss), ("train_accuracy", train_acc), ("test_accuracy", test_acc)):
+                out.setdefault(key, np.full(n, np.nan))[members] = value
+            params = out.setdefault("final_params", {k: np.full((n, *np.shape(v)), np.nan) for k, v in plan.params0.items()})
+            for k in params:
+                params[k][members] = final[k]
+    out["devices"] = [str(d) for d in devs]
+    out["structures"] = len(groups)
+    out["compilations"] = sum(TRACES.values()) - traces
+    return out
+
+
+def fitter(spec: ExperimentSpec, data: Dataset):
+    """``go(spec_like) -> final params``: runs of ``spec``'s structure on ``data`` with nothing recorded
+    along the way, the data placed on the device once and the program compiled on the first call. For
+    timing the compiled path alone (``xreg bench``); ``spec_like`` may change the numeric hyperparameters."""
+    s, _ = split(spec, data)
+    plan = make_plan(spec, data.n_train, s.arch)
+    with jax.enable_x64(True):
+        prog = program(s)
+        fit = jax.jit(prog.fit)
+        cast = lambda a: jax.device_put(np.asarray(a, prog.dtype))  # noqa: E731
+        idx, valid = (None, None) if plan.in_file_order else plan.padded_indices()
+        fixed = (cast(data.X_train), cast(data.y_train), cast(data.X_test), cast(data.y_test),
+                 None if idx is None else jax.device_put(idx), None if valid is None else jax.device_put(valid),
+                 jax.device_put(plan.rows_of_step()), jax.device_put(plan.epoch_of_step()))  # fmt: skip
+        params0 = _tree(plan.params0, prog.dtype)
+
+    def go(other: ExperimentSpec) -> dict[str, np.ndarray]:
+        s2, hp = split(other, data)
+        if s2 != s:
+            raise ValueError("fitter: the spec's structure changed; make a new fitter.")
+        with jax.enable_x64(True):
+            final = fit(params0, cast_hparams(hp, prog.dtype), *fixed)[0]
+            return {n: np.asarray(p) for n, p in jax.block_until_ready(final).items()}
+
+    return go

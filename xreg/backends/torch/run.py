@@ -22,15 +22,16 @@ Contract: ``init(structure, hparams, params0) -> State``; ``step(state, batch, h
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
-import math
 from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 import torch
 
 from xreg import models
+from xreg.checks import XregInputError
 from xreg.core import recipe
 from xreg.core.plan import Batch, make_plan
 from xreg.core.spec import Dataset, ExperimentSpec, Trajectory, make_trajectory
@@ -205,20 +206,54 @@ def step(state: State, batch: Batch, hp: Mapping[str, Any]) -> State:
 
 
 def params_of(state: State) -> dict[str, np.ndarray]:
-    return {n: p.detach().double().numpy().copy() for n, p in state.model.named_parameters()}
+    return {n: p.detach().double().cpu().numpy().copy() for n, p in state.model.named_parameters()}
 
 
-def _metrics(arch: models.Architecture, model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    if X.shape[0] == 0:
-        return math.nan, math.nan
-    z = model(X)
-    loss = loss_fn(arch.head)(z, y).item()
-    if not models.HEADS[arch.head].classification:
-        return loss, math.nan
-    return loss, float(np.mean(models.correct(arch.head, z.double().numpy(), y.double().numpy(), np)))
+METRIC_BLOCK = 2**24  # logits held at once (epochs x rows x outputs) when computing the per-epoch metrics
+
+
+def _epoch_metrics(arch: models.Architecture, model: torch.nn.Module, hist: Mapping[str, np.ndarray],
+                   rows: np.ndarray, X: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Mean loss and accuracy on (X, y) at the recorded parameters ``hist[n][rows]``: torch's own forward
+    and loss, vmapped over the epochs (``torch.func``) a block at a time, after the training loop rather
+    than inside it (where they cost two forward passes per epoch)."""
+    from torch.func import functional_call, vmap
+
+    loss, acc = np.full(len(rows), np.nan), np.full(len(rows), np.nan)
+    if X.shape[0] == 0 or len(rows) == 0:
+        return loss, acc
+    lf = loss_fn(arch.head)
+    width = max([arch.n_outputs] + ([arch.hidden] if arch.hidden else []))
+    block = max(1, METRIC_BLOCK // (X.shape[0] * width))
+    for lo in range(0, len(rows), block):
+        sel = rows[lo : lo + block]
+        p = {n: torch.as_tensor(h[sel], dtype=X.dtype, device=X.device) for n, h in hist.items()}
+        z = vmap(lambda q: functional_call(model, q, (X,)))(p)
+        loss[lo : lo + len(sel)] = vmap(lambda zz: lf(zz, y))(z).double().cpu().numpy()
+        if models.HEADS[arch.head].classification:
+            zn, yn = z.double().cpu().numpy(), y.double().cpu().numpy()
+            acc[lo : lo + len(sel)] = [np.mean(models.correct(arch.head, ze, yn, np)) for ze in zn]
+    return loss, acc
+
+
+def placement(spec: ExperimentSpec):
+    """A context for torch's device of ``spec.device``: cuda for 'gpu' (an input error without one), as the
+    default device of every tensor and module the run creates; nothing on the cpu (torch's default, and a
+    device context costs ~1 us per torch call), and nothing for 'tpu' (no torch TPU backend is installed:
+    a 'tpu' run keeps its torch side on the cpu)."""
+    if spec.device != "gpu":
+        return contextlib.nullcontext()
+    if not torch.cuda.is_available():
+        raise XregInputError("--device gpu: torch sees no CUDA device here.")
+    return torch.device("cuda")
 
 
 def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
+    with placement(spec):
+        return _train(spec, data)
+
+
+def _train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
     if spec.port != "exact":
         raise ValueError(f"The torch backend is the reference; got port={spec.port!r}.")
     data.check_for_model(spec.model)
@@ -235,6 +270,7 @@ def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
     loss_hist, pen_hist = np.full(plan.steps, np.nan), np.full(plan.steps, np.nan)
     train_loss, train_acc, test_acc = (np.full(spec.epochs, np.nan) for _ in range(3))
     named = dict(state.model.named_parameters())
+    done = 0  # steps whose parameters are all finite
     with torch.no_grad():
         for k, (epoch, rows) in enumerate(plan.batches()):
             idx = torch.from_numpy(np.array(rows))
@@ -242,16 +278,18 @@ def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
             loss_hist[k], pen_hist[k] = _advance(state, epoch_end, X[idx], y[idx])
             finite = True
             for n in names:
-                hist[n][k + 1] = named[n].detach().double().numpy()
+                hist[n][k + 1] = named[n].detach().double().cpu().numpy()
                 finite &= bool(np.all(np.isfinite(hist[n][k + 1])))
             if not finite:
                 break
-            if epoch_end:
-                train_loss[epoch], train_acc[epoch] = _metrics(s.arch, state.model, X, y)
-                test_acc[epoch] = _metrics(s.arch, state.model, Xt, yt)[1]
+            done = k + 1
+        ends = plan.epoch_ends()
+        reached = ends[ends < done] + 1  # rows of hist after each epoch the run finished
+        train_loss[: len(reached)], train_acc[: len(reached)] = _epoch_metrics(s.arch, state.model, hist, reached, X, y)
+        test_acc[: len(reached)] = _epoch_metrics(s.arch, state.model, hist, reached, Xt, yt)[1]
     return make_trajectory(
         NAME, spec, hist, loss=loss_hist, penalty=pen_hist, train_loss=train_loss, train_accuracy=train_acc,
         test_accuracy=test_acc,
-        meta={"torch": torch.__version__, "device": "cpu", "threads": str(torch.get_num_threads()),
+        meta={"torch": torch.__version__, "device": str(X.device), "threads": str(torch.get_num_threads()),
               "default_dtype": str(torch.get_default_dtype())},
     )  # fmt: skip
