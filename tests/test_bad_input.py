@@ -82,7 +82,7 @@ CASES = [  # (id, argv, expected substring of the one stderr line)
     ("json-is-folder", ["--json", "{dir}"], "is a folder"),
     ("decoupled-scale", ["--decoupled-scale", "epoch"], "The 'decoupled_scale' parameter must be one of 'lr', 'schedule'"),
     ("naive-scratch", ["--naive", "--convention", "scratch"], "use convention 'torch'"),
-    ("run-too-large", ["--epochs", "100000000"], "The run is too large: 100000000 epochs x 1096 rows"),
+    ("run-too-large", ["--epochs", "100000000", "--shuffle"], "The run is too large: 100000000 epochs x 1096 rows"),
     ("ten-classes-logistic", ["--data", "digits"], "The logistic model needs two classes; the labels hold 10"),
     ("init-from-missing", ["--model", "mlp", "--init-from", "{dir}/none.npz"], "The parameter file '{dir}/none.npz' does not exist"),
     ("no-decay-matches-nothing", ["--no-decay", "gamma"], "The pattern 'gamma' matches no parameter of the logistic model (weight, bias)"),
@@ -92,6 +92,8 @@ CASES = [  # (id, argv, expected substring of the one stderr line)
     ("unknown-activation", ["--model", "mlp", "--activation", "sigmoid"], "The 'activation' parameter must be one of 'tanh', 'relu'"),
     ("target-with-shipped-data", ["--data", "iris", "--model", "softmax", "--target", "y"], "--target needs --data PATH.csv"),
     ("unknown-command", ["frobnicate"], "unknown command 'frobnicate'"),
+    ("unknown-device", ["--device", "npu"], "The 'device' parameter must be one of 'cpu', 'gpu', 'tpu'"),
+    ("record-every-zero", ["--record-every", "0"], "The 'record_every' parameter must be an int in the range [1, inf]"),
 ]  # fmt: skip
 
 

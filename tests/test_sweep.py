@@ -148,12 +148,23 @@ def test_two_processes_on_loopback_give_the_same_numbers(one_device, tmp_path):
     assert lead["final_params"] == one_device["final_params"] and lead["final_loss"] == one_device["final_loss"]
 
 
-def test_gpu_tests_skip_cleanly_without_one():
+def test_gpu_tests_skip_cleanly_without_one(capsys):
     import jax
 
     try:
         jax.devices("gpu")
     except RuntimeError:
         assert main(["sweep", "--device", "gpu", "--sweep", "lr=0.1:0.2:2", "--epochs", "2"]) == 2
+        assert main(["compare", "--device", "gpu", "--epochs", "2"]) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 2 and all(e.startswith("error: --device gpu: ") for e in err)  # before any run
         pytest.skip("no GPU here: --device gpu is refused with one error line (checked)")
     assert main(["sweep", "--device", "gpu", "--sweep", "lr=0.1:0.2:2", "--epochs", "5"]) == 0
+    assert main(["compare", "--device", "gpu", "--epochs", "5"]) == 0
+
+
+def test_chunk_size_depends_on_the_grid_and_the_problem_only():
+    from xreg.backends.jax.run import chunk_size
+
+    assert [chunk_size(1), chunk_size(21), chunk_size(1024), chunk_size(5000)] == [1, 32, 1024, 1024]
+    assert chunk_size(5000, 1_000_000) == 128  # 1M rows x 1 output: 128 points hold 2^27 activations

@@ -38,10 +38,11 @@ def eps(dtype: str) -> float:
     return float(np.finfo(np.dtype(dtype)).eps)
 
 
-def tolerance(dtype: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def tolerance(dtype: str, a: np.ndarray, b: np.ndarray, steps_at: np.ndarray | None = None) -> np.ndarray:
     """Per-step tolerance ``C*eps*sum_{j<=k}(|theta_j| + |theta_j - theta_{j-1}|)`` (max norms over both runs)
-    for flat parameter histories of shape (steps+1, p) (``Trajectory.flat``); row 0 (the shared start)
-    gets ``C*eps*eps``."""
+    for flat parameter histories of shape (rows, p) (``Trajectory.flat``); row 0 (the shared start)
+    gets ``C*eps*eps``. With ``steps_at`` (rows recorded every K steps), each row's term counts for the
+    K steps it stands for (an estimate of the sum over the steps in between, which were not kept)."""
     e = eps(dtype)
     big = np.finfo(float).max
     with np.errstate(invalid="ignore", over="ignore"):
@@ -50,6 +51,8 @@ def tolerance(dtype: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         step[1:] = np.fmax(np.nanmax(np.abs(np.diff(a, axis=0)), axis=1, initial=0.0),
                            np.nanmax(np.abs(np.diff(b, axis=0)), axis=1, initial=0.0))  # fmt: skip
         budget = np.nan_to_num(size + step, nan=0.0, posinf=big)
+        if steps_at is not None:
+            budget[1:] *= np.diff(np.asarray(steps_at, float))
         budget[0] = 0.0
         total = np.cumsum(budget)
     return TOLERANCE_FACTOR * e * np.maximum(np.nan_to_num(total, posinf=big), e)
@@ -61,11 +64,12 @@ class PairResult:
     b: str
     max_abs_diff: float  # over all steps before either run diverged
     max_rel_diff: float  # max_abs_diff / parameter scale
-    first_divergence_step: int | None  # first step past the tolerance (or where only one run diverged)
+    first_divergence_step: int | None  # first (recorded) step past the tolerance (or where only one run diverged)
     final_tolerance: float
     verdict: str  # 'match' or 'mismatch'
     note: str  # divergence of either run, in words
-    per_step: np.ndarray  # (steps+1,) max abs diff at each step
+    per_step: np.ndarray  # (rows,) max abs diff at each recorded row
+    steps_at: np.ndarray  # (rows,) the step of each row
 
 
 def compare_pair(a: Trajectory, b: Trajectory, labels: tuple[str, str] | None = None) -> PairResult:
@@ -78,18 +82,21 @@ def compare_pair(a: Trajectory, b: Trajectory, labels: tuple[str, str] | None = 
     shapes_b = {n: p.shape for n, p in b.params.items()}
     if shapes_a != shapes_b:
         raise ValueError(f"Runs {a.label} and {b.label} have different parameters: {shapes_a} vs {shapes_b}.")
+    if not np.array_equal(a.steps_at, b.steps_at):
+        raise ValueError(f"Runs {a.label} and {b.label} were recorded at different steps.")
+    steps_at = a.steps_at
     dtype = "float32" if "float32" in (a.spec.dtype, b.spec.dtype) else "float64"
     pa, pb = a.flat, b.flat
     with np.errstate(invalid="ignore"):
         diff = np.max(np.abs(pa - pb), axis=1)
-    tol = tolerance(dtype, pa, pb)
-    # Steps where both runs are finite are compared; the first step where only one is not is a divergence.
-    ends = [t.diverged_at for t in (a, b) if t.diverged_at is not None]
+    tol = tolerance(dtype, pa, pb, steps_at)
+    # Rows where both runs are finite are compared; the first row where only one is not is a divergence.
+    ends = [int(np.searchsorted(steps_at, t.diverged_at)) for t in (a, b) if t.diverged_at is not None]
     last_finite = (min(ends) - 1) if ends else pa.shape[0] - 1
     over = np.flatnonzero(diff[: last_finite + 1] > tol[: last_finite + 1])
-    first = int(over[0]) if over.size else None
+    first = int(steps_at[over[0]]) if over.size else None
     if first is None and a.diverged_at != b.diverged_at:
-        first = min(ends)
+        first = int(steps_at[min(ends)])
     notes = [f"{name} diverged at step {t.diverged_at}" for name, t in ((la, a), (lb, b)) if t.diverged_at is not None]
     finite = diff[: last_finite + 1]
     max_abs = float(np.max(finite)) if finite.size else 0.0
@@ -105,5 +112,6 @@ def compare_pair(a: Trajectory, b: Trajectory, labels: tuple[str, str] | None = 
         verdict="match" if first is None else "mismatch",
         note="; ".join(notes),
         per_step=diff,
+        steps_at=steps_at,
     )
 

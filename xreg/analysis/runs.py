@@ -148,6 +148,11 @@ def run_all(spec: ExperimentSpec, data: Dataset, requests: list[RunRequest]) -> 
         raise XregInputError("Nothing to run: no backend/convention pair was requested.")
     check(spec, data)
     specs = [r.spec_for(spec) for r in requests]  # all input errors surface before any training
+    for name in dict.fromkeys(r.backend for r in requests):
+        try:
+            backends.check_device(name, spec)
+        except BackendUnavailable:
+            pass  # reported as unavailable with the run
     sizes = batch_sizes(spec, data.n_train)
     outcomes = []
     for req, run_spec in zip(requests, specs):

@@ -210,6 +210,8 @@ def run_sweep(
     picks = verify_indices(shape, verify) if verify != 0 else []
     for idx in picks:  # the sampled points' own input errors (e.g. a negative eps) before any training
         check(specs[int(np.ravel_multi_index(idx, shape))], data)
+    for name in ("jax", *verify_backends):
+        backends.check_device(name, base)
     total = 1 + len(picks) * len(verify_backends)
     note = progress or (lambda *a: None)
     note("grid (jax)", 0, total)
@@ -245,7 +247,7 @@ def _verify(name: str, spec: ExperimentSpec, data: Dataset, idx, point, grid) ->
     theirs = traj.flat
     mine = np.concatenate([np.asarray(grid["final_params"][n][idx]).reshape(-1) for n in traj.params])
     gap = float(np.max(np.abs(theirs[-1] - mine))) if mine.size else 0.0
-    tol = float(tolerance(spec.dtype, theirs, theirs)[-1])
+    tol = float(tolerance(spec.dtype, theirs, theirs, traj.steps_at)[-1])
     both_nan = not np.all(np.isfinite(theirs[-1])) and not np.all(np.isfinite(mine))
     ok = both_nan or (np.isfinite(gap) and gap <= tol)
     note = "both runs diverged" if both_nan else ""

@@ -36,3 +36,11 @@ def load(name: str) -> ModuleType:
 def train(name: str, spec: ExperimentSpec, data: Dataset) -> Trajectory:
     """Train ``spec`` on ``data`` with backend ``name``."""
     return load(name).train(spec, data)
+
+
+def check_device(name: str, spec: ExperimentSpec) -> None:
+    """Raise an input error before any run if backend ``name`` cannot run where ``spec.device`` says
+    (a backend without ``check_device`` runs on the cpu whatever the device: NumPy)."""
+    check = getattr(load(name), "check_device", None)
+    if check is not None:
+        check(spec.device)

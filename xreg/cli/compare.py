@@ -85,6 +85,12 @@ def build_parser(prog: str = "xreg compare", sweep: bool = False, description: s
     g.add_argument("--shuffle", action="store_true", help="reshuffle the rows every epoch (shared permutation)")
     g.add_argument("--seed", type=int, default=0, help="seed of the shuffle and of --init normal or torch")
     g.add_argument("--dtype", default="float64", help="float64 or float32")
+    g.add_argument("--device", help="cpu, gpu or tpu: the JAX platform (torch runs on cuda for gpu, else on the "
+                   "cpu; NumPy on the cpu) (default: JAX's default platform)")  # fmt: skip
+    if not sweep:
+        g.add_argument("--record-every", type=int, default=1, metavar="K",
+                       help="keep the parameters every K steps and after the last (long runs: memory grows with "
+                       "the kept rows, not the steps; compared at the kept rows)")  # fmt: skip
     g.add_argument("--init", help="zeros, normal, torch (nn.Linear's default) or constant "
                    "(default: zeros; torch for the mlp, whose zeros cannot break symmetry)")
     g.add_argument("--init-from", metavar="PATH.npz", help="initial parameters, arrays named as the model's parameters")
@@ -135,6 +141,8 @@ def spec_from_args(args: argparse.Namespace) -> spec.ExperimentSpec:
         schedule=args.schedule,
         schedule_options=pairs(args.schedule_opt, "--schedule-opt"),
         clip_norm=args.clip_norm,
+        record_every=getattr(args, "record_every", 1),
+        device=args.device,
     )
 
 

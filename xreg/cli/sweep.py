@@ -15,7 +15,6 @@ from xreg.checks import XregInputError, check_choice
 from xreg.cli import compare
 from xreg.cli.common import EXIT_MATCH, EXIT_MISMATCH
 
-DEVICES = ("cpu", "gpu", "tpu")
 RANKS = ("final_loss", "train_accuracy", "test_accuracy")
 
 
@@ -37,8 +36,6 @@ def build_parser(prog: str = "xreg sweep") -> argparse.ArgumentParser:
     g.add_argument("--rank", help="order of the best points: " + ", ".join(RANKS) +
                    " (default: test_accuracy where there is a test split, else final_loss)")  # fmt: skip
     g.add_argument("--top", type=int, default=5, help="best points shown")
-    g.add_argument("--device", help="JAX platform of the grid (and torch device of torch runs): " + ", ".join(DEVICES) +
-                   " (default: JAX's default)")  # fmt: skip
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("hosts (JAX's distributed runtime; one process per host, the same command on each)")
     g.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0")
@@ -71,8 +68,6 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg sweep") -> int:
     args = build_parser(prog).parse_args(argv)
     if args.convention and len(args.convention) > 1:
         raise XregInputError("A sweep runs one convention; give --convention once.")
-    if args.device is not None:
-        check_choice("device", args.device, DEVICES)
     if args.rank is not None:
         check_choice("rank", args.rank, RANKS)
     if args.verify is not None and args.verify < 0:
@@ -85,7 +80,6 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg sweep") -> int:
             raise XregInputError(f"--backend in a sweep names a verifying backend: torch or numpy; got {name!r}.")
     axes = [sweep.parse_axis(text) for text in args.sweep or []]
     base = compare.spec_from_args(args)
-    base = base.replace(device=args.device)
     sweep.check_axes(base, axes)
     if args.plot and len(axes) > 2:
         raise XregInputError(f"--plot draws one or two axes; this sweep has {len(axes)}.")

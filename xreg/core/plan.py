@@ -78,6 +78,11 @@ class TrainingPlan:
         """0-based index of the last step of each epoch."""
         return np.arange(self.order.shape[0]) * self.n_batches + self.n_batches - 1
 
+    def recorded(self, every: int) -> np.ndarray:
+        """Steps done at each recorded row: 0, every, 2*every, ..., and always the last step."""
+        rows = np.arange(0, self.steps + 1, every)
+        return rows if rows[-1] == self.steps else np.append(rows, self.steps)
+
     def padded_indices(self) -> tuple[np.ndarray, np.ndarray]:
         """(steps, B) row indices and a 0/1 validity mask, B = the largest batch (for scan-style loops)."""
         width = max(self.batch_sizes)
@@ -89,7 +94,7 @@ class TrainingPlan:
         return idx, valid
 
 
-MAX_ROW_VISITS = 50_000_000  # epochs x rows: the batch order alone is 8 bytes per visit
+MAX_ROW_VISITS = 50_000_000  # epochs x rows of a shuffled or minibatch run: its batch order is 8 bytes per visit
 
 
 def batch_sizes(spec: ExperimentSpec, n_rows: int) -> tuple[int, ...]:
@@ -97,12 +102,13 @@ def batch_sizes(spec: ExperimentSpec, n_rows: int) -> tuple[int, ...]:
 
     Cheap: it builds no batch order, so callers that only need the sizes can ask before training.
     """
-    if spec.epochs * n_rows > MAX_ROW_VISITS:
+    batch = n_rows if spec.batch_size is None else min(spec.batch_size, n_rows)
+    in_order = not spec.shuffle and batch == n_rows  # no batch order is stored: every step reads all rows
+    if spec.epochs * n_rows > MAX_ROW_VISITS and not in_order:
         raise XregInputError(
             f"The run is too large: {spec.epochs} epochs x {n_rows} rows = {spec.epochs * n_rows:.3g} row visits, "
-            f"more than {MAX_ROW_VISITS:.0e}; use fewer epochs or fewer rows."
+            f"more than {MAX_ROW_VISITS:.0e}; use fewer epochs or fewer rows (a full batch in file order has no limit)."
         )
-    batch = n_rows if spec.batch_size is None else min(spec.batch_size, n_rows)
     return (batch,) * (n_rows // batch) + ((n_rows % batch,) if n_rows % batch else ())
 
 

@@ -69,6 +69,9 @@ class ExperimentSpec:
       schedule, schedule_options: per-epoch learning-rate schedule (see :mod:`xreg.semantics.schedules`).
       clip_norm: if set, clip the data gradient to this global norm, as torch's clip_grad_norm_.
       port: 'exact' reproduces torch; 'naive' is the obvious optax alias a user writes first (jax only).
+      record_every: keep the parameters (and the batch loss) every this many steps, and after the last
+        step, instead of after every step: a long run's memory stays bounded (``Trajectory.steps_at``).
+      device: where the run executes (JAX platform; torch uses cuda for 'gpu'); None: the default.
     """
 
     model: str = "logistic"
@@ -95,7 +98,8 @@ class ExperimentSpec:
     schedule_options: Mapping[str, Any] = field(default_factory=dict)
     clip_norm: float | None = None
     port: str = "exact"
-    device: str | None = None  # where it runs (JAX platform; torch: cuda for gpu); None: JAX's default, torch's cpu
+    record_every: int = 1
+    device: str | None = None
 
     def __post_init__(self) -> None:
         row = models.get(self.model)
@@ -125,6 +129,7 @@ class ExperimentSpec:
         if self.clip_norm is not None:
             check_float("clip_norm", self.clip_norm, 0.0, closed="neither")
         check_choice("port", self.port, PORTS)
+        check_int("record_every", self.record_every, 1)
         if self.device is not None:
             check_choice("device", self.device, DEVICES)
         # Store the resolved forms: torch defaults filled in, every value checked.
@@ -232,13 +237,15 @@ class Trajectory:
     Arrays are float64 copies of what the backend computed in ``spec.dtype``.
 
     Attributes:
-      params: parameter name -> (steps + 1, *shape) array, in the model's (torch's) order and shapes;
-        row 0 is the initial value.
-      loss: (steps,) mean data loss of the batch used at each step, at the parameters before it.
-      penalty: (steps,) regularization term at the same parameters (see conventions.penalty).
+      params: parameter name -> (rows, *shape) array, in the model's (torch's) order and shapes; row 0
+        is the initial value, row j the value after ``steps_at[j]`` steps (every step: rows = steps + 1).
+      loss: (rows - 1,) mean data loss of the batch of step ``steps_at[j] + 1``, at the parameters of row j.
+      penalty: (rows - 1,) regularization term at the same parameters (see conventions.penalty).
       train_loss, train_accuracy, test_accuracy: (epochs,) on the full splits after each epoch
         (accuracy is NaN for the linear model and for an empty test split).
-      diverged_at: first 1-based step whose parameters or loss are not finite, else None.
+      diverged_at: first 1-based step whose parameters or loss are not finite (the first recorded one),
+        else None.
+      steps_at: (rows,) steps done at each row: 0, K, 2K, ..., and the last step (``record_every`` K).
     """
 
     backend: str
@@ -251,10 +258,17 @@ class Trajectory:
     test_accuracy: np.ndarray
     diverged_at: int | None = None
     meta: Mapping[str, str] = field(default_factory=dict)
+    steps_at: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.steps_at is None:
+            rows = next(iter(self.params.values())).shape[0]
+            object.__setattr__(self, "steps_at", np.arange(rows))
 
     @property
     def steps(self) -> int:
-        return int(self.loss.shape[0])
+        """Steps the run was planned to take (the last row's step count)."""
+        return int(self.steps_at[-1])
 
     @property
     def label(self) -> str:
@@ -284,12 +298,14 @@ def make_trajectory(backend: str, spec: ExperimentSpec, params: Mapping[str, Any
         finite &= np.isfinite(p.reshape(rows, -1)).all(axis=1)
     bad = np.flatnonzero(~finite)
     meta = arrays.pop("meta", {})
+    steps_at = np.asarray(arrays.pop("steps_at", np.arange(rows)), dtype=np.int64)
     return Trajectory(
         backend=backend,
         spec=spec,
         params=f64,
-        diverged_at=int(bad[0]) if bad.size else None,
+        diverged_at=int(steps_at[bad[0]]) if bad.size else None,
         meta=dict(meta),
+        steps_at=steps_at,
         **{k: np.array(v, dtype=np.float64) for k, v in arrays.items()},
     )
 

@@ -65,6 +65,7 @@ def to_json(c: Comparison) -> dict[str, Any]:
                 equivalence=eq.note if o.spec.port == "exact" else None,
                 explanation=explain(c, o),
                 final_params=t.final_params,
+                recorded_steps=t.steps_at,
                 loss=t.loss,
                 penalty=t.penalty,
                 train_loss=t.train_loss,

@@ -27,13 +27,13 @@ def render_png(c: Comparison) -> bytes:
         color = f"C{i % 10}"  # one color per run in both panels
         if t is None:
             continue
-        steps = np.arange(t.steps + 1)
+        steps = t.steps_at
         if o is not ref and ref.trajectory is not None:
             p = c.pair(ref.label, o.label)
             ax_dev.plot(steps[1:], np.maximum(p.per_step[1:], FLOOR), label=f"{o.label} ({p.verdict})", lw=1.2,
                         color=color)
             if not tol_drawn:
-                tol = compare.tolerance(c.spec.dtype, ref.trajectory.flat, t.flat)
+                tol = compare.tolerance(c.spec.dtype, ref.trajectory.flat, t.flat, t.steps_at)
                 ax_dev.plot(steps[1:], tol[1:], "k--", lw=1, label="match tolerance")
                 tol_drawn = True
         epochs = np.arange(1, len(t.train_loss) + 1)

@@ -155,6 +155,38 @@ def program(s: Structure) -> SimpleNamespace:
         loss, pen = records(prev, hp, X, y, idx, valid, ms)
         return (hist, loss, pen, *metrics(jax.tree.map(lambda h: h[ends], hist), X, y, Xt, yt))
 
+    def run_every(params0, hp, X, y, Xt, yt, idx, valid, ms, epochs, rec, at, every):
+        """The run keeping the parameters every ``every`` steps and after the last (``record_every``): an
+        outer scan over chunks of ``every`` steps keeps one row per chunk, so memory grows with the kept
+        rows, not the steps. ``rec``: the step indices whose batch loss is kept (the kept rows but the
+        last); ``at``: the kept rows that end an epoch (their per-epoch metrics)."""
+        TRACES[s] += 1
+        steps = epochs.shape[0]
+        full, tail = divmod(steps, every)
+
+        def body(carry, xs):
+            rows, ok, m, epoch = xs
+            Xb, yb = (X, y) if rows is None else (X[rows], y[rows])
+            params, opt_state, _, _ = one_step(*carry, Xb, yb, ok, epoch, hp, m)
+            return (params, opt_state), None
+
+        def chunk(carry, xs):
+            carry, _ = jax.lax.scan(body, carry, xs)
+            return carry, carry[0]
+
+        xs = (idx, valid, ms, epochs)
+        head = jax.tree.map(lambda a: a[: full * every].reshape(full, every, *a.shape[1:]), xs)
+        carry, kept = jax.lax.scan(chunk, (params0, init(params0, hp)), head)
+        parts = [jax.tree.map(lambda p: p[None], params0), kept]
+        if tail:
+            carry, _ = jax.lax.scan(body, carry, jax.tree.map(lambda a: a[full * every :], xs))
+            parts.append(jax.tree.map(lambda p: p[None], carry[0]))
+        rows = jax.tree.map(lambda *p: jnp.concatenate(p), *parts)
+        prev = jax.tree.map(lambda p: p[:-1], rows)
+        pick = (lambda a: None if a is None else a[rec])  # noqa: E731
+        loss, pen = records(prev, hp, X, y, pick(idx), pick(valid), ms[rec])
+        return (rows, loss, pen, *metrics(jax.tree.map(lambda p: p[at], rows), X, y, Xt, yt))
+
     def fit(params0, hp, X, y, Xt, yt, idx, valid, ms, epochs):
         """The run with nothing recorded along the way: the final parameters and the metrics at them
         (what a sweep keeps of each grid point; the scan carries only the optimizer state)."""
@@ -181,6 +213,7 @@ def program(s: Structure) -> SimpleNamespace:
         return train_loss, jax.vmap(lambda p: accuracy(p, X, y))(ends), jax.vmap(lambda p: accuracy(p, Xt, yt))(ends)
 
     return SimpleNamespace(init=jax.jit(init), step=jax.jit(one_step), run=jax.jit(run), fit=fit, dtype=dtype,
+                           run_every=jax.jit(run_every, static_argnames="every"),
                            gradient=jax.jit(gradient), autodiff=jax.jit(jax.grad(objective, has_aux=True)))
 
 
@@ -229,10 +262,21 @@ def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
         cast = lambda a: jnp.asarray(np.asarray(a), prog.dtype)  # noqa: E731
         params0 = _tree(plan.params0, prog.dtype)
         idx, valid = (None, None) if plan.in_file_order else plan.padded_indices()
-        hist, loss, pen, train_loss, train_acc, test_acc = prog.run(
-            params0, cast_hparams(hp, prog.dtype), cast(data.X_train), cast(data.y_train), cast(data.X_test),
-            cast(data.y_test), idx, valid, plan.rows_of_step(), plan.epoch_of_step(), plan.epoch_ends())
-        params = {n: np.concatenate([np.asarray(params0[n])[None], np.asarray(hist[n])]) for n in s.arch.names}
+        args = (params0, cast_hparams(hp, prog.dtype), cast(data.X_train), cast(data.y_train), cast(data.X_test),
+                cast(data.y_test), idx, valid, plan.rows_of_step(), plan.epoch_of_step())  # fmt: skip
+        kept = plan.recorded(spec.record_every)
+        if spec.record_every == 1:
+            hist, loss, pen, train_loss, train_acc, test_acc = prog.run(*args, plan.epoch_ends())
+            params = {n: np.concatenate([np.asarray(params0[n])[None], np.asarray(hist[n])]) for n in s.arch.names}
+        else:
+            ends = plan.epoch_ends() + 1  # steps done after each epoch
+            shown = np.flatnonzero(np.isin(ends, kept))  # epochs whose parameters are kept
+            rows, loss, pen, *shown_metrics = prog.run_every(*args, kept[:-1], np.searchsorted(kept, ends[shown]),
+                                                             every=spec.record_every)  # fmt: skip
+            params = {n: np.asarray(rows[n]) for n in s.arch.names}
+            train_loss, train_acc, test_acc = (np.full(spec.epochs, np.nan) for _ in range(3))
+            for full, part in zip((train_loss, train_acc, test_acc), shown_metrics):
+                full[shown] = np.asarray(part)
     return make_trajectory(
         NAME,
         spec,
@@ -242,6 +286,7 @@ def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
         train_loss=train_loss,
         train_accuracy=train_acc,
         test_accuracy=test_acc,
+        steps_at=kept,
         meta={
             "jax": jax.__version__,
             "optax": optax.__version__,
@@ -253,6 +298,12 @@ def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
 
 
 # ---- sweeps: one vmapped, jitted computation per structure, sharded over the devices ------------------
+def check_device(device: str | None) -> None:
+    """An input error now, before any run, where ``device`` names a platform JAX does not have."""
+    if device is not None:
+        devices(device)
+
+
 def devices(platform: str | None = None) -> list:
     """Every JAX device of ``platform`` (all processes' devices in a multi-host run); a clear error if none."""
     try:
@@ -263,13 +314,16 @@ def devices(platform: str | None = None) -> list:
 
 
 CHUNK = 1024  # grid points vmapped together; a device runs its share of the grid one chunk after another
+CHUNK_VALUES = 2**27  # activations a chunk may hold at once (points x batch rows x widest layer): ~1 GB in float64
 
 
-def chunk_size(n: int) -> int:
-    """Points per vmapped chunk for a group of ``n`` points: the power of two >= n, at most CHUNK. It
-    depends on the grid alone, never on the device count, so every device count runs the same chunk
+def chunk_size(n: int, per_point: int = 1) -> int:
+    """Points per vmapped chunk for a group of ``n`` points: the power of two >= n, at most CHUNK and at
+    most what keeps ``per_point`` activation values per point within CHUNK_VALUES. It depends on the
+    grid and the problem alone, never on the device count, so every device count runs the same chunk
     program and gives the same numbers, bit for bit."""
-    return min(CHUNK, 1 << max(0, (n - 1).bit_length()))
+    cap = max(1, CHUNK_VALUES // max(1, per_point))
+    return min(CHUNK, 1 << (cap.bit_length() - 1), 1 << max(0, (n - 1).bit_length()))
 
 
 @functools.lru_cache(maxsize=64)
@@ -322,7 +376,8 @@ def sweep(specs: list[ExperimentSpec], data: Dataset, platform: str | None = Non
     with jax.enable_x64(True):
         for s, members in groups.items():
             prog = program(s)
-            chunk = chunk_size(len(members))
+            width = max([s.arch.n_outputs] + ([s.arch.hidden] if s.arch.hidden else []))
+            chunk = chunk_size(len(members), max(plan.batch_sizes) * width)
             chunks = -(-len(members) // chunk)
             pad = members + [members[-1]] * ((chunks + (-chunks % len(devs))) * chunk - len(members))
             stacked = jax.tree.map(lambda *leaves: np.asarray(leaves, np.float64), *[splits[i][1] for i in pad])

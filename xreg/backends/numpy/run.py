@@ -287,20 +287,27 @@ def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
     X, y, Xt, yt = (np.asarray(a, dt) for a in (data.X_train, data.y_train, data.X_test, data.y_test))
     state = init(s, hp, plan.params0)
     layout = layout_of(s.arch)
-    hist = np.full((plan.steps + 1, layout.size), np.nan)
+    rows = plan.recorded(spec.record_every)
+    hist = np.full((len(rows), layout.size), np.nan)
     hist[0] = state.theta
-    loss, pen = np.full(plan.steps, np.nan), np.full(plan.steps, np.nan)
+    loss, pen = np.full(len(rows) - 1, np.nan), np.full(len(rows) - 1, np.nan)
     train_loss, train_acc, test_acc = (np.full(spec.epochs, np.nan) for _ in range(3))
     with np.errstate(all="ignore"):  # a diverging run is recorded, not raised
         for k, batch in enumerate(plan.data_batches(X, y)):
-            state, loss[k], pen[k] = _advance(state, batch, hp)
-            hist[k + 1] = state.theta
-            if not np.all(np.isfinite(state.theta)):
+            row = int(np.searchsorted(rows, k))  # the row that holds the parameters before this step, if kept
+            state, step_loss, step_pen = _advance(state, batch, hp)
+            if rows[row] == k:
+                loss[row], pen[row] = step_loss, step_pen
+            finite = bool(np.all(np.isfinite(state.theta)))
+            after = int(np.searchsorted(rows, k + 1))  # the first kept row at or after this step
+            if rows[after] == k + 1 or not finite:
+                hist[after] = state.theta  # a divergence shows at the next kept row
+            if not finite:
                 break
-            if batch.epoch_end:
+            if batch.epoch_end and rows[after] == k + 1:  # an epoch's metrics where its parameters are kept
                 params = layout.tree(state.theta)
                 train_loss[batch.epoch], train_acc[batch.epoch] = metrics(s.arch, params, X, y)
                 test_acc[batch.epoch] = metrics(s.arch, params, Xt, yt)[1]
     params = {n: hist[:, sl].reshape((-1, *layout.shapes[n])) for n, sl in layout.slices.items()}
-    return make_trajectory(NAME, spec, params, loss=loss, penalty=pen, train_loss=train_loss,
-                           train_accuracy=train_acc, test_accuracy=test_acc, meta={"numpy": np.__version__})  # fmt: skip
+    return make_trajectory(NAME, spec, params, loss=loss, penalty=pen, train_loss=train_loss, train_accuracy=train_acc,
+                           test_accuracy=test_acc, steps_at=rows, meta={"numpy": np.__version__})  # fmt: skip

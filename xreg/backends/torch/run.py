@@ -236,12 +236,17 @@ def _epoch_metrics(arch: models.Architecture, model: torch.nn.Module, hist: Mapp
     return loss, acc
 
 
-def placement(spec: ExperimentSpec):
-    """A context for torch's device of ``spec.device``: cuda for 'gpu' (an input error without one), as the
+def check_device(device: str | None) -> None:
+    """An input error now, before any run, where ``device`` asks for what torch does not have."""
+    placement(device)
+
+
+def placement(device: str | None):
+    """A context for torch's device of ``device``: cuda for 'gpu' (an input error without one), as the
     default device of every tensor and module the run creates; nothing on the cpu (torch's default, and a
     device context costs ~1 us per torch call), and nothing for 'tpu' (no torch TPU backend is installed:
     a 'tpu' run keeps its torch side on the cpu)."""
-    if spec.device != "gpu":
+    if device != "gpu":
         return contextlib.nullcontext()
     if not torch.cuda.is_available():
         raise XregInputError("--device gpu: torch sees no CUDA device here.")
@@ -249,7 +254,7 @@ def placement(spec: ExperimentSpec):
 
 
 def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
-    with placement(spec):
+    with placement(spec.device):
         return _train(spec, data)
 
 
@@ -264,10 +269,11 @@ def _train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
     plan = make_plan(spec, data.n_train, s.arch)
     state = init(s, hp, plan.params0)
     names = s.arch.names
-    hist = {n: np.full((plan.steps + 1, *shape), np.nan) for n, shape in s.arch.shapes.items()}
+    kept = plan.recorded(spec.record_every)  # steps done at each kept row
+    hist = {n: np.full((len(kept), *shape), np.nan) for n, shape in s.arch.shapes.items()}
     for n in names:
         hist[n][0] = plan.params0[n]
-    loss_hist, pen_hist = np.full(plan.steps, np.nan), np.full(plan.steps, np.nan)
+    loss_hist, pen_hist = np.full(len(kept) - 1, np.nan), np.full(len(kept) - 1, np.nan)
     train_loss, train_acc, test_acc = (np.full(spec.epochs, np.nan) for _ in range(3))
     named = dict(state.model.named_parameters())
     done = 0  # steps whose parameters are all finite
@@ -275,21 +281,27 @@ def _train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
         for k, (epoch, rows) in enumerate(plan.batches()):
             idx = torch.from_numpy(np.array(rows))
             epoch_end = (k + 1) % plan.n_batches == 0
-            loss_hist[k], pen_hist[k] = _advance(state, epoch_end, X[idx], y[idx])
-            finite = True
-            for n in names:
-                hist[n][k + 1] = named[n].detach().double().cpu().numpy()
-                finite &= bool(np.all(np.isfinite(hist[n][k + 1])))
+            row = int(np.searchsorted(kept, k))
+            step_loss, step_pen = _advance(state, epoch_end, X[idx], y[idx])
+            if kept[row] == k:
+                loss_hist[row], pen_hist[row] = step_loss, step_pen
+            now = {n: named[n].detach().double().cpu().numpy() for n in names}
+            finite = all(bool(np.all(np.isfinite(v))) for v in now.values())
+            after = int(np.searchsorted(kept, k + 1))  # the first kept row at or after this step
+            if kept[after] == k + 1 or not finite:
+                for n in names:
+                    hist[n][after] = now[n]  # a divergence shows at the next kept row
             if not finite:
                 break
             done = k + 1
-        ends = plan.epoch_ends()
-        reached = ends[ends < done] + 1  # rows of hist after each epoch the run finished
-        train_loss[: len(reached)], train_acc[: len(reached)] = _epoch_metrics(s.arch, state.model, hist, reached, X, y)
-        test_acc[: len(reached)] = _epoch_metrics(s.arch, state.model, hist, reached, Xt, yt)[1]
+        ends = plan.epoch_ends() + 1  # steps done after each epoch
+        shown = np.flatnonzero(np.isin(ends, kept) & (ends <= done))  # epochs whose parameters were kept
+        at = np.searchsorted(kept, ends[shown])
+        train_loss[shown], train_acc[shown] = _epoch_metrics(s.arch, state.model, hist, at, X, y)
+        test_acc[shown] = _epoch_metrics(s.arch, state.model, hist, at, Xt, yt)[1]
     return make_trajectory(
         NAME, spec, hist, loss=loss_hist, penalty=pen_hist, train_loss=train_loss, train_accuracy=train_acc,
-        test_accuracy=test_acc,
+        test_accuracy=test_acc, steps_at=kept,
         meta={"torch": torch.__version__, "device": str(X.device), "threads": str(torch.get_num_threads()),
               "default_dtype": str(torch.get_default_dtype())},
     )  # fmt: skip
