@@ -93,3 +93,18 @@ def test_reproduce_command_writes_its_three_files(tmp_path, capsys):
     assert (tmp_path / "decoupling.png").read_bytes()[:4] == b"\x89PNG"
     assert "slope" in (tmp_path / "decoupling.txt").read_text()
     assert main(["reproduce", "decoupling", "--size", "3", "--epochs", "4", "--out", str(tmp_path)]) == 2  # no clobbering
+
+
+def test_row_pass_weight_gradient_is_the_same_sum():
+    """The one-pass form XLA prefers on tall X (one output) against X^T delta: one sum, rounded apart."""
+    from xreg import models
+
+    rng = np.random.default_rng(3)
+    for model, k in (("logistic", 2), ("softmax", 3)):
+        arch = models.architecture(model, 5, k)
+        params = {n: rng.standard_normal(shape) for n, shape in arch.shapes.items()}
+        X, y = rng.standard_normal((40, 5)), rng.integers(0, k, 40).astype(float)
+        _, a = models.backward(arch, params, X, y, np)
+        _, b = models.backward(arch, params, X, y, np, rows_first=True)
+        for n in arch.names:
+            np.testing.assert_allclose(a[n], b[n], rtol=1e-13, atol=1e-15)

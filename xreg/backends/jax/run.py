@@ -33,6 +33,7 @@ from xreg.core.structure import Structure, group_strengths, split
 from xreg.semantics import conventions, schedules
 
 NAME = "jax"
+ROWS_FIRST = 2**15  # batches at least this tall take a one-output layer's weight gradient in one row pass
 RECORD_BATCH = 64  # steps whose loss is computed together after the scan (bounds the gathered rows held)
 TRACES: Counter = Counter()  # structure -> times its run was traced (= compiled); read by the tests
 
@@ -91,11 +92,13 @@ def program(s: Structure) -> SimpleNamespace:
         pen = sum((conventions.penalty(conv, lam, m, sq) for lam, sq in sqs), jnp.zeros([], jnp.float64))
         return total, pen
 
-    def gradient(params, X, y, valid, m, hp):
+    def gradient(params, X, y, valid, m, hp, batched=False):
         """The gradient of the objective: the data term by hand-written backpropagation (XLA compiles
         its few matrix products much better than autodiff's graph; equal to ``jax.grad`` to round-off,
         tested), the penalty term, if any, by autodiff."""
-        dl, grads = models.backward(s.arch, params, X, y, jnp, valid, m, lambda z, y_: _per_example(s.arch.head, z, y_))
+        per = lambda z, y_: _per_example(s.arch.head, z, y_)  # noqa: E731
+        rows_first = not batched and X.shape[0] >= ROWS_FIRST  # measured: the row pass wins on tall X only
+        dl, grads = models.backward(s.arch, params, X, y, jnp, valid, m, per, rows_first=rows_first)
         pgrads, pen = jax.grad(regularizer, has_aux=True)(params, m, hp)
         if in_loss is not None:
             grads = jax.tree.map(jnp.add, grads, pgrads)
@@ -110,10 +113,10 @@ def program(s: Structure) -> SimpleNamespace:
     def init(params0, hp):
         return tx_for(hp, hp["lr"].astype(dtype), jnp.ones([], dtype)).init(params0)
 
-    def one_step(params, opt_state, X, y, valid, epoch, hp, m=None):
+    def one_step(params, opt_state, X, y, valid, epoch, hp, m=None, batched=False):
         m = (jnp.sum(valid) if m is None else m).astype(dtype)
         lr_t = jnp.asarray(lr_of_epoch(hp["lr"])(epoch), jnp.float64).astype(dtype)
-        grads, (dl, pen) = gradient(params, X, y, valid, m, hp)
+        grads, (dl, pen) = gradient(params, X, y, valid, m, hp, batched)
         updates, opt_state = tx_for(hp, lr_t, m).update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, dl, pen
 
@@ -187,15 +190,16 @@ def program(s: Structure) -> SimpleNamespace:
         loss, pen = records(prev, hp, X, y, pick(idx), pick(valid), ms[rec])
         return (rows, loss, pen, *metrics(jax.tree.map(lambda p: p[at], rows), X, y, Xt, yt))
 
-    def fit(params0, hp, X, y, Xt, yt, idx, valid, ms, epochs):
+    def fit(params0, hp, X, y, Xt, yt, idx, valid, ms, epochs, batched=False):
         """The run with nothing recorded along the way: the final parameters and the metrics at them
-        (what a sweep keeps of each grid point; the scan carries only the optimizer state)."""
+        (what a sweep keeps of each grid point; the scan carries only the optimizer state).
+        ``batched``: traced under vmap (a sweep), which wants the gradient's matrix-product form."""
         TRACES[s] += 1
 
         def body(carry, xs):
             rows, ok, m, epoch = xs
             Xb, yb = (X, y) if rows is None else (X[rows], y[rows])
-            params, opt_state, _, _ = one_step(*carry, Xb, yb, ok, epoch, hp, m)
+            params, opt_state, _, _ = one_step(*carry, Xb, yb, ok, epoch, hp, m, batched)
             return (params, opt_state), None
 
         (final, _), _ = jax.lax.scan(body, (params0, init(params0, hp)), (idx, valid, ms, epochs))
@@ -333,7 +337,7 @@ def _grid_fit(s: Structure, in_file_order: bool, mesh, chunk: int):
     del in_file_order, chunk  # part of the cache key only: each changes the traced program
     from jax.sharding import PartitionSpec as P
 
-    batched = jax.vmap(program(s).fit, in_axes=(None, 0) + (None,) * 8)
+    batched = jax.vmap(functools.partial(program(s).fit, batched=True), in_axes=(None, 0) + (None,) * 8)
 
     def local(params0, hp, *rest):  # hp leaves: (chunks on this device, chunk)
         return jax.lax.map(lambda h: batched(params0, h, *rest), hp)
