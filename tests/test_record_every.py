@@ -43,3 +43,15 @@ def test_cli_record_every(capsys):
     assert "numpy/torch" in capsys.readouterr().out
     assert main(["--epochs", "5", "--record-every", "0"]) == 2
     assert "The 'record_every' parameter must be an int in the range [1, inf]" in capsys.readouterr().err
+
+
+def test_kept_row_tolerance_estimates_the_full_sum(full, default_data):
+    """A kept row's size counts for the K steps it stands for: the estimate is the per-step sum at those
+    steps within -40%..+60% (the start from zeros, where the parameters grow fastest, is the worst)."""
+    from xreg.analysis.compare import tolerance
+
+    kept = backends.train("numpy", SPEC, default_data)
+    every = tolerance("float64", full.flat, full.flat)[kept.steps_at]
+    estimate = tolerance("float64", kept.flat, kept.flat, kept.steps_at)
+    ratio = estimate[1:] / every[1:]
+    assert np.all((0.6 < ratio) & (ratio < 1.6)) and ratio[-1] < 1.2, ratio
