@@ -1,0 +1,136 @@
+"""Record a run of your own training loop into a trajectory file (:mod:`xreg.io.trajfile`).
+
+A JAX, optax or NumPy loop::
+
+    rec = xreg.record.Recorder(meta={"framework": "optax", "optimizer": "adamw"})
+    rec.log(params)                                  # the initial parameters (any pytree of arrays)
+    for X, y in batches:
+        loss, grads = jax.value_and_grad(loss_fn)(params, X, y)
+        updates, state = tx.update(grads, state, params)
+        params = optax.apply_updates(params, updates)
+        rec.log(params, grads=grads, lr=1e-3, loss=loss)   # after each step: what that step used
+    rec.save("optax.npz")
+
+A torch loop: two lines, the rest is torch's own optimizer step hooks::
+
+    rec = xreg.record.TorchRecorder(model, optimizer)  # records the parameters now
+    ...                                                # your loop, unchanged; optionally rec.log_loss(loss)
+    rec.save("torch.npz")
+
+Names: torch's ``named_parameters()``; the path of a pytree joined with ``.`` (dicts by key, lists and
+tuples by position). Nothing is imported from a framework until ``TorchRecorder`` is used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from xreg.checks import XregInputError
+from xreg.io import trajfile
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
+    """A pytree of arrays as ``{dotted.path: float64 array}`` (dicts by key, lists/tuples by position)."""
+    if isinstance(tree, Mapping):
+        items = [(str(k), v) for k, v in tree.items()]
+    elif isinstance(tree, (list, tuple)) and not hasattr(tree, "__array__"):
+        items = [(str(i), v) for i, v in enumerate(tree)]
+    else:
+        return {prefix: np.array(tree, dtype=np.float64)}
+    out: dict[str, np.ndarray] = {}
+    for k, v in items:
+        out.update(flatten(v, f"{prefix}.{k}" if prefix else k))
+    return out
+
+
+class Recorder:
+    """Collects a run step by step: ``log(params)`` once before the first step, then after each step
+    ``log(params, grads=..., lr=..., loss=...)`` with what that step used. ``save(path)`` writes the file."""
+
+    def __init__(self, meta: Mapping[str, Any] | None = None):
+        self.meta = dict(meta or {})
+        self._params: list[dict[str, np.ndarray]] = []
+        self._grads: list[dict[str, np.ndarray]] = []
+        self._lr: list[float] = []
+        self._loss: list[float] = []
+
+    def log(self, params: Any, grads: Any = None, lr: float | None = None, loss: float | None = None) -> None:
+        flat = flatten(params)
+        if self._params and set(flat) != set(self._params[0]):
+            raise XregInputError(f"log(): the parameter names changed: {sorted(self._params[0])} then {sorted(flat)}.")
+        if not self._params and (grads is not None or lr is not None or loss is not None):
+            raise XregInputError("log(): the first call records the initial parameters alone (no grads, lr or loss).")
+        step = len(self._params)  # this call records the parameters after step ``step`` (0: the start)
+        for store, value, name in ((self._grads, grads, "grads"), (self._lr, lr, "lr"), (self._loss, loss, "loss")):
+            if step and (len(store) == step - 1) != (value is not None) and (value is not None or store):
+                raise XregInputError(f"log(): {name} was given at some steps and not at others.")
+        self._params.append(flat)
+        if step:
+            if grads is not None:
+                self._grads.append(flatten(grads))
+            if lr is not None:
+                self._lr.append(float(np.asarray(lr)))
+            if loss is not None:
+                self._loss.append(float(np.asarray(loss)))
+
+    @property
+    def steps(self) -> int:
+        return max(0, len(self._params) - 1)
+
+    def run(self) -> trajfile.RecordedRun:
+        if not self._params:
+            raise XregInputError("Nothing was recorded: call log(params) with the initial parameters first.")
+        names = list(self._params[0])
+        params = {n: np.stack([p[n] for p in self._params]) for n in names}
+        grads = None
+        if self._grads:
+            missing = [n for n in self._grads[0] if n not in names]
+            if missing:
+                raise XregInputError(f"The grads name parameters the params do not have: {', '.join(missing)}.")
+            grads = {n: np.stack([g[n] for g in self._grads]) for n in self._grads[0]}
+        series = {k: np.asarray(v) if v else None for k, v in (("lr", self._lr), ("loss", self._loss))}
+        return trajfile.check(trajfile.RecordedRun(params, grads, series["lr"], series["loss"], self.meta))
+
+    def save(self, path: str | Path, *, force: bool = False) -> None:
+        trajfile.save(path, self.run(), force=force)
+
+
+class TorchRecorder(Recorder):
+    """Records a torch loop through ``optimizer``'s step hooks: before each ``step()`` the gradients
+    (``p.grad``: the loss's own gradient, before torch adds ``weight_decay``) and the first param
+    group's lr; after it the parameters. The parameters are recorded once at construction."""
+
+    def __init__(self, model, optimizer, meta: Mapping[str, Any] | None = None):
+        super().__init__({"framework": "torch", "optimizer": type(optimizer).__name__, **(meta or {})})
+        self._named = list(model.named_parameters())
+        self._pending: tuple[dict[str, np.ndarray], float] | None = None
+        self._pending_loss: float | None = None
+        self.log(self._snapshot())
+        self._hooks = [optimizer.register_step_pre_hook(self._before), optimizer.register_step_post_hook(self._after)]
+
+    def _snapshot(self, attr: str | None = None) -> dict[str, np.ndarray]:
+        out = {}
+        for name, p in self._named:
+            t = p if attr is None else getattr(p, attr)
+            out[name] = np.zeros(tuple(p.shape)) if t is None else t.detach().double().cpu().numpy().copy()
+        return out
+
+    def _before(self, optimizer, args, kwargs) -> None:
+        self._pending = (self._snapshot("grad"), float(optimizer.param_groups[0]["lr"]))
+
+    def _after(self, optimizer, args, kwargs) -> None:
+        grads, lr = self._pending
+        self.log(self._snapshot(), grads=grads, lr=lr, loss=self._pending_loss)
+        self._pending, self._pending_loss = None, None
+
+    def log_loss(self, loss) -> None:
+        """The loss of the coming step (call it before ``optimizer.step()``), to record it too."""
+        self._pending_loss = float(loss)
+
+    def remove(self) -> None:
+        """Stop recording (the optimizer's hooks are removed)."""
+        for h in self._hooks:
+            h.remove()
