@@ -64,7 +64,7 @@ def render_png(results) -> bytes:
     from xreg.analysis.reproduce import best_lam_per_lr
     from xreg.report.sweepdoc import _edges
 
-    fig = Figure(figsize=(5.0 * len(results), 4.6))
+    fig = Figure(figsize=(4.4 * len(results) + 1.2, 4.4), layout="constrained")
     axs = np.atleast_1d(fig.subplots(1, len(results)))
     errs = [1 - r.grid["test_accuracy"] for _, r, _ in results]
     vmax = float(np.nanpercentile(np.concatenate([e.ravel() for e in errs]), 90))
@@ -77,11 +77,11 @@ def render_png(results) -> bytes:
         ax.plot(lam[used], lr[used], "o", mfc="white", mec="k", ms=4, label="best lam per lr")
         ax.plot([c.best_point["lam"]], [c.best_point["lr"]], "r*", ms=12, label="best")
         ax.set(xscale="log", yscale="log", xlabel="lam", ylabel="lr",
-               title=f"{p.name}: slope {c.slope:+.2f}, best err {c.best_test_error:.3f}")  # fmt: skip
+               title=f"{p.name}\nslope {c.slope:+.2f}, best test error {c.best_test_error:.3f}")  # fmt: skip
         ax.legend(loc="lower left", fontsize=7)
-    fig.colorbar(img, ax=list(axs), label="final test error", shrink=0.9)
-    fig.suptitle("Decoupled weight decay (Loshchilov & Hutter 2019): test error over lr x lam; "
-                 "slope = d log best-lam / d log lr")  # fmt: skip
+    fig.colorbar(img, ax=list(axs), label="final test error")
+    fig.suptitle("Decoupled weight decay (Loshchilov & Hutter 2019): final test error over lr x lam; "
+                 "slope = d log10(best lam) / d log10(lr)")  # fmt: skip
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})
     return buf.getvalue()
