@@ -22,7 +22,6 @@ SUBCOMMANDS = {
     "bench": "time the JAX path against plain NumPy and torch on this machine, with its memory bandwidth",
     "reproduce": "regenerate a published result; 'reproduce decoupling': Loshchilov & Hutter's AdamW grids",
 }
-MODULES = {"explain": "explain", "sweep": "sweep", "bench": "bench", "reproduce": "reproduce"}
 
 
 def usage() -> str:
@@ -46,8 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[:1] in (["-h"], ["--help"], ["help"]):
         print(usage())
         return EXIT_MATCH
-    if args and args[0] in MODULES:
-        module = importlib.import_module(f"xreg.cli.{MODULES[args[0]]}")
+    if args and args[0] in SUBCOMMANDS and args[0] != "compare":  # each is the module xreg.cli.<name>
+        module = importlib.import_module(f"xreg.cli.{args[0]}")
         return guarded(lambda: module.run(args[1:]))
     if args[:1] == ["compare"]:
         args = args[1:]

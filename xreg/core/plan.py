@@ -130,16 +130,21 @@ def check_params(params: Mapping[str, np.ndarray], arch: Architecture, source: s
     return out
 
 
-def load_npz(path: str, arch: Architecture) -> dict[str, np.ndarray]:
-    """Initial parameters from a .npz file whose arrays are named as the model's parameters."""
+def read_npz(path, what: str) -> dict[str, np.ndarray]:
+    """Every array of a .npz file (no pickles); a missing or unreadable file is one input error that
+    names ``what`` the file was meant to be ('parameter', 'trajectory')."""
     try:
         with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
+            return {k: f[k] for k in f.files}
     except FileNotFoundError:
-        raise XregInputError(f"The parameter file '{path}' does not exist.") from None
+        raise XregInputError(f"The {what} file '{path}' does not exist.") from None
     except (OSError, ValueError) as exc:
-        raise XregInputError(f"The parameter file '{path}' is not a readable .npz file ({exc}).") from None
-    return check_params(arrays, arch, f"'{path}'")
+        raise XregInputError(f"The {what} file '{path}' is not a readable .npz file ({exc}).") from None
+
+
+def load_npz(path: str, arch: Architecture) -> dict[str, np.ndarray]:
+    """Initial parameters from a .npz file whose arrays are named as the model's parameters."""
+    return check_params(read_npz(path, "parameter"), arch, f"'{path}'")
 
 
 def initial_params(spec: ExperimentSpec, arch: Architecture, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -24,6 +24,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from xreg.checks import XregInputError
+from xreg.core.plan import read_npz
 from xreg.io.files import write_atomic
 
 SERIES = ("lr", "loss")
@@ -95,13 +96,7 @@ def save(path: str | Path, run: RecordedRun, *, force: bool = False) -> None:
 
 def load(path: str | Path) -> RecordedRun:
     """Read a trajectory file, checked: one ``XregInputError`` naming every problem."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except FileNotFoundError:
-        raise XregInputError(f"The trajectory file '{path}' does not exist.") from None
-    except (OSError, ValueError) as exc:
-        raise XregInputError(f"The trajectory file '{path}' is not a readable .npz file ({exc}).") from None
+    arrays = read_npz(path, "trajectory")
     unknown = [k for k in arrays if not k.startswith(("params/", "grads/")) and k not in (*SERIES, "meta")]
     if unknown:
         raise XregInputError(f"'{path}' holds arrays a trajectory file does not have: {', '.join(sorted(unknown))}.")

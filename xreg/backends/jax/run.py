@@ -116,9 +116,9 @@ def program(s: Structure) -> SimpleNamespace:
     def one_step(params, opt_state, X, y, valid, epoch, hp, m=None, batched=False):
         m = (jnp.sum(valid) if m is None else m).astype(dtype)
         lr_t = jnp.asarray(lr_of_epoch(hp["lr"])(epoch), jnp.float64).astype(dtype)
-        grads, (dl, pen) = gradient(params, X, y, valid, m, hp, batched)
+        grads, _ = gradient(params, X, y, valid, m, hp, batched)  # the loss and penalty are recorded apart
         updates, opt_state = tx_for(hp, lr_t, m).update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, dl, pen
+        return optax.apply_updates(params, updates), opt_state
 
     def records(prev, hp, X, y, idx, valid, ms):
         """Each step's batch loss and penalty at the parameters before it, computed after the scan from
@@ -145,7 +145,7 @@ def program(s: Structure) -> SimpleNamespace:
             params, opt_state = carry
             rows, ok, m, epoch = xs
             Xb, yb = (X, y) if rows is None else (X[rows], y[rows])
-            params, opt_state, _, _ = one_step(params, opt_state, Xb, yb, ok, epoch, hp, m)
+            params, opt_state = one_step(params, opt_state, Xb, yb, ok, epoch, hp, m)
             return (params, opt_state), params
 
         _, hist = jax.lax.scan(body, (params0, init(params0, hp)), (idx, valid, ms, epochs))
@@ -170,7 +170,7 @@ def program(s: Structure) -> SimpleNamespace:
         def body(carry, xs):
             rows, ok, m, epoch = xs
             Xb, yb = (X, y) if rows is None else (X[rows], y[rows])
-            params, opt_state, _, _ = one_step(*carry, Xb, yb, ok, epoch, hp, m)
+            params, opt_state = one_step(*carry, Xb, yb, ok, epoch, hp, m)
             return (params, opt_state), None
 
         def chunk(carry, xs):
@@ -199,7 +199,7 @@ def program(s: Structure) -> SimpleNamespace:
         def body(carry, xs):
             rows, ok, m, epoch = xs
             Xb, yb = (X, y) if rows is None else (X[rows], y[rows])
-            params, opt_state, _, _ = one_step(*carry, Xb, yb, ok, epoch, hp, m, batched)
+            params, opt_state = one_step(*carry, Xb, yb, ok, epoch, hp, m, batched)
             return (params, opt_state), None
 
         (final, _), _ = jax.lax.scan(body, (params0, init(params0, hp)), (idx, valid, ms, epochs))
@@ -225,6 +225,17 @@ def _masked_sum(v, valid):
     return jnp.sum(v) if valid is None else jnp.sum(jnp.where(valid, v, 0.0))
 
 
+def _inputs(plan, data: Dataset, dtype, put=jnp.asarray) -> tuple:
+    """What every run of a plan reads besides the parameters and hyperparameters, each through ``put``
+    (the default device, ``device_put``, or a sharding): the data in the run's dtype, the batch rows and
+    their mask (None for a full batch in file order), the rows of each step and its epoch."""
+    idx, valid = (None, None) if plan.in_file_order else plan.padded_indices()
+    cast = lambda a: put(np.asarray(a, dtype))  # noqa: E731
+    return (cast(data.X_train), cast(data.y_train), cast(data.X_test), cast(data.y_test),
+            None if idx is None else put(idx), None if valid is None else put(valid),
+            put(plan.rows_of_step()), put(plan.epoch_of_step()))  # fmt: skip
+
+
 def _tree(params0: Mapping[str, np.ndarray], dtype) -> dict[str, Any]:
     return {n: jnp.asarray(np.asarray(p), dtype) for n, p in params0.items()}
 
@@ -242,7 +253,7 @@ def step(state: State, batch: Batch, hp: Mapping[str, Any]) -> State:
         prog = program(state.structure)
         cast = lambda a: jnp.asarray(np.asarray(a), prog.dtype)  # noqa: E731
         valid = jnp.ones(len(batch.y), bool)
-        params, opt_state, _, _ = prog.step(state.params, state.opt_state, cast(batch.X), cast(batch.y), valid,
+        params, opt_state = prog.step(state.params, state.opt_state, cast(batch.X), cast(batch.y), valid,
                                             batch.epoch, cast_hparams(hp, prog.dtype))  # fmt: skip
         return State(state.structure, params, opt_state)
 
@@ -263,11 +274,8 @@ def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
     place = jax.default_device(devices(spec.device)[0]) if spec.device else contextlib.nullcontext()
     with jax.enable_x64(True), place:
         prog = program(s)
-        cast = lambda a: jnp.asarray(np.asarray(a), prog.dtype)  # noqa: E731
         params0 = _tree(plan.params0, prog.dtype)
-        idx, valid = (None, None) if plan.in_file_order else plan.padded_indices()
-        args = (params0, cast_hparams(hp, prog.dtype), cast(data.X_train), cast(data.y_train), cast(data.X_test),
-                cast(data.y_test), idx, valid, plan.rows_of_step(), plan.epoch_of_step())  # fmt: skip
+        args = (params0, cast_hparams(hp, prog.dtype), *_inputs(plan, data, prog.dtype))
         kept = plan.recorded(spec.record_every)
         if spec.record_every == 1:
             hist, loss, pen, train_loss, train_acc, test_acc = prog.run(*args, plan.epoch_ends())
@@ -331,10 +339,10 @@ def chunk_size(n: int, per_point: int = 1) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def _grid_fit(s: Structure, in_file_order: bool, mesh, chunk: int):
+def _grid_fit(s: Structure, mesh):
     """``fit`` vmapped over a chunk of grid points, mapped over the chunks a device holds, on every
-    device of ``mesh`` at once (``shard_map``: hyperparameters split along 'grid', data replicated)."""
-    del in_file_order, chunk  # part of the cache key only: each changes the traced program
+    device of ``mesh`` at once (``shard_map``: hyperparameters split along 'grid', data replicated).
+    jit traces it again for another chunk size or batch layout, as for any other input shapes."""
     from jax.sharding import PartitionSpec as P
 
     batched = jax.vmap(functools.partial(program(s).fit, batched=True), in_axes=(None, 0) + (None,) * 8)
@@ -388,16 +396,9 @@ def sweep(specs: list[ExperimentSpec], data: Dataset, platform: str | None = Non
             wide = {"lr": stacked["lr"], "decay": stacked["decay"]}  # as cast_hparams: these stay float64
             narrow = jax.tree.map(lambda a: a.astype(prog.dtype), {"options": stacked["options"], "clip_norm": stacked["clip_norm"]})
             hp = jax.tree.map(lambda a: _global(a.reshape(-1, chunk), on_grid), {**wide, **narrow})
-            cast = lambda a: _global(np.asarray(a, prog.dtype), replicated)  # noqa: E731
-            in_order = plan.in_file_order
-            idx, valid = (None, None) if in_order else plan.padded_indices()
-            args = (
-                jax.tree.map(lambda p: _global(np.asarray(p, prog.dtype), replicated), dict(plan.params0)),
-                hp, cast(data.X_train), cast(data.y_train), cast(data.X_test), cast(data.y_test),
-                None if idx is None else _global(idx, replicated), None if valid is None else _global(valid, replicated),
-                _global(plan.rows_of_step(), replicated), _global(plan.epoch_of_step(), replicated),
-            )  # fmt: skip
-            result = _grid_fit(s, in_order, mesh, chunk)(*args)
+            everywhere = lambda a: _global(a, replicated)  # noqa: E731
+            params0 = jax.tree.map(lambda p: everywhere(np.asarray(p, prog.dtype)), dict(plan.params0))
+            result = _grid_fit(s, mesh)(params0, hp, *_inputs(plan, data, prog.dtype, everywhere))
             if jax.process_count() > 1:
                 result = multihost_utils.process_allgather(result, tiled=True)
             flat = lambda a: np.asarray(a, np.float64).reshape(-1, *np.shape(a)[2:])[: len(members)]  # noqa: E731
@@ -422,11 +423,7 @@ def fitter(spec: ExperimentSpec, data: Dataset):
     with jax.enable_x64(True):
         prog = program(s)
         fit = jax.jit(prog.fit)
-        cast = lambda a: jax.device_put(np.asarray(a, prog.dtype))  # noqa: E731
-        idx, valid = (None, None) if plan.in_file_order else plan.padded_indices()
-        fixed = (cast(data.X_train), cast(data.y_train), cast(data.X_test), cast(data.y_test),
-                 None if idx is None else jax.device_put(idx), None if valid is None else jax.device_put(valid),
-                 jax.device_put(plan.rows_of_step()), jax.device_put(plan.epoch_of_step()))  # fmt: skip
+        fixed = _inputs(plan, data, prog.dtype, jax.device_put)
         params0 = _tree(plan.params0, prog.dtype)
 
     def go(other: ExperimentSpec) -> dict[str, np.ndarray]:
