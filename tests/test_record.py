@@ -36,7 +36,9 @@ def test_torch_loop_recorded_by_its_optimizer_hooks(tmp_path, default_data):
     rec.save(tmp_path / "torch.npz")
     run = trajfile.load(tmp_path / "torch.npz")
     assert list(run.params) == ["0.weight", "0.bias", "2.weight", "2.bias"] and run.steps == 5
-    assert run.meta == {"framework": "torch", "optimizer": "SGD"}
+    assert {k: run.meta[k] for k in ("framework", "optimizer", "dtype")} == {"framework": "torch", "optimizer": "SGD", "dtype": "float64"}
+    (group,) = run.meta["groups"]  # the hyperparameters a diagnosis re-simulates with
+    assert group["params"] == list(run.params) and (group["weight_decay"], group["momentum"], group["nesterov"]) == (0.01, 0.9, False)
     for n, p in model.named_parameters():
         assert np.array_equal(run.params[n][0], start[n]) and np.array_equal(run.params[n][-1], p.detach().numpy())
         assert np.array_equal(run.grads[n], np.stack([g[n] for g in seen_grads]))  # the loss's own gradient

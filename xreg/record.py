@@ -46,6 +46,35 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
     return out
 
 
+def _dtype_of(tree: Any) -> str:
+    """The floating dtype of the first array leaf (the precision the loop computed in), else float64."""
+    while isinstance(tree, (Mapping, list, tuple)) and not hasattr(tree, "__array__") and len(tree):
+        tree = next(iter(tree.values())) if isinstance(tree, Mapping) else tree[0]
+    dt = getattr(tree, "dtype", None)
+    name = str(dt).replace("torch.", "") if dt is not None else "float64"
+    return name if name in ("float16", "bfloat16", "float32", "float64") else "float64"
+
+
+def torch_groups(named, optimizer) -> list[dict[str, Any]]:
+    """Each param group of a torch optimizer as JSON: its parameters' names and its hyperparameters
+    (numbers, flags, pairs; torch's own option names), so a diagnosis can re-simulate the rule."""
+    name_of = {id(p): n for n, p in named}
+    out = []
+    for group in optimizer.param_groups:
+        entry: dict[str, Any] = {"params": [name_of.get(id(p), "?") for p in group["params"]]}
+        for k, v in group.items():
+            if k == "params" or v is None:
+                continue
+            if isinstance(v, (bool, int, float, str)):
+                entry[k] = v
+            elif isinstance(v, (tuple, list)) and all(isinstance(x, (int, float)) for x in v):
+                entry[k] = [float(x) for x in v]
+            elif hasattr(v, "item") and getattr(v, "numel", lambda: 0)() == 1:
+                entry[k] = float(v.item())  # a tensor lr
+        out.append(entry)
+    return out
+
+
 class Recorder:
     """Collects a run step by step: ``log(params)`` once before the first step, then after each step
     ``log(params, grads=..., lr=..., loss=...)`` with what that step used. ``save(path)`` writes the file."""
@@ -58,6 +87,8 @@ class Recorder:
         self._loss: list[float] = []
 
     def log(self, params: Any, grads: Any = None, lr: float | None = None, loss: float | None = None) -> None:
+        if not self._params and "dtype" not in self.meta:
+            self.meta["dtype"] = _dtype_of(params)
         flat = flatten(params)
         if self._params and set(flat) != set(self._params[0]):
             raise XregInputError(f"log(): the parameter names changed: {sorted(self._params[0])} then {sorted(flat)}.")
@@ -101,11 +132,13 @@ class Recorder:
 class TorchRecorder(Recorder):
     """Records a torch loop through ``optimizer``'s step hooks: before each ``step()`` the gradients
     (``p.grad``: the loss's own gradient, before torch adds ``weight_decay``) and the first param
-    group's lr; after it the parameters. The parameters are recorded once at construction."""
+    group's lr; after it the parameters. The parameters are recorded once at construction. ``meta``
+    gets the optimizer's class, the dtype and its param groups (names and hyperparameters, at construction)."""
 
     def __init__(self, model, optimizer, meta: Mapping[str, Any] | None = None):
-        super().__init__({"framework": "torch", "optimizer": type(optimizer).__name__, **(meta or {})})
         self._named = list(model.named_parameters())
+        super().__init__({"framework": "torch", "optimizer": type(optimizer).__name__,
+                          "groups": torch_groups(self._named, optimizer), **(meta or {})})  # fmt: skip
         self._pending: tuple[dict[str, np.ndarray], float] | None = None
         self._pending_loss: float | None = None
         self.log(self._snapshot())

@@ -2,6 +2,7 @@
 
     xreg compare [flags]     run one experiment in every framework and explain the differences
     xreg explain OPTIMIZER   the update equations, exact optax chain and naive port of one optimizer
+    xreg diagnose A.npz B.npz  why two recorded runs differ, and the fix
 
 Flags without a subcommand are taken as ``compare`` flags (``xreg --optimizer adam`` = ``xreg compare
 --optimizer adam``). Each subcommand is a module here with a ``run(argv)``.
@@ -20,6 +21,7 @@ SUBCOMMANDS = {
     "explain": "print the update equations, exact optax chain and naive port of one torch optimizer",
     "sweep": "train one experiment over a grid of hyperparameters (vmapped JAX, verified in torch and NumPy)",
     "bench": "time the JAX path against plain NumPy and torch on this machine, with its memory bandwidth",
+    "diagnose": "why do two recorded runs (xreg.record) differ: first diverging step, stage, cause, fix",
     "reproduce": "regenerate a published result; 'reproduce decoupling': Loshchilov & Hutter's AdamW grids",
 }
 
@@ -29,7 +31,7 @@ def usage() -> str:
 
     lines = [f"xreg {__version__}: why don't my PyTorch, JAX/Optax and NumPy runs give the same numbers?", "",
              "usage: xreg [--version] [--help] <command> [flags]", "", "commands:"]  # fmt: skip
-    lines += [f"  {name:9} {text}" for name, text in SUBCOMMANDS.items()]
+    lines += [f"  {name:10} {text}" for name, text in SUBCOMMANDS.items()]
     lines += ["", "Without a command, the flags are compare's: 'xreg --lr 0.1' runs 'xreg compare --lr 0.1'.",
               "'xreg COMMAND --help' lists a command's flags and their defaults."]  # fmt: skip
     return "\n".join(lines)

@@ -67,6 +67,10 @@ class Optimizer:
     # The class steps by a size of its own that replaces the lr (ASGD's eta): its direction already
     # holds the step, so the chain ends in a sign flip rather than a multiplication by lr_t.
     own_step_size: bool = False
+    # The stock optax alias's defaults where they differ from torch's, in torch's option names: each a
+    # (what differs, overrides) a diagnosis re-simulates. Beyond torch's options: ``eps_in_sqrt``
+    # (1/sqrt(v + eps) rather than 1/(sqrt(v) + eps)) and ``lr_scale`` (the step's sign and size).
+    alias_defaults: tuple[tuple[str, Mapping[str, Any]], ...] = ()
 
     def hparams(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """The numeric options (floats and pairs of floats): traced hyperparameters, not structure."""
@@ -171,6 +175,11 @@ OPTIMIZERS: dict[str, Optimizer] = {
             "d <- g/(sqrt(v~) + eps); [momentum: b <- mu*b + d, d := b]; w <- w - lr*d",
             flags=lambda o: {"momentum>0": o["momentum"] > 0},
             naive_alias="optax.rmsprop",
+            alias_defaults=(
+                ("optax.rmsprop defaults: decay=0.9 and eps inside the root", {"alpha": 0.9, "eps_in_sqrt": True}),
+                ("decay=0.9 (optax.rmsprop's default) for torch's alpha", {"alpha": 0.9}),
+                ("eps inside the root (optax.rmsprop's eps_in_sqrt=True)", {"eps_in_sqrt": True}),
+            ),
             naive_cause=lambda o, c, a: (
                 f"optax.rmsprop defaults decay=0.9 (torch alpha={o['alpha']}) and eps_in_sqrt=True: "
                 "1/sqrt(v+eps) instead of torch's 1/(sqrt(v)+eps)"
@@ -186,6 +195,11 @@ OPTIMIZERS: dict[str, Optimizer] = {
             "w <- w - lr/(1+(t-1)*lr_decay) * g/(sqrt(S) + eps)",
             flags=lambda o: {"lr_decay>0": o["lr_decay"] > 0},
             naive_alias="optax.adagrad",
+            alias_defaults=(
+                ("optax.adagrad defaults: initial_accumulator_value=0.1, eps=1e-7 inside the root",
+                 {"initial_accumulator_value": 0.1, "eps": 1e-7, "eps_in_sqrt": True}),
+                ("initial_accumulator_value=0.1 (optax.adagrad's default)", {"initial_accumulator_value": 0.1}),
+            ),
             naive_cause=lambda o, c, a: (
                 f"optax.adagrad starts the accumulator at 0.1 (torch {o['initial_accumulator_value']}) and uses "
                 f"eps=1e-7 inside the root (torch eps={o['eps']} outside)" + ("; it has no lr_decay" if o["lr_decay"] else "")
@@ -210,6 +224,8 @@ OPTIMIZERS: dict[str, Optimizer] = {
             "w <- w - lr*[(1-mu_t)/(1-P_t)*g + mu_{t+1}/(1-P_t*mu_{t+1})*m] / (sqrt(v/(1-b2^t)) + eps)",
             decoupled_flag=True,
             naive_alias="optax.nadam",
+            alias_defaults=(("optax.nadam: momentum b1 at every step (torch's momentum_decay -> inf)",
+                             {"momentum_decay": float("inf")}),),
             naive_conventions=("torch", "decoupled"),
             naive_cause=lambda o, c, a: (
                 "optax NAdam is Dozat's form with momentum b1 at every step; torch's momentum schedule "
@@ -240,6 +256,8 @@ OPTIMIZERS: dict[str, Optimizer] = {
             "v <- rho*v + (1-rho)*g^2; d <- sqrt(u + eps)/sqrt(v + eps) * g; "
             "u <- rho*u + (1-rho)*d^2; w <- w - lr*d",
             naive_alias="optax.adadelta",
+            alias_defaults=(("optax.adadelta(learning_rate=None): the direction is added, not subtracted (lr -> -1)",
+                             {"lr_scale": -1.0}),),
             naive_cause=lambda o, c, a: (
                 "optax.adadelta's learning_rate defaults to None: no sign flip, so it climbs the loss (torch lr=1.0)"
             ),

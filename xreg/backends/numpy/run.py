@@ -108,14 +108,18 @@ class RMSprop:
     def __init__(self, o, flags, theta):
         self.alpha, self.eps, self.mu, self.centered = o["alpha"], o["eps"], o["momentum"], flags["centered"]
         self.v, self.gbar, self.buf = (np.zeros_like(theta) for _ in range(3))
+        self.eps_in_sqrt = o.get("eps_in_sqrt", False)  # optax's form, for a diagnosis only (not a torch option)
 
     def step(self, theta, g, lr, t):
         self.v = self.alpha * self.v + (1 - self.alpha) * g * g
+        v = self.v
         if self.centered:
             self.gbar = self.gbar + (1 - self.alpha) * (g - self.gbar)
-            avg = np.sqrt(self.v - self.gbar * self.gbar) + self.eps  # eps outside the sqrt
+            v = self.v - self.gbar * self.gbar
+        if self.eps_in_sqrt:
+            avg = np.sqrt(v + self.eps)
         else:
-            avg = np.sqrt(self.v) + self.eps
+            avg = np.sqrt(v) + self.eps  # eps outside the sqrt
         if self.mu > 0:
             self.buf = self.mu * self.buf + g / avg  # the buffer holds g/avg, without lr
             return theta - lr * self.buf
@@ -126,11 +130,13 @@ class Adagrad:
     def __init__(self, o, flags, theta):
         self.lr_decay, self.eps = o["lr_decay"], o["eps"]
         self.S = np.full_like(theta, o["initial_accumulator_value"])
+        self.eps_in_sqrt = o.get("eps_in_sqrt", False)  # optax's form, for a diagnosis only
 
     def step(self, theta, g, lr, t):
         clr = lr / (1 + (t - 1) * self.lr_decay)
         self.S = self.S + g * g
-        return theta - clr * (g / (np.sqrt(self.S) + self.eps))
+        avg = np.sqrt(self.S + self.eps) if self.eps_in_sqrt else np.sqrt(self.S) + self.eps
+        return theta - clr * (g / avg)
 
 
 class Adamax:

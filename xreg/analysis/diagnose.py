@@ -1,0 +1,641 @@
+"""Why do two recorded runs differ? (``xreg diagnose A.npz B.npz``)
+
+1. **Align** the runs by parameter name: ``--map a=b`` first, then equal names, then, for what is left,
+   the one parameter of the other run with the same initial value (as is, or transposed: a flax kernel
+   (in, out) against a torch weight (out, in)), or else the only one with a fitting shape.
+2. **First divergence**: the first step whose largest parameter gap exceeds xreg's tolerance
+   (:func:`xreg.analysis.compare.tolerance`).
+3. **Stage**: ``gradient`` when, at a step whose parameters still agree to round-off, the recorded
+   gradients differ (the loss or the forward pass differs); ``update`` otherwise.
+4. **Cause**: a run's rule is known from its meta (:class:`xreg.record.TorchRecorder` writes the
+   optimizer and its param groups; anyone can write the same keys), or fitted as plain SGD with a
+   per-parameter ``g + c*w``. Every cause of :mod:`xreg.semantics.causes` is a change of that *base*
+   rule (with at most one number fitted, e.g. the factor between two decay coefficients); each change
+   is re-simulated on the *other* run, one step at a time from that run's own recorded state and
+   gradients (the optimizer's buffers carried along), in NumPy with torch's update equations
+   (:mod:`xreg.backends.numpy.run`). The cause is the first, in the table's order, whose every step
+   lands within the one-step round-off ``16*eps*(|w| + |dw|)``; the rest are ranked by their worst step.
+   The unchanged base rule reproducing the other run means the gap is round-off grown by the dynamics.
+
+Nothing is claimed that was not re-simulated; with no reproducing cause the verdict is ``unexplained``,
+with the closest candidate as evidence.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from xreg.analysis.compare import TOLERANCE_FACTOR, eps, tolerance
+from xreg.checks import XregInputError
+from xreg.io.trajfile import RecordedRun
+from xreg.semantics import causes, optimizers
+
+MAX_FIT_STEPS = 200  # a fitted number is fitted on at most this many steps, then checked on all
+PRECISIONS = ("float16", "bfloat16", "float32", "float64")
+
+
+# ---- alignment -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Alignment:
+    names: tuple[str, ...]  # A's names, in A's order
+    b_name: Mapping[str, str]  # A's name -> B's
+    transposed: frozenset[str]  # A's names whose B array is the transpose
+    how: Mapping[str, str]  # A's name -> 'name', 'map', 'initial value' or 'shape'
+
+    def lines(self) -> list[str]:
+        out = []
+        for n in self.names:
+            if self.b_name[n] != n or n in self.transposed:
+                t = ", transposed" if n in self.transposed else ""
+                out.append(f"{n} <-> {self.b_name[n]} (by {self.how[n]}{t})")
+        return out
+
+
+def _transpose(x: np.ndarray) -> np.ndarray:  # the last two axes (the first is the step)
+    return np.swapaxes(x, -1, -2)
+
+
+def align(a: RecordedRun, b: RecordedRun, mapping: Mapping[str, str] | None = None) -> Alignment:
+    mapping = dict(mapping or {})
+    bad = [f"'{k}' (not in A)" for k in mapping if k not in a.params] + [f"'{v}' (not in B)" for v in mapping.values() if v not in b.params]
+    if bad:
+        raise XregInputError(f"--map names parameters the runs do not have: {', '.join(bad)}; A has {sorted(a.params)}, B has {sorted(b.params)}.")
+    pairs: dict[str, str] = dict(mapping)
+    how = {n: "map" for n in mapping}
+    for n in a.params:
+        if n not in pairs and n in b.params and n not in pairs.values():
+            pairs[n], how[n] = n, "name"
+    transposed = set()
+
+    def fits(na: str, nb: str) -> tuple[bool, bool, bool, bool]:  # shape as is, transposed; same start as is, transposed
+        sa, sb = a.params[na].shape[1:], b.params[nb].shape[1:]
+        same, flip = sa == sb, len(sa) == 2 and sa == sb[::-1]
+        return same, flip, (same and np.array_equal(a.params[na][0], b.params[nb][0])), (flip and np.array_equal(a.params[na][0], b.params[nb][0].T))
+
+    for n, nb in pairs.items():  # named pairs: a transposed layout is recognised by shape (and start)
+        same, flip, eq, teq = fits(n, nb)
+        if not same and flip or (same and flip and teq and not eq):
+            transposed.add(n)
+        elif not same:
+            raise XregInputError(f"A's '{n}' {a.params[n].shape[1:]} and B's '{nb}' {b.params[nb].shape[1:]} have different shapes.")
+    for rule in ("initial value", "shape"):
+        changed = True
+        while changed:
+            changed = False
+            free_b = [nb for nb in b.params if nb not in pairs.values()]
+            for n in [n for n in a.params if n not in pairs]:
+                options = []
+                for nb in free_b:
+                    same, flip, eq, teq = fits(n, nb)
+                    ok = (eq or teq) if rule == "initial value" else (same or flip)
+                    if ok:
+                        options.append((nb, (teq and not eq) if rule == "initial value" else (flip and not same)))
+                if len(options) == 1:
+                    (nb, t), = options
+                    pairs[n], how[n] = nb, rule
+                    if t:
+                        transposed.add(n)
+                    changed = True
+                    break
+    left_a = [n for n in a.params if n not in pairs]
+    left_b = [nb for nb in b.params if nb not in pairs.values()]
+    if left_a or left_b:
+        raise XregInputError(
+            "Cannot align the runs' parameters: " + "; ".join(
+                ([f"A's {', '.join(left_a)} unmatched"] if left_a else []) + ([f"B's {', '.join(left_b)} unmatched"] if left_b else []))
+            + ". Name the pairs with --map A_NAME=B_NAME.")  # fmt: skip
+    names = tuple(a.params)
+    return Alignment(names, {n: pairs[n] for n in names}, frozenset(transposed), how)
+
+
+# ---- a run as flat arrays in A's layout -----------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Flat:
+    label: str
+    P: np.ndarray  # (T+1, p)
+    G: np.ndarray | None  # (T, p)
+    lr: np.ndarray | None  # (T,)
+    meta: Mapping[str, Any]
+    slices: Mapping[str, slice]  # A's names
+
+    @property
+    def steps(self) -> int:
+        return self.P.shape[0] - 1
+
+    def vector(self, per_name: Mapping[str, float]) -> np.ndarray:
+        out = np.zeros(self.P.shape[1])
+        for n, v in per_name.items():
+            out[self.slices[n]] = v
+        return out
+
+
+def flat(run: RecordedRun, al: Alignment, side: str, label: str) -> Flat:
+    names = al.names
+    get = (lambda arr, n: arr[n]) if side == "a" else (lambda arr, n: _transpose(arr[al.b_name[n]]) if n in al.transposed else arr[al.b_name[n]])
+    rows = run.steps + 1
+    P = np.concatenate([get(run.params, n).reshape(rows, -1) for n in names], axis=1)
+    G = None
+    if run.grads is not None and all((al.b_name[n] if side == "b" else n) in run.grads for n in names):
+        G = np.concatenate([get(run.grads, n).reshape(rows - 1, -1) for n in names], axis=1)
+    slices, start = {}, 0
+    for n in names:
+        size = int(np.prod(run.params[n if side == "a" else al.b_name[n]].shape[1:], dtype=int))
+        slices[n] = slice(start, start + size)
+        start += size
+    return Flat(label, P, G, None if run.lr is None else np.asarray(run.lr, float), dict(run.meta), slices)
+
+
+def precision(run: Flat) -> str:
+    """The precision the run computed in: its meta's ``dtype``, else float32 where every recorded value is one."""
+    dt = str(run.meta.get("dtype", ""))
+    if dt in PRECISIONS:
+        return dt
+    return "float32" if np.array_equal(run.P, run.P.astype(np.float32)) else "float64"
+
+
+def coarser(*dtypes: str) -> str:
+    return max(dtypes, key=eps)
+
+
+# ---- rules: a base rule and its changes, simulated step by step -----------------------------------
+@dataclass(frozen=True, eq=False)
+class Rule:
+    """An optimizer with torch's equations, per-parameter coupled (``g + c*w``) and decoupled
+    (``w <- w - lr*s*w``, or ``s*w`` with ``by_lr=False``) decay, and the lr of each step."""
+
+    optimizer: str
+    options: Mapping[str, Any]
+    coupled: Mapping[str, float]
+    decoupled: Mapping[str, float]
+    lr: np.ndarray | None
+    by_lr: bool = True
+    text: str = ""
+
+    def describe(self) -> str:
+        opt = optimizers.get(self.optimizer)
+        shown = {k: v for k, v in self.options.items() if k not in opt.defaults or v != opt.defaults[k]}
+        parts = [f"{k}={_g(v)}" for k, v in shown.items()]
+        for kind, d in (("coupled", self.coupled), ("decoupled" + ("" if self.by_lr else " (not x lr)"), self.decoupled)):
+            vals = sorted({_g(v) for v in d.values()})
+            if any(d.values()):
+                parts.append(f"{kind} decay " + ", ".join(f"{n}: {_g(v)}" for n, v in d.items()) if len(vals) > 1 else f"{kind} decay {vals[0]}")
+        return f"{opt.torch_class}({', '.join(parts)})"
+
+
+def _g(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, (tuple, list)):
+        return "(" + ", ".join(_g(x) for x in v) + ")"
+    return str(v)
+
+
+def simulate(rule: Rule, run: Flat, steps: int, grads: np.ndarray) -> np.ndarray:
+    """``run``'s parameters after each of its first ``steps`` steps as ``rule`` makes them, each step
+    from ``run``'s own recorded parameters and ``grads`` (the buffers carried from step to step)."""
+    from xreg.backends.numpy.run import OPTIMIZERS
+
+    options = dict(rule.options)
+    lr_scale = options.pop("lr_scale", 1.0)
+    flags = {k: v for k, v in options.items() if isinstance(v, bool)}
+    c, s = run.vector(rule.coupled), run.vector(rule.decoupled)
+    opt = OPTIMIZERS[rule.optimizer](options, flags, run.P[0].copy())
+    out = np.empty((steps, run.P.shape[1]))
+    with np.errstate(all="ignore"):
+        for t in range(1, steps + 1):
+            theta, lr = run.P[t - 1].copy(), float(rule.lr[t - 1])
+            g = grads[t - 1] + c * theta
+            if s.any():
+                theta = theta - ((lr * s) if rule.by_lr else s) * theta
+            out[t - 1] = opt.step(theta, g, lr * lr_scale, t)
+    return out
+
+
+def one_step_tolerance(run: Flat, dtype: str, steps: int) -> np.ndarray:
+    P = run.P[: steps + 1]
+    return TOLERANCE_FACTOR * eps(dtype) * (np.max(np.abs(P[:-1]), axis=1, initial=0.0) + np.max(np.abs(np.diff(P, axis=0)), axis=1, initial=0.0)) + np.finfo(float).tiny
+
+
+def score(rule: Rule, run: Flat, grads: np.ndarray, steps: int, dtype: str) -> tuple[float, int]:
+    """The worst step's gap over its one-step tolerance, and that step (1-based)."""
+    pred = simulate(rule, run, steps, grads)
+    ratio = np.max(np.abs(pred - run.P[1 : steps + 1]), axis=1) / one_step_tolerance(run, dtype, steps)
+    ratio = np.where(np.isfinite(ratio), ratio, np.inf)
+    worst = int(np.argmax(ratio))
+    return float(ratio[worst]), worst + 1
+
+
+def rule_from_meta(meta: Mapping[str, Any], names_of: Mapping[str, str], lr: np.ndarray | None, steps: int) -> Rule | None:
+    """The rule a run's meta states (``optimizer`` and ``groups``, as TorchRecorder writes them);
+    ``names_of`` maps the run's own names to A's. None where the meta does not state one."""
+    name, groups = str(meta.get("optimizer", "")), meta.get("groups")
+    by_class = {o.torch_class.lower(): o.name for o in optimizers.OPTIMIZERS.values()}
+    key = by_class.get(name.lower(), name.lower())
+    if key not in optimizers.OPTIMIZERS or not isinstance(groups, list) or not groups:
+        return None
+    opt = optimizers.get(key)
+    g0 = groups[0]
+    try:
+        options = opt.resolve({k: (tuple(v) if isinstance(v, list) else v) for k, v in g0.items() if k in opt.defaults})
+    except XregInputError:
+        return None
+    if any(g.get("maximize") for g in groups):
+        return None  # torch's maximize is issue 12's
+    decoupled = opt.native_convention == "decoupled" or any(g.get("decoupled_weight_decay") for g in groups)
+    per = {n: 0.0 for n in names_of.values()}
+    for g in groups:
+        for n in g.get("params", []):
+            if n in names_of:
+                per[names_of[n]] = float(g.get("weight_decay", 0.0))
+    if lr is None:
+        if not isinstance(g0.get("lr"), (int, float)):
+            return None
+        lr = np.full(steps, float(g0["lr"]))
+    zero = {n: 0.0 for n in per}
+    return Rule(key, options, zero if decoupled else per, per if decoupled else zero, lr, text="its recorded meta")
+
+
+def fit_sgd(run: Flat, names: Sequence[str]) -> Rule | None:
+    """Plain SGD ``w <- w - lr*(g + c*w)`` with one ``c`` per parameter, by least squares (needs grads and lr)."""
+    if run.G is None or run.lr is None or run.steps == 0:
+        return None
+    c = {}
+    for n in names:
+        sl = run.slices[n]
+        w, dw = run.P[:-1, sl], np.diff(run.P[:, sl], axis=0)
+        resid = -dw / run.lr[:, None] - run.G[:, sl]  # = c*w
+        den = float(np.sum(w * w))
+        c[n] = float(np.sum(w * resid) / den) if den > 0 else 0.0
+    return Rule("sgd", optimizers.get("sgd").resolve({}), c, {n: 0.0 for n in names}, run.lr, text="a plain-SGD fit")
+
+
+# ---- fitting one number of a candidate ------------------------------------------------------------
+def _residuals(rule: Rule, run: Flat, grads: np.ndarray, steps: int, tol: np.ndarray) -> np.ndarray:
+    return ((simulate(rule, run, steps, grads) - run.P[1 : steps + 1]) / tol[:, None]).ravel()
+
+
+def fit_number(make: Callable[[float], Rule], x0: float, run: Flat, grads: np.ndarray, steps: int, dtype: str,
+               lo: float | None = None, hi: float | None = None) -> float:  # fmt: skip
+    """The number x that makes ``make(x)`` follow ``run`` best: a log grid around ``x0`` (x0*1e-6 to x0*1e6, or
+    within [lo, hi]), then Brent, then two Gauss-Newton steps (the residual is nearly linear near the fit)."""
+    from scipy.optimize import minimize_scalar
+
+    steps = min(steps, MAX_FIT_STEPS)
+    tol = one_step_tolerance(run, dtype, steps)
+
+    def cost(x: float) -> float:
+        r = _residuals(make(x), run, grads, steps, tol)
+        v = float(np.dot(r, r))
+        return v if math.isfinite(v) else 1e300
+
+    if lo is not None and hi is not None:
+        grid = np.linspace(lo, hi, 41)
+    else:
+        grid = x0 * np.logspace(-6, 6, 97)
+    costs = [cost(x) for x in grid]
+    i = int(np.argmin(costs))
+    a, b = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    x = float(minimize_scalar(cost, bounds=(a, b), method="bounded", options={"xatol": 1e-12 * max(abs(a), abs(b), 1e-300)}).x)
+    for _ in range(2):
+        r = _residuals(make(x), run, grads, steps, tol)
+        h = 1e-6 * (abs(x) or 1.0)
+        J = (_residuals(make(x + h), run, grads, steps, tol) - r) / h
+        if not (np.all(np.isfinite(J)) and np.dot(J, J) > 0):
+            break
+        nx = x - float(np.dot(J, r) / np.dot(J, J))
+        if cost(nx) <= cost(x):
+            x = nx
+    return x
+
+
+# ---- the diagnosis --------------------------------------------------------------------------------
+@dataclass
+class Candidate:
+    code: str
+    what: str  # the change, in words
+    rule: Rule
+    score: float = math.inf
+    worst_step: int = 0
+    number: float | None = None  # the fitted number, if any
+
+
+@dataclass
+class Diagnosis:
+    a: str
+    b: str
+    dtype: str
+    steps: int
+    first_divergence_step: int | None
+    gap: float | None
+    stage: str | None
+    cause: str | None
+    evidence: str
+    fix: dict[str, str]
+    alignment: list[str] = field(default_factory=list)
+    base: str | None = None  # 'a' or 'b': whose rule was re-simulated on the other run
+    base_rule: str | None = None
+    ranking: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def differs(self) -> bool:
+        return self.first_divergence_step is not None and self.cause != "round-off"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "a": self.a, "b": self.b, "dtype": self.dtype, "steps": self.steps,
+            "first_divergence_step": self.first_divergence_step, "gap": self.gap, "stage": self.stage,
+            "cause": self.cause, "evidence": self.evidence, "fix": self.fix, "alignment": self.alignment,
+            "base": self.base, "base_rule": self.base_rule, "ranking": self.ranking,
+        }  # fmt: skip
+
+
+def _gradient_stage(A: Flat, B: Flat, k: int, e: float, tol: np.ndarray) -> int | None:
+    """The first step j <= k whose recorded gradients differ by more than round-off plus what the
+    parameters' own gap explains (``10*L*gap``, L the largest gradient change per parameter change seen
+    along A): the loss or the forward pass differs."""
+    if A.G is None or B.G is None:
+        return None
+    with np.errstate(all="ignore"):
+        dG, dP = np.max(np.abs(np.diff(A.G, axis=0)), axis=1), np.max(np.abs(np.diff(A.P[:-1], axis=0)), axis=1)
+        L = float(np.nanmax(np.where(dP > 0, dG / dP, 0.0), initial=0.0))
+    for j in range(1, k + 1):
+        pgap = float(np.max(np.abs(A.P[j - 1] - B.P[j - 1])))
+        if not pgap <= tol[j - 1]:
+            return None
+        ga, gb = A.G[j - 1], B.G[j - 1]
+        scale = max(np.max(np.abs(ga)), np.max(np.abs(gb)), np.finfo(float).tiny)
+        if np.max(np.abs(ga - gb)) > math.sqrt(e) * scale + 10 * L * pgap:
+            return j
+    return None
+
+
+def _loss_scale(A: Flat, B: Flat, j: int, e: float) -> tuple[float | None, dict[str, float]]:
+    ga, gb = A.G[j - 1], B.G[j - 1]
+    per = {}
+    for n, sl in A.slices.items():
+        den = float(np.dot(ga[sl], ga[sl]))
+        per[n] = float(np.dot(ga[sl], gb[sl]) / den) if den > 0 else math.nan
+    den = float(np.dot(ga, ga))
+    if den == 0:
+        return None, per
+    r = float(np.dot(ga, gb) / den)
+    ok = np.linalg.norm(gb - r * ga) <= math.sqrt(e) * np.linalg.norm(gb)
+    return (r if ok and r > 0 else None), per
+
+
+def _nice_factor(f: float) -> str:
+    for v, word in ((f, ""), (1 / f if f else 0, "1/")):
+        if v >= 1 and abs(v - round(v)) <= 1e-6 * v:
+            return f"{word}{round(v)}"
+    return f"{f:.6g}"
+
+
+def _candidates(base: Rule, target: Flat, names: Sequence[str]) -> list[tuple[Candidate, Callable[[float], Rule] | None, float, tuple]]:
+    """Every change of ``base`` the cause table knows: (candidate, make(x) for a fitted number or None, x0, bounds)."""
+    out: list[tuple[Candidate, Callable[[float], Rule] | None, float, tuple]] = []
+    if target.lr is not None and base.lr is not None and not np.allclose(target.lr, base.lr, rtol=1e-12, atol=0):
+        out.append((Candidate("lr-schedule", "the other run's recorded learning rates", replace(base, lr=target.lr)), None, 0, ()))
+    kind = "coupled" if any(base.coupled.values()) else "decoupled" if any(base.decoupled.values()) else None
+    if kind:
+        decay = dict(getattr(base, kind))
+
+        def scaled(x: float, kind=kind, decay=decay) -> Rule:
+            return replace(base, **{kind: {n: v * x for n, v in decay.items()}})
+
+        out.append((Candidate("decay-scale", f"the {kind} decay times {{x}}", base), scaled, 1.0, ()))
+        on = [n for n, v in decay.items() if v]
+        off = [n for n, v in decay.items() if not v]
+        value = max(decay.values(), key=abs)
+        toggles = [(f"decay {n} too ({value:.6g})", {n: value}) for n in off]
+        if len(off) > 1:
+            toggles.append((f"decay {', '.join(off)} too ({value:.6g})", {n: value for n in off}))
+        if len(on) > 1:
+            toggles += [(f"no decay on {n}", {n: 0.0}) for n in on]
+            vectors = [n for n in on if target.slices[n].stop - target.slices[n].start == 1 or n.endswith("bias")]
+            if 1 < len(vectors) < len(on):
+                toggles.append((f"no decay on {', '.join(vectors)}", {n: 0.0 for n in vectors}))
+        for what, change in toggles:
+            out.append((Candidate("bias-decay", what, replace(base, **{kind: {**decay, **change}})), None, 0, ()))
+        other = "decoupled" if kind == "coupled" else "coupled"
+
+        def moved(x: float, kind=kind, other=other, decay=decay) -> Rule:
+            return replace(base, **{kind: {n: 0.0 for n in decay}, other: {n: v * x for n, v in decay.items()}})
+
+        out.append((Candidate("coupled-vs-decoupled", f"the decay {other}, at {{x}} times the coefficient", base), moved, 1.0, ()))
+        if kind == "decoupled":
+            lr0 = float(base.lr[0])
+
+            def unscaled(x: float, decay=decay) -> Rule:
+                return replace(base, by_lr=not base.by_lr, decoupled={n: v * x for n, v in decay.items()})
+
+            x0 = lr0 if base.by_lr else 1 / lr0
+            out.append((Candidate("decoupled-lr-scaling", "the decoupled decay " + ("not " if base.by_lr else "") + "multiplied by lr, rate x{x}", base),
+                        unscaled, x0, ()))  # fmt: skip
+    for what, overrides in optimizers.get(base.optimizer).alias_defaults:
+        out.append((Candidate("optimizer-defaults", what, replace(base, options={**base.options, **overrides})), None, 0, ()))
+    if base.optimizer == "sgd" and base.options["momentum"] > 0:
+        tau = base.options["dampening"]
+        if tau:
+            out.append((Candidate("momentum-dampening", "no dampening", replace(base, options={**base.options, "dampening": 0.0})), None, 0, ()))
+        elif not base.options["nesterov"]:
+            damp = lambda x: replace(base, options={**base.options, "dampening": x})  # noqa: E731
+            out.append((Candidate("momentum-dampening", "dampening {x}", base), damp, 0.5, (0.0, 1.0)))
+    return out
+
+
+def _fixes(code: str, cand: Candidate | None, base_side: str, base: Rule, base_run: Flat, target_run: Flat, extra: Mapping[str, Any]) -> dict[str, str]:
+    """The one-line change on each side that makes the runs equal."""
+    t_side = "b" if base_side == "a" else "a"
+    opt = optimizers.get(base.optimizer) if base is not None else None
+    fix: dict[str, str] = {}
+    if code == "lr-schedule":
+        changes = lambda lr: int(np.sum(np.diff(lr) != 0))  # noqa: E731
+        per_epoch_side = base_side if changes(base_run.lr) < changes(target_run.lr) else t_side
+        fix[per_epoch_side] = "call scheduler.step() once per batch (after optimizer.step()), as the other run does"
+        fix["b" if per_epoch_side == "a" else "a"] = "step the schedule once per epoch (after the epoch's last batch), as the other run does"
+    elif code == "decay-scale" and cand is not None:
+        f = cand.number
+        kind = "coupled" if any(base.coupled.values()) else "decoupled"
+        c_base = max(getattr(base, kind).values(), key=abs)
+        fix[base_side] = f"weight_decay={c_base * f:.6g} (x{_nice_factor(f)}), as the other run's coefficient"
+        inv = _nice_factor(1 / f)
+        fix[t_side] = f"decay coefficient {c_base:.6g} (x{inv} yours)" + (
+            f": in a scratch loop's (sum_i grad_i + lam*w)/m with m = {inv}, lam = {c_base * float(inv):.6g}" if inv.isdigit() else "")
+    elif code == "coupled-vs-decoupled" and cand is not None:
+        kind = "coupled" if any(base.coupled.values()) else "decoupled"
+        c = max(getattr(base, kind).values(), key=abs)
+        rate = c * cand.number
+        if kind == "coupled":
+            dec = f"torch.optim.{'AdamW' if opt.name in ('adam', 'adamw') else opt.torch_class}(..., weight_decay={rate:.6g})" + (
+                "" if opt.name in ("adam", "adamw") else ", decoupled_weight_decay=True")
+            fix[base_side] = f"decouple the decay: {dec}"
+            fix[t_side] = f"couple the decay: optax.chain(optax.add_decayed_weights({c:.6g}), optax.{opt.name if opt.name != 'adamw' else 'adam'}(...)) in place of the decoupled weight_decay"
+        else:
+            fix[base_side] = f"couple the decay: torch.optim.{'Adam' if opt.name == 'adamw' else opt.torch_class}(..., weight_decay={rate:.6g})"
+            fix[t_side] = f"decouple the decay: optax.{'adamw' if opt.name in ('adam', 'adamw') else opt.name}(..., weight_decay={c:.6g}) (w <- w - lr*{c:.6g}*w)"
+    elif code == "decoupled-lr-scaling" and cand is not None:
+        s = max(base.decoupled.values(), key=abs)
+        if base.by_lr:
+            fix[t_side] = f"decay by lr*{s:.6g}*w (optax.adamw / torch.optim.AdamW multiply by lr) instead of {s * cand.number:.6g}*w"
+            fix[base_side] = f"weight_decay={s * cand.number / float(base.lr[0]):.6g} (= the other run's rate / lr, for a constant lr)"
+        else:
+            fix[t_side] = f"decay by {s:.6g}*w without lr"
+            fix[base_side] = f"decay by lr*{s * cand.number:.6g}*w"
+    elif code == "bias-decay" and cand is not None:
+        fix[base_side] = f"{cand.what}: a param group with its own weight_decay (torch) or a mask (optax.add_decayed_weights(..., mask=...))"
+        fix[t_side] = "exclude or include the same parameters as the other run: mask=lambda p: ... (optax) / param groups (torch)"
+    elif code == "optimizer-defaults" and cand is not None:
+        over = {k: v for k, v in cand.rule.options.items() if base.options.get(k, None) != v}
+        fix[t_side] = f"state torch's values: {', '.join(f'{k}={_g(v)}' for k, v in base.options.items() if k in over or k in opt.defaults)}" + (
+            "; eps outside the root (optax: eps_in_sqrt=False)" if over.get("eps_in_sqrt") else "") + (
+            "; lr > 0 subtracts the direction (optax: learning_rate=lr)" if over.get("lr_scale") else "")
+        fix[base_side] = f"use the other run's form: {cand.what}"
+    elif code == "momentum-dampening" and cand is not None:
+        tau = base.options["dampening"]
+        fix[base_side] = "dampening=0" if tau else f"dampening={cand.number:.6g}"
+        fix[t_side] = (f"damp the momentum: xreg.twins.scale_by_torch_sgd_momentum({base.options['momentum']:g}, dampening={tau:g}, nesterov=False)"
+                       if tau else "dampening=0 (optax.trace has none)")  # fmt: skip
+    elif code == "loss-scale":
+        r = extra["factor"]
+        fix["b"] = f"divide the loss by {_nice_factor(r)} (B's gradients are {r:.6g}x A's): a mean, not a sum" if r > 1 else f"multiply the loss by {_nice_factor(1 / r)}"
+        fix["a"] = f"scale the loss by {_nice_factor(r)} (reduction='sum' if that is the row count), or the lr by the same factor for plain SGD"
+    elif code == "round-off":
+        fix["a"] = fix["b"] = "nothing to fix: compare fewer steps, or run in float64 (the rules are the same)"
+    return fix
+
+
+def diagnose(ra: RecordedRun, rb: RecordedRun, labels: tuple[str, str] = ("A", "B"), mapping: Mapping[str, str] | None = None,
+             dtype: str | None = None) -> Diagnosis:  # fmt: skip
+    al = align(ra, rb, mapping)
+    A, B = flat(ra, al, "a", labels[0]), flat(rb, al, "b", labels[1])
+    if A.steps != B.steps:
+        raise XregInputError(f"The runs have different numbers of steps: {labels[0]} {A.steps}, {labels[1]} {B.steps}.")
+    if dtype is not None and dtype not in PRECISIONS:
+        raise XregInputError(f"--dtype must be one of {', '.join(PRECISIONS)}; got {dtype!r}.")
+    dt = dtype or coarser(precision(A), precision(B))
+    e = eps(dt)
+    head = dict(a=labels[0], b=labels[1], dtype=dt, steps=A.steps, alignment=al.lines())
+    with np.errstate(invalid="ignore"):
+        gaps = np.max(np.abs(A.P - B.P), axis=1, initial=0.0)
+    tol = tolerance(dt, A.P, B.P)
+    over = np.flatnonzero(~(gaps <= tol))
+    if not over.size:
+        return Diagnosis(**head, first_divergence_step=None, gap=None, stage=None, cause=None,
+                         evidence=f"every step within round-off (largest gap {np.max(gaps):.3e}, tolerance {tol[-1]:.3e} at the last step)", fix={})  # fmt: skip
+    k = int(over[0])
+    where = max(al.names, key=lambda n: np.nan_to_num(np.max(np.abs(A.P[k, A.slices[n]] - B.P[k, A.slices[n]])), nan=np.inf))
+    lead = f"first divergence at step {k}: '{where}' differs by {gaps[k]:.3e} (tolerance {tol[k]:.3e}, {dt}). "
+    common = dict(head, first_divergence_step=k, gap=float(gaps[k]))
+
+    j = _gradient_stage(A, B, k, e, tol)
+    if j is not None:
+        r, per = _loss_scale(A, B, j, e)
+        if r is not None:
+            ev = (f"at step {j} the parameters agree but B's gradient is {r:.6g}x A's in every parameter "
+                  f"(factor {_nice_factor(r)}): the same direction, another scale of the loss")  # fmt: skip
+            return Diagnosis(**common, stage="gradient", cause="loss-scale", evidence=lead + ev,
+                             fix=_fixes("loss-scale", None, "a", None, A, B, {"factor": r}))  # fmt: skip
+        ratios = ", ".join(f"{n}: {v:.6g}" for n, v in per.items())
+        ev = (f"at step {j} the parameters agree to round-off and the recorded gradients do not: B/A per parameter {ratios}. "
+              "The loss or the forward pass differs (no constant factor: not a loss scale); no optimizer change explains a gradient")  # fmt: skip
+        return Diagnosis(**common, stage="gradient", cause="unexplained", evidence=lead + ev, fix={})
+
+    # stage update: find a base rule
+    names_a = {n: n for n in al.names}
+    names_b = {al.b_name[n]: n for n in al.names}
+    base_side, base = "a", rule_from_meta(A.meta, names_a, A.lr, A.steps)
+    if base is None:
+        b_rule = rule_from_meta(B.meta, names_b, B.lr, B.steps)
+        if b_rule is not None:
+            base_side, base = "b", b_rule
+    if base is None:
+        base_side, base = "a", fit_sgd(A, al.names)
+    if base is None:
+        base_side, base = "b", fit_sgd(B, al.names)
+    if base is None:
+        ev = "neither run states its rule (record torch with TorchRecorder, or put 'optimizer' and 'groups' in meta) and plain SGD cannot be fitted (no grads or lr)"
+        return Diagnosis(**common, stage="update", cause="unexplained", evidence=lead + ev, fix={})
+    base_run, target = (A, B) if base_side == "a" else (B, A)
+    grads_base = base_run.G
+    if grads_base is None:
+        ev = f"{base_run.label} has no recorded gradients: its rule cannot be re-simulated"
+        return Diagnosis(**common, stage="update", cause="unexplained", evidence=lead + ev, fix={}, base=base_side)
+    self_score, self_step = score(base, base_run, grads_base, base_run.steps, dt)
+    limit = max(1.0, 4.0 * self_score)
+    stage = "update"
+    if self_score > 16:
+        ev = (f"{base_run.label}'s rule ({base.describe()}, from {base.text}) does not reproduce {base_run.label} itself "
+              f"(step {self_step} off by {self_score:.3g}x the one-step round-off): its meta does not state the rule it ran")  # fmt: skip
+        return Diagnosis(**common, stage=stage, cause="unexplained", evidence=lead + ev, fix={}, base=base_side, base_rule=base.describe())
+    if target.G is not None:
+        grads_t, steps_t = target.G, target.steps
+    else:  # the other run's state, with the base run's gradients while the parameters agree
+        grads_t, steps_t = grads_base[:k], k
+    base_desc = base.describe()
+    common.update(base=base_side, base_rule=base_desc)
+    same_score, same_step = score(base, target, grads_t, steps_t, dt)
+    if same_score <= limit:
+        ev = (f"{base_run.label}'s rule ({base_desc}) re-simulated on each of {target.label}'s {steps_t} steps from {target.label}'s own state "
+              f"lands within {same_score:.2g}x the one-step round-off (its own run: {self_score:.2g}x): the same rule; "
+              f"the gap grew from round-off: {gaps[1]:.2e} at step 1, {gaps[k]:.2e} at step {k}")  # fmt: skip
+        return Diagnosis(**common, stage=stage, cause="round-off", evidence=lead + ev,
+                         fix=_fixes("round-off", None, base_side, base, base_run, target, {}))  # fmt: skip
+    found: list[Candidate] = []
+    for cand, make, x0, bounds in _candidates(base, target, al.names):
+        if make is not None:
+            lo, hi = bounds if bounds else (None, None)
+            x = fit_number(make, x0, target, grads_t, steps_t, dt, lo, hi)
+            cand.number, cand.rule = x, make(x)
+            nice = _nice_factor(x)
+            exact = 1 / float(nice[2:]) if nice.startswith("1/") else float(nice)
+            if exact != x and score(make(exact), target, grads_t, steps_t, dt)[0] <= limit:
+                cand.number, cand.rule = exact, make(exact)  # a round number (1, 1/m, n) where it reproduces as well
+            cand.what = cand.what.format(x=_nice_factor(cand.number))
+        cand.score, cand.worst_step = score(cand.rule, target, grads_t, steps_t, dt)
+        found.append(cand)
+    order = {c: i for i, c in enumerate(causes.CODES)}
+    ranking = sorted(found, key=lambda c: (c.score > limit, order[c.code] if c.score <= limit else 0, c.score))
+    rank_json = [{"cause": c.code, "change": c.what, "number": c.number,
+                  "score": c.score, "reproduces": c.score <= limit} for c in ranking]  # fmt: skip
+    common["ranking"] = rank_json
+    best = ranking[0] if ranking else None
+    if best is None or best.score > limit:
+        closest = f"; closest: {best.code} ({best.what}), step {best.worst_step} off by {best.score:.3g}x the one-step round-off" if best else ""
+        ev = (f"{base_run.label}'s rule ({base_desc}) does not reproduce {target.label} (step {same_step} off by {same_score:.3g}x the one-step "
+              f"round-off), and no known change of it does{closest}")  # fmt: skip
+        return Diagnosis(**common, stage=stage, cause="unexplained", evidence=lead + ev, fix={})
+    num = ""
+    extra = ""
+    if best.code == "lr-schedule":
+        every = lambda lr: ", ".join(f"{int(v)}" for v in np.unique(np.diff(np.flatnonzero(np.diff(lr) != 0)))[:3]) or "never"  # noqa: E731
+        first = int(np.flatnonzero(~np.isclose(base_run.lr, target.lr, rtol=1e-12, atol=0))[0])
+        extra = (f"; the lr traces first differ at step {first + 1} ({base_run.label} {base_run.lr[first]:.6g}, {target.label} "
+                 f"{target.lr[first]:.6g}); {base_run.label}'s lr changes every {every(base_run.lr)} steps, {target.label}'s every {every(target.lr)}")  # fmt: skip
+    ev = (f"{base_run.label}'s rule ({base_desc}) does not reproduce {target.label} (step {same_step} off by {same_score:.3g}x the one-step "
+          f"round-off); with {best.what}{num} every one of {target.label}'s {steps_t} steps lands within {best.score:.2g}x of it "
+          f"(re-simulated from {target.label}'s own state){extra}")  # fmt: skip
+    return Diagnosis(**common, stage=stage, cause=best.code, evidence=lead + ev,
+                     fix=_fixes(best.code, best, base_side, base, base_run, target, {}))  # fmt: skip
+
+
+def text(d: Diagnosis) -> str:
+    lines = [f"diagnose: {d.a} vs {d.b} ({d.steps} steps, {d.dtype})"]
+    lines += [f"  aligned: {x}" for x in d.alignment]
+    if d.first_divergence_step is None:
+        lines.append(f"verdict: the runs match ({d.evidence})")
+        return "\n".join(lines)
+    lines.append(f"first divergence: step {d.first_divergence_step} (gap {d.gap:.3e})")
+    lines.append(f"stage: {d.stage}")
+    lines.append(f"cause: {d.cause} — {causes.CAUSES[d.cause].meaning}")
+    lines.append(f"evidence: {d.evidence}")
+    for side, label in (("a", d.a), ("b", d.b)):
+        if side in d.fix:
+            lines.append(f"fix in {label}: {d.fix[side]}")
+    if d.ranking:
+        lines.append("candidates (re-simulated; score = worst step / one-step round-off):")
+        lines += [f"  {'*' if r['reproduces'] else ' '} {r['cause']:<22} {r['score']:<10.3g} {r['change']}" for r in d.ranking[:8]]
+    return "\n".join(lines)

@@ -1,0 +1,38 @@
+"""Why two runs of the same training differ: every cause ``xreg diagnose`` can name, in ONE table.
+
+Each cause has a stable code (the JSON's ``cause``), the stage where it shows (``gradient``: same
+parameters, different gradients; ``update``: same gradients, a different update) and what it means.
+The order is the order of preference when more than one re-simulation reproduces a run to round-off
+(for momentum-free SGD a coupled and a decoupled decay are the same arithmetic: the simpler name wins).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Cause:
+    code: str
+    stage: str
+    meaning: str
+
+
+CAUSES: dict[str, Cause] = {
+    c.code: c
+    for c in [
+        Cause("lr-schedule", "update", "the learning rates differ (a scheduler stepped per epoch in one run, per step in the other)"),
+        Cause("decay-scale", "update", "the decay coefficient differs by a factor (lam vs lam/m, an L2 term in a sum vs a mean loss)"),
+        Cause("bias-decay", "update", "a parameter group is decayed in one run only (biases excluded or not)"),
+        Cause("coupled-vs-decoupled", "update", "L2 added to the gradient in one run, decoupled decay w <- w - lr*lam*w in the other"),
+        Cause("decoupled-lr-scaling", "update", "a decoupled decay multiplied by the learning rate in one run and not in the other"),
+        Cause("optimizer-defaults", "update", "the optimizer's defaults differ (rmsprop alpha, eps inside or outside the root, "
+              "adagrad's initial accumulator, nadam's momentum schedule, adadelta's lr)"),
+        Cause("momentum-dampening", "update", "SGD momentum with dampening in one run only"),
+        Cause("loss-scale", "gradient", "the gradients differ by a constant factor (a sum vs a mean loss, another batch size)"),
+        Cause("round-off", "update", "the same rule: each step re-simulated from the other run's state matches to round-off; "
+              "the gap grows from round-off (a chaotic run), not from a different rule"),
+        Cause("unexplained", "", "no known cause reproduces the other run"),
+    ]
+}  # fmt: skip
+CODES: tuple[str, ...] = tuple(CAUSES)
