@@ -75,6 +75,12 @@ def torch_groups(named, optimizer) -> list[dict[str, Any]]:
     return out
 
 
+def _torch_default_dtype() -> str:
+    import torch
+
+    return str(torch.get_default_dtype()).replace("torch.", "")
+
+
 class Recorder:
     """Collects a run step by step: ``log(params)`` once before the first step, then after each step
     ``log(params, grads=..., lr=..., loss=...)`` with what that step used. ``save(path)`` writes the file."""
@@ -138,7 +144,8 @@ class TorchRecorder(Recorder):
     def __init__(self, model, optimizer, meta: Mapping[str, Any] | None = None):
         self._named = list(model.named_parameters())
         super().__init__({"framework": "torch", "optimizer": type(optimizer).__name__,
-                          "groups": torch_groups(self._named, optimizer), **(meta or {})})  # fmt: skip
+                          "groups": torch_groups(self._named, optimizer), "default_dtype": _torch_default_dtype(),
+                          **(meta or {})})  # fmt: skip
         self._pending: tuple[dict[str, np.ndarray], float] | None = None
         self._pending_loss: float | None = None
         self.log(self._snapshot())

@@ -243,6 +243,8 @@ def rule_from_meta(meta: Mapping[str, Any], names_of: Mapping[str, str], lr: np.
         options = opt.resolve({k: (tuple(v) if isinstance(v, list) else v) for k, v in g0.items() if k in opt.defaults})
     except XregInputError:
         return None
+    if key == "nadam" and meta.get("framework") == "torch" and meta.get("default_dtype", "float32") == "float32":
+        options = {**options, "float32_mu_product": True}  # torch's own rounding of its scalar state
     if any(g.get("maximize") for g in groups):
         return None  # torch's maximize is issue 12's
     decoupled = opt.native_convention == "decoupled" or any(g.get("decoupled_weight_decay") for g in groups)

@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "explain": "print the update equations, exact optax chain and naive port of one torch optimizer",
     "sweep": "train one experiment over a grid of hyperparameters (vmapped JAX, verified in torch and NumPy)",
     "bench": "time the JAX path against plain NumPy and torch on this machine, with its memory bandwidth",
+    "translate": "one torch.optim setting as torch code, an exact optax chain, a scratch loop, L2 terms and sklearn's C",
     "diagnose": "why do two recorded runs (xreg.record) differ: first diverging step, stage, cause, fix",
     "reproduce": "regenerate a published result; 'reproduce decoupling': Loshchilov & Hutter's AdamW grids",
 }

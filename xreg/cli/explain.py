@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from xreg import models
-from xreg.cli.common import EXIT_MATCH, Parser
+from xreg.cli.common import EXIT_MATCH, Parser, pairs
 from xreg.core import recipe
 from xreg.core.spec import ExperimentSpec
 from xreg.core.structure import hparams, structure
@@ -18,31 +18,32 @@ EXAMPLE_LAM = 0.01
 EXAMPLE_ARCH = models.architecture("logistic", 4, 2)
 
 
-def _spec(name: str) -> ExperimentSpec:
+def _spec(name: str, lr: float | None = None, lam: float | None = None, options: dict | None = None) -> ExperimentSpec:
     opt = optimizers.get(name)
-    return ExperimentSpec(optimizer=name, lr=opt.default_lr, lam=EXAMPLE_LAM, convention=opt.native_convention)
+    return ExperimentSpec(optimizer=name, lr=opt.default_lr if lr is None else lr, lam=EXAMPLE_LAM if lam is None else lam,
+                          convention=opt.native_convention, options=options or {})  # fmt: skip
 
 
-def chains(name: str) -> tuple[str, str, str | None]:
-    """(exact chain, naive chain, cause of the naive drift or None) for torch's defaults + weight_decay."""
+def chains(name: str, lr: float | None = None, lam: float | None = None, options: dict | None = None) -> tuple[str, str, str | None]:
+    """(exact chain, naive chain, cause of the naive drift or None) for torch's defaults (or the values given) + weight_decay."""
     from xreg.backends.jax import run as jax_run
 
-    spec = _spec(name)
+    spec = _spec(name, lr, lam, options)
     s, hp = structure(spec, EXAMPLE_ARCH), hparams(spec)
     naive = structure(spec.replace(port="naive"), EXAMPLE_ARCH)
     cause = optimizers.naive_cause(name, spec.options, spec.convention, s.decays_everything)
     return jax_run.chain_text(s, hp), jax_run.chain_text(naive, hp), cause
 
 
-def explain(name: str) -> str:
+def explain(name: str, lr: float | None = None, lam: float | None = None, options: dict | None = None) -> str:
     opt = optimizers.get(name)
-    spec = _spec(name)
-    defaults = ", ".join(f"{k}={v}" for k, v in opt.defaults.items())
-    exact, naive, cause = chains(name)
+    spec = _spec(name, lr, lam, options)
+    defaults = ", ".join(f"{k}={v}" for k, v in opt.resolve(spec.options).items())
+    exact, naive, cause = chains(name, lr, lam, options)
     wd = "coupled: g <- g + lam*w before the step (after clip_grad_norm_)" if conventions.get(opt.native_convention).coupled \
         else "decoupled: w <- w - lr*lam*w before the step"
     lines = [
-        f"torch.optim.{opt.torch_class}(lr={opt.default_lr:g}, weight_decay=lam, {defaults})",
+        f"torch.optim.{opt.torch_class}(lr={spec.lr:g}, weight_decay={'lam' if lam is None else f'{lam:g}'}, {defaults})",
         f"  weight decay   {wd}",
         f"  update         {opt.formula}",
         f"  recipe         {recipe.text(recipe.build(structure(spec, EXAMPLE_ARCH)))}",
@@ -61,6 +62,9 @@ def run(argv: Sequence[str]) -> int:
     p = Parser(prog="xreg explain", description="Print how torch, optax and the naive optax port apply weight "
                "decay for one optimizer, from the code that runs them.")  # fmt: skip
     p.add_argument("optimizer", help="one of: " + ", ".join(optimizers.OPTIMIZERS))
+    p.add_argument("--lr", type=float, help="your learning rate (default: torch's)")
+    p.add_argument("--weight-decay", type=float, help=f"your weight_decay (default: {EXAMPLE_LAM} as an example)")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE", help="your value of a torch option (repeatable)")
     args = p.parse_args(list(argv))
-    print(explain(args.optimizer))
+    print(explain(args.optimizer, args.lr, args.weight_decay, pairs(args.option, "--option")))
     return EXIT_MATCH

@@ -181,8 +181,8 @@ OPTIMIZERS: dict[str, Optimizer] = {
                 ("eps inside the root (optax.rmsprop's eps_in_sqrt=True)", {"eps_in_sqrt": True}),
             ),
             naive_cause=lambda o, c, a: (
-                f"optax.rmsprop defaults decay=0.9 (torch alpha={o['alpha']}) and eps_in_sqrt=True: "
-                "1/sqrt(v+eps) instead of torch's 1/(sqrt(v)+eps)"
+                (f"optax.rmsprop defaults decay=0.9 (torch alpha={o['alpha']}) and " if o["alpha"] != 0.9 else "optax.rmsprop defaults ")
+                + "eps_in_sqrt=True: 1/sqrt(v+eps) instead of torch's 1/(sqrt(v)+eps)"
             ),
         ),
         Optimizer(

@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping
 import optax
 
 from xreg.backends.jax import naive, twins
-from xreg.backends.jax.link import Link, Shown, _text, chain_text, mask_of, to_optax  # noqa: F401 (chain_text, to_optax: used as chain.*)
+from xreg.backends.jax.link import Link, Shown, _text, chain_code, chain_text, mask_of, to_optax  # noqa: F401 (chain_code, chain_text, to_optax: used as chain.*)
 from xreg.core import recipe
 from xreg.core.structure import Structure, group_strengths
 from xreg.semantics import conventions, optimizers
@@ -64,7 +64,8 @@ def _adagrad(s, o, lr):
     links = [Link("twins.scale_by_torch_adagrad", twins.scale_by_torch_adagrad, kwargs={"initial_accumulator_value": S0, "eps": eps})]
     if s.flag("lr_decay>0"):
         links.append(Link("scale_by_schedule", optax.scale_by_schedule,
-                          (Shown(lambda c: 1 / (1 + c * decay), f"1/(1 + count*{_text(decay)})"),)))  # fmt: skip
+                          (Shown(lambda c: 1 / (1 + c * decay), f"1/(1 + count*{_text(decay)})",
+                                 f"lambda count: 1 / (1 + count * {decay!r})" if isinstance(decay, float) else None),)))  # fmt: skip
     return links
 
 
@@ -106,7 +107,7 @@ def _lr_shown(s: Structure, hp: Mapping[str, Any], lr_t: Any) -> Any:
     if not isinstance(hp["lr"], (int, float)):
         return lr_t
     sched = "" if s.schedule == "constant" else f" * {s.schedule} schedule"
-    return Shown(lr_t, f"{hp['lr']}{sched}")
+    return Shown(lr_t, f"{hp['lr']}{sched}", repr(hp["lr"]) if s.schedule == "constant" else None)
 
 
 def _folded_decay(s: Structure, hp: Mapping[str, Any], steps, lr_t: Any) -> Shown | None:
@@ -139,6 +140,9 @@ def exact_links(s: Structure, hp: Mapping[str, Any], lr_t: Any, m: Any, m_text: 
                     c = c.astype(lr_t.dtype)
                 if isinstance(lam, (int, float)):
                     shown = {"lam": f"{lam}", "lam/m": f"{lam}/{m_text}", "lam/lr": f"{c:.6g}"}[step.coefficient]
+                    if isinstance(m, (int, float)) or step.coefficient != "lam/m":
+                        c = Shown(c, shown, repr(c))
+                        shown = None
                 mask = mask_of(s, names)
                 out.append(Link("add_decayed_weights", optax.add_decayed_weights, (_num(c, shown),),
                                 {"mask": mask} if mask else {}))  # fmt: skip

@@ -16,6 +16,18 @@ class Shown:
 
     value: Any
     text: str
+    code: str | None = None  # Python source that evaluates to ``value`` (names: optax, xreg), where there is one
+
+
+def _code(v: Any) -> str:
+    """Python source for an argument; ValueError where there is none (a traced value)."""
+    if isinstance(v, Shown):
+        if v.code is None:
+            raise ValueError(f"no source for {v.text!r}")
+        return v.code
+    if isinstance(v, (bool, int, float, str, tuple)) or v is None:
+        return repr(v)
+    raise ValueError(f"no source for {type(v).__name__}")
 
 
 def _text(v: Any) -> str:
@@ -41,6 +53,13 @@ class Link:
         return f"{self.name}({', '.join(parts)})"
 
     @property
+    def code(self) -> str:
+        """The link as Python source over the names ``optax`` and ``xreg`` (twins live in ``xreg.twins``)."""
+        qual = f"xreg.{self.name}" if self.name.startswith("twins.") else f"optax.{self.name}"
+        parts = [_code(a) for a in self.args] + [f"{k}={_code(v)}" for k, v in self.kwargs.items()]
+        return f"{qual}({', '.join(parts)})"
+
+    @property
     def transform(self) -> optax.GradientTransformation:
         raw = lambda v: v.value if isinstance(v, Shown) else v  # noqa: E731
         return self.fn(*(raw(a) for a in self.args), **{k: raw(v) for k, v in self.kwargs.items()})
@@ -50,6 +69,11 @@ def chain_text(links: list[Link]) -> str:
     if len(links) == 1:
         return links[0].text
     return "chain(" + ", ".join(link.text for link in links) + ")"
+
+
+def chain_code(links: list[Link]) -> str:
+    """One Python expression that evaluates to the chain's GradientTransformation."""
+    return "optax.chain(" + ", ".join(link.code for link in links) + ")"
 
 
 def to_optax(links: list[Link]) -> optax.GradientTransformation:

@@ -1,0 +1,218 @@
+"""``xreg translate`` and its Python API: one torch optimizer setting in every framework's terms.
+
+    >>> t = translate("torch.adam", lr=1e-3, weight_decay=1e-4, no_decay=["bias"])
+    >>> tx = eval(t.optax_code, {"optax": optax, "xreg": xreg})   # after ``import optax, xreg.twins``
+
+Every line is either an exact equivalent (the tests run both sides and compare them to round-off) or
+"no exact equivalent" with the reason. The optax chain is printed from the link objects the JAX backend
+runs (:mod:`xreg.backends.jax.chain`), so the code cannot drift from what xreg itself verifies.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping, Sequence
+
+from xreg.checks import XregInputError, check_float
+from xreg.core.spec import ExperimentSpec
+from xreg.semantics import conventions, optimizers
+
+# Adaptive optimizers whose direction is unchanged when g is scaled by M and eps by M (eps outside a root
+# of a second moment, or added to |g|): a sum loss over M rows equals the mean loss with eps*M.
+EPS_SCALES = ("adam", "adamw", "adamax", "nadam", "radam", "rmsprop", "adagrad")
+
+
+@dataclass
+class Translation:
+    source: str
+    optimizer: str
+    lr: float
+    weight_decay: float
+    options: dict[str, Any]
+    no_decay: list[str]
+    decoupled: bool
+    rows: int | None
+    batch_size: int | None
+    torch_code: str
+    optax_code: str
+    optax_alias: str
+    optax_alias_exact: bool
+    optax_alias_differs: str | None
+    scratch: str
+    l2_mean_loss: str
+    l2_sum_loss: str
+    decoupled_rate: str
+    sklearn: str
+    sum_loss_settings: dict[str, float] | None = None  # the torch settings of the sum-loss equivalent (weight_decay, lr, eps, ...)
+    no_exact_equivalent: list[str] = field(default_factory=list)
+    equivalent: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def text(self) -> str:
+        o = self
+        head = f"{o.source}: lr={o.lr:g}, weight_decay={o.weight_decay:g}" + (f", no decay on {', '.join(o.no_decay)}" if o.no_decay else "")
+        lines = [head, "", "torch:", f"  {o.torch_code}", "optax (exact; `import optax, xreg.twins`):", f"  {o.optax_code}",
+                 f"optax alias {'(exact)' if o.optax_alias_exact else '(not exact)'}:", f"  {o.optax_alias}"]  # fmt: skip
+        if o.optax_alias_differs:
+            lines.append(f"  differs: {o.optax_alias_differs}")
+        lines += ["scratch loop:", f"  {o.scratch}", "L2 in the loss:", f"  mean loss: {o.l2_mean_loss}", f"  sum loss:  {o.l2_sum_loss}",
+                  "decoupled decay:", f"  {o.decoupled_rate}", "scikit-learn:", f"  {o.sklearn}"]  # fmt: skip
+        if o.no_exact_equivalent:
+            lines.append("no exact equivalent:")
+            lines += [f"  {x}" for x in o.no_exact_equivalent]
+        return "\n".join(lines)
+
+
+def _parse_source(source: str) -> str:
+    m = re.fullmatch(r"(?:torch\.(?:optim\.)?)?([A-Za-z]+)", source.strip())
+    by_class = {o.torch_class.lower(): o.name for o in optimizers.OPTIMIZERS.values()}
+    name = by_class.get(m.group(1).lower(), m.group(1).lower()) if m else ""
+    if name not in optimizers.OPTIMIZERS:
+        raise XregInputError(f"--from takes torch.<optimizer>, one of: {', '.join('torch.' + n for n in optimizers.OPTIMIZERS)}; got {source!r}.")
+    return name
+
+
+def _decay_test(patterns: Sequence[str]) -> str:
+    """A torch-side condition on a parameter name ``n``: True where xreg's --no-decay rule excludes it."""
+    if all(not re.search(r"[*?\[.]", p) for p in patterns):
+        return f'n.rsplit(".", 1)[-1] in {tuple(patterns)!r}'
+    return f'any(fnmatch.fnmatchcase(n, q) or ("." not in q and fnmatch.fnmatchcase(n.rsplit(".", 1)[-1], q)) for q in {tuple(patterns)!r})'
+
+
+def _torch_code(opt: optimizers.Optimizer, lr: float, wd: float, options: Mapping[str, Any], no_decay: Sequence[str], decoupled: bool) -> str:
+    cls = opt.torch_class
+    kw = [f"lr={lr!r}", f"weight_decay={wd!r}"] + [f"{k}={v!r}" for k, v in options.items()]
+    if decoupled and opt.decoupled_flag:
+        kw.append("decoupled_weight_decay=True")
+    if no_decay:
+        test = _decay_test(no_decay)
+        params = (f'[{{"params": [p for n, p in model.named_parameters() if not {test}]}}, '
+                  f'{{"params": [p for n, p in model.named_parameters() if {test}], "weight_decay": 0.0}}]')  # fmt: skip
+    else:
+        params = "model.parameters()"
+    return f"torch.optim.{cls}({params}, {', '.join(kw)})"
+
+
+def _optax(spec: ExperimentSpec, batch_size: int | None) -> tuple[str, str, str | None]:
+    """(exact chain code, naive alias text, why the alias differs or None)."""
+    from xreg import models
+    from xreg.backends.jax import chain
+    from xreg.backends.jax.link import Link, Shown
+    from xreg.core.structure import hparams, structure
+
+    arch = models.architecture("logistic", 4, 2)  # names weight, bias: the masks are rewritten as path patterns
+    s, hp = structure(spec, arch), hparams(spec)
+    links = chain.links(s, hp, hp["lr"], batch_size or 1)
+    patterns = tuple(spec.no_decay)
+    fixed = []
+    for link in links:
+        if "mask" in link.kwargs:
+            mask = link.kwargs["mask"]
+            link = Link(link.name, link.fn, link.args, {**link.kwargs, "mask": Shown(mask.value, mask.text, f"xreg.twins.decay_mask({patterns!r})")})
+        fixed.append(link)
+    naive = structure(spec.replace(port="naive"), arch)
+    cause = optimizers.naive_cause(spec.optimizer, spec.options, spec.convention, s.decays_everything)
+    return chain.chain_code(fixed), chain.chain_text(chain.links(naive, hp, hp["lr"], 1)), cause
+
+
+def translate(source: str, lr: float | None = None, weight_decay: float = 0.0, options: Mapping[str, Any] | None = None,
+              no_decay: Sequence[str] = (), rows: int | None = None, batch_size: int | None = None) -> Translation:  # fmt: skip
+    """Every equivalent of ``torch.optim.<X>(lr, weight_decay, **options)`` with ``no_decay`` patterns left
+    out of the decay; ``rows`` (the training set) and ``batch_size`` (rows per step) give the scratch
+    coefficient, the sum-loss values and scikit-learn's C."""
+    name = _parse_source(source)
+    opt = optimizers.get(name)
+    options = dict(options or {})
+    decoupled = bool(options.pop("decoupled_weight_decay", False))
+    if decoupled and not opt.decoupled_flag:
+        raise XregInputError(f"torch.optim.{opt.torch_class} has no decoupled_weight_decay option.")
+    lr = opt.default_lr if lr is None else check_float("lr", lr, 0.0, closed="neither")
+    wd = check_float("weight_decay", weight_decay, 0.0)
+    for label, v in (("rows", rows), ("batch_size", batch_size)):
+        if v is not None and (not isinstance(v, int) or v < 1):
+            raise XregInputError(f"--{label.replace('_', '-')} takes a whole number >= 1; got {v!r}.")
+    if rows and batch_size and batch_size > rows:
+        raise XregInputError(f"--batch-size {batch_size} is more than --rows {rows}.")
+    resolved = opt.resolve(options)
+    convention = "decoupled" if decoupled or opt.native_convention == "decoupled" else "torch"
+    spec = ExperimentSpec(optimizer=name, lr=lr, lam=wd, convention=convention, options=options, no_decay=tuple(no_decay))
+    shown_options = {k: v for k, v in resolved.items()}
+    optax_code, alias, differs = _optax(spec, batch_size)
+    torch_code = _torch_code(opt, lr, wd, shown_options, no_decay, decoupled)
+    M = batch_size or rows
+    coupled = convention == "torch"
+    which = "every parameter" if not no_decay else f"every parameter but {', '.join(no_decay)}"
+    none: list[str] = []
+    # scratch loop: (sum_i grad_i + lam*w)/m is g + (lam/m)*w
+    if coupled:
+        lam = f"{wd * M:.6g}" if M else f"{wd:g}*m"
+        scratch = (f"g = (sum_i grad_i + lam*w)/m with lam = {lam}" + (f" (m = {M} rows a step)" if M else " (m = the rows of each batch)")
+                   + f" on {which}; then " + ("w <- w - lr*g" if name == "sgd" and not resolved["momentum"] else f"torch's {opt.torch_class} update on g"))  # fmt: skip
+        l2_mean = f"mean(loss_i) + {wd:g}/2*||w||^2 (on {which}), no weight_decay"
+        sum_settings = None
+        if M and name == "sgd":
+            sum_settings = {"weight_decay": wd * M, "lr": lr / M}
+            l2_sum = f"sum(loss_i) + {wd * M:.6g}/2*||w||^2 with lr={lr / M:.6g} (the gradient is {M}x the mean's)"
+        elif M and name in EPS_SCALES:
+            sum_settings = {"weight_decay": wd * M, "lr": lr, "eps": resolved["eps"] * M}
+            extra = ""
+            if name == "adagrad":
+                sum_settings["initial_accumulator_value"] = resolved["initial_accumulator_value"] * M * M
+                extra = f", initial_accumulator_value={sum_settings['initial_accumulator_value']:.6g}"
+            l2_sum = f"sum(loss_i) + {wd * M:.6g}/2*||w||^2 with the same lr and eps={resolved['eps'] * M:.6g}{extra} (g and its moments scale by {M})"
+        elif M:
+            l2_sum = f"no exact equivalent: {opt.torch_class}'s update is not invariant to scaling the gradient by {M}"
+            none.append(f"sum loss: {opt.torch_class} is not invariant to the gradient's scale")
+        else:
+            l2_sum = "sum(loss_i) + (weight_decay*m)/2*||w||^2, m the rows a step (give --batch-size for the numbers)"
+        if opt.momentum_free(resolved):
+            dec = f"w <- w - lr*{wd:g}*w before the step: the same as the coupled decay for {opt.torch_class} without momentum (optax.add_decayed_weights after the direction)"
+        else:
+            dec = f"no exact equivalent: {opt.torch_class}'s coupled decay goes through its {'momentum' if name == 'sgd' else 'adaptive scaling'}; a decoupled decay (AdamW) does not"
+            none.append(f"decoupled: L2 inside {opt.torch_class} is rescaled by the optimizer; decoupled decay is not")
+    else:
+        sum_settings = None
+        scratch = f"w <- w - lr*{wd:g}*w on {which}, then torch's {opt.torch_class} update on the data gradient alone"
+        l2_mean = (f"no exact equivalent: decoupled decay is not an L2 term for {opt.torch_class} "
+                   "(an L2 gradient is rescaled by the optimizer, the decoupled decay is not)")  # fmt: skip
+        l2_sum = l2_mean
+        mask = f", mask=xreg.twins.decay_mask({tuple(no_decay)!r})" if no_decay else ""
+        dec = f"w <- w - lr*{wd:g}*w: rate {wd:g} times lr" + (
+            f" (optax.adamw(learning_rate={lr!r}, b1={resolved['betas'][0]!r}, b2={resolved['betas'][1]!r}, eps={resolved['eps']!r}, "
+            f"weight_decay={wd!r}{mask}) when amsgrad is off)" if name in ("adam", "adamw") else "")
+        none.append(f"L2: {opt.torch_class} with decoupled decay has no L2 (coupled) equivalent")
+    # scikit-learn: the same optimum for a logistic regression over `rows` rows with the intercept not penalised
+    if coupled and rows and wd > 0:
+        C = conventions.sklearn_C_from_torch_weight_decay(wd, rows)
+        if no_decay:
+            sk = (f"LogisticRegression(C={C:.6g}) (lbfgs; the intercept is not penalised, as your bias): the same minimiser "
+                  f"of mean loss + {wd:g}/2*||w||^2 over {rows} rows, reached at convergence (a point, not a trajectory)")  # fmt: skip
+        else:
+            sk = (f"LogisticRegression(C={C:.6g}, solver='liblinear', intercept_scaling=1.0): liblinear penalises the intercept "
+                  f"as a weight, as your decayed bias (lbfgs does not: exclude the bias to use it); the same minimiser over {rows} rows, "
+                  "reached at convergence (a point, not a trajectory)")  # fmt: skip
+    elif coupled and wd > 0:
+        sk = "LogisticRegression(C=1/(weight_decay*n)), n the training rows (give --rows for the number)"
+    elif wd == 0:
+        sk = "LogisticRegression(penalty=None): no regularization"
+    else:
+        sk = "no exact equivalent: decoupled decay minimises no L2-penalised objective scikit-learn could state"
+        none.append("scikit-learn: decoupled decay has no C")
+    if name == "nadam":
+        none.append("float64 runs: torch keeps NAdam's mu_product in its default dtype (float32 unless "
+                    "torch.set_default_dtype(torch.float64)), a relative 1e-8 rounding the optax chain does not make")  # fmt: skip
+    if name == "asgd" and float(np.float32(lr)) != lr:
+        none.append(f"float64 runs: torch rounds ASGD's eta to its default dtype (float32) from step 1, the twin from step 2: "
+                    f"exact where lr is a float32 number (lr={lr!r} is not; e.g. {float(np.float32(lr))!r})")  # fmt: skip
+    return Translation(
+        source=f"torch.{opt.torch_class}", optimizer=name, lr=lr, weight_decay=wd, options=shown_options, no_decay=list(no_decay),
+        decoupled=not coupled, rows=rows, batch_size=batch_size, torch_code=torch_code, optax_code=optax_code, optax_alias=alias,
+        optax_alias_exact=differs is None, optax_alias_differs=differs, scratch=scratch, l2_mean_loss=l2_mean, l2_sum_loss=l2_sum,
+        decoupled_rate=dec, sklearn=sk, sum_loss_settings=sum_settings, no_exact_equivalent=none,
+        equivalent={"torch": torch_code, "optax": optax_code, "scratch": scratch, "sklearn": sk},
+    )  # fmt: skip

@@ -1,0 +1,46 @@
+"""xreg's optax transforms for the torch.optim rules stock optax cannot express, importable for your own
+chains (``import optax, xreg.twins``): every ``optax_code`` that ``xreg translate`` prints evaluates
+over the names ``optax`` and ``xreg``. See :mod:`xreg.backends.jax.twins` for each twin's reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from xreg.backends.jax.twins import (  # noqa: F401 (re-exported)
+    scale_by_torch_adagrad,
+    scale_by_torch_amsgrad,
+    scale_by_torch_asgd_eta,
+    scale_by_torch_nadam,
+    scale_by_torch_radam,
+    scale_by_torch_sgd_momentum,
+    torch_clip_grad_norm,
+)
+from xreg.core.structure import matches
+
+
+def path_name(path: Sequence[Any]) -> str:
+    """A pytree path as xreg names it: keys and positions joined with '.' (``dense.kernel``, ``layers.0.w``)."""
+    parts = []
+    for key in path:
+        for attr in ("key", "idx", "name"):
+            if hasattr(key, attr):
+                parts.append(str(getattr(key, attr)))
+                break
+        else:
+            parts.append(str(key))
+    return ".".join(parts)
+
+
+def decay_mask(exclude: Sequence[str]) -> Callable[[Any], Any]:
+    """An ``add_decayed_weights`` mask: True for every leaf whose path matches none of ``exclude``
+    (xreg's ``--no-decay`` rule: fnmatch on the dotted path, and a pattern without a dot also matches
+    the last part, so ``"bias"`` matches ``dense.bias``)."""
+    import jax
+
+    patterns = tuple(exclude)
+
+    def mask(params: Any) -> Any:
+        return jax.tree_util.tree_map_with_path(lambda path, _: not any(matches(path_name(path), p) for p in patterns), params)
+
+    return mask
