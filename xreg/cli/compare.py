@@ -99,6 +99,9 @@ def build_parser(prog: str = "xreg compare", sweep: bool = False, description: s
     g = p.add_argument_group("output")
     g.add_argument("--json", metavar="PATH", help="write the full comparison as JSON")
     g.add_argument("--plot", metavar="PATH.png", help="draw each run's deviation from the reference and its loss")
+    if not sweep:
+        g.add_argument("--reference", choices=("optimum",), help="'optimum': each run's distance to the optimum of its own "
+                       "convention's objective (SciPy L-BFGS to |grad| 1e-10)")  # fmt: skip
     g.add_argument("--force", action="store_true", help="overwrite an existing --json or --plot file")
     if not sweep:
         g.add_argument("--explain", metavar="OPTIMIZER",
@@ -187,8 +190,19 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg compare") -> int:
           f"{base.model} [{arch.describe()}] + {base.optimizer}, lr={base.lr:g}, lam={base.lam:g}, {base.epochs} epochs, "
           f"batches of {list(sorted(set(sizes), reverse=True))} rows, {base.dtype}")
     print(table.table(comparison))
+    doc = jsondoc.to_json(comparison)
+    if getattr(args, "reference", None) == "optimum":
+        from xreg.analysis.optimum import reference_optima
+
+        refs = reference_optima(comparison)
+        print("distance to the optimum of each run's own objective (max |w - w*|):")
+        for r in refs:
+            print(f"  {r.label:<24} " + (f"{r.distance:.3e}  {r.note}" if r.distance is not None else f"-  {r.note}"))
+        doc["reference_optimum"] = [r.to_json() for r in refs]
     if args.json:
-        write_atomic(args.json, jsondoc.dumps(comparison), force=args.force)
+        import json
+
+        write_atomic(args.json, json.dumps(doc, indent=1, allow_nan=False) + "\n", force=args.force)
         print(f"wrote {args.json}")
     if args.plot:
         from xreg.report import plots
