@@ -51,3 +51,30 @@ def test_names_and_shapes_must_agree(default_data):
         assert_trajectories_close(a, {"w": a.params["weight"], "bias": a.params["bias"]})
     with pytest.raises(AssertionError):
         assert_trajectories_close(a, {"weight": a.params["weight"][:, 0], "bias": a.params["bias"]})  # chex: shapes
+
+
+def test_a_failure_carries_the_diagnosed_cause(default_data):
+    X, y = default_data.X_train, default_data.y_train
+    ref = torch_run(X, y, 0.1)
+    scratch = scratch_run(X, y, 0.1 / len(y))  # the torch rule with lam/m: the classic port's coefficient
+    with pytest.raises(AssertionError, match=r"Diagnosed cause: decay-scale .* factor|Diagnosed cause: decay-scale") as err:
+        assert_trajectories_close(ref, scratch)
+    assert f"times 1/{len(y)}" in str(err.value) and "fix in A: weight_decay=" in str(err.value)
+
+
+def test_assert_optax_matches_torch():
+    import optax
+
+    from xreg.testing import assert_optax_matches_torch
+
+    # exact: AdamW against the stock optax.adamw (both decay decoupled, the bias too)
+    assert_optax_matches_torch(optax.adamw(1e-2, weight_decay=1e-2),
+                               lambda m: torch.optim.AdamW(m.parameters(), lr=1e-2, weight_decay=1e-2), steps=15)  # fmt: skip
+    # an MLP in minibatches, SGD with momentum and coupled decay written as an optax chain
+    assert_optax_matches_torch(optax.chain(optax.add_decayed_weights(1e-3), optax.sgd(0.1, momentum=0.9)),
+                               lambda m: torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3),
+                               model="mlp", hidden=5, batch_size=100, steps=12)  # fmt: skip
+    # the classic mistake: torch Adam(weight_decay) is L2, optax.adamw is decoupled
+    with pytest.raises(AssertionError, match="Diagnosed cause: coupled-vs-decoupled"):
+        assert_optax_matches_torch(optax.adamw(1e-2, weight_decay=1e-2),
+                                   lambda m: torch.optim.Adam(m.parameters(), lr=1e-2, weight_decay=1e-2), steps=15)  # fmt: skip

@@ -5,8 +5,15 @@
 
 The tolerance is xreg's (:mod:`xreg.analysis.compare`): at step k the largest parameter difference must
 stay within ``16 * eps(dtype) * sum_{j<=k}(|theta_j| + |theta_j - theta_{j-1}|)``. A failure names the
-first step past it, the parameter and the gap. (Naming the cause is ``xreg diagnose``'s job, still to
-come.)
+first step past it, the parameter and the gap, and, for recorded runs, the cause ``xreg diagnose``
+finds (:mod:`xreg.analysis.diagnose`).
+
+    from xreg.testing import assert_optax_matches_torch
+    assert_optax_matches_torch(optax.adamw(1e-3, weight_decay=1e-2),
+                               lambda model: torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2))
+
+trains one of xreg's models twice, in plain torch and in plain optax, from the same start on the same
+rows, and asserts the two runs agree to round-off.
 """
 
 from __future__ import annotations
@@ -30,6 +37,27 @@ def _params(run: Any) -> dict[str, np.ndarray]:
     if isinstance(run, Mapping):
         return {str(n): np.asarray(p, np.float64) for n, p in run.items()}
     raise TypeError(f"Expected a trajectory file, a RecordedRun, a Trajectory or a name -> array mapping; got {type(run).__name__}.")
+
+
+def _cause(a: Any, b: Any) -> str:
+    """The diagnosis of two recorded runs, as a sentence (empty where they are not recorded runs)."""
+    runs = []
+    for r in (a, b):
+        if isinstance(r, (str, Path)):
+            r = trajfile.load(r)
+        if not isinstance(r, trajfile.RecordedRun):
+            return ""
+        runs.append(r)
+    try:
+        from xreg.analysis.diagnose import diagnose
+
+        d = diagnose(*runs)
+    except Exception as exc:  # noqa: BLE001 (the assertion stands without a diagnosis)
+        return f" (no diagnosis: {exc})"
+    if d.cause is None:
+        return ""
+    fix = "; ".join(f"fix in {side.upper()}: {text}" for side, text in d.fix.items())
+    return f" Diagnosed cause: {d.cause} (stage {d.stage}): {d.evidence}" + (f". {fix}" if fix else "")
 
 
 def assert_trajectories_close(a: Any, b: Any, *, dtype: str = "float64") -> None:
@@ -58,5 +86,71 @@ def assert_trajectories_close(a: Any, b: Any, *, dtype: str = "float64") -> None
         name = max(names, key=lambda n: np.nan_to_num(gaps[n][k], nan=np.inf))
         raise AssertionError(
             f"The trajectories part at step {k}: parameter '{name}' differs by {gaps[name][k]:.3e} "
-            f"(round-off tolerance {tol[k]:.3e}, {dtype}); up to step {k - 1} they agree."
+            f"(round-off tolerance {tol[k]:.3e}, {dtype}); up to step {k - 1} they agree." + _cause(a, b)
         )
+
+
+def assert_optax_matches_torch(tx: Any, make_torch_optimizer: Any, *, model: str = "logistic", steps: int = 20, data: Any = None,
+                               hidden: int | None = None, batch_size: int | None = None, dtype: str = "float64", seed: int = 0) -> None:  # fmt: skip
+    """Train ``model`` (xreg's: linear, logistic, softmax or mlp; torch's parameter names) for ``steps``
+    steps in plain torch with ``make_torch_optimizer(module)`` and in plain optax with ``tx``, from the
+    same start (torch's nn.Linear init from ``seed``) on the same rows (``data``: an
+    :class:`xreg.core.spec.Dataset`, default the embedded one; full batch or in-order batches of
+    ``batch_size``), and assert the runs agree to round-off; a failure says the step, the parameter,
+    the gap and the diagnosed cause."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+    import torch
+
+    from xreg import models
+    from xreg.backends.torch.run import build_module, loss_fn
+    from xreg.core.plan import make_plan
+    from xreg.core.spec import ExperimentSpec
+    from xreg.core.structure import architecture
+    from xreg.io.data import default_dataset
+    from xreg.record import Recorder, TorchRecorder
+
+    data = default_dataset() if data is None else data
+    spec = ExperimentSpec(model=model, hidden=hidden, init="torch", seed=seed, epochs=1, batch_size=batch_size, dtype=dtype)
+    arch = architecture(spec, data)
+    plan = make_plan(spec, data.n_train, arch)
+    m = batch_size or data.n_train
+    per_epoch = [(i, min(m, data.n_train - i)) for i in range(0, data.n_train, m)]  # in order, the short last batch kept
+    batches = [per_epoch[k % len(per_epoch)] for k in range(steps)]
+    tdt = getattr(torch, dtype)
+    module = build_module(arch, tdt)
+    with torch.no_grad():
+        for n, p in module.named_parameters():
+            p.copy_(torch.as_tensor(plan.params0[n]))
+    opt = make_torch_optimizer(module)
+    rec_t = TorchRecorder(module, opt)
+    X, y = torch.as_tensor(data.X_train, dtype=tdt), torch.as_tensor(data.y_train, dtype=tdt)
+    lossf = loss_fn(arch.head)
+    for i, size in batches:
+        opt.zero_grad()
+        loss = lossf(module(X[i : i + size]), y[i : i + size])
+        loss.backward()
+        rec_t.log_loss(loss.item())
+        opt.step()
+    rec_t.remove()
+    with jax.enable_x64(dtype == "float64"):
+        params = {n: jnp.asarray(p, dtype) for n, p in plan.params0.items()}
+        Xj, yj = jnp.asarray(data.X_train, dtype), jnp.asarray(data.y_train, dtype)
+
+        @jax.jit
+        def step(params, state, Xb, yb):
+            def loss(p):
+                return jnp.mean(models.per_example_loss(arch.head, models.forward(arch, p, Xb, jnp), yb, jnp))
+
+            value, grads = jax.value_and_grad(loss)(params)
+            updates, state = tx.update(grads, state, params)
+            return optax.apply_updates(params, updates), state, value, grads
+
+        state = tx.init(params)
+        rec_o = Recorder(meta={"framework": "optax"})
+        rec_o.log(params)
+        for i, size in batches:
+            params, state, value, grads = step(params, state, Xj[i : i + size], yj[i : i + size])
+            rec_o.log(params, grads=grads, loss=value)
+    assert_trajectories_close(rec_t.run(), rec_o.run(), dtype=dtype)
