@@ -13,6 +13,7 @@ import torch
 import xreg.twins  # noqa: F401 (the optax code's names: optax and xreg)
 from user_loops import optax_loop, problem, scratch_loop, torch_loop
 from xreg.cli import main
+from xreg.record import Recorder
 from xreg.testing import assert_trajectories_close
 from xreg.translate import translate
 
@@ -127,3 +128,19 @@ def test_explain_takes_the_users_values(capsys):
     assert "torch.optim.RMSprop(lr=0.003, weight_decay=0.001, alpha=0.9" in out
     assert "scale_by_rms(decay=0.9, eps=1e-08, eps_in_sqrt=False), scale_by_learning_rate(0.003)" in out
     assert "decay=0.9 (torch alpha" not in out  # the user's alpha is optax's default: only eps differs
+
+
+def test_the_decoupled_line_for_plain_sgd(prob):
+    X, y, w0, b0 = prob
+    t = translate("torch.sgd", lr=0.5, weight_decay=1e-2)
+    assert t.decoupled_rate.startswith("w <- w - lr*0.01*w before the step: the same as the coupled decay")
+    w, b = w0[0].copy(), b0.copy()
+    rec = Recorder()
+    rec.log({"weight": w[None, :], "bias": b})
+    for _ in range(STEPS):  # the printed rule, in NumPy: decay first, then the data gradient step
+        r = (1 / (1 + np.exp(-(X @ w + b[0]))) - y) / len(y)
+        gw, gb = X.T @ r, np.array([r.sum()])
+        w, b = w - 0.5 * 1e-2 * w, b - 0.5 * 1e-2 * b
+        w, b = w - 0.5 * gw, b - 0.5 * gb
+        rec.log({"weight": w[None, :], "bias": b})
+    assert_trajectories_close(run_torch(prob, t.torch_code), rec.run())
