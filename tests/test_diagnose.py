@@ -7,6 +7,7 @@ loop and re-run: the fixed pair must then agree to round-off (xreg.testing)."""
 
 import json
 
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -156,3 +157,31 @@ def test_alignment_by_map_and_when_it_cannot_be_made():
     assert al.b_name == {"w": "p", "v": "q"} and al.transposed == {"w"}  # square: transposed by the initial value
     with pytest.raises(Exception, match="different shapes"):
         dg.align(trajfile.RecordedRun({"w": np.zeros((3, 2))}), trajfile.RecordedRun({"w": np.zeros((3, 3))}))
+
+
+def test_a_decoupled_decay_not_multiplied_by_lr(prob):
+    """torch AdamW (w <- w - lr_t*wd*w) under a per-step schedule, against a chain that decays by a fixed
+    s*w after the scheduled lr (with a constant lr the two are the same arithmetic: a decay-scale)."""
+    sched = lambda o: torch.optim.lr_scheduler.ExponentialLR(o, 0.9)  # noqa: E731
+    A = _torch(prob, lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.1), sched=sched, per_epoch=False)
+    schedule = lambda count: 1e-2 * jnp.power(0.9, count.astype(jnp.float64))  # noqa: E731 (optax.exponential_decay is float32)
+    tx = optax.chain(optax.scale_by_adam(), optax.scale_by_learning_rate(schedule), optax.add_decayed_weights(-2e-3))
+    d = dg.diagnose(A, optax_loop(*prob, tx, STEPS, lr=lambda k: 1e-2 * 0.9**k))
+    assert (d.stage, d.cause) == ("update", "decoupled-lr-scaling")
+    assert d.ranking[0]["number"] == pytest.approx(2e-3 / 0.1, rel=1e-9)  # B's s over A's wd
+
+
+def test_sgd_momentum_with_and_without_dampening(prob):
+    A = _torch(prob, lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, dampening=0.5, weight_decay=1e-3))
+    B = optax_loop(*prob, optax.chain(optax.add_decayed_weights(1e-3), optax.sgd(0.1, momentum=0.9)), STEPS, lr=0.1)
+    d = dg.diagnose(A, B)
+    assert (d.stage, d.cause) == ("update", "momentum-dampening") and d.fix["a"] == "dampening=0"
+
+
+@pytest.mark.parametrize("name, make, tx", [
+    ("adagrad", lambda p: torch.optim.Adagrad(p, lr=0.1), optax.adagrad(0.1)),
+    ("nadam", lambda p: torch.optim.NAdam(p, lr=1e-2), optax.nadam(1e-2)),
+])  # fmt: skip
+def test_other_optax_defaults(prob, name, make, tx):
+    d = dg.diagnose(_torch(prob, make), optax_loop(*prob, tx, STEPS))
+    assert (d.stage, d.cause) == ("update", "optimizer-defaults") and d.ranking[0]["change"].startswith(f"optax.{name}")

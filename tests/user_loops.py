@@ -48,7 +48,8 @@ def torch_loop(X, y, w0, b0, make_opt, steps, *, dtype="float64", batch=None, sc
 
 
 def optax_loop(X, y, w0, b0, tx, steps, *, dtype="float64", lr=None):
-    """A flax-style parameter tree ``{"dense": {"kernel": (d, 1), "bias": (1,)}}`` trained with ``tx``."""
+    """A flax-style parameter tree ``{"dense": {"kernel": (d, 1), "bias": (1,)}}`` trained with ``tx``;
+    ``lr`` (a number, or a function of the step from 0) is what the loop records as each step's lr."""
     import jax
     import jax.numpy as jnp
     import optax
@@ -66,9 +67,9 @@ def optax_loop(X, y, w0, b0, tx, steps, *, dtype="float64", lr=None):
         rec = Recorder(meta={"framework": "optax"})
         rec.log(params)
         step = jax.jit(lambda p, s: _optax_step(loss_fn, tx, p, s))
-        for _ in range(steps):
+        for k in range(steps):
             params, state, loss, grads = step(params, state)
-            rec.log(params, grads=grads, lr=lr, loss=loss)
+            rec.log(params, grads=grads, lr=lr(k) if callable(lr) else lr, loss=loss)
     return rec.run()
 
 

@@ -205,7 +205,7 @@ def translate(source: str, lr: float | None = None, weight_decay: float = 0.0, o
         none.append("scikit-learn: decoupled decay has no C")
     if name == "nadam":
         none.append("float64 runs: torch keeps NAdam's mu_product in its default dtype (float32 unless "
-                    "torch.set_default_dtype(torch.float64)), a relative 1e-8 rounding the optax chain does not make")  # fmt: skip
+                    "the default dtype is set to float64 with torch.set_default_dtype), a relative 1e-8 rounding the optax chain does not make")  # fmt: skip
     if name == "asgd" and float(np.float32(lr)) != lr:
         none.append(f"float64 runs: torch rounds ASGD's eta to its default dtype (float32) from step 1, the twin from step 2: "
                     f"exact where lr is a float32 number (lr={lr!r} is not; e.g. {float(np.float32(lr))!r})")  # fmt: skip

@@ -51,6 +51,23 @@ def pairs(items: list[str] | None, flag: str) -> dict[str, Any]:
     return out
 
 
+def emit(doc: Any, text: str, json_path: str | None, force: bool = False) -> None:
+    """Print ``text``, and write ``doc`` as JSON to ``json_path`` (atomically; ``'-'``: the JSON to
+    stdout instead of the text)."""
+    import json
+
+    out = json.dumps(doc, indent=1, allow_nan=False, default=float)
+    if json_path == "-":
+        sys.stdout.write(out + "\n")
+        return
+    print(text)
+    if json_path:
+        from xreg.io.files import write_atomic
+
+        write_atomic(json_path, out, force=force)
+        print(f"wrote {json_path}")
+
+
 def guarded(run: Callable[[], int]) -> int:
     """Run a subcommand; bad input becomes one ``error: ...`` line and exit 2, never a traceback."""
     try:

@@ -8,12 +8,10 @@ Exit status: 0 the runs match, or differ by round-off only (a convention fitted 
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Sequence
 
 from xreg.checks import XregInputError
-from xreg.cli.common import EXIT_MATCH, EXIT_MISMATCH, HelpFormatter, Parser
+from xreg.cli.common import EXIT_MATCH, EXIT_MISMATCH, HelpFormatter, Parser, emit
 
 
 def build_parser(prog: str = "xreg diagnose") -> Parser:
@@ -82,7 +80,7 @@ def _fit(args) -> int:
     from xreg.checks import check_float, check_int
     from xreg.io import data as data_io
     from xreg.io import trajfile
-    from xreg.io.files import check_writable, write_atomic
+    from xreg.io.files import check_writable
 
     if args.update and args.trajectory or args.runs:
         raise XregInputError("give --update FILE.py:FUNC or --trajectory RUN.npz, alone (no run files beside them).")
@@ -107,21 +105,14 @@ def _fit(args) -> int:
         ok, result.verified = fu.verify(result, P, data, args.model)
         if not ok:
             result.best = None  # never claimed unverified
-    doc = json.dumps(result.to_json(), indent=1, allow_nan=False, default=float)
-    if args.json == "-":
-        sys.stdout.write(doc + "\n")
-    else:
-        print(fu.text(result))
-        if args.json:
-            write_atomic(args.json, doc, force=args.force)
-            print(f"wrote {args.json}")
+    emit(result.to_json(), fu.text(result), args.json, args.force)
     return EXIT_MATCH if ok else EXIT_MISMATCH
 
 
 def run(argv: Sequence[str] | None = None, prog: str = "xreg diagnose") -> int:
     from xreg.analysis import diagnose as dg
     from xreg.io import trajfile
-    from xreg.io.files import check_writable, write_atomic
+    from xreg.io.files import check_writable
 
     args = build_parser(prog).parse_args(argv)
     if args.update or args.trajectory:
@@ -132,12 +123,5 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg diagnose") -> int:
         check_writable(args.json, force=args.force)
     a, b = (trajfile.load(p) for p in args.runs)
     d = dg.diagnose(a, b, labels=(args.runs[0], args.runs[1]), mapping=_mapping(args.map), dtype=args.dtype)
-    doc = json.dumps(d.to_json(), indent=1, allow_nan=False, default=float)
-    if args.json == "-":
-        sys.stdout.write(doc + "\n")
-    else:
-        print(dg.text(d))
-        if args.json:
-            write_atomic(args.json, doc, force=args.force)
-            print(f"wrote {args.json}")
+    emit(d.to_json(), dg.text(d), args.json, args.force)
     return EXIT_MISMATCH if d.differs else EXIT_MATCH

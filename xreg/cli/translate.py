@@ -4,11 +4,9 @@ torch code, an exact optax chain, a scratch loop, L2 terms, decoupled decay and 
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Sequence
 
-from xreg.cli.common import EXIT_MATCH, HelpFormatter, Parser, pairs
+from xreg.cli.common import EXIT_MATCH, HelpFormatter, Parser, emit, pairs
 
 
 def build_parser(prog: str = "xreg translate") -> Parser:
@@ -30,7 +28,7 @@ def build_parser(prog: str = "xreg translate") -> Parser:
 
 
 def run(argv: Sequence[str] | None = None, prog: str = "xreg translate") -> int:
-    from xreg.io.files import check_writable, write_atomic
+    from xreg.io.files import check_writable
     from xreg.translate import translate
 
     args = build_parser(prog).parse_args(argv)
@@ -38,12 +36,5 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg translate") -> int:
         check_writable(args.json, force=args.force)
     t = translate(args.source, lr=args.lr, weight_decay=args.weight_decay, options=pairs(args.option, "--option"),
                   no_decay=args.no_decay, rows=args.rows, batch_size=args.batch_size)  # fmt: skip
-    doc = json.dumps(t.to_json(), indent=1, allow_nan=False)
-    if args.json == "-":
-        sys.stdout.write(doc + "\n")
-        return EXIT_MATCH
-    print(t.text())
-    if args.json:
-        write_atomic(args.json, doc, force=args.force)
-        print(f"wrote {args.json}")
+    emit(t.to_json(), t.text(), args.json, args.force)
     return EXIT_MATCH

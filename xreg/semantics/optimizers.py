@@ -69,7 +69,8 @@ class Optimizer:
     own_step_size: bool = False
     # The stock optax alias's defaults where they differ from torch's, in torch's option names: each a
     # (what differs, overrides) a diagnosis re-simulates. Beyond torch's options: ``eps_in_sqrt``
-    # (1/sqrt(v + eps) rather than 1/(sqrt(v) + eps)) and ``lr_scale`` (the step's sign and size).
+    # (1/sqrt(v + eps) rather than 1/(sqrt(v) + eps)), ``lr_scale`` (the step's sign and size) and
+    # ``float32_mu_product`` (off: optax keeps NAdam's product in the run's dtype, torch in its default dtype).
     alias_defaults: tuple[tuple[str, Mapping[str, Any]], ...] = ()
 
     def hparams(self, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -225,7 +226,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
             decoupled_flag=True,
             naive_alias="optax.nadam",
             alias_defaults=(("optax.nadam: momentum b1 at every step (torch's momentum_decay -> inf)",
-                             {"momentum_decay": float("inf")}),),
+                             {"momentum_decay": float("inf"), "float32_mu_product": False}),),
             naive_conventions=("torch", "decoupled"),
             naive_cause=lambda o, c, a: (
                 "optax NAdam is Dozat's form with momentum b1 at every step; torch's momentum schedule "
