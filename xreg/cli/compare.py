@@ -8,6 +8,7 @@ Exit status: 0 every run matches every other, 1 some pair mismatches (or a run d
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Sequence
 
 from xreg import backends, models
@@ -104,6 +105,8 @@ def build_parser(prog: str = "xreg compare", sweep: bool = False, description: s
                        "convention's objective (SciPy L-BFGS to |grad| 1e-10)")  # fmt: skip
     g.add_argument("--force", action="store_true", help="overwrite an existing --json or --plot file")
     if not sweep:
+        g.add_argument("--list", action="store_true", help="list the scenarios of comparisons/ (run one: xreg compare "
+                       "comparisons/NAME.toml [flags that override the file's])")  # fmt: skip
         g.add_argument("--explain", metavar="OPTIMIZER",
                        help="print the update equations, exact optax chain and naive port of OPTIMIZER, then exit")
     return p
@@ -170,6 +173,16 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg compare") -> int:
     from xreg.io.files import check_writable, write_atomic
     from xreg.report import jsondoc, table
 
+    argv = list(argv if argv is not None else sys.argv[1:])
+    if argv[:1] == ["--list"]:
+        return list_scenarios()
+    scenario = None
+    if argv and argv[0].endswith(".toml"):
+        from xreg.io import scenario as scenario_io
+
+        scenario = scenario_io.load(argv[0])
+        argv = scenario_io.argv(scenario, argv[1:])
+        print(f"scenario {scenario.name}: {scenario.title}")
     args = build_parser(prog).parse_args(argv)
     if args.explain:
         from xreg.cli import explain
@@ -209,7 +222,50 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg compare") -> int:
 
         plots.write_png(comparison, args.plot, force=args.force)
         print(f"wrote {args.plot}")
+    if scenario is not None:
+        return _expectations(scenario, comparison, base, ds)
     return EXIT_MATCH if comparison.all_match else EXIT_MISMATCH
+
+
+def list_scenarios() -> int:
+    from xreg.io import scenario as scenario_io
+
+    paths = scenario_io.shipped()
+    if not paths:
+        print(f"no scenarios found (looked in {scenario_io.ROOT})")
+        return EXIT_MATCH
+    width = max(len(p.stem) for p in paths)
+    for path in paths:
+        sc = scenario_io.load(path)
+        print(f"{sc.name:<{width}}  {sc.summary}")
+    print(f"\nrun one: xreg compare {scenario_io.ROOT.name}/NAME.toml [flags that override the file's]")
+    return EXIT_MATCH
+
+
+def _expectations(scenario, comparison, base, ds) -> int:
+    """Print each expected verdict beside the one found; exit 0 when every one holds."""
+    print("expected verdicts:")
+    ok = True
+    for e in scenario.expect:
+        try:
+            got = comparison.pair(e.a, e.b).verdict
+        except KeyError:
+            got = "no such pair (runs: " + ", ".join(o.label for o in comparison.outcomes) + ")"
+        held = got == e.verdict
+        ok &= held
+        print(f"  {'ok  ' if held else 'FAIL'} {e.a} vs {e.b}: {e.verdict}" + ("" if held else f" (found: {got})") + f". {e.why}")
+    if scenario.floor is not None:
+        from xreg.analysis.floors import init_ulp_floor, row_order_floor
+
+        b = scenario.floor.get("backend", "torch")
+        if base.batch_size is None or base.batch_size >= ds.n_train:  # the same gradient, rounded in another order
+            floors = {"with the rows summed in reverse order": row_order_floor(base, ds, b)}
+        else:
+            floors = {"started one ulp away": init_ulp_floor(base, ds, b)}
+        for how, gap in floors.items():
+            print(f"round-off floor: {b} against itself {how} parts by {gap:.3e}")
+        print("  (a gap of this size between two frameworks is round-off amplified by the run, not a different rule)")
+    return EXIT_MATCH if ok else EXIT_MISMATCH
 
 
 def main(argv: Sequence[str] | None = None) -> int:
