@@ -105,3 +105,27 @@ def test_plot_is_a_png_written_like_the_json(tmp_path, capsys):
     assert main(args) == 1  # the naive adam port and scratch mismatch
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
     assert main(args) == 2 and "pass --force" in capsys.readouterr().err  # not clobbered
+
+
+def test_the_figure_has_the_three_graphs_and_the_deviation(tmp_path, default_data):
+    """Issue 10: loss, training accuracy, test accuracy and deviation panels; matching runs drawn once
+    with every run they stand for in one legend entry; SVG by suffix."""
+    from xreg.analysis import runs
+    from xreg.core.plan import batch_sizes
+    from xreg.core.spec import ExperimentSpec
+    from xreg.report import plots
+
+    spec = ExperimentSpec(epochs=20)
+    reqs = runs.requests_from(spec, batch_sizes(spec, default_data.n_train), default_data, None, None)
+    c = runs.run_all(spec, default_data, reqs)
+    fig = plots.figure(c)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["training loss", "training accuracy", "test accuracy", "deviation from the reference (torch/torch)"]
+    (legend,) = fig.legends
+    entries = [t.get_text() for t in legend.get_texts()]
+    assert entries == ["torch/torch = jax/torch = jax/l2-loss = numpy/torch = numpy/scratch@lam=109.6", "numpy/scratch"]
+    dev = [t.get_text() for t in fig.axes[3].get_legend().get_texts()]
+    assert len(dev) == len(c.outcomes) - 1 + 2 and "match tolerance" in dev and "first divergence" in dev
+    assert "numpy/scratch (mismatch)" in dev
+    plots.write_png(c, tmp_path / "f.svg")
+    assert (tmp_path / "f.svg").read_text().lstrip().startswith("<?xml") and "<svg" in (tmp_path / "f.svg").read_text()

@@ -99,7 +99,8 @@ def build_parser(prog: str = "xreg compare", sweep: bool = False, description: s
                    help="std of --init normal, or the value of every parameter with --init constant")
     g = p.add_argument_group("output")
     g.add_argument("--json", metavar="PATH", help="write the full comparison as JSON")
-    g.add_argument("--plot", metavar="PATH.png", help="draw each run's deviation from the reference and its loss")
+    g.add_argument("--plot", metavar="PATH.png|.svg", help="draw training loss, training and test accuracy per epoch and "
+                   "each run's deviation from the reference per step")  # fmt: skip
     if not sweep:
         g.add_argument("--reference", choices=("optimum",), help="'optimum': each run's distance to the optimum of its own "
                        "convention's objective (SciPy L-BFGS to |grad| 1e-10)")  # fmt: skip
