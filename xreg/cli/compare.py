@@ -98,7 +98,12 @@ def build_parser(prog: str = "xreg compare", sweep: bool = False, description: s
     g.add_argument("--init-scale", type=float, default=0.1,
                    help="std of --init normal, or the value of every parameter with --init constant")
     g = p.add_argument_group("output")
-    g.add_argument("--json", metavar="PATH", help="write the full comparison as JSON")
+    g.add_argument("--json", metavar="PATH", help="write the full comparison as JSON ('-': to stdout, the table to stderr)")
+    if not sweep:
+        g.add_argument("--json-params", action="store_true", help="put every kept step's parameters in the JSON")
+        g.add_argument("--report", metavar="PATH.md|.html", help="a self-contained report: the spec, the update of each run, "
+                       "the table, verdicts and causes, the figure embedded, equivalent torch and optax code")  # fmt: skip
+        g.add_argument("--csv", metavar="PATH", help="every kept step of every run: run, step, loss, each parameter entry")
     g.add_argument("--plot", metavar="PATH.png|.svg", help="draw training loss, training and test accuracy per epoch and "
                    "each run's deviation from the reference per step")  # fmt: skip
     if not sweep:
@@ -195,36 +200,57 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg compare") -> int:
     runs.check(base, ds)
     sizes = batch_sizes(base, ds.n_train)
     requests = runs.requests_from(base, sizes, ds, args.backend, args.convention, args.naive)
-    for out in (args.json, args.plot):
-        if out:
-            check_writable(out, force=args.force)  # before training, not after
+    outputs = [o for o in (args.json, args.plot, args.report, args.csv) if o and o != "-"]
+    if len(set(outputs)) < len(outputs):
+        raise XregInputError("two outputs (--json, --plot, --report, --csv) name the same path.")
+    if args.report and not args.report.endswith((".md", ".html", ".htm")):
+        raise XregInputError(f"--report takes PATH.md or PATH.html; got {args.report!r}.")
+    for out in outputs:
+        check_writable(out, force=args.force)  # before training, not after
     comparison = runs.run_all(base, ds, requests)
     arch = architecture(base, ds)
-    print(f"data: {ds.name} ({ds.n_train} train / {ds.X_test.shape[0]} test rows, {ds.n_features} features); "
-          f"{base.model} [{arch.describe()}] + {base.optimizer}, lr={base.lr:g}, lam={base.lam:g}, {base.epochs} epochs, "
-          f"batches of {list(sorted(set(sizes), reverse=True))} rows, {base.dtype}")
-    print(table.table(comparison))
-    doc = jsondoc.to_json(comparison)
+    say = print if args.json != "-" else (lambda *a, **k: print(*a, **k, file=sys.stderr))  # stdout: the JSON alone
+    say(f"data: {ds.name} ({ds.n_train} train / {ds.X_test.shape[0]} test rows, {ds.n_features} features); "
+        f"{base.model} [{arch.describe()}] + {base.optimizer}, lr={base.lr:g}, lam={base.lam:g}, {base.epochs} epochs, "
+        f"batches of {list(sorted(set(sizes), reverse=True))} rows, {base.dtype}")
+    say(table.table(comparison))
+    doc = jsondoc.to_json(comparison, params=args.json_params)
     if getattr(args, "reference", None) == "optimum":
         from xreg.analysis.optimum import reference_optima
 
         refs = reference_optima(comparison)
-        print("distance to the optimum of each run's own objective (max |w - w*|):")
+        say("distance to the optimum of each run's own objective (max |w - w*|):")
         for r in refs:
-            print(f"  {r.label:<24} " + (f"{r.distance:.3e}  {r.note}" if r.distance is not None else f"-  {r.note}"))
+            say(f"  {r.label:<24} " + (f"{r.distance:.3e}  {r.note}" if r.distance is not None else f"-  {r.note}"))
         doc["reference_optimum"] = [r.to_json() for r in refs]
     if args.json:
         import json
 
-        write_atomic(args.json, json.dumps(doc, indent=1, allow_nan=False) + "\n", force=args.force)
-        print(f"wrote {args.json}")
+        text = json.dumps(doc, indent=1, allow_nan=False) + "\n"
+        if args.json == "-":
+            sys.stdout.write(text)
+        else:
+            write_atomic(args.json, text, force=args.force)
+            say(f"wrote {args.json}")
     if args.plot:
         from xreg.report import plots
 
         plots.write_png(comparison, args.plot, force=args.force)
-        print(f"wrote {args.plot}")
+        say(f"wrote {args.plot}")
+    if args.report:
+        from pathlib import Path
+
+        from xreg.report import document
+
+        write_atomic(args.report, document.report(comparison, Path(args.report).suffix.lower()), force=args.force)
+        say(f"wrote {args.report}")
+    if args.csv:
+        from xreg.report import document
+
+        write_atomic(args.csv, document.trajectories_csv(comparison), force=args.force)
+        say(f"wrote {args.csv}")
     if scenario is not None:
-        return _expectations(scenario, comparison, base, ds)
+        return _expectations(scenario, comparison, base, ds, say)
     return EXIT_MATCH if comparison.all_match else EXIT_MISMATCH
 
 
@@ -243,9 +269,9 @@ def list_scenarios() -> int:
     return EXIT_MATCH
 
 
-def _expectations(scenario, comparison, base, ds) -> int:
+def _expectations(scenario, comparison, base, ds, say=print) -> int:
     """Print each expected verdict beside the one found; exit 0 when every one holds."""
-    print("expected verdicts:")
+    say("expected verdicts:")
     ok = True
     for e in scenario.expect:
         try:
@@ -254,7 +280,7 @@ def _expectations(scenario, comparison, base, ds) -> int:
             got = "no such pair (runs: " + ", ".join(o.label for o in comparison.outcomes) + ")"
         held = got == e.verdict
         ok &= held
-        print(f"  {'ok  ' if held else 'FAIL'} {e.a} vs {e.b}: {e.verdict}" + ("" if held else f" (found: {got})") + f". {e.why}")
+        say(f"  {'ok  ' if held else 'FAIL'} {e.a} vs {e.b}: {e.verdict}" + ("" if held else f" (found: {got})") + f". {e.why}")
     if scenario.floor is not None:
         from xreg.analysis.floors import init_ulp_floor, row_order_floor
 
@@ -264,8 +290,8 @@ def _expectations(scenario, comparison, base, ds) -> int:
         else:
             floors = {"started one ulp away": init_ulp_floor(base, ds, b)}
         for how, gap in floors.items():
-            print(f"round-off floor: {b} against itself {how} parts by {gap:.3e}")
-        print("  (a gap of this size between two frameworks is round-off amplified by the run, not a different rule)")
+            say(f"round-off floor: {b} against itself {how} parts by {gap:.3e}")
+        say("  (a gap of this size between two frameworks is round-off amplified by the run, not a different rule)")
     return EXIT_MATCH if ok else EXIT_MISMATCH
 
 

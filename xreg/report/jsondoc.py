@@ -43,7 +43,9 @@ def _clean(x: Any) -> Any:
     return x
 
 
-def to_json(c: Comparison) -> dict[str, Any]:
+def to_json(c: Comparison, params: bool = False) -> dict[str, Any]:
+    """The document; ``params``: every kept step's parameters too (``params`` per run: name -> (rows, *shape)),
+    so the figures can be rebuilt from the file."""
     runs = []
     for o in c.outcomes:
         t = o.trajectory
@@ -73,6 +75,8 @@ def to_json(c: Comparison) -> dict[str, Any]:
                 test_accuracy=t.test_accuracy,
                 meta=dict(t.meta),
             )
+            if params:
+                entry["params"] = {n: p for n, p in t.params.items()}
         runs.append(entry)
     pairs = [
         {

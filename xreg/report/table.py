@@ -81,18 +81,18 @@ def _fmt(x: float | None, spec: str = ".3e") -> str:
     return format(x, spec)
 
 
-def table(c: Comparison) -> str:
-    """The comparison as an aligned text table plus one line per explained difference."""
+HEAD = ["run", "convention", "update", "final loss", "train acc", "test acc", "max |dw| vs ref", "verdict", "torch wd equiv"]
+
+
+def rows(c: Comparison) -> tuple[list[str], list[list[str]]]:
+    """The table's header and one row of strings per run."""
     ref = c.reference
-    head = ["run", "convention", "update", "final loss", "train acc", "test acc", "max |dw| vs ref",
-            "verdict", "torch wd equiv"]  # fmt: skip
-    rows = []
-    notes = []
+    out = []
     for o in c.outcomes:
         t = o.trajectory
         if t is None:
-            rows.append([o.label, o.spec.convention, update_formula(o), _NOT_SET, _NOT_SET, _NOT_SET, _NOT_SET,
-                         o.status, _NOT_SET])  # fmt: skip
+            out.append([o.label, o.spec.convention, update_formula(o), _NOT_SET, _NOT_SET, _NOT_SET, _NOT_SET,
+                        o.status, _NOT_SET])  # fmt: skip
             continue
         if o is ref:
             dev, verdict = "(reference)", o.status if o.status != "ok" else "reference"
@@ -104,15 +104,19 @@ def table(c: Comparison) -> str:
             verdict = p.verdict if p.first_divergence_step is None else f"{p.verdict} from step {p.first_divergence_step}"
         eq = torch_equivalent(c, o) if o.spec.port == "exact" else None
         final_loss = t.train_loss[-1] if t.diverged_at is None else math.nan
-        rows.append([o.label, o.spec.convention, update_formula(o), _fmt(final_loss, ".6f"),
-                     _fmt(t.train_accuracy[-1], ".4f"), _fmt(t.test_accuracy[-1], ".4f"), dev, verdict,
-                     _fmt(eq.weight_decay, ".4g") if eq else _NOT_SET])  # fmt: skip
-        why = explain(c, o)
-        if why:
-            notes.append(f"  {o.label}: {why}")
-    widths = [max(len(str(r[i])) for r in [head] + rows) for i in range(len(head))]
+        out.append([o.label, o.spec.convention, update_formula(o), _fmt(final_loss, ".6f"),
+                    _fmt(t.train_accuracy[-1], ".4f"), _fmt(t.test_accuracy[-1], ".4f"), dev, verdict,
+                    _fmt(eq.weight_decay, ".4g") if eq else _NOT_SET])  # fmt: skip
+    return list(HEAD), out
+
+
+def table(c: Comparison) -> str:
+    """The comparison as an aligned text table plus one line per explained difference."""
+    head, body = rows(c)
+    notes = [f"  {o.label}: {why}" for o in c.outcomes if o.trajectory is not None and (why := explain(c, o))]
+    widths = [max(len(str(r[i])) for r in [head] + body) for i in range(len(head))]
     line = lambda r: "  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip()  # noqa: E731
-    out = [line(head), line(["-" * w for w in widths])] + [line(r) for r in rows]
+    out = [line(head), line(["-" * w for w in widths])] + [line(r) for r in body]
     tol = _tolerance_line(c)
     out += ["", tol]
     out += [f"warning: {h}" for h in hazards(c)]
