@@ -45,3 +45,11 @@ def test_recorded_pair_walkthrough(tmp_path, capsys, monkeypatch):
     with pytest.raises(FileExistsError):  # nothing a user wrote is overwritten
         runpy.run_path(str(ROOT / "examples/mismatch/record_pair.py"), run_name="__main__")
     assert re.search(r"cause: coupled-vs-decoupled", out)
+
+
+def test_main_job_block_is_what_it_prints(capsys):
+    """README 'What the main job prints' is today's output of the default run."""
+    assert main([]) == 1
+    out = capsys.readouterr().out
+    start = README.index("```\ndata: default (1096 train / 274 test rows") + 4
+    assert out == README[start : README.index("```\n", start)]

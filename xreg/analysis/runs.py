@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import Callable
 
 from xreg import backends, models
 from xreg.analysis.compare import PairResult, compare_pair
 from xreg.backends import BackendUnavailable
 from xreg.checks import XregInputError, check_choice
+from xreg.core import progress
 from xreg.core.plan import batch_sizes, load_npz
 from xreg.core.spec import Dataset, ExperimentSpec, Trajectory, run_label
 from xreg.core.structure import architecture, structure
@@ -142,8 +144,10 @@ def check(spec: ExperimentSpec, data: Dataset) -> None:
         load_npz(spec.init_from, arch)
 
 
-def run_all(spec: ExperimentSpec, data: Dataset, requests: list[RunRequest]) -> Comparison:
-    """Validate every request, train each run, then compare every pair of finished runs."""
+def run_all(spec: ExperimentSpec, data: Dataset, requests: list[RunRequest],
+            on_run: Callable[[str, int], Callable[[int], None]] | None = None) -> Comparison:  # fmt: skip
+    """Validate every request, train each run, then compare every pair of finished runs. ``on_run(label,
+    total_steps)`` gives each run a listener of its steps done (:mod:`xreg.core.progress`), e.g. a progress bar."""
     if not requests:
         raise XregInputError("Nothing to run: no backend/convention pair was requested.")
     check(spec, data)
@@ -158,7 +162,8 @@ def run_all(spec: ExperimentSpec, data: Dataset, requests: list[RunRequest]) -> 
     for req, run_spec in zip(requests, specs):
         label = run_label(req.backend, run_spec, spec.lam)
         try:
-            traj = backends.train(req.backend, run_spec, data)
+            with progress.reporting(on_run(label, run_spec.epochs * len(sizes)) if on_run else None):
+                traj = backends.train(req.backend, run_spec, data)
             outcomes.append(RunOutcome(req, run_spec, label, traj))
         except BackendUnavailable as exc:
             outcomes.append(RunOutcome(req, run_spec, label, error=f"unavailable: {exc}"))

@@ -111,6 +111,10 @@ def build_parser(prog: str = "xreg compare", sweep: bool = False, description: s
                        "convention's objective (SciPy L-BFGS to |grad| 1e-10)")  # fmt: skip
     g.add_argument("--force", action="store_true", help="overwrite an existing --json or --plot file")
     if not sweep:
+        g.add_argument("--format", default="table", choices=("table", "markdown", "csv"),
+                       help="the runs as a table (100 columns), a Markdown table or CSV")  # fmt: skip
+        g.add_argument("--quiet", action="store_true", help="no progress bar (it shows on a terminal once the runs take over a second)")
+    if not sweep:
         g.add_argument("--list", action="store_true", help="list the scenarios of comparisons/ (run one: xreg compare "
                        "comparisons/NAME.toml [flags that override the file's])")  # fmt: skip
         g.add_argument("--explain", metavar="OPTIMIZER",
@@ -207,13 +211,20 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg compare") -> int:
         raise XregInputError(f"--report takes PATH.md or PATH.html; got {args.report!r}.")
     for out in outputs:
         check_writable(out, force=args.force)  # before training, not after
-    comparison = runs.run_all(base, ds, requests)
+    from xreg.report.progress import Bars
+
+    bars = Bars(enabled=False if args.quiet else None)
+    try:
+        comparison = runs.run_all(base, ds, requests, on_run=bars.on_run)
+    finally:
+        bars.close()
     arch = architecture(base, ds)
     say = print if args.json != "-" else (lambda *a, **k: print(*a, **k, file=sys.stderr))  # stdout: the JSON alone
-    say(f"data: {ds.name} ({ds.n_train} train / {ds.X_test.shape[0]} test rows, {ds.n_features} features); "
-        f"{base.model} [{arch.describe()}] + {base.optimizer}, lr={base.lr:g}, lam={base.lam:g}, {base.epochs} epochs, "
-        f"batches of {list(sorted(set(sizes), reverse=True))} rows, {base.dtype}")
-    say(table.table(comparison))
+    if args.format != "csv":  # csv: the rows alone
+        say(f"data: {ds.name} ({ds.n_train} train / {ds.X_test.shape[0]} test rows, {ds.n_features} features); "
+            f"{base.model} [{arch.describe()}] + {base.optimizer}, lr={base.lr:g}, lam={base.lam:g}, {base.epochs} epochs, "
+            f"batches of {list(sorted(set(sizes), reverse=True))} rows, {base.dtype}")
+    say(table.table(comparison, args.format))
     doc = jsondoc.to_json(comparison, params=args.json_params)
     if getattr(args, "reference", None) == "optimum":
         from xreg.analysis.optimum import reference_optima

@@ -67,7 +67,7 @@ def markdown(c: Comparison, png: bytes) -> str:
     esc = lambda v: str(v).replace("|", "\\|")  # noqa: E731
     lines = [f"# xreg comparison: {c.data.name}, {c.architecture.model} + {c.spec.optimizer}", ""]
     lines += [f"- {x}" for x in _spec_lines(c)] + ["", "## Runs", ""]
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(esc(v) for v in r) + " |" for r in body]
+    lines += ["| " + " | ".join(esc(h) for h in head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(esc(v) for v in r) + " |" for r in body]
     lines += ["", _tolerance_line(c), "", "## Verdicts and causes", ""]
     lines += [f"- {n}" for n in _notes(c)] or ["- every run matches the reference"]
     lines += ["", "## Figure", "", f"![loss, accuracies and deviation](data:image/png;base64,{base64.b64encode(png).decode()})", ""]

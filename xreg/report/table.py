@@ -110,15 +110,53 @@ def rows(c: Comparison) -> tuple[list[str], list[list[str]]]:
     return list(HEAD), out
 
 
-def table(c: Comparison) -> str:
-    """The comparison as an aligned text table plus one line per explained difference."""
+FORMATS = ("table", "markdown", "csv")
+WIDTH = 100
+
+
+def _grid(head: list[str], body: list[list[str]], fmt: str, width: int) -> str:
+    if fmt == "markdown":
+        esc = lambda v: str(v).replace("|", "\\|")  # noqa: E731
+        return "\n".join(["| " + " | ".join(esc(h) for h in head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(esc(v) for v in r) + " |" for r in body])
+    if fmt == "csv":
+        import csv
+        import io
+
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows([head, *body])
+        return buf.getvalue().rstrip("\n")
+    import io
+
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 1), collapse_padding=True)
+    keep = [i for i, h in enumerate(head) if h not in ("convention", "update")]  # the updates are listed below the table
+    short = {"final loss": "loss", "train acc": "train", "test acc": "test", "max |dw| vs ref": "max |dw|", "torch wd equiv": "torch wd"}
+    for i in keep:
+        t.add_column(short.get(head[i], head[i]), no_wrap=True, overflow="fold")
+    for r in body:
+        t.add_row(*(str(r[i]) for i in keep))
+    buf = io.StringIO()
+    Console(file=buf, width=width, color_system=None, force_terminal=False, soft_wrap=False, highlight=False).print(t)
+    return "\n".join(line.rstrip() for line in buf.getvalue().rstrip("\n").splitlines())
+
+
+def table(c: Comparison, fmt: str = "table", width: int = WIDTH) -> str:
+    """The comparison as a table (rich, ``width`` columns, the formula column wrapped; or Markdown, or CSV)
+    plus the tolerance, warnings, and one line per explained difference."""
     head, body = rows(c)
     notes = [f"  {o.label}: {why}" for o in c.outcomes if o.trajectory is not None and (why := explain(c, o))]
-    widths = [max(len(str(r[i])) for r in [head] + body) for i in range(len(head))]
-    line = lambda r: "  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip()  # noqa: E731
-    out = [line(head), line(["-" * w for w in widths])] + [line(r) for r in body]
-    tol = _tolerance_line(c)
-    out += ["", tol]
+    out = [_grid(head, body, fmt, width)]
+    if fmt == "csv":
+        return out[0]
+    if fmt == "table":  # each run's update, once per distinct formula
+        updates: dict[str, list[str]] = {}
+        for o, r in zip(c.outcomes, body):
+            updates.setdefault(r[2], []).append(o.label)
+        out += ["", "updates:"] + [f"  {formula}   ({', '.join(labels)})" for formula, labels in updates.items()]
+    out += ["", _tolerance_line(c)]
     out += [f"warning: {h}" for h in hazards(c)]
     if notes:
         out += ["why runs differ from the reference:"] + notes

@@ -24,7 +24,7 @@ from typing import Any, Mapping, NamedTuple
 import numpy as np
 
 from xreg import models
-from xreg.core import recipe
+from xreg.core import progress, recipe
 from xreg.core.plan import Batch, make_plan
 from xreg.core.spec import Dataset, ExperimentSpec, Trajectory, make_trajectory
 from xreg.core.structure import Structure, group_strengths, split
@@ -305,6 +305,7 @@ def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
         for k, batch in enumerate(plan.data_batches(X, y)):
             row = int(np.searchsorted(rows, k))  # the row that holds the parameters before this step, if kept
             state, step_loss, step_pen = _advance(state, batch, hp)
+            progress.tick(k + 1)
             if rows[row] == k:
                 loss[row], pen[row] = step_loss, step_pen
             finite = bool(np.all(np.isfinite(state.theta)))

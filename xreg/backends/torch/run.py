@@ -32,7 +32,7 @@ import torch
 
 from xreg import models
 from xreg.checks import XregInputError
-from xreg.core import recipe
+from xreg.core import progress, recipe
 from xreg.core.plan import Batch, make_plan
 from xreg.core.spec import Dataset, ExperimentSpec, Trajectory, make_trajectory
 from xreg.core.structure import Structure, group_strengths, split
@@ -294,6 +294,7 @@ def _train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
             if not finite:
                 break
             done = k + 1
+            progress.tick(done)
         ends = plan.epoch_ends() + 1  # steps done after each epoch
         shown = np.flatnonzero(np.isin(ends, kept) & (ends <= done))  # epochs whose parameters were kept
         at = np.searchsorted(kept, ends[shown])

@@ -1,0 +1,51 @@
+"""Issue 10, terminal: a progress bar on a terminal for work over a second, none with --quiet or a pipe;
+Ctrl-C stops with one line and leaves no file behind. Real processes, a real pseudo-terminal, a real signal."""
+
+import os
+import pty
+import signal
+import subprocess
+import sys
+import time
+
+ARGS = ["--backend", "numpy", "--epochs", "6000"]  # one NumPy run of about 3 s (a bar shows after 1 s)
+
+
+def run_on_a_terminal(args):
+    master, slave = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "xreg", *args], stdin=slave, stdout=subprocess.DEVNULL, stderr=slave, close_fds=True)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the child closed its end
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    return p.wait(), out.decode(errors="replace")
+
+
+def test_a_bar_on_a_terminal_none_with_quiet():
+    code, err = run_on_a_terminal(ARGS)
+    assert code == 0 and "6000/6000" in err and "steps" in err and "numpy/torch" in err
+    code, err = run_on_a_terminal([*ARGS, "--quiet"])
+    assert code == 0 and "steps" not in err
+
+
+def test_no_bar_into_a_pipe():
+    p = subprocess.run([sys.executable, "-m", "xreg", *ARGS], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stderr == "" and "numpy/torch" in p.stdout
+
+
+def test_ctrl_c_stops_with_one_line_and_no_file(tmp_path):
+    out = tmp_path / "c.json"
+    p = subprocess.Popen([sys.executable, "-m", "xreg", "--backend", "numpy", "--epochs", "200000", "--json", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    time.sleep(2.0)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and err == "error: interrupted\n"
+    assert list(tmp_path.iterdir()) == []  # no output, no temporary file
