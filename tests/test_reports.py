@@ -102,3 +102,23 @@ def test_committed_example_is_current(tmp_path, monkeypatch):
     main(["compare", "comparisons/classic_logistic.toml", "--report", str(md), "--plot", str(png)])
     assert md.read_text() == (root / "comparisons/examples/classic_logistic.md").read_text(), "run scripts/make_examples.sh"
     assert png.read_bytes() == (root / "comparisons/examples/classic_logistic.png").read_bytes(), "run scripts/make_examples.sh"
+
+
+def test_outputs_never_replace_a_device_or_a_link(tmp_path, capsys):
+    import os
+
+    from xreg.io.files import write_atomic
+
+    with pytest.raises(PermissionError, match="not a regular file"):
+        write_atomic("/dev/null", "x", force=True)
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    assert main(["--epochs", "1", "--backend", "numpy", "--json", str(fifo), "--force"]) == 2
+    assert "not a regular file" in capsys.readouterr().err
+    target, link = tmp_path / "real.json", tmp_path / "link.json"
+    target.write_text("old")
+    link.symlink_to(target)
+    assert main(["--epochs", "1", "--backend", "numpy", "--json", str(link)]) == 2  # exists: --force needed
+    assert main(["--epochs", "1", "--backend", "numpy", "--json", str(link), "--force"]) == 0
+    assert link.is_symlink() and json.loads(target.read_text())["all_match"] is True  # written through the link

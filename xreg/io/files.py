@@ -7,9 +7,19 @@ import secrets
 from pathlib import Path
 
 
+def _target(path: Path) -> Path:
+    """Where a write lands: a symlink's target (its regular file), else the path itself."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
 def check_writable(path: str | Path, *, force: bool = False) -> None:
-    """Refuse to clobber an existing file without ``force``, or to write into a missing folder."""
+    """Refuse to clobber an existing file without ``force``, to write into a missing folder, or to replace
+    anything but a regular file (a device, a pipe or a socket is refused even with ``force``)."""
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise FileNotFoundError(f"'{path}' is a link to nothing; give a file path.")
+    if path.exists() and not path.is_dir() and not _target(path).is_file():
+        raise PermissionError(f"'{path}' is not a regular file (a device, pipe or socket): xreg writes only regular files.")
     if path.is_dir():
         raise IsADirectoryError(f"'{path}' is a folder; give a file path.")
     if path.exists() and not force:
@@ -25,7 +35,7 @@ def write_atomic(path: str | Path, content: str | bytes, *, force: bool = False)
     file gets (no umask is read or changed).
     """
     check_writable(path, force=force)
-    path = Path(path)
+    path = _target(Path(path))  # through a symlink (with force) to its file: the link itself stays
     tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:

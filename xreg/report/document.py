@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from xreg.analysis.runs import Comparison
+from xreg.semantics import conventions, optimizers
 from xreg.report.table import _tolerance_line, explain, hazards, rows
 
 
@@ -34,9 +35,10 @@ def _equivalents(c: Comparison) -> list[tuple[str, str]]:
     if eq.weight_decay is None:
         return [("equivalents", eq.note)]
     options = dict(s.options)
-    if s.convention == "decoupled" and s.optimizer in ("adam", "nadam", "radam"):
+    decoupled = conventions.get(s.convention).enters == conventions.DIRECTION  # decay outside the gradient
+    if decoupled and optimizers.get(s.optimizer).decoupled_flag:
         options["decoupled_weight_decay"] = True
-    wd = s.lam if s.convention == "decoupled" else eq.weight_decay
+    wd = s.lam if decoupled else eq.weight_decay
     try:
         t = translate(f"torch.{s.optimizer}", lr=s.lr, weight_decay=wd, options={k: v for k, v in options.items() if k != "decoupled_weight_decay" or v},
                       no_decay=s.no_decay, rows=c.data.n_train, batch_size=c.batch_sizes[0] if len(set(c.batch_sizes)) == 1 else None)  # fmt: skip
