@@ -4,6 +4,7 @@ code as written (the classic scratch loop divides lam*beta by n: torch weight_de
 printed fix is applied to the code and checked against plain torch.optim.SGD."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,20 +14,11 @@ from xreg.cli import main
 from xreg.record import Recorder
 from xreg.testing import assert_trajectories_close
 
-SCRATCH = '''
-import numpy as np
-
-def step(beta, X, y, lr, lam):
-    n = len(y)
-    Xb = np.hstack([np.ones((n, 1)), X])
-    p = 1 / (1 + np.exp(-Xb @ beta))
-    data_grad = np.zeros_like(beta)
-    for i in range(n):
-        data_grad += (p[i] - y[i]) * Xb[i]
-    grad = {grad}
-    return beta - lr * grad
-'''
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = (ROOT / "examples/mismatch/scratch.py").read_text()  # the README's classic step
 CLASSIC = "(data_grad + lam * beta) / n"
+assert f"grad = {CLASSIC}" in EXAMPLE
+SCRATCH = EXAMPLE.replace("{", "{{").replace("}", "}}").replace(f"grad = {CLASSIC}", "grad = {grad}")
 
 
 def write(tmp_path, grad, name="user.py"):
