@@ -122,11 +122,29 @@ def build_parser(prog: str = "xreg compare", sweep: bool = False, description: s
     return p
 
 
+def _schedule_options(items: list[str] | None) -> dict:
+    """--schedule-opt KEY=VALUE; a lambda's ``expr`` stays the text typed (``expr=-1`` is an expression, not a number)."""
+    out = pairs(items, "--schedule-opt")
+    for item in items or []:
+        key, _, val = item.partition("=")
+        if key.strip() == "expr":
+            out["expr"] = val.strip()
+    return out
+
+
 def spec_from_args(args: argparse.Namespace) -> spec.ExperimentSpec:
     options = pairs(args.opt, "--opt")
     for name in ("momentum", "dampening"):
         if getattr(args, name) is not None:
+            if name in options and options[name] != getattr(args, name):
+                raise XregInputError(f"--{name} {getattr(args, name)} and --opt {name}={options[name]} disagree; give one.")
             options[name] = getattr(args, name)
+    if args.map_labels and args.data is None:
+        raise XregInputError("--map-labels maps the labels of a --data file or dataset; the embedded data is already 0/1.")
+    conventions_given = args.convention or [optimizers.get(args.optimizer).native_convention]
+    if args.decoupled_scale in spec.DECOUPLED_SCALES[1:] and not any(conventions.get(c).schedule_coefficient for c in conventions_given if c in conventions.CONVENTIONS):
+        raise XregInputError(f"--decoupled-scale {args.decoupled_scale} is read by the decoupled convention only; "
+                             f"the runs use {', '.join(conventions_given)}.")  # fmt: skip
     if args.nesterov:
         options["nesterov"] = True
     no_decay = list(args.no_decay or []) + (["bias"] if args.no_decay_bias else [])
@@ -155,7 +173,7 @@ def spec_from_args(args: argparse.Namespace) -> spec.ExperimentSpec:
         init_from=args.init_from,
         init_scale=args.init_scale,
         schedule=args.schedule,
-        schedule_options=pairs(args.schedule_opt, "--schedule-opt"),
+        schedule_options=_schedule_options(args.schedule_opt),
         clip_norm=args.clip_norm,
         record_every=getattr(args, "record_every", 1),
         device=args.device,
@@ -196,6 +214,8 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg compare") -> int:
     args = build_parser(prog).parse_args(argv)
     if args.explain:
         from xreg.cli import explain
+
+        spec_from_args(args)  # the values given beside --explain are checked too
 
         print(explain.explain(args.explain))
         return EXIT_MATCH

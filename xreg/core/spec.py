@@ -296,14 +296,23 @@ def make_trajectory(backend: str, spec: ExperimentSpec, params: Mapping[str, Any
     finite = np.ones(rows, bool)
     for p in f64.values():
         finite &= np.isfinite(p.reshape(rows, -1)).all(axis=1)
-    bad = np.flatnonzero(~finite)
     meta = arrays.pop("meta", {})
     steps_at = np.asarray(arrays.pop("steps_at", np.arange(rows)), dtype=np.int64)
+    for key in ("loss", "penalty"):  # the loss at a row's parameters (rows - 1 of them): not finite = diverged there
+        series = np.asarray(arrays.get(key, []), dtype=np.float64).reshape(-1)[: rows]
+        finite[: series.size] &= np.isfinite(series)
+    bad = np.flatnonzero(~finite)
+    diverged = int(steps_at[bad[0]]) if bad.size else None
+    train_loss = np.asarray(arrays.get("train_loss", []), dtype=np.float64).reshape(-1)
+    over = np.flatnonzero(np.isinf(train_loss))  # an epoch's loss overflowed (NaN there means: epoch not kept)
+    if over.size and spec.epochs and steps_at[-1] >= spec.epochs:
+        at = int((over[0] + 1) * (steps_at[-1] // spec.epochs))  # the step that ended that epoch
+        diverged = at if diverged is None else min(diverged, at)
     return Trajectory(
         backend=backend,
         spec=spec,
         params=f64,
-        diverged_at=int(steps_at[bad[0]]) if bad.size else None,
+        diverged_at=diverged,
         meta=dict(meta),
         steps_at=steps_at,
         **{k: np.array(v, dtype=np.float64) for k, v in arrays.items()},

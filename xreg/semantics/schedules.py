@@ -82,7 +82,40 @@ def resolve(name: str, options: Mapping[str, Any], epochs: int) -> dict[str, Any
         "eta_min": lambda k, v: check_float(k, v, 0.0),
         "expr": lambda k, v: _check_expr(v),
     }
-    return {k: checks[k](k, v) for k, v in out.items()}
+    resolved = {k: checks[k](k, v) for k, v in out.items()}
+    if name == "lambda":
+        _check_every_epoch(resolved["expr"], epochs)
+    return resolved
+
+
+MAX_EXPR = 500  # characters: an expression is a formula, not a program
+
+
+class _Floats(ast.NodeTransformer):
+    """Every number as a float: ``9**9**9`` overflows at once instead of building a huge integer."""
+
+    def visit_Constant(self, node: ast.Constant) -> ast.Constant:
+        return ast.copy_location(ast.Constant(float(node.value)), node)
+
+
+def _check_every_epoch(expr: str, epochs: int) -> None:
+    """Evaluate the factor on every epoch before any backend runs: finite and >= 0, or one error naming the epoch."""
+    import numpy as np
+
+    if len(expr) > MAX_EXPR:
+        raise XregInputError(f"The 'expr' of the 'lambda' schedule is longer than {MAX_EXPR} characters.")
+    tree = ast.fix_missing_locations(_Floats().visit(ast.parse(expr, mode="eval")))
+    code = compile(tree, "<schedule expr>", "eval")
+    env = {"__builtins__": {}, **{f: getattr(np, f) for f in LAMBDA_FUNCTIONS}}
+    with np.errstate(all="raise"):
+        for e in range(epochs):
+            try:
+                v = float(eval(code, env, {"epoch": float(e)}))  # noqa: S307 (checked AST, floats only)
+            except (ZeroDivisionError, OverflowError, ValueError, FloatingPointError, TypeError) as exc:
+                raise XregInputError(f"The 'lambda' schedule {expr!r} fails at epoch {e}: {type(exc).__name__}: {exc}.") from None
+            if not math.isfinite(v) or v < 0:
+                what = "negative" if v < 0 else "not finite"
+                raise XregInputError(f"The 'lambda' schedule {expr!r} makes the learning rate {what} at epoch {e} (factor {v!r}).")
 
 
 def lr_fn(name: str, options: Mapping[str, Any], lr: float, xp: Any) -> Callable[[Any], Any]:
