@@ -18,6 +18,7 @@ rows, and asserts the two runs agree to round-off.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -112,12 +113,12 @@ def assert_optax_matches_torch(tx: Any, make_torch_optimizer: Any, *, model: str
     from xreg.record import Recorder, TorchRecorder
 
     data = default_dataset() if data is None else data
-    spec = ExperimentSpec(model=model, hidden=hidden, init="torch", seed=seed, epochs=1, batch_size=batch_size, dtype=dtype)
+    per_epoch = -(-data.n_train // (batch_size or data.n_train))
+    spec = ExperimentSpec(model=model, hidden=hidden, init="torch", seed=seed, epochs=-(-steps // per_epoch),
+                          batch_size=batch_size, dtype=dtype)  # fmt: skip
     arch = architecture(spec, data)
     plan = make_plan(spec, data.n_train, arch)
-    m = batch_size or data.n_train
-    per_epoch = [(i, min(m, data.n_train - i)) for i in range(0, data.n_train, m)]  # in order, the short last batch kept
-    batches = [per_epoch[k % len(per_epoch)] for k in range(steps)]
+    batches = [rows for _, rows in itertools.islice(plan.batches(), steps)]  # in order, the short last batch kept
     tdt = getattr(torch, dtype)
     module = build_module(arch, tdt)
     with torch.no_grad():
@@ -127,9 +128,10 @@ def assert_optax_matches_torch(tx: Any, make_torch_optimizer: Any, *, model: str
     rec_t = TorchRecorder(module, opt)
     X, y = torch.as_tensor(data.X_train, dtype=tdt), torch.as_tensor(data.y_train, dtype=tdt)
     lossf = loss_fn(arch.head)
-    for i, size in batches:
+    for rows in batches:
+        idx = torch.from_numpy(np.array(rows))  # the plan's rows are read-only: a copy, as the torch backend takes
         opt.zero_grad()
-        loss = lossf(module(X[i : i + size]), y[i : i + size])
+        loss = lossf(module(X[idx]), y[idx])
         loss.backward()
         rec_t.log_loss(loss.item())
         opt.step()
@@ -150,7 +152,7 @@ def assert_optax_matches_torch(tx: Any, make_torch_optimizer: Any, *, model: str
         state = tx.init(params)
         rec_o = Recorder(meta={"framework": "optax"})
         rec_o.log(params)
-        for i, size in batches:
-            params, state, value, grads = step(params, state, Xj[i : i + size], yj[i : i + size])
+        for rows in batches:
+            params, state, value, grads = step(params, state, Xj[rows], yj[rows])
             rec_o.log(params, grads=grads, loss=value)
     assert_trajectories_close(rec_t.run(), rec_o.run(), dtype=dtype)

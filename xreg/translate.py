@@ -70,9 +70,8 @@ class Translation:
 
 def _parse_source(source: str) -> str:
     m = re.fullmatch(r"(?:torch\.(?:optim\.)?)?([A-Za-z]+)", source.strip())
-    by_class = {o.torch_class.lower(): o.name for o in optimizers.OPTIMIZERS.values()}
-    name = by_class.get(m.group(1).lower(), m.group(1).lower()) if m else ""
-    if name not in optimizers.OPTIMIZERS:
+    name = optimizers.by_name(m.group(1)) if m else None
+    if name is None:
         raise XregInputError(f"--from takes torch.<optimizer>, one of: {', '.join('torch.' + n for n in optimizers.OPTIMIZERS)}; got {source!r}.")
     return name
 

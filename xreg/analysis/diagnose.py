@@ -233,9 +233,8 @@ def rule_from_meta(meta: Mapping[str, Any], names_of: Mapping[str, str], lr: np.
     """The rule a run's meta states (``optimizer`` and ``groups``, as TorchRecorder writes them);
     ``names_of`` maps the run's own names to A's. None where the meta does not state one."""
     name, groups = str(meta.get("optimizer", "")), meta.get("groups")
-    by_class = {o.torch_class.lower(): o.name for o in optimizers.OPTIMIZERS.values()}
-    key = by_class.get(name.lower(), name.lower())
-    if key not in optimizers.OPTIMIZERS or not isinstance(groups, list) or not groups:
+    key = optimizers.by_name(name)
+    if key is None or not isinstance(groups, list) or not groups:
         return None
     opt = optimizers.get(key)
     g0 = groups[0]

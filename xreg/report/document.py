@@ -19,7 +19,7 @@ import numpy as np
 
 from xreg.analysis.runs import Comparison
 from xreg.semantics import conventions, optimizers
-from xreg.report.table import _tolerance_line, explain, hazards, rows
+from xreg.report.table import _grid, _tolerance_line, explain, hazards, rows, torch_equivalent
 
 
 def _equivalents(c: Comparison) -> list[tuple[str, str]]:
@@ -29,8 +29,6 @@ def _equivalents(c: Comparison) -> list[tuple[str, str]]:
     s = c.reference.spec
     if s.port != "exact" or s.group_decay or s.clip_norm is not None or s.schedule != "constant":
         return [("equivalents", "not printed for naive ports, group decay, clipping or schedules (see xreg translate)")]
-    from xreg.report.table import torch_equivalent
-
     eq = torch_equivalent(c, c.reference)
     if eq.weight_decay is None:
         return [("equivalents", eq.note)]
@@ -66,10 +64,9 @@ def _notes(c: Comparison) -> list[str]:
 
 def markdown(c: Comparison, png: bytes) -> str:
     head, body = rows(c)
-    esc = lambda v: str(v).replace("|", "\\|")  # noqa: E731
     lines = [f"# xreg comparison: {c.data.name}, {c.architecture.model} + {c.spec.optimizer}", ""]
     lines += [f"- {x}" for x in _spec_lines(c)] + ["", "## Runs", ""]
-    lines += ["| " + " | ".join(esc(h) for h in head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(esc(v) for v in r) + " |" for r in body]
+    lines += [_grid(head, body, "markdown", 0)]
     lines += ["", _tolerance_line(c), "", "## Verdicts and causes", ""]
     lines += [f"- {n}" for n in _notes(c)] or ["- every run matches the reference"]
     lines += ["", "## Figure", "", f"![loss, accuracies and deviation](data:image/png;base64,{base64.b64encode(png).decode()})", ""]

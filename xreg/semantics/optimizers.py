@@ -286,6 +286,12 @@ def get(name: str) -> Optimizer:
     return OPTIMIZERS[check_choice("optimizer", name, OPTIMIZERS)]
 
 
+def by_name(name: str) -> str | None:
+    """The table's key for ``name``: an xreg name or a torch class name, any case (``AdamW``, ``adamw``); None if unknown."""
+    low = name.lower()
+    return low if low in OPTIMIZERS else next((o.name for o in OPTIMIZERS.values() if o.torch_class.lower() == low), None)
+
+
 def naive_cause(name: str, options: Mapping[str, Any], convention: str, all_decayed: bool) -> str | None:
     """Why the naive optax port of ``name`` drifts from torch, or None where the alias is exact."""
     return get(name).naive_cause(options, convention, all_decayed)
