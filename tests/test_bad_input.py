@@ -24,8 +24,12 @@ CSV_FILES = {  # name -> file text
     "yesno.csv": "x1,label\n1,yes\n2,no\n",
     "wide.csv": ",".join(f"f{i}" for i in range(1001)) + ",label\n" + ",".join("1" for _ in range(1001)) + ",0\n"
                 + ",".join("2" for _ in range(1001)) + ",1\n",
+    "wide-then-text.csv": ",".join(f"f{i}" for i in range(1001)) + ",label\n" + "abc," * 1001 + "0\n",
     "dup.csv": "x1,x1,label\n1,2,0\n2,3,1\n",
     "bom.csv": "\ufeffx1,label\n1,0\n2,1\n3,0\n4,1\n",
+    "underscore.csv": "x1,label\n1_00,0\n2,1\n3,0\n4,1\n",  # float('1_00') is 100.0: refused, not misread
+    "arabic.csv": "x1,label\n\u0661,0\n2,1\n3,0\n4,1\n",  # float('\u0661') is 1.0
+    "huge.csv": "x1,x2,label\n1,4e38,0\n2,1,1\n3,1,0\n4,1,1\n5,1,0\n",  # beyond float32
 }  # fmt: skip
 
 CASES = [  # (id, argv, expected substring of the one stderr line)
@@ -51,7 +55,7 @@ CASES = [  # (id, argv, expected substring of the one stderr line)
     ("negative-lr", ["--lr", "-1"], "The 'lr' parameter must be a float in the range (0, inf). Got -1.0 instead."),
     ("zero-lr", ["--lr", "0"], "The 'lr' parameter must be a float in the range (0, inf). Got 0.0"),
     ("nan-lr", ["--lr", "nan"], "The 'lr' parameter must be a float"),
-    ("text-lr", ["--lr", "abc"], "argument --lr: invalid float value: 'abc'"),
+    ("text-lr", ["--lr", "abc"], "argument --lr: expected a number (digits 0-9, '.', an exponent); got 'abc'"),
     ("negative-lam", ["--lam", "-0.1"], "The 'lam' parameter must be a float in the range [0, inf). Got -0.1"),
     ("momentum-one", ["--momentum", "1"], "The 'momentum' parameter must be a float in the range [0, 1). Got 1.0"),
     ("momentum-negative", ["--momentum", "-0.5"], "The 'momentum' parameter must be a float in the range [0, 1)"),
@@ -94,6 +98,27 @@ CASES = [  # (id, argv, expected substring of the one stderr line)
     ("unknown-command", ["frobnicate"], "unknown command 'frobnicate'"),
     ("unknown-device", ["--device", "npu"], "The 'device' parameter must be one of 'cpu', 'gpu', 'tpu'"),
     ("record-every-zero", ["--record-every", "0"], "The 'record_every' parameter must be an int in the range [1, inf]"),
+    # issue 11: read wrongly before, refused now
+    ("too-many-features-from-the-header", ["--data", "{dir}/wide-then-text.csv", "--target", "label"],
+     "has 1001 feature columns, more than the limit of 1000"),  # refused before the rows are read
+    ("csv-underscore-digits", ["--data", "{dir}/underscore.csv", "--target", "label"], "Non-numeric value '1_00' in column 'x1' at line 2"),
+    ("csv-non-ascii-digits", ["--data", "{dir}/arabic.csv", "--target", "label"], "Non-numeric value '\u0661' in column 'x1' at line 2"),
+    ("float32-overflow", ["--data", "{dir}/huge.csv", "--target", "label", "--dtype", "float32"], "The feature 'x2' holds values beyond 3.4e+38"),
+    ("flag-underscore-digits", ["--epochs", "1_0"], "argument --epochs: expected a whole number (digits 0-9); got '1_0'"),
+    ("flag-non-ascii-digits", ["--lr", "\u0660.\u0661"], "argument --lr: expected a number"),
+    ("opt-underscore-digits", ["--opt", "momentum=0_9"], "The 'momentum' parameter must be a float"),
+    ("test-fraction-one-class", ["--test-fraction", "0.999"], "The training split holds one class only (test fraction 0.999, 2 training rows)"),
+    ("asgd-alpha-overflow", ["--optimizer", "asgd", "--opt", "alpha=1e308"], "torch.optim.ASGD cannot run lambd=0.0001, alpha=1e+308"),
+    ("memory-budget", ["--max-memory", "0.0001", "--epochs", "1000"], "over the budget of 0.0001 GiB: keep every K-th step with --record-every"),
+    ("json-empty", ["--json", ""], "an output path is empty"),
+    ("json-proc", ["--json", "/proc/xreg.json"], "'/proc/xreg.json' is under /proc"),
+    ("plot-sys", ["--plot", "/sys/xreg.png"], "'/sys/xreg.png' is under /sys"),
+    ("json-trailing-slash", ["--json", "{dir}/out/"], "'{dir}/out/' ends with a slash"),
+    ("json-name-too-long", ["--json", "{dir}/" + "n" * 300 + ".json"], "bytes; this filesystem takes at most"),
+    ("json-and-plot-one-file", ["--json", "{dir}/o.json", "--plot", "{dir}/./o.json"], "--json and --plot both name"),
+    ("json-over-the-data", ["--data", "{dir}/bom.csv", "--target", "label", "--json", "{dir}/bom.csv", "--force"],
+     "is the input file '{dir}/bom.csv'; xreg never writes over an input, even with --force"),
+    ("plot-to-stdout", ["--plot", "-"], "'-' (standard output) is for --json only"),
 ]  # fmt: skip
 
 

@@ -88,12 +88,18 @@ def test_huge_decay_factor_is_warned_about(default_data):
 # ---- tolerance model ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_genuine_matches_stay_inside_the_tolerance_on_a_20k_step_run(dtype, user_data):
+    """The tolerance grows linearly in the steps, so a long run is where it could turn out too tight: over
+    20,000 steps the JAX chain (coupled and in the loss) and the NumPy equations stay inside it. (torch, at
+    ~1 ms a step, is held to them over 1000 steps in every parity test, and to NumPy over 2000 here.)"""
     spec = ExperimentSpec(epochs=20000, dtype=dtype, lr=0.05, lam=0.01)
-    runs_ = train_all(spec, user_data, ALL)
-    ref = runs_["torch/torch"]
+    runs_ = train_all(spec, user_data, [r for r in ALL if r[0] != "torch"])
+    ref = runs_["numpy/torch"]
     for name, t in runs_.items():
         p = compare.compare_pair(ref, t)
         assert p.verdict == "match", (name, p.max_abs_diff, p.final_tolerance)
+    short = train_all(spec.replace(epochs=2000), user_data, [("torch", "torch"), ("numpy", "torch")])
+    p = compare.compare_pair(short["torch/torch"], short["numpy/torch"])
+    assert p.verdict == "match", (p.max_abs_diff, p.final_tolerance)
     if dtype == "float64":  # the smallest real difference: lam vs lam*(1 + 1e-6)
         nudged = train_all(spec.replace(lam=spec.lam * (1 + 1e-6)), user_data, [("numpy", "torch")])["numpy/torch"]
         p = compare.compare_pair(ref, nudged)

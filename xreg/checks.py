@@ -9,11 +9,22 @@ allowed range and the value received, in scikit-learn's style::
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Iterable
 
 
 class XregInputError(ValueError):
     """Bad user input: the CLI prints it as one ``error: ...`` line and exits 2."""
+
+
+# A number as people type it: ASCII digits, one '.', an exponent ('1_000' and non-ASCII digits, which
+# Python's float() accepts, are refused); inf and nan parse here and are refused where a value must be finite.
+NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:inf|infinity|nan)", re.IGNORECASE | re.ASCII)
+INTEGER = re.compile(r"[+-]?\d+", re.ASCII)
+
+
+def is_number(text: str) -> bool:
+    return NUMBER.fullmatch(text.strip()) is not None
 
 
 def _fmt(value: Any) -> str:

@@ -26,6 +26,7 @@ no bug, and :mod:`xreg.floors` measures that case against torch's divergence fro
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -68,10 +69,12 @@ class PairResult:
     max_rel_diff: float  # max_abs_diff / parameter scale
     first_divergence_step: int | None  # first (recorded) step past the tolerance (or where only one run diverged)
     final_tolerance: float
-    verdict: str  # 'match' or 'mismatch'
+    verdict: str  # 'match', 'mismatch', or 'round-off (chaotic)' (set by xreg.analysis.triage)
     note: str  # divergence of either run, in words
     per_step: np.ndarray  # (rows,) max abs diff at each recorded row
     steps_at: np.ndarray  # (rows,) the step of each row
+    same_rule: bool | None = None  # set by triage for a mismatch of two runs of one rule
+    floor: Any = None  # the round-off floor (xreg.analysis.floors.Floor) a same-rule mismatch was judged against
 
 
 def compare_pair(a: Trajectory, b: Trajectory, labels: tuple[str, str] | None = None) -> PairResult:

@@ -8,6 +8,7 @@ batch order and hyperparameters. The first run is the reference the table compar
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -16,7 +17,7 @@ from xreg.analysis.compare import PairResult, compare_pair
 from xreg.backends import BackendUnavailable
 from xreg.checks import XregInputError, check_choice
 from xreg.core import progress
-from xreg.core.plan import batch_sizes, load_npz
+from xreg.core.plan import RECORD_BUDGET_GIB, batch_sizes, check_record_budget, load_npz
 from xreg.core.spec import Dataset, ExperimentSpec, Trajectory, run_label
 from xreg.core.structure import architecture, structure
 from xreg.semantics import conventions, optimizers
@@ -28,13 +29,14 @@ class RunRequest:
     convention: str
     port: str = "exact"
     lam: float | None = None  # None: the base spec's lam
+    skip: str | None = None  # why this run is listed but not made (e.g. its derived lam overflows)
 
     def spec_for(self, base: ExperimentSpec) -> ExperimentSpec:
         """The run's full spec (validated: a bad combination raises XregInputError here)."""
         check_choice("backend", self.backend, backends.NAMES)
         if self.port == "naive" and self.backend != "jax":
             raise XregInputError(f"Naive ports are optax chains: use backend 'jax', not {self.backend!r}.")
-        lam = base.lam if self.lam is None else self.lam
+        lam = base.lam if self.lam is None or self.skip else self.lam
         spec = base.replace(convention=self.convention, port=self.port, lam=lam)
         if self.port == "naive":
             optimizers.check_naive(spec.optimizer, spec.convention)
@@ -50,7 +52,13 @@ class RunOutcome:
     error: str | None = None  # set when the backend is unavailable or failed
 
     @property
+    def skipped(self) -> bool:
+        return self.request.skip is not None
+
+    @property
     def status(self) -> str:
+        if self.skipped:
+            return "skipped"
         if self.trajectory is None:
             return self.error or "failed"
         if self.trajectory.diverged_at is not None:
@@ -80,8 +88,19 @@ class Comparison:
 
     @property
     def all_match(self) -> bool:
-        ok = all(o.trajectory is not None and o.trajectory.diverged_at is None for o in self.outcomes)
-        return ok and all(p.verdict == "match" for p in self.pairs)
+        """Every run finished and every pair is within the match tolerance."""
+        return self.runs_ok and all(p.verdict == "match" for p in self.pairs)
+
+    @property
+    def rules_match(self) -> bool:
+        """Every run finished and no pair differs in its rule (a match, or round-off of the same rule):
+        the exit status of ``xreg compare``."""
+        return self.runs_ok and all(p.verdict != "mismatch" for p in self.pairs)
+
+    @property
+    def runs_ok(self) -> bool:
+        """Every run made finished without diverging (a run skipped with its reason is not a failure)."""
+        return all(o.trajectory is not None and o.trajectory.diverged_at is None for o in self.outcomes if not o.skipped)
 
 
 def naive_cause(spec: ExperimentSpec, data: Dataset) -> str | None:
@@ -101,7 +120,11 @@ def default_requests(spec: ExperimentSpec, batch_sizes: tuple[int, ...], data: D
     if native == "torch":
         reqs.append(RunRequest("numpy", "scratch"))
         lam = conventions.lam_for_torch_weight_decay("scratch", spec.lam, batch_sizes, spec.lr)
-        if lam is not None:
+        if lam is not None and not math.isfinite(lam):
+            reqs.append(RunRequest("numpy", "scratch", lam=lam, skip=(
+                f"the scratch lam that equals torch's weight_decay={spec.lam:g} is lam*m = {spec.lam:g}*{batch_sizes[0]}, "
+                "beyond the largest float")))  # fmt: skip
+        elif lam is not None and lam != spec.lam:  # lam 0 (or m = 1): the scratch run above is that run already
             reqs.append(RunRequest("numpy", "scratch", lam=lam))
     if naive_cause(spec.replace(convention=native), data) is not None:
         reqs.append(RunRequest("jax", native, port="naive"))
@@ -136,8 +159,11 @@ def requests_from(
 
 
 def check(spec: ExperimentSpec, data: Dataset) -> None:
-    """Every input error that needs the data (labels, patterns, the .npz start) before any training."""
+    """Every input error that needs the data (labels, patterns, the .npz start, values the dtype cannot
+    hold, an optimizer torch cannot step for this many steps) before any training."""
     data.check_for_model(spec.model)
+    data.check_for_dtype(spec.dtype, targets=spec.model == "linear")
+    optimizers.get(spec.optimizer).check_run(spec.options, spec.lr, spec.epochs * len(batch_sizes(spec, data.n_train)))
     arch = architecture(spec, data)
     structure(spec, arch)  # decay patterns that match no parameter
     if spec.init_from is not None:
@@ -145,13 +171,19 @@ def check(spec: ExperimentSpec, data: Dataset) -> None:
 
 
 def run_all(spec: ExperimentSpec, data: Dataset, requests: list[RunRequest],
-            on_run: Callable[[str, int], Callable[[int], None]] | None = None) -> Comparison:  # fmt: skip
+            on_run: Callable[[str, int], Callable[[int], None]] | None = None,
+            max_memory_gib: float = RECORD_BUDGET_GIB) -> Comparison:  # fmt: skip
     """Validate every request, train each run, then compare every pair of finished runs. ``on_run(label,
-    total_steps)`` gives each run a listener of its steps done (:mod:`xreg.core.progress`), e.g. a progress bar."""
+    total_steps)`` gives each run a listener of its steps done (:mod:`xreg.core.progress`), e.g. a progress bar.
+    The runs' records (and two round-off floor runs) must fit in ``max_memory_gib``, checked before any run."""
     if not requests:
         raise XregInputError("Nothing to run: no backend/convention pair was requested.")
     check(spec, data)
     specs = [r.spec_for(spec) for r in requests]  # all input errors surface before any training
+    arch = architecture(spec, data)
+    steps = spec.epochs * len(batch_sizes(spec, data.n_train))
+    made = sum(not r.skip for r in requests)
+    check_record_budget(steps, spec.record_every, sum(math.prod(s) for s in arch.shapes.values()), made, max_memory_gib, spare=2)
     for name in dict.fromkeys(r.backend for r in requests):
         try:
             backends.check_device(name, spec)
@@ -159,8 +191,15 @@ def run_all(spec: ExperimentSpec, data: Dataset, requests: list[RunRequest],
             pass  # reported as unavailable with the run
     sizes = batch_sizes(spec, data.n_train)
     outcomes = []
+    labels: list[str] = []
     for req, run_spec in zip(requests, specs):
-        label = run_label(req.backend, run_spec, spec.lam)
+        label = run_label(req.backend, run_spec, spec.lam) if not req.skip else f"{req.backend}/{req.convention}@lam={req.lam:g}"
+        if label in labels:  # two runs that print alike (lams equal to 6 digits) stay two names
+            label += f"#{sum(x.split('#')[0] == label for x in labels) + 1}"
+        labels.append(label)
+        if req.skip:
+            outcomes.append(RunOutcome(req, run_spec, label, error=f"skipped: {req.skip}"))
+            continue
         try:
             with progress.reporting(on_run(label, run_spec.epochs * len(sizes)) if on_run else None):
                 traj = backends.train(req.backend, run_spec, data)
@@ -174,5 +213,8 @@ def run_all(spec: ExperimentSpec, data: Dataset, requests: list[RunRequest],
         compare_pair(a.trajectory, b.trajectory, labels=(a.label, b.label))
         for a, b in itertools.combinations(finished, 2)
     ]
+    from xreg.analysis.triage import triage  # it reads this module's outcomes
+
+    pairs = triage(outcomes, pairs, data, sizes, on_run)
     return Comparison(spec, data, sizes, outcomes, pairs, architecture(spec, data))
 

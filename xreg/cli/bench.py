@@ -8,7 +8,7 @@ import sys
 from typing import Sequence
 
 from xreg.checks import XregInputError
-from xreg.cli.common import EXIT_MATCH, HelpFormatter, Parser
+from xreg.cli.common import EXIT_MATCH, HelpFormatter, Parser, integer
 
 
 def build_parser(prog: str = "xreg bench") -> Parser:
@@ -21,7 +21,7 @@ def build_parser(prog: str = "xreg bench") -> Parser:
                "and the large problems against the memory roofline measured in the same run.")  # fmt: skip
     p.add_argument("--sizes", default=",".join(bench.SIZES), help="comma-separated: " + ", ".join(bench.SIZES))
     p.add_argument("--dtypes", default="float32,float64", help="comma-separated: float32, float64")
-    p.add_argument("--repeat", type=int, default=5, help="timed runs per implementation (the median counts)")
+    p.add_argument("--repeat", type=integer, default=5, help="timed runs per implementation (the median counts)")
     p.add_argument("--steps", action="append", metavar="SIZE=N", help="steps of one size's runs, e.g. 1m=50 "
                    f"(defaults: {', '.join(f'{k}={v}' for k, v in bench.STEPS.items())})")  # fmt: skip
     p.add_argument("--no-torch-compile", action="store_true", help="skip torch.compile (its compiles take ~30 s each)")
@@ -32,7 +32,7 @@ def build_parser(prog: str = "xreg bench") -> Parser:
 
 def run(argv: Sequence[str] | None = None, prog: str = "xreg bench") -> int:
     from xreg import bench
-    from xreg.io.files import check_writable, write_atomic
+    from xreg.io.files import check_outputs, write_atomic
 
     args = build_parser(prog).parse_args(argv)
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
@@ -53,8 +53,9 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg bench") -> int:
         if not sep or key not in bench.SIZES or not val.isdigit() or int(val) < 1:
             raise XregInputError(f"--steps takes SIZE=N with SIZE one of {', '.join(bench.SIZES)} and N >= 1; got {item!r}.")
         steps[key] = int(val)
-    if args.json:
-        check_writable(args.json, force=args.force)
+    if args.json == "-":
+        raise XregInputError("--json of bench writes a file; give a path.")
+    check_outputs({"--json": args.json}, force=args.force)
     show = (lambda text: print(f"  {text} ...", file=sys.stderr)) if sys.stderr.isatty() else None
     result = bench.run_bench(sizes, dtypes, args.repeat, not args.no_torch_compile, steps, show)
     print(bench.table(result))

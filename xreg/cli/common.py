@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import signal
 import sys
 from typing import Any, Callable
 
-from xreg.checks import XregInputError
+from xreg.checks import INTEGER, XregInputError, is_number
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_WRITE = 3  # an output could not be written (a full disk, a file too large, a read-only or failing device)
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE, EXIT_TERMINATED = 130, 141, 143  # 128 + SIGINT, SIGPIPE, SIGTERM
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EIO}
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is so that every ``finally`` (temporary files) runs."""
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -31,18 +40,30 @@ class Parser(argparse.ArgumentParser):
         raise XregInputError(message)
 
 
+def real(text: str) -> float:
+    """A flag's number: ASCII digits only (``1_0`` and non-ASCII digits are refused, though float() takes them)."""
+    if not is_number(text):
+        raise argparse.ArgumentTypeError(f"expected a number (digits 0-9, '.', an exponent); got {text!r}")
+    return float(text)
+
+
+def integer(text: str) -> int:
+    if INTEGER.fullmatch(text.strip()) is None:
+        raise argparse.ArgumentTypeError(f"expected a whole number (digits 0-9); got {text!r}")
+    return int(text)
+
+
 def value(text: str) -> Any:
-    """Parse an option value: true/false, a number, or a comma-separated pair of numbers."""
+    """Parse an option value: true/false, a number, or a comma-separated pair of numbers (ASCII digits
+    only); anything else stays text, for the option's own check to refuse."""
     low = text.strip().lower()
     if low in ("true", "false"):
         return low == "true"
-    try:
-        if "," in text:
-            return tuple(float(v) for v in text.split(","))
-        as_float = float(text)
-        return int(text) if text.strip().lstrip("-").isdigit() else as_float
-    except ValueError:
+    if "," in text and all(is_number(v) for v in text.split(",")):
+        return tuple(float(v) for v in text.split(","))
+    if not is_number(text):
         return text
+    return int(text) if INTEGER.fullmatch(text.strip()) else float(text)
 
 
 def pairs(items: list[str] | None, flag: str) -> dict[str, Any]:
@@ -73,18 +94,40 @@ def emit(doc: Any, text: str, json_path: str | None, force: bool = False) -> Non
 
 
 def guarded(run: Callable[[], int]) -> int:
-    """Run a subcommand; bad input becomes one ``error: ...`` line and exit 2, never a traceback."""
+    """Run a subcommand; every failure is one ``error: ...`` line and a documented exit status, never a
+    traceback: 2 bad input, 3 an output could not be written, 130 Ctrl-C, 141 the reader of stdout left,
+    143 SIGTERM. A temporary file being written is removed on each (:func:`xreg.io.files.write_atomic`)."""
+
+    def terminate(signum, frame):
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread: leave the default
+        previous = None
     try:
         return run()
     except XregInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (FileExistsError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # the reader left (``xreg ... | head``): stop quietly, as a pipeline expects
+        return EXIT_INTERRUPTED
+    except Terminated:
+        print("error: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
+    except BrokenPipeError:  # the reader left (``xreg ... | head``)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
-        return 141
+        print("error: standard output was closed before the output was written (broken pipe)", file=sys.stderr)
+        return EXIT_BROKEN_PIPE
+    except OSError as exc:
+        if exc.strerror is None:  # raised by xreg with its own sentence (FileExistsError: pass --force ...)
+            text = str(exc)
+        else:
+            text = exc.strerror + (f": '{exc.filename}'" if exc.filename else "")
+        writing = exc.errno in _WRITE_ERRNOS
+        print(f"error: {'could not write the output: ' if writing else ''}{text}", file=sys.stderr)
+        return EXIT_WRITE if writing else EXIT_BAD_INPUT
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from xreg.checks import XregInputError
-from xreg.cli.common import EXIT_MATCH, EXIT_MISMATCH, HelpFormatter, Parser, emit
+from xreg.cli.common import EXIT_MATCH, EXIT_MISMATCH, HelpFormatter, Parser, emit, real, integer
 
 
 def build_parser(prog: str = "xreg diagnose") -> Parser:
@@ -31,10 +31,10 @@ def build_parser(prog: str = "xreg diagnose") -> Parser:
     g.add_argument("--target", metavar="COLUMN", help="label column of a CSV --data")
     g.add_argument("--standardize", action="store_true", help="centre and scale the features (training split's mean and std)")
     g.add_argument("--model", default="logistic", help="logistic or linear")
-    g.add_argument("--lr", type=float, default=0.05, help="the learning rate your update is given")
-    g.add_argument("--lam", type=float, default=0.1, help="the lam your update is given")
-    g.add_argument("--steps", type=int, default=20, help="steps of your update to fit on")
-    g.add_argument("--seed", type=int, default=0, help="seed of the random start, N(0, 0.1^2) per parameter")
+    g.add_argument("--lr", type=real, default=0.05, help="the learning rate your update is given")
+    g.add_argument("--lam", type=real, default=0.1, help="the lam your update is given")
+    g.add_argument("--steps", type=integer, default=20, help="steps of your update to fit on")
+    g.add_argument("--seed", type=integer, default=0, help="seed of the random start, N(0, 0.1^2) per parameter")
     p.add_argument("--json", metavar="PATH", help="write the diagnosis as JSON ('-': to stdout, instead of the text)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     return p
@@ -80,7 +80,7 @@ def _fit(args) -> int:
     from xreg.checks import check_float, check_int
     from xreg.io import data as data_io
     from xreg.io import trajfile
-    from xreg.io.files import check_writable
+    from xreg.io.files import check_outputs
 
     if args.update and args.trajectory or args.runs:
         raise XregInputError("give --update FILE.py:FUNC or --trajectory RUN.npz, alone (no run files beside them).")
@@ -89,8 +89,7 @@ def _fit(args) -> int:
     check_float("lr", args.lr, 0.0, closed="neither")
     check_float("lam", args.lam, 0.0)
     check_int("steps", args.steps, 1, 100_000)
-    if args.json and args.json != "-":
-        check_writable(args.json, force=args.force)
+    check_outputs({"--json": args.json}, inputs=(args.data, args.trajectory, (args.update or "").rpartition(":")[0]), force=args.force)
     data = data_io.load(args.data, args.target, model=args.model, standardize=args.standardize)
     X, y = np.asarray(data.X_train, float), np.asarray(data.y_train, float)
     if args.update:
@@ -112,15 +111,14 @@ def _fit(args) -> int:
 def run(argv: Sequence[str] | None = None, prog: str = "xreg diagnose") -> int:
     from xreg.analysis import diagnose as dg
     from xreg.io import trajfile
-    from xreg.io.files import check_writable
+    from xreg.io.files import check_outputs
 
     args = build_parser(prog).parse_args(argv)
     if args.update or args.trajectory:
         return _fit(args)
     if len(args.runs) != 2:
         raise XregInputError(f"diagnose takes two trajectory files (A and B); got {len(args.runs)}.")
-    if args.json and args.json != "-":
-        check_writable(args.json, force=args.force)
+    check_outputs({"--json": args.json}, inputs=tuple(args.runs), force=args.force)
     a, b = (trajfile.load(p) for p in args.runs)
     d = dg.diagnose(a, b, labels=(args.runs[0], args.runs[1]), mapping=_mapping(args.map), dtype=args.dtype)
     emit(d.to_json(), dg.text(d), args.json, args.force)

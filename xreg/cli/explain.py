@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from xreg import models
-from xreg.cli.common import EXIT_MATCH, Parser, pairs
+from xreg.cli.common import EXIT_MATCH, Parser, pairs, real
 from xreg.core import recipe
 from xreg.core.spec import ExperimentSpec
 from xreg.core.structure import hparams, structure
@@ -62,8 +62,8 @@ def run(argv: Sequence[str]) -> int:
     p = Parser(prog="xreg explain", description="Print how torch, optax and the naive optax port apply weight "
                "decay for one optimizer, from the code that runs them.")  # fmt: skip
     p.add_argument("optimizer", help="one of: " + ", ".join(optimizers.OPTIMIZERS))
-    p.add_argument("--lr", type=float, help="your learning rate (default: torch's)")
-    p.add_argument("--weight-decay", type=float, help=f"your weight_decay (default: {EXAMPLE_LAM} as an example)")
+    p.add_argument("--lr", type=real, help="your learning rate (default: torch's)")
+    p.add_argument("--weight-decay", type=real, help=f"your weight_decay (default: {EXAMPLE_LAM} as an example)")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="your value of a torch option (repeatable)")
     args = p.parse_args(list(argv))
     print(explain(args.optimizer, args.lr, args.weight_decay, pairs(args.option, "--option")))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from xreg.checks import XregInputError
-from xreg.cli.common import EXIT_MATCH, EXIT_MISMATCH, HelpFormatter, Parser
+from xreg.cli.common import EXIT_MATCH, EXIT_MISMATCH, HelpFormatter, Parser, integer
 
 
 def build_parser(prog: str = "xreg reproduce") -> Parser:
@@ -24,9 +24,9 @@ def build_parser(prog: str = "xreg reproduce") -> Parser:
                "2 bad input.")  # fmt: skip
     p.add_argument("scenario", help="one of: " + ", ".join(SCENARIOS))
     p.add_argument("--out", default=".", metavar="DIR", help="folder for SCENARIO.png, .json and .txt")
-    p.add_argument("--size", type=int, default=32, metavar="N", help="an N x N lr x lam grid per optimizer")
-    p.add_argument("--epochs", type=int, default=200, help="epochs of every run")
-    p.add_argument("--verify", type=int, default=1, metavar="K",
+    p.add_argument("--size", type=integer, default=32, metavar="N", help="an N x N lr x lam grid per optimizer")
+    p.add_argument("--epochs", type=integer, default=200, help="epochs of every run")
+    p.add_argument("--verify", type=integer, default=1, metavar="K",
                    help="grid points re-run in torch per optimizer: the centre, then the corners, then spread out")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     return p
@@ -34,7 +34,7 @@ def build_parser(prog: str = "xreg reproduce") -> Parser:
 
 def run(argv: Sequence[str] | None = None, prog: str = "xreg reproduce") -> int:
     from xreg.analysis import reproduce
-    from xreg.io.files import check_writable, write_atomic
+    from xreg.io.files import check_outputs, write_atomic
     from xreg.report import reprodoc
 
     args = build_parser(prog).parse_args(argv)
@@ -48,8 +48,7 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg reproduce") -> int:
     if not out.is_dir():
         raise XregInputError(f"--out: '{out}' is not a folder.")
     paths = {ext: out / f"{args.scenario}.{ext}" for ext in ("png", "json", "txt")}
-    for path in paths.values():
-        check_writable(path, force=args.force)
+    check_outputs({f"--out ({ext})": str(path) for ext, path in paths.items()}, force=args.force)
     show = None
     if sys.stderr.isatty():
         show = lambda what, done, total: print(f"  {what} {done}/{total}", file=sys.stderr)  # noqa: E731

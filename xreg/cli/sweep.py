@@ -13,7 +13,7 @@ from typing import Sequence
 
 from xreg.checks import XregInputError, check_choice
 from xreg.cli import compare
-from xreg.cli.common import EXIT_MATCH, EXIT_MISMATCH
+from xreg.cli.common import EXIT_MATCH, EXIT_MISMATCH, integer
 
 RANKS = ("final_loss", "train_accuracy", "test_accuracy")
 
@@ -31,16 +31,16 @@ def build_parser(prog: str = "xreg sweep") -> argparse.ArgumentParser:
     )
     g = p.add_argument_group("sweep")
     g.add_argument("--sweep", action="append", metavar="NAME=[log:]START:STOP:COUNT", help="repeatable; one axis")
-    g.add_argument("--verify", type=int, metavar="K",
+    g.add_argument("--verify", type=integer, metavar="K",
                    help="re-run K grid points in the other backends (default: the corners and the centre; 0: none)")
     g.add_argument("--rank", help="order of the best points: " + ", ".join(RANKS) +
                    " (default: test_accuracy where there is a test split, else final_loss)")  # fmt: skip
-    g.add_argument("--top", type=int, default=5, help="best points shown")
+    g.add_argument("--top", type=integer, default=5, help="best points shown")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("hosts (JAX's distributed runtime; one process per host, the same command on each)")
     g.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0")
-    g.add_argument("--num-processes", type=int, metavar="N", help="processes in the run")
-    g.add_argument("--process-id", type=int, metavar="I", help="this process, 0..N-1")
+    g.add_argument("--num-processes", type=integer, metavar="N", help="processes in the run")
+    g.add_argument("--process-id", type=integer, metavar="I", help="this process, 0..N-1")
     return p
 
 
@@ -62,7 +62,7 @@ def _distributed(args: argparse.Namespace) -> None:
 
 def run(argv: Sequence[str] | None = None, prog: str = "xreg sweep") -> int:
     from xreg.analysis import sweep
-    from xreg.io.files import check_writable, write_atomic
+    from xreg.io.files import check_outputs, write_atomic
     from xreg.report import sweepdoc
 
     args = build_parser(prog).parse_args(argv)
@@ -84,9 +84,9 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg sweep") -> int:
     if args.plot and len(axes) > 2:
         raise XregInputError(f"--plot draws one or two axes; this sweep has {len(axes)}.")
     ds = compare.load_data(args, base.model)
-    for out in (args.json, args.plot):
-        if out:
-            check_writable(out, force=args.force)
+    if args.plot == "-":
+        raise XregInputError("--plot writes a file; '-' (standard output) is for --json only.")
+    check_outputs({"--json": args.json, "--plot": args.plot}, inputs=(args.data, args.init_from), force=args.force)
     _distributed(args)
     import jax
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from xreg.cli.common import EXIT_MATCH, HelpFormatter, Parser, emit, pairs
+from xreg.cli.common import EXIT_MATCH, HelpFormatter, Parser, emit, pairs, real, integer
 
 
 def build_parser(prog: str = "xreg translate") -> Parser:
@@ -15,25 +15,24 @@ def build_parser(prog: str = "xreg translate") -> Parser:
                "and runs (import optax, xreg.twins), the scratch update, the L2 coefficient in a mean and a sum loss, "
                "the decoupled rate, scikit-learn's C, and 'no exact equivalent' with the reason where there is none.")  # fmt: skip
     p.add_argument("--from", dest="source", required=True, metavar="torch.OPTIMIZER", help="e.g. torch.adam, torch.sgd")
-    p.add_argument("--lr", type=float, help="learning rate (default: torch's for the optimizer)")
-    p.add_argument("--weight-decay", type=float, default=0.0, help="torch's weight_decay")
+    p.add_argument("--lr", type=real, help="learning rate (default: torch's for the optimizer)")
+    p.add_argument("--weight-decay", type=real, default=0.0, help="torch's weight_decay")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="a torch option (momentum=0.9, betas=0.9,0.99, "
                    "decoupled_weight_decay=true); repeatable")  # fmt: skip
     p.add_argument("--no-decay", action="append", default=[], metavar="PATTERN", help="parameters left out of the decay (e.g. bias)")
-    p.add_argument("--n", "--rows", dest="rows", type=int, metavar="ROWS", help="training rows (scikit-learn's C)")
-    p.add_argument("--batch-size", type=int, metavar="M", help="rows a step (scratch lam, sum loss; default: ROWS)")
+    p.add_argument("--n", "--rows", dest="rows", type=integer, metavar="ROWS", help="training rows (scikit-learn's C)")
+    p.add_argument("--batch-size", type=integer, metavar="M", help="rows a step (scratch lam, sum loss; default: ROWS)")
     p.add_argument("--json", metavar="PATH", help="write the translation as JSON ('-': to stdout, instead of the text)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     return p
 
 
 def run(argv: Sequence[str] | None = None, prog: str = "xreg translate") -> int:
-    from xreg.io.files import check_writable
+    from xreg.io.files import check_outputs
     from xreg.translate import translate
 
     args = build_parser(prog).parse_args(argv)
-    if args.json and args.json != "-":
-        check_writable(args.json, force=args.force)
+    check_outputs({"--json": args.json}, force=args.force)
     t = translate(args.source, lr=args.lr, weight_decay=args.weight_decay, options=pairs(args.option, "--option"),
                   no_decay=args.no_decay, rows=args.rows, batch_size=args.batch_size)  # fmt: skip
     emit(t.to_json(), t.text(), args.json, args.force)

@@ -94,6 +94,30 @@ class TrainingPlan:
         return idx, valid
 
 
+RECORD_BUDGET_GIB = 2.0  # the default bound on the trajectories one command keeps in memory (--max-memory)
+
+
+def record_bytes(steps: int, every: int, n_params: int) -> int:
+    """Memory one run's record takes: its kept rows (every ``every``-th step, the start and the last) x
+    (the parameters + the batch loss and penalty) x 8 bytes, twice (the backend's array and the
+    trajectory made from it)."""
+    rows = steps // every + 2
+    return 2 * rows * (n_params + 2) * 8
+
+
+def check_record_budget(steps: int, every: int, n_params: int, runs: int, budget_gib: float, spare: int = 0) -> None:
+    """Refuse, before anything runs, a set of runs whose records exceed ``budget_gib``, with the numbers and the ways out."""
+    need = (runs + spare) * record_bytes(steps, every, n_params)  # spare: runs that may be added (floors)
+    budget = budget_gib * 2**30
+    if need > budget:
+        k = math.ceil(every * need / budget)
+        raise XregInputError(
+            f"The runs would keep {need / 2**30:.3g} GiB of parameters in memory (({runs} runs{f' and {spare} for the round-off floor' if spare else ''}) x {steps // every + 2} kept "
+            f"steps x {n_params + 2} numbers x 8 bytes x 2), over the budget of {budget_gib:g} GiB: keep every K-th step "
+            f"with --record-every {k} (or more), run fewer epochs or fewer runs, or raise --max-memory."
+        )
+
+
 MAX_ROW_VISITS = 50_000_000  # epochs x rows of a shuffled or minibatch run: its batch order is 8 bytes per visit
 
 
@@ -168,10 +192,16 @@ def make_plan(spec: ExperimentSpec, n_rows: int, arch: Architecture) -> Training
     sizes = batch_sizes(spec, n_rows)
     rng = np.random.default_rng(spec.seed)
     params0 = initial_params(spec, arch, rng)
-    for _ in range(spec.init_ulps):
-        params0 = {n: np.nextafter(p, np.inf) for n, p in params0.items()}
+    if spec.init_ulps:  # a zero moves by ulps of the largest start (an ulp of 0.0 itself is a denormal, lost at once)
+        scale = max((float(np.max(np.abs(p), initial=0.0)) for p in params0.values()), default=0.0) or 1.0
+        for _ in range(spec.init_ulps):
+            params0 = {n: np.where(p == 0, p + np.spacing(scale), np.nextafter(p, np.inf)) for n, p in params0.items()}
     if spec.shuffle:
         order = np.stack([rng.permutation(n_rows) for _ in range(spec.epochs)])
     else:
         order = np.broadcast_to(np.arange(n_rows), (spec.epochs, n_rows))
+    if spec.reverse_batches:  # each batch's rows in reverse order: the same batches, summed the other way round
+        bounds = np.cumsum((0,) + sizes)
+        flipped = np.concatenate([np.arange(hi - 1, lo - 1, -1) for lo, hi in zip(bounds[:-1], bounds[1:])])
+        order = order[:, flipped] if spec.shuffle else np.broadcast_to(flipped, order.shape)
     return TrainingPlan(params0, order, sizes)

@@ -64,8 +64,11 @@ class ExperimentSpec:
         (``nn.Linear``'s default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias, drawn in NumPy
         from ``seed``); 'constant' (every parameter equal to ``init_scale``); None: the model's default
         (zeros, the MLP torch). ``init_from``, a .npz path, overrides it.
-      init_ulps: move every initial parameter this many float64 ulps up (a diagnostic: how much does
-        the trajectory amplify a round-off-sized change? see :mod:`xreg.analysis.floors`).
+      init_ulps: move every initial parameter this many float64 ulps up (a zero by ulps of the largest
+        initial magnitude, or of 1.0 when all are zero) (a diagnostic: how much does the trajectory amplify a
+        round-off-sized change? see :mod:`xreg.analysis.floors`).
+      reverse_batches: sum the rows of every batch in reverse order (the same batches, rounded
+        differently; a diagnostic of :mod:`xreg.analysis.floors`).
       schedule, schedule_options: per-epoch learning-rate schedule (see :mod:`xreg.semantics.schedules`).
       clip_norm: if set, clip the data gradient to this global norm, as torch's clip_grad_norm_.
       port: 'exact' reproduces torch; 'naive' is the obvious optax alias a user writes first (jax only).
@@ -94,6 +97,7 @@ class ExperimentSpec:
     init_from: str | None = None
     init_scale: float = 0.1
     init_ulps: int = 0
+    reverse_batches: bool = False
     schedule: str = "constant"
     schedule_options: Mapping[str, Any] = field(default_factory=dict)
     clip_norm: float | None = None
@@ -126,6 +130,7 @@ class ExperimentSpec:
             raise XregInputError(f"The 'init_from' parameter must be a path. Got {self.init_from!r} instead.")
         check_float("init_scale", self.init_scale)
         check_int("init_ulps", self.init_ulps, 0, 1000)
+        check_bool("reverse_batches", self.reverse_batches)
         if self.clip_norm is not None:
             check_float("clip_norm", self.clip_norm, 0.0, closed="neither")
         check_choice("port", self.port, PORTS)
@@ -213,6 +218,17 @@ class Dataset:
     def n_classes(self) -> int:
         """K for class labels 0..K-1: one more than the largest label of either split."""
         return int(max(self.y_train.max(initial=0), self.y_test.max(initial=0))) + 1
+
+    def check_for_dtype(self, dtype: str, targets: bool = False) -> None:
+        """Refuse values ``dtype`` cannot hold (float32 overflows above 3.4e38), naming the first column."""
+        big = float(np.finfo(np.dtype(dtype)).max)
+        for X in (self.X_train, self.X_test):
+            over = np.flatnonzero(np.max(np.abs(X), axis=0, initial=0.0) > big)
+            if over.size:
+                raise XregInputError(f"The feature '{self.feature_names[over[0]]}' holds values beyond {big:.3g}, "
+                                     f"the largest {dtype}: it would be inf; scale it, or use float64.")  # fmt: skip
+        if targets and max(np.max(np.abs(self.y_train), initial=0.0), np.max(np.abs(self.y_test), initial=0.0)) > big:
+            raise XregInputError(f"The target '{self.target}' holds values beyond {big:.3g}, the largest {dtype}.")
 
     def check_for_model(self, model: str) -> None:
         """The classifiers need labels 0..K-1 (logistic: 0/1)."""

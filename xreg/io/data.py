@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from xreg.checks import XregInputError, check_float
+from xreg.checks import XregInputError, check_float, is_number
 from xreg.core.spec import Dataset
 
 SKLEARN_DATASETS = ("digits", "iris", "wine", "breast_cancer")
@@ -29,6 +29,7 @@ DEFAULT_NAME = "default"
 DEFAULT_TARGET = "class"
 DEFAULT_TEST_FRACTION = 0.2
 MAX_FEATURES = 1000
+_PLAIN = set("0123456789+-.eE")  # every character of a plain ASCII number
 
 
 def test_mask(n_rows: int, test_fraction: float) -> np.ndarray:
@@ -90,9 +91,12 @@ def read_csv(
         values = body.astype(np.float64)
     except ValueError:
         values = None
-    if values is None or not np.all(np.isfinite(values)):
+    plain = values is not None and set("".join(body.ravel().tolist())) <= _PLAIN  # ASCII digits: no '1_00', no '١'
+    if not plain or not np.all(np.isfinite(values)):
         for (r, c), cell in np.ndenumerate(body):  # the first bad cell, in file order
             try:
+                if not is_number(str(cell)):
+                    raise ValueError(cell)
                 v = float(cell)
             except ValueError:
                 raise XregInputError(
@@ -150,6 +154,11 @@ def load_csv(
     delimiter: str = ",",
     drop: Sequence[str] = (),
 ) -> Dataset:
+    if max_features is not None and (n := _header_features(path, delimiter, drop)) > max_features:
+        raise XregInputError(  # known from the header alone: the rows are not parsed
+            f"'{path}' has {n} feature columns, more than the limit of {max_features}; "
+            "pass --allow-many-features if this is intended."
+        )
     X, y, names = read_csv(path, target, delimiter=delimiter, drop=drop)
     if max_features is not None and X.shape[1] > max_features:
         raise XregInputError(
@@ -157,9 +166,27 @@ def load_csv(
             "pass --allow-many-features if this is intended."
         )
     y = prepare_labels(y, model, map_labels)
-    data = split(Path(path).name, X, y, names, target, test_fraction)
+    return _two_classes(split(Path(path).name, X, y, names, target, test_fraction), model, test_fraction)
+
+
+def _header_features(path, delimiter: str, drop: Sequence[str]) -> int:
+    """Feature columns named by the first non-blank line (the header), read without the rest of the file."""
+    import csv
+
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            line = next((ln for ln in fh if ln.strip()), "")
+        fields = next(csv.reader([line], delimiter=delimiter), []) if len(delimiter) == 1 else []
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return 0  # read_csv says what is wrong
+    return max(len(fields) - 1 - len(set(drop) & {f.strip() for f in fields}), 0)
+
+
+def _two_classes(data: Dataset, model: str, test_fraction: float) -> Dataset:
+    """A classifier's training split must keep two classes (a large --test-fraction can leave one)."""
     if model != "linear" and len(np.unique(data.y_train)) < 2:
-        raise XregInputError(f"The training split holds one class only; the {model} model needs two or more.")
+        raise XregInputError(f"The training split holds one class only (test fraction {test_fraction:g}, "
+                             f"{data.n_train} training rows); the {model} model needs two or more.")  # fmt: skip
     return data
 
 
@@ -230,7 +257,8 @@ def load(
         if drop:
             raise XregInputError("--drop is for a CSV file given with --data PATH.")
         name, X, y, names, column = _default_raw() if source is None else _sklearn_raw(source)
-        data = split(name, X, prepare_labels(y, model, map_labels), names, column, test_fraction)
+        data = _two_classes(split(name, X, prepare_labels(y, model, map_labels), names, column, test_fraction), model,
+                            test_fraction)  # fmt: skip
     else:
         if target is None:
             raise XregInputError(

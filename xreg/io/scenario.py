@@ -11,8 +11,6 @@
     b = "torch/decoupled"
     verdict = "mismatch"
     why = "..."
-    [floor]                     # optional: print the round-off floor beside the verdicts
-    backend = "torch"
 
 Nothing here runs anything or imports a framework.
 """
@@ -26,7 +24,7 @@ from typing import Any
 
 from xreg.checks import XregInputError
 
-VERDICTS = ("match", "mismatch")
+VERDICTS = ("match", "mismatch", "round-off (chaotic)")
 ROOT = Path(__file__).resolve().parent.parent.parent / "comparisons"  # the repository's scenario folder
 
 
@@ -45,7 +43,6 @@ class Scenario:
     summary: str
     flags: dict[str, Any]
     expect: tuple[Expectation, ...]
-    floor: dict[str, Any] | None = None
     notes: tuple[str, ...] = field(default=())
 
     @property
@@ -63,7 +60,7 @@ def load(path: str | Path) -> Scenario:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise XregInputError(f"scenario '{p}' is not valid TOML: {exc}.") from None
     problems = []
-    unknown = sorted(set(doc) - {"title", "summary", "compare", "expect", "floor"})
+    unknown = sorted(set(doc) - {"title", "summary", "compare", "expect"})
     if unknown:
         problems.append(f"unknown keys {unknown}")
     for key in ("title", "summary"):
@@ -81,12 +78,9 @@ def load(path: str | Path) -> Scenario:
         expects.append(Expectation(str(e["a"]), str(e["b"]), e["verdict"], str(e["why"])))
     if not expects:
         problems.append("no [[expect]] entry: a scenario states the verdicts it shows")
-    floor = doc.get("floor")
-    if floor is not None and (not isinstance(floor, dict) or set(floor) - {"backend"}):
-        problems.append("'floor' takes only 'backend'")
     if problems:
         raise XregInputError(f"scenario '{p}': " + "; ".join(problems) + ".")
-    return Scenario(p, doc["title"].strip(), doc["summary"].strip(), flags, tuple(expects), floor)
+    return Scenario(p, doc["title"].strip(), doc["summary"].strip(), flags, tuple(expects))
 
 
 def argv(scenario: Scenario, overrides: list[str]) -> list[str]:

@@ -54,11 +54,13 @@ def to_json(c: Comparison, params: bool = False) -> dict[str, Any]:
             "backend": o.request.backend,
             "convention": o.spec.convention,
             "port": o.spec.port,
-            "lam": o.spec.lam,
+            "lam": o.spec.lam if not o.skipped else o.request.lam,
             "status": o.status,
             "update": update_formula(o),
             "recipe": recipe.text(recipe.build(structure(o.spec, c.architecture))),
         }
+        if o.skipped:
+            entry["explanation"] = explain(c, o)
         if t is not None:
             eq = torch_equivalent(c, o)
             entry.update(
@@ -88,6 +90,8 @@ def to_json(c: Comparison, params: bool = False) -> dict[str, Any]:
             "final_tolerance": p.final_tolerance,
             "verdict": p.verdict,
             "note": p.note,
+            "same_rule": p.same_rule,
+            "round_off_floor": p.floor.to_json() if p.floor is not None else None,
         }
         for p in c.pairs
     ]
@@ -116,6 +120,7 @@ def to_json(c: Comparison, params: bool = False) -> dict[str, Any]:
             "reference": c.reference.label,
             "warnings": hazards(c),
             "all_match": c.all_match,
+            "rules_match": c.rules_match,
             "runs": runs,
             "pairs": pairs,
         }

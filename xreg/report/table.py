@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from xreg.analysis import compare
+from xreg.analysis import compare, triage
 from xreg.analysis.runs import Comparison, RunOutcome, naive_cause
 from xreg.semantics import conventions, optimizers
 
@@ -40,6 +40,8 @@ def torch_equivalent(c: Comparison, outcome: RunOutcome) -> conventions.TorchEqu
 def explain(c: Comparison, other: RunOutcome) -> str:
     """Why ``other`` differs from (or equals) the reference run, in one line."""
     ref = c.reference
+    if other.skipped:
+        return f"not run: {other.request.skip}"
     if other is ref or other.trajectory is None or ref.trajectory is None:
         return ""
     pair = c.pair(ref.label, other.label)
@@ -50,13 +52,19 @@ def explain(c: Comparison, other: RunOutcome) -> str:
         return cause or "the stock optax alias is exact here"
     if pair.verdict == "match":
         return ""
+    if pair.floor is not None:  # a same-rule pair, judged against the round-off floor (xreg.analysis.triage)
+        gap = f"the same rule, parting from step {pair.first_divergence_step} by {pair.max_abs_diff:.2e}"
+        if pair.verdict == triage.ROUND_OFF:
+            return f"{gap}: round-off amplified by the run, as {pair.floor.describe()}"
+        return (f"{gap}, beyond the round-off floor ({pair.floor.describe()}): the same rule is computed differently "
+                "(a bug on one side)")  # fmt: skip
     eq_ref, eq_other = torch_equivalent(c, ref), torch_equivalent(c, other)
     if eq_other.weight_decay is None or eq_ref.weight_decay is None:
         return eq_other.note
     s = other.spec
     fix = conventions.lam_for_torch_weight_decay(s.convention, eq_ref.weight_decay, c.batch_sizes, s.lr, s.decoupled_scale)
     same_rule = s.optimizer == ref.spec.optimizer and s.options == ref.spec.options
-    hint = f"; {s.convention} lam={fix:.6g} reproduces the reference" if fix is not None and same_rule else ""
+    hint = f"; {s.convention} lam={fix:.6g} reproduces the reference" if fix is not None and math.isfinite(fix) and same_rule else ""
     return f"{eq_other.note}, the reference uses weight_decay={eq_ref.weight_decay:.4g}{hint}"
 
 
@@ -64,6 +72,8 @@ def hazards(c: Comparison) -> list[str]:
     """Warnings about the setup itself, independent of any backend (one line per distinct problem)."""
     by_factor: dict[float, list[str]] = {}
     for o in c.outcomes:
+        if o.skipped:
+            continue
         s = o.spec
         f = conventions.decay_factor(s.convention, s.lam, s.lr, min(c.batch_sizes), s.momentum_free, s.decoupled_scale)
         if f is not None and f <= 0:
@@ -78,6 +88,8 @@ def hazards(c: Comparison) -> list[str]:
 def _fmt(x: float | None, spec: str = ".3e") -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return _NOT_SET
+    if spec.endswith("f") and abs(x) >= 1e6:  # a fixed-point column stays narrow for a huge value
+        return format(x, ".4e")
     return format(x, spec)
 
 
@@ -101,7 +113,7 @@ def rows(c: Comparison) -> tuple[list[str], list[list[str]]]:
         else:
             p = c.pair(ref.label, o.label)
             dev = _fmt(p.max_abs_diff)
-            verdict = p.verdict if p.first_divergence_step is None else f"{p.verdict} from step {p.first_divergence_step}"
+            verdict = p.verdict if p.first_divergence_step is None or p.verdict == triage.ROUND_OFF else f"{p.verdict} from step {p.first_divergence_step}"
         eq = torch_equivalent(c, o) if o.spec.port == "exact" else None
         final_loss = t.train_loss[-1] if t.diverged_at is None else math.nan
         out.append([o.label, o.spec.convention, update_formula(o), _fmt(final_loss, ".6f"),
@@ -147,14 +159,15 @@ def table(c: Comparison, fmt: str = "table", width: int = WIDTH) -> str:
     """The comparison as a table (rich, ``width`` columns, the formula column wrapped; or Markdown, or CSV)
     plus the tolerance, warnings, and one line per explained difference."""
     head, body = rows(c)
-    notes = [f"  {o.label}: {why}" for o in c.outcomes if o.trajectory is not None and (why := explain(c, o))]
+    notes = [f"  {o.label}: {why}" for o in c.outcomes if (o.trajectory is not None or o.skipped) and (why := explain(c, o))]
     out = [_grid(head, body, fmt, width)]
     if fmt == "csv":
         return out[0]
     if fmt == "table":  # each run's update, once per distinct formula
         updates: dict[str, list[str]] = {}
         for o, r in zip(c.outcomes, body):
-            updates.setdefault(r[2], []).append(o.label)
+            if not o.skipped:
+                updates.setdefault(r[2], []).append(o.label)
         out += ["", "updates:"] + [f"  {formula}   ({', '.join(labels)})" for formula, labels in updates.items()]
     out += ["", _tolerance_line(c)]
     out += [f"warning: {h}" for h in hazards(c)]

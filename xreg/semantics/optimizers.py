@@ -12,6 +12,7 @@ Notation in the formulas: ``g`` is the gradient after the regularization convent
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -72,6 +73,13 @@ class Optimizer:
     # (1/sqrt(v + eps) rather than 1/(sqrt(v) + eps)), ``lr_scale`` (the step's sign and size) and
     # ``float32_mu_product`` (off: optax keeps NAdam's product in the run's dtype, torch in its default dtype).
     alias_defaults: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+    # ``run_check(options, lr, steps)``: refuse values torch cannot step through for that many steps.
+    run_check: Callable[[Mapping[str, Any], float, int], None] | None = None
+
+    def check_run(self, options: Mapping[str, Any], lr: float, steps: int) -> None:
+        """Refuse a run torch cannot step through (raised before any backend runs)."""
+        if self.run_check is not None:
+            self.run_check(options, lr, steps)
 
     def hparams(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """The numeric options (floats and pairs of floats): traced hyperparameters, not structure."""
@@ -97,6 +105,19 @@ class Optimizer:
         for check in self.cross_checks:
             check(out)
         return out
+
+
+def _asgd_run(o: Mapping[str, Any], lr: float, steps: int) -> None:
+    # torch: eta_t = lr / (1 + lambd*lr*t)**alpha in Python floats, which raises OverflowError
+    try:
+        denominator = (1 + o["lambd"] * lr * steps) ** o["alpha"]
+    except OverflowError:
+        denominator = math.inf
+    if not math.isfinite(denominator):
+        raise XregInputError(
+            f"torch.optim.ASGD cannot run lambd={o['lambd']:g}, alpha={o['alpha']:g} with lr={lr:g} for {steps} steps: "
+            "its step size lr/(1 + lambd*lr*t)**alpha overflows (torch raises OverflowError); use a smaller alpha or lambd."
+        )
 
 
 def _sgd_cross(o: Mapping[str, Any]) -> None:
@@ -273,6 +294,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
             "(torch stores eta through its default dtype, float32; the running average ax is not fed back into w)",
             momentum_free=lambda o: True,
             own_step_size=True,
+            run_check=_asgd_run,
             naive_alias="optax.sgd",
             naive_cause=lambda o, c, a: (
                 "optax has no ASGD: the lambd decay w*(1-lambd*eta_t) and the eta_t step-size schedule are dropped"

@@ -33,6 +33,16 @@ def _num(v: Any, text: str | None = None) -> Any:
     return Shown(v, text) if text is not None else v
 
 
+class _Options(dict):
+    """The optimizer's options in the run's dtype (for stock optax links); ``.wide`` holds them in float64
+    for the twins, which compute torch's scalar coefficients in Python-float precision. When printing
+    (Python floats), both are the same values."""
+
+    def __init__(self, hp: Mapping[str, Any]):
+        super().__init__(hp["options"])
+        self.wide = hp.get("wide_options", hp["options"])
+
+
 # ---- each optimizer's own rule, as links returning the direction d (torch: w <- w - lr*d) -----------
 def _sgd(s, o, lr):
     if not s.flag("momentum>0"):
@@ -46,7 +56,7 @@ def _sgd(s, o, lr):
 def _adam(s, o, lr):
     (b1, b2), eps = o["betas"], o["eps"]
     if s.flag("amsgrad"):
-        return [Link("twins.scale_by_torch_amsgrad", twins.scale_by_torch_amsgrad, (b1, b2), {"eps": eps})]
+        return [Link("twins.scale_by_torch_amsgrad", twins.scale_by_torch_amsgrad, tuple(o.wide["betas"]), {"eps": o.wide["eps"]})]
     return [Link("scale_by_adam", optax.scale_by_adam, kwargs={"b1": b1, "b2": b2, "eps": eps})]
 
 
@@ -75,14 +85,13 @@ def _adamax(s, o, lr):
 
 
 def _nadam(s, o, lr):
-    (b1, b2), eps = o["betas"], o["eps"]
-    return [Link("twins.scale_by_torch_nadam", twins.scale_by_torch_nadam, (b1, b2),
-                 {"eps": eps, "momentum_decay": o["momentum_decay"]})]  # fmt: skip
+    w = o.wide
+    return [Link("twins.scale_by_torch_nadam", twins.scale_by_torch_nadam, tuple(w["betas"]),
+                 {"eps": w["eps"], "momentum_decay": w["momentum_decay"]})]  # fmt: skip
 
 
 def _radam(s, o, lr):
-    (b1, b2), eps = o["betas"], o["eps"]
-    return [Link("twins.scale_by_torch_radam", twins.scale_by_torch_radam, (b1, b2), {"eps": eps})]
+    return [Link("twins.scale_by_torch_radam", twins.scale_by_torch_radam, tuple(o.wide["betas"]), {"eps": o.wide["eps"]})]
 
 
 def _adadelta(s, o, lr):
@@ -93,7 +102,7 @@ def _asgd(s, o, lr, decoupled=None):  # w <- w - eta_t*(g + lambd*w): lambd deca
     extra = {"decoupled": decoupled} if decoupled is not None else {}
     return [
         Link("add_decayed_weights", optax.add_decayed_weights, (o["lambd"],)),
-        Link("twins.scale_by_torch_asgd_eta", twins.scale_by_torch_asgd_eta, (o["lambd"], o["alpha"], lr), extra),
+        Link("twins.scale_by_torch_asgd_eta", twins.scale_by_torch_asgd_eta, (o.wide["lambd"], o.wide["alpha"], lr), extra),
     ]
 
 
@@ -149,9 +158,9 @@ def exact_links(s: Structure, hp: Mapping[str, Any], lr_t: Any, m: Any, m_text: 
         elif step.name == "clip":
             out.append(Link("twins.torch_clip_grad_norm", twins.torch_clip_grad_norm, (hp["clip_norm"],)))
         elif step.name == "direction" and own:
-            out += DIRECTIONS[s.optimizer](s, hp["options"], lr_t, _folded_decay(s, hp, steps, lr_t))
+            out += DIRECTIONS[s.optimizer](s, _Options(hp), lr_t, _folded_decay(s, hp, steps, lr_t))
         elif step.name == "direction":
-            out += DIRECTIONS[s.optimizer](s, hp["options"], lr_t)
+            out += DIRECTIONS[s.optimizer](s, _Options(hp), lr_t)
         elif step.name == "scale_by_lr" and optimizers.get(s.optimizer).own_step_size:
             out.append(Link("scale", optax.scale, (-1.0,)))  # the direction holds the step already
         elif step.name == "scale_by_lr":

@@ -46,13 +46,16 @@ class State(NamedTuple):
 
 def cast_hparams(hp: Mapping[str, Any], dtype) -> dict[str, Any]:
     """Optimizer options and the clip norm in the run's dtype (as torch applies Python floats to its
-    tensors); lr and decay strengths stay float64, and what is derived from them is cast where used."""
+    tensors); lr and decay strengths stay float64, and what is derived from them is cast where used.
+    ``wide_options`` keeps the options in float64 too: torch computes its scalar coefficients (bias
+    corrections, NAdam's mu, RAdam's rho, ASGD's eta) in Python floats, and the twins do the same."""
     wide = lambda v: jnp.asarray(v, jnp.float64)  # noqa: E731
     narrow = lambda v: jnp.asarray(v, dtype)  # noqa: E731
     return {
         "lr": wide(hp["lr"]),
         "decay": {k: wide(v) for k, v in hp["decay"].items()},
         "options": jax.tree.map(narrow, dict(hp["options"])),
+        "wide_options": jax.tree.map(wide, dict(hp["options"])),
         "clip_norm": narrow(hp["clip_norm"]),
     }
 
@@ -394,7 +397,7 @@ def sweep(specs: list[ExperimentSpec], data: Dataset, platform: str | None = Non
             chunks = -(-len(members) // chunk)
             pad = members + [members[-1]] * ((chunks + (-chunks % len(devs))) * chunk - len(members))
             stacked = jax.tree.map(lambda *leaves: np.asarray(leaves, np.float64), *[splits[i][1] for i in pad])
-            wide = {"lr": stacked["lr"], "decay": stacked["decay"]}  # as cast_hparams: these stay float64
+            wide = {"lr": stacked["lr"], "decay": stacked["decay"], "wide_options": stacked["options"]}  # as cast_hparams: float64
             narrow = jax.tree.map(lambda a: a.astype(prog.dtype), {"options": stacked["options"], "clip_norm": stacked["clip_norm"]})
             hp = jax.tree.map(lambda a: _global(a.reshape(-1, chunk), on_grid), {**wide, **narrow})
             everywhere = lambda a: _global(a, replicated)  # noqa: E731

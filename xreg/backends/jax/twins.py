@@ -68,16 +68,33 @@ def _count():
 
 
 def _moments(state, updates, b1, b2):
-    """torch's ``m <- lerp(m, g, 1-b1)`` and ``v <- b2*v + (1-b2)*g^2``."""
-    m = jax.tree.map(lambda m, g: m + (1 - b1) * (g - m), state.m, updates)
-    v = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, state.v, updates)
+    """torch's ``m <- lerp(m, g, 1-b1)`` and ``v <- b2*v + (1-b2)*g^2``, each Python-float coefficient
+    (``1-b1``, ``b2``, ``1-b2``, computed wide) rounded once to the parameters' dtype, as torch applies it."""
+    dt = _dtype(updates)
+    w1, k2, w2 = _narrow(1 - _wide(b1), dt), _narrow(b2, dt), _narrow(1 - _wide(b2), dt)
+    m = jax.tree.map(lambda m, g: m + w1 * (g - m), state.m, updates)
+    v = jax.tree.map(lambda v, g: k2 * v + w2 * g * g, state.v, updates)
     return m, v
 
 
-def _float_t(count, like):
-    """1-based step t as a scalar of the parameters' float dtype."""
-    dtype = jax.tree.leaves(like)[0].dtype
-    return (count + 1).astype(dtype)
+def _dtype(tree):
+    return jax.tree.leaves(tree)[0].dtype
+
+
+def _wide(x):
+    """``x`` in the widest float available (float64 inside xreg's runs, which enable x64): torch computes
+    its scalar coefficients (bias corrections, NAdam's mu, RAdam's rho, ASGD's eta) in Python floats."""
+    return jnp.asarray(x, jax.dtypes.canonicalize_dtype(jnp.float64))
+
+
+def _narrow(x, dtype):
+    """A wide scalar rounded once to the parameters' dtype (what torch does to a Python float it applies)."""
+    return _wide(x).astype(dtype)
+
+
+def _step_t(count):
+    """The 1-based step t, wide."""
+    return _wide(count + 1)
 
 
 def torch_clip_grad_norm(max_norm) -> optax.GradientTransformation:
@@ -115,11 +132,12 @@ def scale_by_torch_amsgrad(b1, b2, eps) -> optax.GradientTransformation:
         return AMSGradState(_count(), _zeros(params), _zeros(params), _zeros(params))
 
     def update(updates, state, params=None):
-        t = _float_t(state.count, updates)
+        dt, t = _dtype(updates), _step_t(state.count)
         m, v = _moments(state, updates, b1, b2)
         vmax = jax.tree.map(jnp.maximum, state.vmax, v)
-        bc1, bc2 = 1 - b1**t, 1 - b2**t
-        d = jax.tree.map(lambda m, vm: (m / (jnp.sqrt(vm) / jnp.sqrt(bc2) + eps)) / bc1, m, vmax)
+        bc1, sqrt_bc2 = _narrow(1 - _wide(b1) ** t, dt), _narrow(jnp.sqrt(1 - _wide(b2) ** t), dt)
+        e = _narrow(eps, dt)
+        d = jax.tree.map(lambda m, vm: (m / (jnp.sqrt(vm) / sqrt_bc2 + e)) / bc1, m, vmax)
         return d, AMSGradState(optax.safe_increment(state.count), m, v, vmax)
 
     return optax.GradientTransformation(init, update)
@@ -148,17 +166,19 @@ def scale_by_torch_nadam(b1, b2, eps, momentum_decay) -> optax.GradientTransform
         return NAdamState(_count(), _zeros(params), _zeros(params), jnp.ones([], dtype))
 
     def update(updates, state, params=None):
-        t = _float_t(state.count, updates)
-        mu = b1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
-        mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
-        mu_product = state.mu_product * mu
+        dt, t = _dtype(updates), _step_t(state.count)
+        psi, wb1 = _wide(momentum_decay), _wide(b1)
+        mu = wb1 * (1.0 - 0.5 * 0.96 ** (t * psi))
+        mu_next = wb1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))
+        mu_product = state.mu_product * mu.astype(state.mu_product.dtype)  # a tensor in torch: its dtype's product
         m, v = _moments(state, updates, b1, b2)
-        bc2 = 1 - b2**t
-        c_g = (1.0 - mu) / (1.0 - mu_product)
-        c_m = mu_next / (1.0 - mu_product * mu_next)
+        bc2 = _narrow(1 - _wide(b2) ** t, dt)
+        c_g = _narrow((1.0 - mu) / (1.0 - _wide(mu_product)), dt)
+        c_m = _narrow(mu_next / (1.0 - _wide(mu_product) * mu_next), dt)
+        e = _narrow(eps, dt)
 
         def direction(g, m, v):
-            denom = jnp.sqrt(v / bc2) + eps
+            denom = jnp.sqrt(v / bc2) + e
             return c_g * (g / denom) + c_m * (m / denom)
 
         d = jax.tree.map(direction, updates, m, v)
@@ -175,18 +195,20 @@ def scale_by_torch_radam(b1, b2, eps) -> optax.GradientTransformation:
         return MomentState(_count(), _zeros(params), _zeros(params))
 
     def update(updates, state, params=None):
-        t = _float_t(state.count, updates)
+        dt, t = _dtype(updates), _step_t(state.count)
         m, v = _moments(state, updates, b1, b2)
-        bc1, bc2 = 1 - b1**t, 1 - b2**t
-        rho_inf = 2 / (1 - b2) - 1
-        rho_t = rho_inf - 2 * t * b2**t / bc2
-        rect = jnp.sqrt(
+        wb2 = _wide(b2)
+        bc1, bc2 = 1 - _wide(b1) ** t, 1 - wb2**t
+        rho_inf = 2 / (1 - wb2) - 1
+        rho_t = rho_inf - 2 * t * wb2**t / bc2
+        rect = _narrow(jnp.sqrt(
             jnp.maximum((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t), 0.0)
-        )
+        ), dt)  # fmt: skip
+        bc1, sqrt_bc2, e = _narrow(bc1, dt), _narrow(jnp.sqrt(bc2), dt), _narrow(eps, dt)
 
         def direction(m, v):
             m_hat = m / bc1
-            return jnp.where(rho_t > 5.0, m_hat * (jnp.sqrt(bc2) / (jnp.sqrt(v) + eps)) * rect, m_hat)
+            return jnp.where(rho_t > 5.0, m_hat * (sqrt_bc2 / (jnp.sqrt(v) + e)) * rect, m_hat)
 
         d = jax.tree.map(direction, m, v)
         return d, MomentState(optax.safe_increment(state.count), m, v)
@@ -220,8 +242,8 @@ def scale_by_torch_asgd_eta(lambd, alpha, lr_t, decoupled=None) -> optax.Gradien
     def update(updates, state, params=None):
         lr = jnp.asarray(lr_t, state.eta.dtype)
         eta = jnp.where(state.count == 0, lr, state.eta)
-        t = _float_t(state.count, updates)
-        next_eta = (lr / (1 + lambd * lr * t) ** alpha).astype(jnp.float32).astype(lr.dtype)
+        t, wide_lr = _step_t(state.count), _wide(lr_t)
+        next_eta = (wide_lr / (1 + _wide(lambd) * wide_lr * t) ** _wide(alpha)).astype(jnp.float32).astype(lr.dtype)
         d = jax.tree.map(lambda g: g * eta, updates)
         if decoupled is not None:
             d = jax.tree.map(lambda u, k, p: u + k * (1 - lambd * eta) * p, d, decoupled, params)

@@ -1,0 +1,85 @@
+"""Round-off triage: is a mismatch between two runs of the same rule a different rule, or round-off?
+
+Two runs apply *the same rule* when the conventions table says their updates are equal as mathematics
+(:func:`rule_key`: the same optimizer and options — shared by every run of a comparison — and the same
+decay: coupled with equal coefficients on every group and on the same side of the clipping, or
+decoupled with equal rates; for momentum-free SGD the two are one rule). Such a pair can still part
+beyond the step-count tolerance when the run amplifies round-off (a chaotic run). Then the floor of
+:mod:`xreg.analysis.floors` is measured in the same command, on the first run's backend against itself,
+and the rule is::
+
+    round-off (chaotic)  if  gap_k <= FLOOR_FACTOR * max(floor envelope_k, tol_k)  at every recorded step k
+    mismatch             otherwise (the same rule, implemented differently: a bug on one side)
+
+with the floor envelope the running maximum of how far rounding alone moved the run by step k. Measured:
+same-rule pairs stay within 1.25x of the envelope (RMSprop at the optimum, raw breast_cancer), while a
+change of lam or lr by one part in 1e9 exceeds it by 835x or more; FLOOR_FACTOR = 10 sits between.
+A pair of different rules is a mismatch without a floor; only a mismatch changes the exit status.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+
+from xreg.analysis import floors
+from xreg.analysis.compare import PairResult, tolerance
+from xreg.analysis.runs import RunOutcome, naive_cause
+from xreg.core.spec import Dataset
+from xreg.semantics import conventions
+
+FLOOR_FACTOR = 10.0
+ROUND_OFF = "round-off (chaotic)"
+
+
+def _same(x: float) -> float:
+    return float(f"{x:.12g}")  # lam*m/m and lam agree to an ulp: equal coefficients, as a key
+
+
+def rule_key(outcome: RunOutcome, batch_sizes: tuple[int, ...], data: Dataset) -> tuple:
+    """What makes the run's update, as mathematics (runs of one comparison share everything else)."""
+    s = outcome.spec
+    if s.port == "naive" and naive_cause(s, data) is not None:
+        return ("naive", s.convention)
+    c = conventions.get(s.convention)
+    strengths = (s.lam,) + tuple(v for _, v in s.group_decay)
+    if c.enters == conventions.NOWHERE or not any(strengths):
+        return ("none",)
+    if c.coupled:
+        sizes = sorted(set(batch_sizes))
+        if c.coefficient == "lam/m" and len(sizes) > 1:
+            return ("per-batch", s.convention, strengths)
+        coeffs = tuple(_same(conventions.coefficient(c.coefficient, v, sizes[0], s.lr)) for v in strengths)
+        side = "after clipping" if c.enters == conventions.CLIPPED else "before clipping"
+        return ("coupled", side if s.clip_norm is not None else "", coeffs)
+    rates = tuple(_same(conventions.decoupled_rate(s.convention, v, s.lr, s.decoupled_scale)) for v in strengths)
+    if s.momentum_free and s.clip_norm is None:  # w - lr_t*(g + s*w): L2 with weight_decay s
+        return ("coupled", "", rates)
+    return ("decoupled", rates)
+
+
+def triage(outcomes: list[RunOutcome], pairs: list[PairResult], data: Dataset, batch_sizes: tuple[int, ...],
+           on_run: Callable[[str, int], Callable[[int], None]] | None = None) -> list[PairResult]:  # fmt: skip
+    """``pairs`` with each same-rule mismatch judged against the round-off floor, measured once per rule
+    on the first finished run of that rule (the reference's, where it is one), on that run's backend."""
+    by_label = {o.label: o for o in outcomes}
+    keys = {o.label: rule_key(o, batch_sizes, data) for o in outcomes if o.trajectory is not None}
+    measured: dict[tuple, floors.Floor] = {}
+    out = []
+    for p in pairs:
+        if p.verdict != "mismatch" or p.note or keys[p.a] != keys[p.b]:
+            out.append(p)
+            continue
+        a, b = by_label[p.a], by_label[p.b]
+        key = keys[p.a]
+        if key not in measured:
+            first = next(by_label[label] for label, k in keys.items() if k == key)
+            measured[key] = floors.measure(first.trajectory, data, first.request.backend, on_run)
+        floor = measured[key]
+        tol = tolerance("float32" if "float32" in (a.spec.dtype, b.spec.dtype) else "float64",
+                        a.trajectory.flat, b.trajectory.flat, p.steps_at)  # fmt: skip
+        within = bool(np.all(p.per_step <= FLOOR_FACTOR * np.maximum(floor.envelope, tol)))
+        out.append(dataclasses.replace(p, verdict=ROUND_OFF if within else "mismatch", floor=floor, same_rule=True))
+    return out
