@@ -5,7 +5,6 @@ whose lam overflows are skipped with the reason. (Bad input: test_bad_input.py; 
 test_triage.py; float32: test_float32.py.)"""
 
 import json
-import resource
 import signal
 import subprocess
 import sys
@@ -81,8 +80,10 @@ def test_sigterm_stops_with_one_line_and_no_file(tmp_path):
 def test_a_full_file_system_is_one_line_exit_3_and_no_debris(tmp_path):
     """RLIMIT_FSIZE makes the kernel refuse the write with EFBIG, as a full disk refuses with ENOSPC."""
     out = tmp_path / "big.json"
-    limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))  # noqa: E731
-    p = _xreg("--epochs", "2", "--backend", "numpy", "--json", str(out), cwd=tmp_path, preexec_fn=limit)
+    # the limit is set by the shell (`ulimit -f 1`: 1 KiB), not by a preexec_fn, which would fork a process JAX runs in
+    p = subprocess.Popen(["bash", "-c", 'ulimit -f 1 && exec "$0" -m xreg "$@"', sys.executable, "--epochs", "2",
+                          "--backend", "numpy", "--json", str(out)], cwd=tmp_path, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)  # fmt: skip
     _, err = p.communicate(timeout=120)
     assert p.returncode == 3 and err == f"error: could not write the output: File too large: '{out}'\n", err
     assert list(tmp_path.iterdir()) == []  # neither the file nor its temporary

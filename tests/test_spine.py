@@ -239,9 +239,15 @@ def test_no_process_wide_switches(default_data, tmp_path):
     assert jax.config.jax_enable_x64 is False  # float64 only inside the JAX backend's calls
     assert torch.get_default_dtype() == torch.float32
     assert (jax.numpy.zeros(1) + 1).dtype == np.float32
-    src = "\n".join(p.read_text() for p in (ROOT / "xreg").rglob("*.py"))
-    for switch in ("jax_enable_x64\", True", "set_default_dtype(", "os.umask", "matplotlib.use(", "import matplotlib.pyplot"):
+    files = {p: p.read_text() for p in (ROOT / "xreg").rglob("*.py")}
+    src = "\n".join(files.values())
+    for switch in ("jax_enable_x64\", True", "os.umask", "matplotlib.use(", "import matplotlib.pyplot"):
         assert switch not in src, switch
+    # torch's default dtype is set only inside the torch backend's calls, as JAX's x64 is inside JAX's, and restored
+    setters = [p.relative_to(ROOT).as_posix() for p, text in files.items() if "set_default_dtype(" in text]
+    assert setters == ["xreg/backends/torch/run.py"], setters
+    text = files[ROOT / "xreg/backends/torch/run.py"]
+    assert text.count("set_default_dtype(") == 2 and "finally:\n        torch.set_default_dtype(before)" in text
 
 
 def test_no_backend_cli_or_report_branches_on_a_convention_name():

@@ -44,7 +44,7 @@ CASES = [  # every optimizer of the table, with options off their defaults and a
     ("torch.nadam", 1e-2, 1e-2, {"decoupled_weight_decay": True}, ["b*s"]),
     ("torch.radam", 1e-2, 1e-2, {}, []),
     ("torch.adadelta", 1.0, 1e-2, {"rho": 0.8}, ["bias"]),
-    ("torch.asgd", 0.0625, 1e-2, {"lambd": 1e-3, "t0": 5.0}, []),  # an lr torch's float32 eta holds exactly (the translation says why)
+    ("torch.asgd", 0.05, 1e-2, {"lambd": 1e-3, "t0": 5.0}, []),
 ]  # fmt: skip
 
 
@@ -52,7 +52,7 @@ CASES = [  # every optimizer of the table, with options off their defaults and a
 def test_torch_code_and_optax_code_train_the_same(prob, source, lr, wd, options, no_decay):
     t = translate(source, lr=lr, weight_decay=wd, options=options, no_decay=no_decay)
     default = torch.get_default_dtype()
-    if source == "torch.nadam":  # torch keeps mu_product in the default dtype (the translation says so)
+    if source in ("torch.nadam", "torch.asgd"):  # torch keeps mu_product, eta in the default dtype (the translation says so)
         torch.set_default_dtype(torch.float64)
     try:
         A = run_torch(prob, t.torch_code)
@@ -67,7 +67,6 @@ def test_torch_code_and_optax_code_train_the_same(prob, source, lr, wd, options,
 def test_the_float32_scalars_of_torch_are_said():
     assert any("mu_product" in x for x in translate("torch.nadam").no_exact_equivalent)
     assert any("eta" in x for x in translate("torch.asgd", lr=0.05).no_exact_equivalent)
-    assert not any("eta" in x for x in translate("torch.asgd", lr=0.0625).no_exact_equivalent)
 
 
 def test_every_optimizer_of_the_table_is_translated():

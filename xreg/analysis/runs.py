@@ -119,7 +119,8 @@ def default_requests(spec: ExperimentSpec, batch_sizes: tuple[int, ...], data: D
     reqs.append(RunRequest("numpy", native))
     if native == "torch":
         reqs.append(RunRequest("numpy", "scratch"))
-        lam = conventions.lam_for_torch_weight_decay("scratch", spec.lam, batch_sizes, spec.lr)
+        same = not spec.options.get("maximize")  # under maximize no scratch lam reproduces torch (the sign differs)
+        lam = conventions.lam_for_torch_weight_decay("scratch", spec.lam, batch_sizes, spec.lr) if same else None
         if lam is not None and not math.isfinite(lam):
             reqs.append(RunRequest("numpy", "scratch", lam=lam, skip=(
                 f"the scratch lam that equals torch's weight_decay={spec.lam:g} is lam*m = {spec.lam:g}*{batch_sizes[0]}, "

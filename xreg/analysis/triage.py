@@ -51,7 +51,8 @@ def rule_key(outcome: RunOutcome, batch_sizes: tuple[int, ...], data: Dataset) -
         sizes = sorted(set(batch_sizes))
         if c.coefficient == "lam/m" and len(sizes) > 1:
             return ("per-batch", s.convention, strengths)
-        coeffs = tuple(_same(conventions.coefficient(c.coefficient, v, sizes[0], s.lr)) for v in strengths)
+        sign = conventions.sign_under(s.convention, bool(s.options.get("maximize")))
+        coeffs = tuple(_same(sign * conventions.coefficient(c.coefficient, v, sizes[0], s.lr)) for v in strengths)
         side = "after clipping" if c.enters == conventions.CLIPPED else "before clipping"
         return ("coupled", side if s.clip_norm is not None else "", coeffs)
     rates = tuple(_same(conventions.decoupled_rate(s.convention, v, s.lr, s.decoupled_scale)) for v in strengths)

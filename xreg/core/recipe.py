@@ -6,6 +6,7 @@ there between the fixed steps of an update::
     penalty(c)          the loss:               mean loss + c/2*||w||^2 (autodiff)         [l2-loss]
     decay(c)            the gradient:           g <- g + c*w, before clipping              [scratch, c = lam/m]
     clip                                        g <- g * min(1, M/(||g|| + 1e-6))          [--clip-norm]
+    negate                                      g <- -g                                    [maximize=True]
     decay(c)            the clipped gradient:   g <- g + c*w                               [torch]
     direction                                   d <- the optimizer's rule on g (Adam, momentum, ...)
     decay(c)            the direction:          d <- d + c*w, then times lr_t              [decoupled]
@@ -13,6 +14,10 @@ there between the fixed steps of an update::
 
 Every backend realizes these names (optax links, torch.optim arguments and param groups, NumPy
 functions) and nothing else: coupled against decoupled is only *where* ``decay`` stands.
+
+``negate`` is torch's ``maximize=True``: the optimizer's step negates the gradient it is handed before it
+adds its own ``weight_decay``, so torch's decay still pulls w toward 0 while a penalty in the loss or a
+decay added to the gradient by hand (l2-loss, scratch) is negated with it and pushes w away.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from xreg.semantics import conventions
 
 @dataclass(frozen=True)
 class Step:
-    name: str  # 'penalty' | 'decay' | 'clip' | 'direction' | 'scale_by_lr'
+    name: str  # 'penalty' | 'decay' | 'clip' | 'negate' | 'direction' | 'scale_by_lr'
     where: str = ""  # for penalty/decay: the conventions place
     coefficient: str = ""  # for penalty/decay: a conventions.COEFFICIENTS key
 
@@ -49,6 +54,7 @@ def build(s: Structure) -> tuple[Step, ...]:
         at(conventions.LOSS)
         + at(conventions.GRADIENT)
         + ([Step("clip")] if s.clip else [])
+        + ([Step("negate")] if s.flag("maximize") else [])
         + at(conventions.CLIPPED)
         + [Step("direction")]
         + at(conventions.DIRECTION)

@@ -34,6 +34,7 @@ def torch_equivalent(c: Comparison, outcome: RunOutcome) -> conventions.TorchEqu
         momentum_free=s.momentum_free,
         momentum=float(s.options.get("momentum", 0.0)),
         decoupled_scale=s.decoupled_scale,
+        maximize=bool(s.options.get("maximize")),
     )
 
 

@@ -43,6 +43,14 @@ CLIPPED = "clipped gradient"  # added to the gradient after clipping, before the
 DIRECTION = "direction"  # added after the optimizer's direction, so it is scaled by lr_t only
 NOWHERE = "nowhere"
 PLACES = (LOSS, GRADIENT, CLIPPED, DIRECTION, NOWHERE)
+# Under torch's maximize=True the step negates the gradient it is handed: a term that entered before
+# the step (a penalty in the loss, a decay added to the gradient by hand) is negated with it.
+NEGATED_BY_MAXIMIZE = (LOSS, GRADIENT)
+
+
+def sign_under(convention: str, maximize: bool) -> float:
+    """-1 where ``maximize`` negates the convention's term with the gradient (it then pushes w away from 0), else 1."""
+    return -1.0 if maximize and CONVENTIONS[convention].enters in NEGATED_BY_MAXIMIZE else 1.0
 
 # Coefficients, as functions of the group's strength lam, the batch's row count m and the base lr.
 COEFFICIENTS = {
@@ -167,11 +175,15 @@ def torch_weight_decay(
     momentum_free: bool = True,
     momentum: float = 0.0,
     decoupled_scale: str = "lr",
+    maximize: bool = False,
 ) -> TorchEquivalent:
     """Map a run's regularization to the torch coupled ``weight_decay`` that gives the same updates."""
     c = CONVENTIONS[convention]
-    if c.enters == NOWHERE:
+    if c.enters == NOWHERE or lam == 0:
         return TorchEquivalent(0.0, "no regularization == torch weight_decay=0")
+    if sign_under(convention, maximize) < 0:
+        return TorchEquivalent(None, f"under maximize=True the {convention} term is negated with the gradient and "
+                                     "pushes w away from 0; torch's weight_decay still pulls toward 0: none reproduces it")
     if c.coupled and c.coefficient == "lam":
         return TorchEquivalent(lam, f"{convention} lam={lam:.4g} == torch weight_decay={lam:.4g}")
     if c.coupled:  # lam/m: one value per batch size

@@ -75,6 +75,18 @@ class Optimizer:
     alias_defaults: tuple[tuple[str, Mapping[str, Any]], ...] = ()
     # ``run_check(options, lr, steps)``: refuse values torch cannot step through for that many steps.
     run_check: Callable[[Mapping[str, Any], float, int], None] | None = None
+    # The class takes ``fused=True`` (torch 2.13: SGD, Adam, AdamW, Adagrad); every class takes ``foreach``.
+    fused: bool = False
+    # torch's default ``weight_decay`` for the class (AdamW: 1e-2; the others 0).
+    default_weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        """Every class's common options join its own: ``maximize`` (a rule), ``foreach``/``fused`` (how torch
+        loops over tensors: the same rule, round-off apart)."""
+        common = {"maximize": False, "foreach": None, **({"fused": None} if self.fused else {})}
+        checks = {"maximize": check_bool, "foreach": _switch, **({"fused": _switch} if self.fused else {})}
+        object.__setattr__(self, "defaults", {**self.defaults, **common})
+        object.__setattr__(self, "checks", {**self.checks, **checks})
 
     def check_run(self, options: Mapping[str, Any], lr: float, steps: int) -> None:
         """Refuse a run torch cannot step through (raised before any backend runs)."""
@@ -83,16 +95,19 @@ class Optimizer:
 
     def hparams(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """The numeric options (floats and pairs of floats): traced hyperparameters, not structure."""
-        return {k: v for k, v in options.items() if not isinstance(v, bool)}
+        return {k: v for k, v in options.items() if not isinstance(v, bool) and k not in IMPLEMENTATION}
 
     def structure_flags(self, options: Mapping[str, Any]) -> tuple[tuple[str, bool], ...]:
         """Boolean options and the flags derived from numbers (e.g. momentum > 0), sorted, hashable."""
-        out = {k: v for k, v in options.items() if isinstance(v, bool)}
+        out = {k: v for k, v in options.items() if isinstance(v, bool)}  # foreach/fused only when set
         out.update(self.flags(options))
         return tuple(sorted(out.items()))
 
     def resolve(self, options: Mapping[str, Any]) -> dict[str, Any]:
-        """Fill torch defaults, check every option, reject unknown names."""
+        """Fill torch defaults, check every option, reject unknown names and the flags xreg cannot honour."""
+        for key in options:
+            if key in REFUSED:
+                raise XregInputError(f"torch.optim.{self.torch_class}({key}=...) is not supported: {REFUSED[key]}")
         unknown = sorted(set(options) - set(self.defaults))
         if unknown:
             allowed = ", ".join(repr(k) for k in self.defaults) or "none"
@@ -105,6 +120,22 @@ class Optimizer:
         for check in self.cross_checks:
             check(out)
         return out
+
+
+# Options every class has that say how torch loops over the tensors, not what it computes.
+IMPLEMENTATION = ("foreach", "fused")
+# torch flags xreg cannot honour, and why (refused with one line).
+REFUSED = {
+    "capturable": "it keeps the step count and lr on the device for CUDA-graph capture; xreg steps eagerly "
+                  "on the CPU (or one device) and compares every step, so there is nothing for it to change.",
+    "differentiable": "it lets autograd differentiate through optimizer.step() (meta-learning); xreg compares "
+                      "the updates themselves and never backpropagates through them.",
+}
+
+
+def _switch(name: str, value: Any) -> bool | None:
+    """foreach / fused: None (torch chooses), true or false."""
+    return None if value is None or value == "none" else check_bool(name, value)
 
 
 def _asgd_run(o: Mapping[str, Any], lr: float, steps: int) -> None:
@@ -159,6 +190,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
             flags=lambda o: {"momentum>0": o["momentum"] > 0, "dampening>0": o["dampening"] > 0},
             momentum_free=lambda o: o["momentum"] == 0,
             naive_alias="optax.sgd",
+            fused=True,
             naive_cause=lambda o, c, a: (
                 "optax.sgd has no dampening: its buffer is mu*b + g, torch's mu*b + (1-tau)*g" if o["dampening"] else None
             ),
@@ -172,6 +204,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
             _ADAM_FORMULA,
             decoupled_flag=True,
             naive_alias="optax.adamw",
+            fused=True,
             naive_conventions=("torch", "decoupled"),
             naive_cause=lambda o, c, a: _adam_cause(o, c, a),
         ),
@@ -183,7 +216,9 @@ OPTIMIZERS: dict[str, Optimizer] = {
             _ADAM_CHECKS,
             _ADAM_FORMULA,
             native_convention="decoupled",
+            default_weight_decay=1e-2,
             naive_alias="optax.adamw",
+            fused=True,
             naive_conventions=("torch", "decoupled"),
             naive_cause=lambda o, c, a: _adam_cause(o, c, a),
         ),
@@ -217,6 +252,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
             "w <- w - lr/(1+(t-1)*lr_decay) * g/(sqrt(S) + eps)",
             flags=lambda o: {"lr_decay>0": o["lr_decay"] > 0},
             naive_alias="optax.adagrad",
+            fused=True,
             alias_defaults=(
                 ("optax.adagrad defaults: initial_accumulator_value=0.1, eps=1e-7 inside the root",
                  {"initial_accumulator_value": 0.1, "eps": 1e-7, "eps_in_sqrt": True}),
@@ -290,8 +326,8 @@ OPTIMIZERS: dict[str, Optimizer] = {
             1e-2,
             {"lambd": 1e-4, "alpha": 0.75, "t0": 1e6},
             {"lambd": _nonneg, "alpha": _nonneg, "t0": _nonneg},
-            "w <- w*(1 - lambd*eta_t) - eta_t*g; eta_1 = lr, eta_t = fl32(lr/(1 + lambd*lr*(t-1))^alpha) "
-            "(torch stores eta through its default dtype, float32; the running average ax is not fed back into w)",
+            "w <- w*(1 - lambd*eta_t) - eta_t*g; eta_1 = lr, eta_t = lr/(1 + lambd*lr*(t-1))^alpha "
+            "(torch stores eta in its default dtype; the running average ax is not fed back into w)",
             momentum_free=lambda o: True,
             own_step_size=True,
             run_check=_asgd_run,

@@ -157,6 +157,8 @@ def exact_links(s: Structure, hp: Mapping[str, Any], lr_t: Any, m: Any, m_text: 
                                 {"mask": mask} if mask else {}))  # fmt: skip
         elif step.name == "clip":
             out.append(Link("twins.torch_clip_grad_norm", twins.torch_clip_grad_norm, (hp["clip_norm"],)))
+        elif step.name == "negate":  # maximize=True: the gradient the optimizer is handed, negated
+            out.append(Link("scale", optax.scale, (-1.0,)))
         elif step.name == "direction" and own:
             out += DIRECTIONS[s.optimizer](s, _Options(hp), lr_t, _folded_decay(s, hp, steps, lr_t))
         elif step.name == "direction":

@@ -17,7 +17,16 @@ from xreg.semantics import conventions, optimizers
 
 
 def naive_link(s: Structure, hp: Mapping[str, Any], lr: Any) -> Link:
-    """The naive chain as one link (its text names the aliases used)."""
+    """The naive chain as one link (its text names the aliases used). optax has no ``maximize``: a user
+    negates the gradient first (``optax.scale(-1)``), so the decay after it still pulls toward 0."""
+    link = _alias(s, hp, lr)
+    if not s.flag("maximize"):
+        return link
+    return Link("chain", lambda *ls: optax.chain(*(x.transform for x in ls)),
+                (Shown(Link("scale", optax.scale, (-1.0,)), "scale(-1.0)"), Shown(link, link.text)))  # fmt: skip
+
+
+def _alias(s: Structure, hp: Mapping[str, Any], lr: Any) -> Link:
     optimizers.check_naive(s.optimizer, s.convention)
     o, lam, name = hp["options"], hp["decay"][DEFAULT_GROUP], s.optimizer
     mask = mask_of(s, s.decayed)

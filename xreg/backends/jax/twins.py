@@ -226,9 +226,9 @@ def scale_by_torch_asgd_eta(lambd, alpha, lr_t, decoupled=None) -> optax.Gradien
     ends with ``scale(-1)``, not ``scale_by_learning_rate``; at lr_t = 0 torch still steps by eta_t).
 
     torch keeps ``eta`` in its state: ``eta_1`` is the lr of the first step, and after step t it is set
-    from that step's lr ``L``: ``eta_{t+1} = L/(1 + lambd*L*t)^alpha``, made a tensor of torch's default
-    dtype (float32) by ``torch.as_tensor`` before it is stored: rounded to float32 in float64 runs too.
-    ``lr_t`` is this step's lr.
+    from that step's lr ``L``: ``eta_{t+1} = L/(1 + lambd*L*t)^alpha`` in Python floats, made a tensor of
+    torch's default dtype by ``torch.as_tensor`` (xreg's torch runs set it to the run's dtype): computed
+    wide, rounded once to the parameters' dtype. ``lr_t`` is this step's lr.
 
     ``decoupled``: a tree of ``k = lr_t*s`` where decoupled decay ``p <- p*(1 - k)`` runs before the
     step (as xreg's torch loop does); torch's ``p.mul_(1 - lambd*eta)`` then acts on the decayed p, so
@@ -243,7 +243,7 @@ def scale_by_torch_asgd_eta(lambd, alpha, lr_t, decoupled=None) -> optax.Gradien
         lr = jnp.asarray(lr_t, state.eta.dtype)
         eta = jnp.where(state.count == 0, lr, state.eta)
         t, wide_lr = _step_t(state.count), _wide(lr_t)
-        next_eta = (wide_lr / (1 + _wide(lambd) * wide_lr * t) ** _wide(alpha)).astype(jnp.float32).astype(lr.dtype)
+        next_eta = (wide_lr / (1 + _wide(lambd) * wide_lr * t) ** _wide(alpha)).astype(lr.dtype)
         d = jax.tree.map(lambda g: g * eta, updates)
         if decoupled is not None:
             d = jax.tree.map(lambda u, k, p: u + k * (1 - lambd * eta) * p, d, decoupled, params)

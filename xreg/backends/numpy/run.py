@@ -203,12 +203,11 @@ class Adadelta:
 
 
 class ASGD:
-    """theta <- theta*(1 - lambd*eta_t) - eta_t*g; eta_1 = lr, eta_{t+1} = fl32(lr_t/(1 + lambd*lr_t*t)^alpha).
+    """theta <- theta*(1 - lambd*eta_t) - eta_t*g; eta_1 = lr, eta_{t+1} = lr_t/(1 + lambd*lr_t*t)^alpha.
 
-    torch computes each new eta as ``torch.as_tensor(python_float)``, a tensor of torch's *default*
-    dtype (float32), before copying it into its state: eta is rounded to float32 from step 2 on, in
-    float64 runs too. The running average ``ax`` torch keeps is not fed back into theta, so it is not
-    reproduced.
+    torch computes each new eta in Python floats and stores it through ``torch.as_tensor``, a tensor of
+    the default dtype, which xreg's torch runs set to the run's dtype: eta is rounded once to the run's
+    dtype. The running average ``ax`` torch keeps is not fed back into theta, so it is not reproduced.
     """
 
     def __init__(self, o, flags, theta):
@@ -218,7 +217,8 @@ class ASGD:
     def step(self, theta, g, lr, t):
         eta = lr if self.eta is None else self.eta
         theta = theta * (1 - self.lambd * eta) - eta * g
-        self.eta = float(np.float32(lr / ((1 + self.lambd * lr * t) ** self.alpha)))
+        wide = float(lr)
+        self.eta = type(lr)(wide / ((1 + self.lambd * wide * t) ** self.alpha))
         return theta
 
 
@@ -260,6 +260,8 @@ def _advance(state: State, batch: Batch, hp: Mapping[str, Any]) -> tuple[State, 
             g = g + coef(st) * theta  # the penalty's gradient, or coupled weight decay
         elif st.name == "clip":
             g = clip_grad_norm(g, hp["clip_norm"])
+        elif st.name == "negate":  # maximize=True
+            g = -g
         elif st.name == "direction":
             for dec in (d for d in steps if d.where == conventions.DIRECTION):
                 theta = theta - (lr * coef(dec)) * theta  # torch's place: before the optimizer's own update

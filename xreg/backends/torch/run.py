@@ -11,10 +11,13 @@ writes it:
 * ``direction`` + ``scale_by_lr``: ``optimizer.step()``; parameters no group decays sit in a group with
   ``weight_decay=0``.
 
-Tensors are built in the run's dtype (no process-wide default dtype). torch keeps NAdam's
-``mu_product`` and ASGD's ``eta``/``mu`` in the *default* dtype (``_get_scalar_dtype``); their state is
-laid out here in the run's dtype before the first step, exactly as torch's lazy init would in that dtype.
-The single-tensor CPU path (``foreach=False``) is used.
+Tensors are built in the run's dtype, and every call runs with torch's default dtype set to the run's
+dtype (restored after): torch keeps NAdam's ``mu_product`` and ASGD's ``eta``/``mu`` in the *default*
+dtype (``_get_scalar_dtype``, ``torch.as_tensor(python_float)``), so a float64 run is float64 throughout,
+as a float64 torch program is. (With torch's own default, float32, those scalars are float32 numbers in a
+float64 run: a relative 1e-8 that ``diagnose`` names.)
+The single-tensor CPU path (``foreach=False``) is used unless the options ask for ``foreach`` or ``fused``
+(the same rule, computed by other kernels: round-off apart).
 
 Contract: ``init(structure, hparams, params0) -> State``; ``step(state, batch, hparams) -> State``
 (pure: it works on a copy, through the optimizer's and scheduler's ``state_dict``).
@@ -100,7 +103,11 @@ def make_optimizer(s: Structure, hp: Mapping[str, Any], model: torch.nn.Module) 
     opt = optimizers.get(s.optimizer)
     cls = getattr(torch.optim, opt.torch_class)
     flags = dict(s.flags)
-    kwargs = {k: flags[k] if isinstance(v, bool) else hp["options"][k] for k, v in opt.defaults.items()}
+    kwargs = {k: flags[k] if isinstance(v, bool) else hp["options"][k] for k, v in opt.defaults.items()
+              if k not in optimizers.IMPLEMENTATION}  # fmt: skip
+    kwargs["foreach"] = flags.get("foreach", False)  # the single-tensor loop unless the user asks for foreach
+    if flags.get("fused"):
+        kwargs["fused"] = True
     place, decoupled = _torch_decay(s)
     if opt.decoupled_flag:
         kwargs["decoupled_weight_decay"] = decoupled
@@ -113,22 +120,18 @@ def make_optimizer(s: Structure, hp: Mapping[str, Any], model: torch.nn.Module) 
     rest = [named[n] for n in s.arch.names if n not in s.decayed]
     if rest:
         groups.append({"params": rest, "weight_decay": 0.0})
-    optimizer = cls(groups, lr=hp["lr"], foreach=False, **kwargs)
-    _scalar_state_in_run_dtype(s.optimizer, optimizer)
-    return optimizer
+    return cls(groups, lr=hp["lr"], **kwargs)
 
 
-def _scalar_state_in_run_dtype(name: str, optimizer: torch.optim.Optimizer) -> None:
-    """torch 2.13's lazy init of NAdam and ASGD state, with the scalars in the parameters' dtype."""
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            scalar = lambda v: torch.tensor(v, dtype=p.dtype)  # noqa: E731
-            if name == "nadam":
-                optimizer.state[p] = {"step": scalar(0.0), "mu_product": scalar(1.0),
-                                      "exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}  # fmt: skip
-            elif name == "asgd":
-                optimizer.state[p] = {"step": scalar(0.0), "eta": scalar(group["lr"]), "mu": scalar(1.0),
-                                      "ax": torch.zeros_like(p)}  # fmt: skip
+@contextlib.contextmanager
+def default_dtype(name: str):
+    """torch's default dtype set to the run's (``name``) for the duration, then restored."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(getattr(torch, name))
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
 
 
 def make_scheduler(s: Structure, optimizer: torch.optim.Optimizer):
@@ -147,6 +150,11 @@ def make_scheduler(s: Structure, optimizer: torch.optim.Optimizer):
 
 
 def init(s: Structure, hp: Mapping[str, Any], params0: Mapping[str, np.ndarray]) -> State:
+    with default_dtype(s.dtype):
+        return _init(s, hp, params0)
+
+
+def _init(s: Structure, hp: Mapping[str, Any], params0: Mapping[str, np.ndarray]) -> State:
     dtype = getattr(torch, s.dtype)
     model = build_module(s.arch, dtype)
     with torch.no_grad():
@@ -196,6 +204,11 @@ def _advance(state: State, epoch_end: bool, X: torch.Tensor, y: torch.Tensor) ->
 
 def step(state: State, batch: Batch, hp: Mapping[str, Any]) -> State:
     """One update on one batch, on a copy of ``state`` (its model, optimizer and scheduler are untouched)."""
+    with default_dtype(state.structure.dtype):
+        return _step(state, batch, hp)
+
+
+def _step(state: State, batch: Batch, hp: Mapping[str, Any]) -> State:
     new = init(state.structure, hp, params_of(state))
     new.optimizer.load_state_dict(copy.deepcopy(state.optimizer.state_dict()))
     if state.scheduler is not None:
@@ -254,7 +267,7 @@ def placement(device: str | None):
 
 
 def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
-    with placement(spec.device):
+    with placement(spec.device), default_dtype(spec.dtype):
         return _train(spec, data)
 
 
