@@ -68,7 +68,7 @@ def test_json_to_stdout_alone(capsys):
 
 
 def test_outputs_checked_before_training(tmp_path, capsys):
-    for argv, message in ((["--json", str(tmp_path / "a"), "--csv", str(tmp_path / "a")], "name the same path"),
+    for argv, message in ((["--json", str(tmp_path / "a"), "--csv", str(tmp_path / "a")], "both name"),
                           (["--report", str(tmp_path / "r.pdf")], "--report takes PATH.md or PATH.html")):  # fmt: skip
         assert main(["--epochs", "1", *argv]) == 2
         err = capsys.readouterr().err
@@ -109,7 +109,7 @@ def test_outputs_never_replace_a_device_or_a_link(tmp_path, capsys):
 
     from xreg.io.files import write_atomic
 
-    with pytest.raises(PermissionError, match="not a regular file"):
+    with pytest.raises(PermissionError, match="is under /dev: a kernel interface"):
         write_atomic("/dev/null", "x", force=True)
     assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
     fifo = tmp_path / "pipe"

@@ -139,7 +139,7 @@ def translate(source: str, lr: float | None = None, weight_decay: float = 0.0, o
     resolved = opt.resolve(options)
     convention = "decoupled" if decoupled or opt.native_convention == "decoupled" else "torch"
     spec = ExperimentSpec(optimizer=name, lr=lr, lam=wd, convention=convention, options=options, no_decay=tuple(no_decay))
-    shown_options = {k: v for k, v in resolved.items()}
+    shown_options = optimizers.shown(resolved)
     optax_code, alias, differs = _optax(spec, batch_size)
     torch_code = _torch_code(opt, lr, wd, shown_options, no_decay, decoupled)
     M = batch_size or rows

@@ -53,7 +53,7 @@ def _spec_lines(c: Comparison) -> list[str]:
     d = c.data
     return [f"data: {d.name} ({d.n_train} train / {d.X_test.shape[0]} test rows, {d.n_features} features)",
             f"model: {c.architecture.model} [{c.architecture.describe()}]",
-            f"optimizer: {s.optimizer} lr={s.lr:g} options={dict(s.options)}",
+            f"optimizer: {s.optimizer} lr={s.lr:g} options={optimizers.shown(s.options)}",
             f"regularization: lam={s.lam:g}" + (f", no decay on {', '.join(s.no_decay)}" if s.no_decay else ""),
             f"training: {s.epochs} epochs, batches of {sorted(set(c.batch_sizes), reverse=True)} rows, {s.dtype}, seed {s.seed}"]  # fmt: skip
 

@@ -83,7 +83,7 @@ class Optimizer:
     def __post_init__(self) -> None:
         """Every class's common options join its own: ``maximize`` (a rule), ``foreach``/``fused`` (how torch
         loops over tensors: the same rule, round-off apart)."""
-        common = {"maximize": False, "foreach": None, **({"fused": None} if self.fused else {})}
+        common = {k: v for k, v in COMMON.items() if k != "fused" or self.fused}
         checks = {"maximize": check_bool, "foreach": _switch, **({"fused": _switch} if self.fused else {})}
         object.__setattr__(self, "defaults", {**self.defaults, **common})
         object.__setattr__(self, "checks", {**self.checks, **checks})
@@ -122,7 +122,10 @@ class Optimizer:
         return out
 
 
-# Options every class has that say how torch loops over the tensors, not what it computes.
+# Options every class has (``fused``: SGD, Adam, AdamW, Adagrad), with torch's defaults; a translation
+# shows them only where they differ from these.
+COMMON = {"maximize": False, "foreach": None, "fused": None}
+# The ones that say how torch loops over the tensors, not what it computes.
 IMPLEMENTATION = ("foreach", "fused")
 # torch flags xreg cannot honour, and why (refused with one line).
 REFUSED = {
@@ -338,6 +341,11 @@ OPTIMIZERS: dict[str, Optimizer] = {
         ),
     ]
 }
+
+
+def shown(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` without the common ones left at torch's defaults (maximize=False, foreach/fused=None)."""
+    return {k: v for k, v in options.items() if not (k in COMMON and v == COMMON[k])}
 
 
 def get(name: str) -> Optimizer:
