@@ -73,6 +73,7 @@ class PairResult:
     note: str  # divergence of either run, in words
     per_step: np.ndarray  # (rows,) max abs diff at each recorded row
     steps_at: np.ndarray  # (rows,) the step of each row
+    tolerance: np.ndarray  # (rows,) the match tolerance at each recorded row
     same_rule: bool | None = None  # set by triage for a mismatch of two runs of one rule
     floor: Any = None  # the round-off floor (xreg.analysis.floors.Floor) a same-rule mismatch was judged against
 
@@ -118,5 +119,6 @@ def compare_pair(a: Trajectory, b: Trajectory, labels: tuple[str, str] | None = 
         note="; ".join(notes),
         per_step=diff,
         steps_at=steps_at,
+        tolerance=tol,
     )
 

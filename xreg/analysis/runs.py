@@ -181,16 +181,15 @@ def run_all(spec: ExperimentSpec, data: Dataset, requests: list[RunRequest],
         raise XregInputError("Nothing to run: no backend/convention pair was requested.")
     check(spec, data)
     specs = [r.spec_for(spec) for r in requests]  # all input errors surface before any training
-    arch = architecture(spec, data)
-    steps = spec.epochs * len(batch_sizes(spec, data.n_train))
+    arch, sizes = architecture(spec, data), batch_sizes(spec, data.n_train)
     made = sum(not r.skip for r in requests)
-    check_record_budget(steps, spec.record_every, sum(math.prod(s) for s in arch.shapes.values()), made, max_memory_gib, spare=2)
+    check_record_budget(spec.epochs * len(sizes), spec.record_every, sum(math.prod(s) for s in arch.shapes.values()), made,
+                        max_memory_gib, spare=2)  # fmt: skip
     for name in dict.fromkeys(r.backend for r in requests):
         try:
             backends.check_device(name, spec)
         except BackendUnavailable:
             pass  # reported as unavailable with the run
-    sizes = batch_sizes(spec, data.n_train)
     outcomes = []
     labels: list[str] = []
     for req, run_spec in zip(requests, specs):
@@ -217,5 +216,5 @@ def run_all(spec: ExperimentSpec, data: Dataset, requests: list[RunRequest],
     from xreg.analysis.triage import triage  # it reads this module's outcomes
 
     pairs = triage(outcomes, pairs, data, sizes, on_run)
-    return Comparison(spec, data, sizes, outcomes, pairs, architecture(spec, data))
+    return Comparison(spec, data, sizes, outcomes, pairs, arch)
 

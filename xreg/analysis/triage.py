@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 
 from xreg.analysis import floors
-from xreg.analysis.compare import PairResult, tolerance
+from xreg.analysis.compare import PairResult
 from xreg.analysis.runs import RunOutcome, naive_cause
 from xreg.core.spec import Dataset
 from xreg.semantics import conventions
@@ -73,14 +73,11 @@ def triage(outcomes: list[RunOutcome], pairs: list[PairResult], data: Dataset, b
         if p.verdict != "mismatch" or p.note or keys[p.a] != keys[p.b]:
             out.append(p)
             continue
-        a, b = by_label[p.a], by_label[p.b]
         key = keys[p.a]
         if key not in measured:
             first = next(by_label[label] for label, k in keys.items() if k == key)
             measured[key] = floors.measure(first.trajectory, data, first.request.backend, on_run)
         floor = measured[key]
-        tol = tolerance("float32" if "float32" in (a.spec.dtype, b.spec.dtype) else "float64",
-                        a.trajectory.flat, b.trajectory.flat, p.steps_at)  # fmt: skip
-        within = bool(np.all(p.per_step <= FLOOR_FACTOR * np.maximum(floor.envelope, tol)))
+        within = bool(np.all(p.per_step <= FLOOR_FACTOR * np.maximum(floor.envelope, p.tolerance)))
         out.append(dataclasses.replace(p, verdict=ROUND_OFF if within else "mismatch", floor=floor, same_rule=True))
     return out

@@ -14,6 +14,7 @@ from typing import Sequence
 from xreg import backends, models
 from xreg.cli.common import EXIT_MATCH, EXIT_MISMATCH, HelpFormatter, Parser, pairs, real, integer
 from xreg.core import spec
+from xreg.core.plan import RECORD_BUDGET_GIB
 from xreg.checks import XregInputError
 from xreg.io import data
 from xreg.semantics import conventions, optimizers, schedules
@@ -93,7 +94,7 @@ def build_parser(prog: str = "xreg compare", sweep: bool = False, description: s
         g.add_argument("--record-every", type=integer, default=1, metavar="K",
                        help="keep the parameters every K steps and after the last (long runs: memory grows with "
                        "the kept rows, not the steps; compared at the kept rows)")  # fmt: skip
-        g.add_argument("--max-memory", type=real, default=2.0, metavar="GIB",
+        g.add_argument("--max-memory", type=real, default=RECORD_BUDGET_GIB, metavar="GIB",
                        help="refuse, before running, runs whose kept parameters would exceed GIB gibibytes")
     g.add_argument("--init", help="zeros, normal, torch (nn.Linear's default) or constant "
                    "(default: zeros; torch for the mlp, whose zeros cannot break symmetry)")
@@ -227,9 +228,6 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg compare") -> int:
     runs.check(base, ds)
     sizes = batch_sizes(base, ds.n_train)
     requests = runs.requests_from(base, sizes, ds, args.backend, args.convention, args.naive)
-    for flag, out in (("--plot", args.plot), ("--report", args.report), ("--csv", args.csv)):
-        if out == "-":
-            raise XregInputError(f"{flag} writes a file; '-' (standard output) is for --json only.")
     if args.report and not args.report.endswith((".md", ".html", ".htm")):
         raise XregInputError(f"--report takes PATH.md or PATH.html; got {args.report!r}.")
     check_outputs({"--json": args.json, "--plot": args.plot, "--report": args.report, "--csv": args.csv},

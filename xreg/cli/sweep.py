@@ -84,8 +84,6 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg sweep") -> int:
     if args.plot and len(axes) > 2:
         raise XregInputError(f"--plot draws one or two axes; this sweep has {len(axes)}.")
     ds = compare.load_data(args, base.model)
-    if args.plot == "-":
-        raise XregInputError("--plot writes a file; '-' (standard output) is for --json only.")
     check_outputs({"--json": args.json, "--plot": args.plot}, inputs=(args.data, args.init_from), force=args.force)
     _distributed(args)
     import jax

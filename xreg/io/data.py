@@ -154,19 +154,17 @@ def load_csv(
     delimiter: str = ",",
     drop: Sequence[str] = (),
 ) -> Dataset:
-    if max_features is not None and (n := _header_features(path, delimiter, drop)) > max_features:
-        raise XregInputError(  # known from the header alone: the rows are not parsed
-            f"'{path}' has {n} feature columns, more than the limit of {max_features}; "
-            "pass --allow-many-features if this is intended."
-        )
+    _check_features(path, _header_features(path, delimiter, drop), max_features)  # from the header, before the rows
     X, y, names = read_csv(path, target, delimiter=delimiter, drop=drop)
-    if max_features is not None and X.shape[1] > max_features:
-        raise XregInputError(
-            f"'{path}' has {X.shape[1]} feature columns, more than the limit of {max_features}; "
-            "pass --allow-many-features if this is intended."
-        )
+    _check_features(path, X.shape[1], max_features)
     y = prepare_labels(y, model, map_labels)
     return _two_classes(split(Path(path).name, X, y, names, target, test_fraction), model, test_fraction)
+
+
+def _check_features(path, n: int, max_features: int | None) -> None:
+    if max_features is not None and n > max_features:
+        raise XregInputError(f"'{path}' has {n} feature columns, more than the limit of {max_features}; "
+                             "pass --allow-many-features if this is intended.")  # fmt: skip
 
 
 def _header_features(path, delimiter: str, drop: Sequence[str]) -> int:

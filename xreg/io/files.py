@@ -7,6 +7,8 @@ import os
 import secrets
 from pathlib import Path
 
+from xreg.checks import XregInputError
+
 
 _NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.EXDEV}  # a filesystem without hard links
 
@@ -52,13 +54,17 @@ def check_writable(path: str | Path, *, force: bool = False) -> None:
         raise PermissionError(f"The folder of '{path}' is not writable.")
 
 
-def check_outputs(outputs: dict[str, str | None], inputs: tuple = (), *, force: bool = False) -> None:
+def check_outputs(outputs: dict[str, str | None], inputs: tuple = (), *, force: bool = False,
+                  stdout: tuple[str, ...] = ("--json",)) -> None:  # fmt: skip
     """Every output of one command, before it runs: each :func:`check_writable`, no two naming one file,
     and none naming an input file (refused even with ``force``: what a user wrote is never replaced).
-    ``outputs`` maps a flag to its path (None: not given; '-': standard output)."""
+    ``outputs`` maps a flag to its path (None: not given; '-': standard output, for the flags in ``stdout``)."""
     seen: dict[str, str] = {}
     ins = {os.path.realpath(p): p for p in inputs if p and os.path.isfile(p)}
     for flag, out in outputs.items():
+        if out == "-" and flag not in stdout:
+            where = f"'-' (standard output) is for {' and '.join(stdout)} only" if stdout else "give a path"
+            raise XregInputError(f"{flag} writes a file; {where}.")
         if out is None or out == "-":
             continue
         check_writable(out, force=force)
