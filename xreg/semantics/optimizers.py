@@ -172,6 +172,22 @@ def _adam_cause(o: Mapping[str, Any], convention: str, all_decayed: bool) -> str
     return None if all_decayed else "optax.adamw without a mask decays the bias too (torch: bias in a wd=0 group)"
 
 
+def _adafactor_eps(name: str, v: Any) -> tuple[float | None, float]:
+    """torch Adafactor's eps = (eps1, eps2): eps1 None (the dtype's machine epsilon) or >= 0, eps2 >= 0."""
+    if not (isinstance(v, (tuple, list)) and len(v) == 2):
+        raise XregInputError(f"The '{name}' parameter must be a pair (eps1 or none, eps2). Got {v!r} instead.")
+    first = None if v[0] is None or v[0] in ("none", "None") else _nonneg(f"{name}[0]", v[0])
+    return (first, _nonneg(f"{name}[1]", v[1]))
+
+
+def _nonpositive(name: str, v: Any) -> float:
+    return check_float(name, v, -math.inf, 0.0)
+
+
+def _at_least_one(name: str, v: Any) -> float:
+    return check_float(name, v, 1.0)
+
+
 _ADAM_CHECKS = {"betas": _betas, "eps": _nonneg, "amsgrad": check_bool}
 _ADAM_FORMULA = (
     "m <- b1*m + (1-b1)*g; v <- b2*v + (1-b2)*g^2; [amsgrad: vmax <- max(vmax, v), v := vmax]; "
@@ -321,6 +337,25 @@ OPTIMIZERS: dict[str, Optimizer] = {
                              {"lr_scale": -1.0}),),
             naive_cause=lambda o, c, a: (
                 "optax.adadelta's learning_rate defaults to None: no sign flip, so it climbs the loss (torch lr=1.0)"
+            ),
+        ),
+        Optimizer(
+            "adafactor",
+            "Adafactor",
+            1e-2,
+            {"beta2_decay": -0.8, "eps": (None, 1e-3), "d": 1.0},
+            {"beta2_decay": _nonpositive, "eps": _adafactor_eps, "d": _at_least_one},
+            "b_t = t^beta2_decay; 2-D: R <- lerp(R, rowmean(g^2), b_t), C <- lerp(C, colmean(g^2), b_t), "
+            "v = R C / mean(R); 1-D: v <- lerp(v, g^2, b_t); u = g / sqrt(max(v, eps1^2)); "
+            "a = max(eps2, rms(w)) * min(lr, 1/sqrt(t)); w <- w*(1 - lr*wd) - a/max(1, rms(u)/d) * u",
+            native_convention="decoupled",
+            own_step_size=True,
+            naive_alias="optax.adafactor",
+            naive_conventions=("decoupled",),
+            naive_cause=lambda o, c, a: (
+                "optax.adafactor factors only dimensions >= 128 (torch: every 2-D parameter), adds eps=1e-30 to g^2, "
+                "takes the lr as the step (torch: min(lr, 1/sqrt(t)) times max(eps2, rms(w))) and decays by "
+                "weight_decay_rate*w after the lr scaling (torch: lr*wd*w)"
             ),
         ),
         Optimizer(

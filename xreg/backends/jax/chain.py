@@ -106,9 +106,16 @@ def _asgd(s, o, lr, decoupled=None):  # w <- w - eta_t*(g + lambd*w): lambd deca
     ]
 
 
+def _adafactor(s, o, lr, decoupled=None):  # its direction holds the step size (own_step_size), and torch's decay
+    w = o.wide
+    extra = {"decoupled": decoupled} if decoupled is not None else {}
+    return [Link("twins.scale_by_torch_adafactor", twins.scale_by_torch_adafactor, (lr,),
+                 {"beta2_decay": w["beta2_decay"], "eps": tuple(w["eps"]), "d": w["d"], **extra})]  # fmt: skip
+
+
 DIRECTIONS: dict[str, Callable[[Structure, Mapping[str, Any], Any], list[Link]]] = {
     "sgd": _sgd, "adam": _adam, "adamw": _adam, "rmsprop": _rmsprop, "adagrad": _adagrad, "adamax": _adamax,
-    "nadam": _nadam, "radam": _radam, "adadelta": _adadelta, "asgd": _asgd,
+    "nadam": _nadam, "radam": _radam, "adadelta": _adadelta, "asgd": _asgd, "adafactor": _adafactor,
 }  # fmt: skip
 
 

@@ -250,3 +250,65 @@ def scale_by_torch_asgd_eta(lambd, alpha, lr_t, decoupled=None) -> optax.Gradien
         return d, EtaState(optax.safe_increment(state.count), next_eta)
 
     return optax.GradientTransformation(init, update)
+
+
+class AdafactorState(NamedTuple):
+    count: jax.Array
+    row: Any  # per leaf: the row second moments (..., r, 1) of a >=2-D leaf, the full second moment of a 1-D one
+    col: Any  # per leaf: the column second moments (..., 1, c) of a >=2-D leaf, a scalar placeholder otherwise
+
+
+def _torch_lerp(a, b, w):
+    """torch.lerp with a Python-float weight: ``a + w*(b - a)`` for |w| < 0.5, else ``b - (b - a)*(1 - w)``."""
+    return jnp.where(jnp.abs(w) < 0.5, a + w * (b - a), b - (b - a) * (1 - w))
+
+
+def scale_by_torch_adafactor(lr_t, beta2_decay, eps, d, decoupled=None) -> optax.GradientTransformation:
+    """torch.optim.Adafactor's step, the step size included (the chain ends with ``scale(-1)``): per leaf,
+    ``b_t = t^beta2_decay``; a >=2-D leaf keeps row and column means of g^2 (``lerp`` by b_t) and
+    estimates ``v = R C / max(mean(R), eps1)``, a 1-D leaf keeps ``v`` itself; ``u = g/sqrt(max(v, eps1^2))``;
+    the direction is ``a/max(1, rms(u)/d) * u`` with ``a = max(eps2, rms(w))*min(lr_t, 1/sqrt(t))`` taken
+    from w before the decay. ``eps = (eps1 or None, eps2)``: None is the parameters' machine epsilon.
+    Scalars are computed wide and rounded once, as torch's Python floats.
+
+    ``decoupled``: a tree of ``k = lr_t*wd``; torch's ``w <- w*(1 - k)`` before its update adds ``k*w``
+    to the direction.
+    """
+    eps1, eps2 = eps
+
+    def init(params):
+        row = jax.tree.map(lambda p: jnp.zeros(p.shape[:-1] + (1,), p.dtype) if p.ndim > 1 else jnp.zeros_like(p), params)
+        col = jax.tree.map(lambda p: jnp.zeros(p.shape[:-2] + (1,) + p.shape[-1:], p.dtype) if p.ndim > 1
+                           else jnp.zeros([], p.dtype), params)  # fmt: skip
+        return AdafactorState(_count(), row, col)
+
+    def update(updates, state, params=None):
+        t = _step_t(state.count)
+        b = t ** _wide(beta2_decay)
+        rho = jnp.minimum(_wide(lr_t), 1 / jnp.sqrt(t))
+
+        def leaf(g, p, R, C, k):
+            dt = g.dtype
+            e1 = _wide(jnp.finfo(dt).eps) if eps1 is None else _wide(eps1)
+            alpha = jnp.maximum(_wide(eps2), _wide(jnp.linalg.norm(p)) / (p.size**0.5)) * rho
+            w = _narrow(b, dt)
+            if g.ndim > 1:
+                R = _torch_lerp(R, jnp.linalg.norm(g, axis=-1, keepdims=True) ** 2 / g.shape[-1], w)
+                C = _torch_lerp(C, jnp.linalg.norm(g, axis=-2, keepdims=True) ** 2 / g.shape[-2], w)
+                v = (R @ C) / jnp.maximum(jnp.mean(R, axis=-2, keepdims=True), _narrow(e1, dt))
+            else:
+                R = _torch_lerp(R, g * g, w)
+                v = R
+            u = 1 / jnp.sqrt(jnp.maximum(v, _narrow(e1 * e1, dt))) * g
+            denom = jnp.maximum(1.0, _wide(jnp.linalg.norm(u)) / (u.size**0.5 * _wide(d)))
+            direction = _narrow(alpha / denom, dt) * u
+            if k is not None:
+                direction = direction + k * p
+            return direction, R, C
+
+        ks = decoupled if decoupled is not None else jax.tree.map(lambda _: None, updates)
+        out = jax.tree.map(leaf, updates, params, state.row, state.col, ks, is_leaf=lambda x: x is None)
+        pick = lambda i: jax.tree.map(lambda o: o[i], out, is_leaf=lambda x: isinstance(x, tuple))  # noqa: E731
+        return pick(0), AdafactorState(optax.safe_increment(state.count), pick(1), pick(2))
+
+    return optax.GradientTransformation(init, update)

@@ -222,7 +222,55 @@ class ASGD:
         return theta
 
 
+def _lerp(a, b, w: float):
+    """torch.lerp: ``a + w*(b - a)`` for |w| < 0.5, else ``b - (b - a)*(1 - w)``."""
+    return a + w * (b - a) if abs(w) < 0.5 else b - (b - a) * (1 - w)
+
+
+class Adafactor:
+    """torch.optim.Adafactor, parameter by parameter (a 2-D or larger one factored into row and column
+    second moments), with torch's own decoupled decay inside the step: the step size
+    ``a = max(eps2, rms(w)) * min(lr, 1/sqrt(t))`` is taken from w *before* ``w <- w*(1 - lr*wd)``."""
+
+    takes_layout = True
+    decays_inside = True
+
+    def __init__(self, o, flags, theta, layout=None):
+        self.layout = layout
+        self.beta2_decay, (self.eps1, self.eps2), self.d = o["beta2_decay"], tuple(o["eps"]), o["d"]
+        self.state: dict[str, Any] = {}
+
+    def step(self, theta, g, lr, t, decay=None):
+        dt = theta.dtype
+        eps1 = float(np.finfo(dt).eps) if self.eps1 is None else self.eps1
+        b = float(t) ** self.beta2_decay
+        rho = min(float(lr), 1 / float(t) ** 0.5)
+        P, G = self.layout.tree(theta), self.layout.tree(g)
+        K = self.layout.tree(decay) if decay is not None else None
+        out = {}
+        for n, p in P.items():
+            gr = G[n]
+            alpha = max(self.eps2, float(np.linalg.norm(p)) / p.size**0.5) * rho
+            if K is not None:
+                p = p * (1 - K[n])
+            if gr.ndim > 1:
+                R, C = self.state.get(n, (np.zeros(gr.shape[:-1] + (1,), dt), np.zeros(gr.shape[:-2] + (1,) + gr.shape[-1:], dt)))
+                R = _lerp(R, np.linalg.norm(gr, axis=-1, keepdims=True) ** 2 / gr.shape[-1], b)
+                C = _lerp(C, np.linalg.norm(gr, axis=-2, keepdims=True) ** 2 / gr.shape[-2], b)
+                self.state[n] = (R, C)
+                v = (R @ C) / np.maximum(R.mean(axis=-2, keepdims=True), eps1)
+            else:
+                V = _lerp(self.state.get(n, np.zeros_like(gr)), gr * gr, b)
+                self.state[n] = V
+                v = V
+            u = 1 / np.sqrt(np.maximum(v, eps1 * eps1)) * gr
+            denom = max(1.0, float(np.linalg.norm(u)) / (u.size**0.5 * self.d))
+            out[n] = p + (-alpha / denom) * u
+        return self.layout.flat(out, dt)
+
+
 OPTIMIZERS = {
+    "adafactor": Adafactor,
     "sgd": SGD, "adam": Adam, "adamw": Adam, "rmsprop": RMSprop, "adagrad": Adagrad, "adamax": Adamax,
     "nadam": NAdam, "radam": RAdam, "adadelta": Adadelta, "asgd": ASGD,
 }  # fmt: skip
@@ -237,7 +285,9 @@ class State(NamedTuple):
 
 def init(s: Structure, hp: Mapping[str, Any], params0: Mapping[str, np.ndarray]) -> State:
     theta = layout_of(s.arch).flat(params0, np.dtype(s.dtype))
-    return State(s, theta, OPTIMIZERS[s.optimizer](hp["options"], dict(s.flags), theta), 0)
+    cls = OPTIMIZERS[s.optimizer]
+    extra = {"layout": layout_of(s.arch)} if getattr(cls, "takes_layout", False) else {}
+    return State(s, theta, cls(hp["options"], dict(s.flags), theta, **extra), 0)
 
 
 def _advance(state: State, batch: Batch, hp: Mapping[str, Any]) -> tuple[State, float, float]:
@@ -262,6 +312,10 @@ def _advance(state: State, batch: Batch, hp: Mapping[str, Any]) -> tuple[State, 
             g = clip_grad_norm(g, hp["clip_norm"])
         elif st.name == "negate":  # maximize=True
             g = -g
+        elif st.name == "direction" and getattr(state.optimizer, "decays_inside", False):
+            decs = [d for d in steps if d.where == conventions.DIRECTION]
+            k = sum(lr * coef(dec) for dec in decs) if decs else None  # torch's own decay, inside its step
+            theta = state.optimizer.step(theta, g, lr, t, decay=k).astype(dt, copy=False)
         elif st.name == "direction":
             for dec in (d for d in steps if d.where == conventions.DIRECTION):
                 theta = theta - (lr * coef(dec)) * theta  # torch's place: before the optimizer's own update
