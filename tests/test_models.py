@@ -19,7 +19,7 @@ from xreg.io import data
 from xreg.semantics import optimizers
 
 LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 3e-4, "adagrad": 0.01, "adamax": 2e-3, "nadam": 1e-3,
-      "radam": 1e-3, "adadelta": 0.1, "asgd": 0.05}  # fmt: skip
+      "radam": 1e-3, "adadelta": 0.1, "asgd": 0.05, "adafactor": 0.01}  # fmt: skip
 # RMSprop divides every coordinate's step by its own gradient scale plus eps: with torch's eps = 1e-8 a
 # coordinate whose gradient reaches round-off level steps by O(lr) in a round-off-driven direction, and
 # the run amplifies rounding (torch against itself too): that case is test_rmsprop_chaotic_case below.

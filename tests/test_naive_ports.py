@@ -10,13 +10,13 @@ from xreg.analysis.runs import naive_cause
 
 NAIVE = ["sgd", "sgd-dampening(0.5)", "adam", "adam-amsgrad", "adam-decoupled", "adamw", "adamw-amsgrad",
          "rmsprop", "rmsprop-centered-momentum", "adagrad", "adagrad-lr_decay-init", "adamax", "nadam",
-         "nadam-decoupled", "radam", "radam-decoupled", "adadelta", "asgd"]  # fmt: skip
+         "nadam-decoupled", "radam", "radam-decoupled", "adadelta", "asgd", "adafactor"]  # fmt: skip
 EXACT_ALIASES = {"sgd", "adam-decoupled", "adamw", "adamax"}  # no cause: the alias is the torch rule
 CAUSE_WORDS = {  # a word the named cause must contain
     "sgd-dampening(0.5)": "dampening", "adam": "decoupled", "adam-amsgrad": "max", "adamw-amsgrad": "max",
     "rmsprop": "eps_in_sqrt", "rmsprop-centered-momentum": "decay=0.9", "adagrad": "0.1",
     "adagrad-lr_decay-init": "lr_decay", "nadam": "Dozat", "nadam-decoupled": "Dozat", "radam": "rho_t",
-    "radam-decoupled": "rho_t", "adadelta": "None", "asgd": "ASGD",
+    "radam-decoupled": "rho_t", "adadelta": "None", "asgd": "ASGD", "adafactor": "weight_decay_rate*w",
 }  # fmt: skip
 
 
@@ -57,3 +57,56 @@ def test_naive_port_needs_jax_and_a_torch_convention(default_data):
         RunRequest("torch", "torch", port="naive").spec_for(_spec(CASES["adam"]))
     with pytest.raises(XregInputError, match="use convention 'torch'"):
         RunRequest("jax", "scratch", port="naive").spec_for(_spec(CASES["rmsprop"]))
+
+
+def test_the_named_adafactor_differences_are_the_whole_difference():
+    """optax.adafactor beside torch.optim.Adafactor on one (8, 6) weight matrix, plain loops (no xreg):
+    the naive port is far; fixing one named difference leaves it far; fixing those that act here
+    (factoring: min_dim_size_to_factor=1; the decay: weight_decay_rate=lr*wd) leaves only the float32
+    decay rate (1e-8 relative, named too), 1.7e-10 here; past t = 1/lr^2 the step size min(lr, 1/sqrt(t))
+    parts them again. Measured: 0.84, 0.11, 0.85, 1.7e-10, 8.9e-2 (3 steps: 3.1e-9)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+    import torch
+
+    from xreg.semantics import optimizers
+
+    rng = np.random.default_rng(0)
+    X, Y, W0 = rng.standard_normal((40, 6)), rng.standard_normal((40, 8)), 0.5 * rng.standard_normal((8, 6))
+
+    def torch_run(steps, **kw):
+        W = torch.nn.Parameter(torch.tensor(W0))
+        opt, out = torch.optim.Adafactor([W], **kw), []
+        for _ in range(steps):
+            opt.zero_grad()
+            ((torch.tensor(X) @ W.T - torch.tensor(Y)) ** 2).mean().backward()
+            opt.step()
+            out.append(W.detach().numpy().copy())
+        return np.array(out)
+
+    def optax_run(steps, tx):
+        with jax.enable_x64(True):
+            W, grad = jnp.asarray(W0), jax.jit(jax.grad(lambda W: ((X @ W.T - Y) ** 2).mean()))
+            state, out = tx.init(W), []
+            for _ in range(steps):
+                u, state = tx.update(grad(W), state, W)
+                W = optax.apply_updates(W, u)
+                out.append(np.asarray(W))
+        return np.array(out)
+
+    lr, wd = 0.01, 0.1
+    ref = torch_run(30, lr=lr, weight_decay=wd)
+    gap = lambda **kw: float(np.abs(ref - optax_run(30, optax.adafactor(lr, **kw))).max())  # noqa: E731
+    cause = optimizers.naive_cause("adafactor", optimizers.get("adafactor").resolve({}), "decoupled", True)
+    assert "min_dim_size_to_factor" in cause and "weight_decay_rate*w" in cause and "float32" in cause
+    assert gap(weight_decay_rate=wd) > 0.1  # the naive port
+    assert gap(weight_decay_rate=lr * wd) > 1e-2  # the decay fixed, the factoring not
+    assert gap(min_dim_size_to_factor=1, weight_decay_rate=wd) > 0.1  # the factoring fixed, the decay not
+    assert gap(min_dim_size_to_factor=1, weight_decay_rate=lr * wd) < 1e-8  # the float32 decay rate only
+    assert "min(lr, 1/sqrt(t))" in cause
+    big = torch_run(30, lr=0.5)
+    far = np.abs(big - optax_run(30, optax.adafactor(0.5, min_dim_size_to_factor=1))).max()
+    near = np.abs(big[:3] - optax_run(3, optax.adafactor(0.5, min_dim_size_to_factor=1))).max()
+    assert near < 1e-7 and far > 1e-2

@@ -45,6 +45,7 @@ CASES = [  # every optimizer of the table, with options off their defaults and a
     ("torch.radam", 1e-2, 1e-2, {}, []),
     ("torch.adadelta", 1.0, 1e-2, {"rho": 0.8}, ["bias"]),
     ("torch.asgd", 0.05, 1e-2, {"lambd": 1e-3, "t0": 5.0}, []),
+    ("torch.adafactor", 5e-2, 1e-1, {"beta2_decay": -0.7, "eps": (1e-20, 1e-2), "d": 1.2}, ["bias"]),
 ]  # fmt: skip
 
 

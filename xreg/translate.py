@@ -112,6 +112,10 @@ def _optax(spec: ExperimentSpec, batch_size: int | None) -> tuple[str, str, str 
         if "mask" in link.kwargs:
             mask = link.kwargs["mask"]
             link = Link(link.name, link.fn, link.args, {**link.kwargs, "mask": Shown(mask.value, mask.text, f"xreg.twins.decay_mask({patterns!r})")})
+        if "decoupled" in link.kwargs:  # a twin holding torch's own decay (Adafactor): lr*wd by name
+            k = link.kwargs["decoupled"]
+            link = Link(link.name, link.fn, link.args,
+                        {**link.kwargs, "decoupled": Shown(k.value, k.text, f"xreg.twins.decay_rates({spec.lr * spec.lam!r}, {patterns!r})")})  # fmt: skip
         fixed.append(link)
     naive = structure(spec.replace(port="naive"), arch)
     cause = optimizers.naive_cause(spec.optimizer, spec.options, spec.convention, s.decays_everything)
@@ -176,6 +180,9 @@ def translate(source: str, lr: float | None = None, weight_decay: float = 0.0, o
     else:
         sum_settings = None
         scratch = f"w <- w - lr*{wd:g}*w on {which}, then torch's {opt.torch_class} update on the data gradient alone"
+        if opt.decays_inside:
+            scratch = (f"w <- w*(1 - lr*{wd:g}) on {which} inside {opt.torch_class}'s update, whose step size reads w "
+                       "before the decay (decaying first, then calling the update, is another rule)")  # fmt: skip
         l2_mean = (f"no exact equivalent: decoupled decay is not an L2 term for {opt.torch_class} "
                    "(an L2 gradient is rescaled by the optimizer, the decoupled decay is not)")  # fmt: skip
         l2_sum = l2_mean

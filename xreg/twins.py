@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from xreg.backends.jax.twins import (  # noqa: F401 (re-exported)
+    scale_by_torch_adafactor,
     scale_by_torch_adagrad,
     scale_by_torch_amsgrad,
     scale_by_torch_asgd_eta,
@@ -44,3 +45,16 @@ def decay_mask(exclude: Sequence[str]) -> Callable[[Any], Any]:
         return jax.tree_util.tree_map_with_path(lambda path, _: not any(matches(path_name(path), p) for p in patterns), params)
 
     return mask
+
+
+def decay_rates(rate: float, exclude: Sequence[str] = ()) -> Callable[[Any], Any]:
+    """The ``decoupled`` tree of a twin that holds torch's own decay (Adafactor): ``rate`` (torch's
+    ``lr*weight_decay``) on every leaf whose path matches none of ``exclude``, 0 on the others."""
+    import jax
+
+    patterns = tuple(exclude)
+
+    def rates(params: Any) -> Any:
+        return jax.tree_util.tree_map_with_path(lambda path, _: 0.0 if any(matches(path_name(path), p) for p in patterns) else rate, params)
+
+    return rates

@@ -54,13 +54,15 @@ def integer(text: str) -> int:
 
 
 def value(text: str) -> Any:
-    """Parse an option value: true/false, a number, or a comma-separated pair of numbers (ASCII digits
-    only); anything else stays text, for the option's own check to refuse."""
+    """Parse an option value: true/false, a number, or a comma-separated tuple of numbers (ASCII digits
+    only) in which 'none' stands for None (Adafactor's eps=none,1e-3); anything else stays text, for the
+    option's own check to refuse."""
     low = text.strip().lower()
     if low in ("true", "false"):
         return low == "true"
-    if "," in text and all(is_number(v) for v in text.split(",")):
-        return tuple(float(v) for v in text.split(","))
+    items = [v.strip() for v in text.split(",")]
+    if "," in text and all(is_number(v) or v.lower() == "none" for v in items) and any(map(is_number, items)):
+        return tuple(None if v.lower() == "none" else float(v) for v in items)
     if not is_number(text):
         return text
     return int(text) if INTEGER.fullmatch(text.strip()) else float(text)

@@ -19,7 +19,12 @@ def update_formula(outcome: RunOutcome) -> str:
     conv = conventions.CONVENTIONS[spec.convention].formula
     opt = optimizers.get(spec.optimizer)
     plain = opt.momentum_free(spec.options) and opt.torch_class == "SGD"
-    step = "w <- w - lr*g" if plain else f"w <- w - lr*{opt.torch_class}(g)"
+    if plain:
+        step = "w <- w - lr*g"
+    elif opt.own_step_size:  # Adafactor: the step size is its own (min(lr, 1/sqrt(t)) times rms(w))
+        step = f"w <- w - {opt.torch_class}(g, w, lr)"
+    else:
+        step = f"w <- w - lr*{opt.torch_class}(g)"
     return f"{conv}; {step}"
 
 

@@ -68,6 +68,8 @@ class Optimizer:
     # The class steps by a size of its own that replaces the lr (ASGD's eta): its direction already
     # holds the step, so the chain ends in a sign flip rather than a multiplication by lr_t.
     own_step_size: bool = False
+    # torch applies its decoupled decay inside the step, which reads w before it (Adafactor's rms(w))
+    decays_inside: bool = False
     # The stock optax alias's defaults where they differ from torch's, in torch's option names: each a
     # (what differs, overrides) a diagnosis re-simulates. Beyond torch's options: ``eps_in_sqrt``
     # (1/sqrt(v + eps) rather than 1/(sqrt(v) + eps)), ``lr_scale`` (the step's sign and size) and
@@ -186,6 +188,24 @@ def _nonpositive(name: str, v: Any) -> float:
 
 def _at_least_one(name: str, v: Any) -> float:
     return check_float(name, v, 1.0)
+
+
+def _adafactor_cause(o: Mapping[str, Any]) -> str:
+    """What optax.adafactor(lr, decay_rate=-beta2_decay, clipping_threshold=d, weight_decay_rate=wd) does
+    differently from torch.optim.Adafactor (its decay schedule 1 - t^-decay_rate and its update clipping
+    by block rms are torch's)."""
+    eps1, eps2 = o["eps"]
+    parts = [
+        "optax.adafactor factors only parameters whose two largest dimensions are >= 128 (min_dim_size_to_factor; "
+        "torch factors every 2-D parameter)",
+        f"adds eps=1e-30 to g^2 (torch: v floored at eps1^2, eps1={'the dtype epsilon' if eps1 is None else eps1})",
+        "computes its decay 1 - t^-decay_rate in float32 (torch: a Python float; 1e-8 relative)",
+        "scales by the lr itself (torch: min(lr, 1/sqrt(t)))",
+        "decays by weight_decay_rate*w after the lr scaling (torch: w*(1 - lr*wd) before the update)",
+    ]
+    if eps2 != 1e-3:
+        parts.append(f"floors the parameter scale rms(w) at 1e-3 (torch: eps2={eps2})")
+    return "; ".join(parts)
 
 
 _ADAM_CHECKS = {"betas": _betas, "eps": _nonneg, "amsgrad": check_bool}
@@ -350,13 +370,10 @@ OPTIMIZERS: dict[str, Optimizer] = {
             "a = max(eps2, rms(w)) * min(lr, 1/sqrt(t)); w <- w*(1 - lr*wd) - a/max(1, rms(u)/d) * u",
             native_convention="decoupled",
             own_step_size=True,
+            decays_inside=True,
             naive_alias="optax.adafactor",
             naive_conventions=("decoupled",),
-            naive_cause=lambda o, c, a: (
-                "optax.adafactor factors only dimensions >= 128 (torch: every 2-D parameter), adds eps=1e-30 to g^2, "
-                "takes the lr as the step (torch: min(lr, 1/sqrt(t)) times max(eps2, rms(w))) and decays by "
-                "weight_decay_rate*w after the lr scaling (torch: lr*wd*w)"
-            ),
+            naive_cause=lambda o, c, a: _adafactor_cause(o),
         ),
         Optimizer(
             "asgd",

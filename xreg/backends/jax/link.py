@@ -35,6 +35,8 @@ def _text(v: Any) -> str:
         return v.text
     if isinstance(v, (int, float, bool, str)) or v is None:
         return str(v)
+    if isinstance(v, tuple):
+        return "(" + ", ".join(_text(x) for x in v) + ")"
     return "<traced>"
 
 

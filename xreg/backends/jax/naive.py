@@ -47,6 +47,9 @@ def _alias(s: Structure, hp: Mapping[str, Any], lr: Any) -> Link:
         "adadelta": lambda: Link("adadelta", optax.adadelta, (), {"rho": o.get("rho"), "eps": eps, "weight_decay": lam,
                                                                    **({"weight_decay_mask": mask} if mask else {})}),
         "asgd": lambda: chain(decay, Link("sgd", optax.sgd, (lr,))),
+        "adafactor": lambda: Link("adafactor", optax.adafactor, (lr,), {
+            "decay_rate": -o["beta2_decay"], "clipping_threshold": o["d"], "weight_decay_rate": lam,
+            **({"weight_decay_mask": mask} if mask else {})}),
     }  # fmt: skip
     if name in ("adam", "adamw"):
         if s.flag("amsgrad"):

@@ -271,8 +271,8 @@ def scale_by_torch_adafactor(lr_t, beta2_decay, eps, d, decoupled=None) -> optax
     from w before the decay. ``eps = (eps1 or None, eps2)``: None is the parameters' machine epsilon.
     Scalars are computed wide and rounded once, as torch's Python floats.
 
-    ``decoupled``: a tree of ``k = lr_t*wd``; torch's ``w <- w*(1 - k)`` before its update adds ``k*w``
-    to the direction.
+    ``decoupled``: a tree of ``k = lr_t*wd`` (or a function of the params that returns it, as
+    ``xreg.twins.decay_rates``); torch's ``w <- w*(1 - k)`` before its update adds ``k*w`` to the direction.
     """
     eps1, eps2 = eps
 
@@ -306,7 +306,8 @@ def scale_by_torch_adafactor(lr_t, beta2_decay, eps, d, decoupled=None) -> optax
                 direction = direction + k * p
             return direction, R, C
 
-        ks = decoupled if decoupled is not None else jax.tree.map(lambda _: None, updates)
+        ks = decoupled(params) if callable(decoupled) else decoupled
+        ks = ks if ks is not None else jax.tree.map(lambda _: None, updates)
         out = jax.tree.map(leaf, updates, params, state.row, state.col, ks, is_leaf=lambda x: x is None)
         pick = lambda i: jax.tree.map(lambda o: o[i], out, is_leaf=lambda x: isinstance(x, tuple))  # noqa: E731
         return pick(0), AdafactorState(optax.safe_increment(state.count), pick(1), pick(2))

@@ -28,7 +28,7 @@ from xreg.core import progress, recipe
 from xreg.core.plan import Batch, make_plan
 from xreg.core.spec import Dataset, ExperimentSpec, Trajectory, make_trajectory
 from xreg.core.structure import Structure, group_strengths, split
-from xreg.semantics import conventions, schedules
+from xreg.semantics import conventions, optimizers, schedules
 
 NAME = "numpy"
 
@@ -233,7 +233,6 @@ class Adafactor:
     ``a = max(eps2, rms(w)) * min(lr, 1/sqrt(t))`` is taken from w *before* ``w <- w*(1 - lr*wd)``."""
 
     takes_layout = True
-    decays_inside = True
 
     def __init__(self, o, flags, theta, layout=None):
         self.layout = layout
@@ -312,7 +311,7 @@ def _advance(state: State, batch: Batch, hp: Mapping[str, Any]) -> tuple[State, 
             g = clip_grad_norm(g, hp["clip_norm"])
         elif st.name == "negate":  # maximize=True
             g = -g
-        elif st.name == "direction" and getattr(state.optimizer, "decays_inside", False):
+        elif st.name == "direction" and optimizers.get(s.optimizer).decays_inside:
             decs = [d for d in steps if d.where == conventions.DIRECTION]
             k = sum(lr * coef(dec) for dec in decs) if decs else None  # torch's own decay, inside its step
             theta = state.optimizer.step(theta, g, lr, t, decay=k).astype(dt, copy=False)
