@@ -1,5 +1,5 @@
 """Issue 4: property-based tests. Random data, shapes, lr, lam, momentum, batch sizes and seeds; the
-equivalences theory predicts hold, and the non-equivalences are detected. 100 examples each (50 where
+equivalences theory predicts hold, and the non-equivalences are detected. 100 examples each (25 where
 JAX runs: each new shape is a compilation), derandomized: the same examples on every run.
 
 The learning rate is capped at 1/L, L = 0.25*max_i(|x_i|^2 + 1) + lam, a bound on the curvature of any
@@ -19,8 +19,8 @@ from xreg.core.spec import Dataset, ExperimentSpec
 
 PROFILE = settings(max_examples=100, deadline=None, derandomize=True,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
-# Every example of a new shape compiles a JAX program (~0.3 s): the two properties that run JAX draw 50.
-JAX_PROFILE = settings(PROFILE, max_examples=50)
+# Every example of a new shape compiles a JAX program (~0.3 s): the two properties that run JAX draw 25.
+JAX_PROFILE = settings(PROFILE, max_examples=25)
 
 
 @st.composite

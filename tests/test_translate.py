@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import xreg.twins  # noqa: F401 (the optax code's names: optax and xreg)
-from user_loops import optax_loop, problem, scratch_loop, torch_loop
+from user_loops import Both, optax_loop, problem, scratch_loop, torch_loop
 from xreg.cli import main
 from xreg.record import Recorder
 from xreg.testing import assert_trajectories_close
@@ -31,7 +31,11 @@ def torch_names(run):
 
 
 def run_torch(prob, code, **kw):
-    return torch_loop(*prob, lambda model: eval(code, {"torch": torch, "model": model, "fnmatch": fnmatch}), STEPS, groups=lambda m: m, **kw)
+    def make(model):
+        out = eval(code, {"torch": torch, "model": model, "fnmatch": fnmatch})
+        return Both(out) if isinstance(out, list) else out
+
+    return torch_loop(*prob, make, STEPS, groups=lambda m: m, **kw)
 
 
 CASES = [  # every optimizer of the table, with options off their defaults and a bias left out of the decay in half
@@ -46,6 +50,7 @@ CASES = [  # every optimizer of the table, with options off their defaults and a
     ("torch.adadelta", 1.0, 1e-2, {"rho": 0.8}, ["bias"]),
     ("torch.asgd", 0.05, 1e-2, {"lambd": 1e-3, "t0": 5.0}, []),
     ("torch.adafactor", 5e-2, 1e-1, {"beta2_decay": -0.7, "eps": (1e-20, 1e-2), "d": 1.2}, ["bias"]),
+    ("torch.muon", 2e-2, 1e-1, {"momentum": 0.9, "ns_steps": 4, "adjust_lr_fn": "match_rms_adamw", "others": "radam"}, ["bias"]),
 ]  # fmt: skip
 
 

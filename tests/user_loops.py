@@ -16,6 +16,27 @@ def problem(data, rows=200, seed=0):
     return X, y, w0, b0
 
 
+class Both:
+    """Muon's translation is a list of two optimizers, stepped together as a user's loop steps them."""
+
+    def __init__(self, opts):
+        self.opts, self.param_groups = opts, [g for o in opts for g in o.param_groups]
+
+    def zero_grad(self):
+        for o in self.opts:
+            o.zero_grad()
+
+    def step(self):
+        for o in self.opts:
+            o.step()
+
+    def register_step_pre_hook(self, hook):  # the recorder's: before the first, after the last
+        return self.opts[0].register_step_pre_hook(lambda opt, *a: hook(self, *a))
+
+    def register_step_post_hook(self, hook):
+        return self.opts[-1].register_step_post_hook(lambda opt, *a: hook(self, *a))
+
+
 def torch_loop(X, y, w0, b0, make_opt, steps, *, dtype="float64", batch=None, sched=None, per_epoch=True,
                reduction="mean", groups=None):  # fmt: skip
     """``model = nn.Linear``; BCE with logits; ``make_opt(params_or_groups)``; optional minibatches in

@@ -83,17 +83,27 @@ def _decay_test(patterns: Sequence[str]) -> str:
 
 
 def _torch_code(opt: optimizers.Optimizer, lr: float, wd: float, options: Mapping[str, Any], no_decay: Sequence[str], decoupled: bool) -> str:
-    cls = opt.torch_class
-    kw = [f"lr={lr!r}", f"weight_decay={wd!r}"] + [f"{k}={v!r}" for k, v in options.items()]
+    """The torch optimizer as one expression; Muon as the list of its two optimizers (step both): Muon on
+    the 2-D parameters, the paired class (``others``) with its torch defaults on the rest."""
+
+    def params(where: str) -> str:
+        cond = f" and {where}" if where else ""
+        if no_decay:
+            test = _decay_test(no_decay)
+            return (f'[{{"params": [p for n, p in model.named_parameters() if not {test}{cond}]}}, '
+                    f'{{"params": [p for n, p in model.named_parameters() if {test}{cond}], "weight_decay": 0.0}}]')  # fmt: skip
+        return f"[p for p in model.parameters() if {where}]" if where else "model.parameters()"
+
+    kw = [f"lr={lr!r}", f"weight_decay={wd!r}"] + [f"{k}={v!r}" for k, v in options.items() if k not in opt.xreg_only]
     if decoupled and opt.decoupled_flag:
         kw.append("decoupled_weight_decay=True")
-    if no_decay:
-        test = _decay_test(no_decay)
-        params = (f'[{{"params": [p for n, p in model.named_parameters() if not {test}]}}, '
-                  f'{{"params": [p for n, p in model.named_parameters() if {test}], "weight_decay": 0.0}}]')  # fmt: skip
-    else:
-        params = "model.parameters()"
-    return f"torch.optim.{cls}({params}, {', '.join(kw)})"
+    if not opt.two_d_only:
+        return f"torch.optim.{opt.torch_class}({params('')}, {', '.join(kw)})"
+    other = optimizers.get(options.get("others", opt.defaults["others"]))
+    okw = [f"lr={lr!r}", f"weight_decay={wd!r}"] + (["decoupled_weight_decay=True"] if other.decoupled_flag else [])
+    cond_m, cond_o = ("p.ndim == 2", "p.ndim != 2")
+    return (f"[torch.optim.{opt.torch_class}({params(cond_m)}, {', '.join(kw)}), "
+            f"torch.optim.{other.torch_class}({params(cond_o)}, {', '.join(okw)})]")
 
 
 def _optax(spec: ExperimentSpec, batch_size: int | None) -> tuple[str, str, str | None]:

@@ -8,10 +8,13 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from xreg.backends.jax.twins import (  # noqa: F401 (re-exported)
+    matrix_labels,
+    newton_schulz,
     scale_by_torch_adafactor,
     scale_by_torch_adagrad,
     scale_by_torch_amsgrad,
     scale_by_torch_asgd_eta,
+    scale_by_torch_muon,
     scale_by_torch_nadam,
     scale_by_torch_radam,
     scale_by_torch_sgd_momentum,

@@ -56,6 +56,8 @@ def build_parser(prog: str = "xreg compare", sweep: bool = False, description: s
     g.add_argument("--momentum", type=real, help="momentum (sgd, rmsprop)")
     g.add_argument("--dampening", type=real, help="dampening (sgd)")
     g.add_argument("--nesterov", action="store_true", help="Nesterov momentum (sgd)")
+    g.add_argument("--muon-others", metavar="NAME", help="--optimizer muon: the class of the parameters that are not "
+                   "2-D, with torch's defaults and the same lr and weight_decay: " + ", ".join(optimizers.MUON_OTHERS) + " (default adamw)")
     g.add_argument("--opt", action="append", metavar="KEY=VALUE",
                    help="any other optimizer option by its torch name, e.g. betas=0.9,0.99 amsgrad=true")
     g.add_argument("--schedule", default="constant", help="one of: " + ", ".join(schedules.NAMES))
@@ -151,6 +153,10 @@ def spec_from_args(args: argparse.Namespace) -> spec.ExperimentSpec:
                              f"the runs use {', '.join(conventions_given)}.")  # fmt: skip
     if args.nesterov:
         options["nesterov"] = True
+    if args.muon_others is not None:
+        if not optimizers.get(args.optimizer).two_d_only:
+            raise XregInputError(f"--muon-others names the class of Muon's other parameters; the optimizer is {args.optimizer!r}.")
+        options["others"] = args.muon_others
     no_decay = list(args.no_decay or []) + (["bias"] if args.no_decay_bias else [])
     group_decay = pairs(args.group_decay, "--group-decay")
     for pattern, v in group_decay.items():

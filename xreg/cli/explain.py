@@ -38,12 +38,15 @@ def chains(name: str, lr: float | None = None, lam: float | None = None, options
 def explain(name: str, lr: float | None = None, lam: float | None = None, options: dict | None = None) -> str:
     opt = optimizers.get(name)
     spec = _spec(name, lr, lam, options)
-    defaults = ", ".join(f"{k}={v}" for k, v in opt.resolve(spec.options).items())
+    resolved = opt.resolve(spec.options)
+    defaults = ", ".join(f"{k}={v}" for k, v in resolved.items() if k not in opt.xreg_only)
     exact, naive, cause = chains(name, lr, lam, options)
     wd = "coupled: g <- g + lam*w before the step (after clip_grad_norm_)" if conventions.get(opt.native_convention).coupled \
         else "decoupled: w <- w - lr*lam*w before the step"
     lines = [
-        f"torch.optim.{opt.torch_class}(lr={spec.lr:g}, weight_decay={'lam' if lam is None else f'{lam:g}'}, {defaults})",
+        f"torch.optim.{opt.torch_class}(lr={spec.lr:g}, weight_decay={'lam' if lam is None else f'{lam:g}'}, {defaults})"
+        + (f" on the 2-D parameters; torch.optim.{optimizers.get(resolved['others']).torch_class}(lr={spec.lr:g}, weight_decay="
+           f"{'lam' if lam is None else f'{lam:g}'}) on the rest (--muon-others)" if opt.two_d_only else ""),
         f"  weight decay   {wd}",
         f"  update         {opt.formula}",
         f"  recipe         {recipe.text(recipe.build(structure(spec, EXAMPLE_ARCH)))}",

@@ -145,8 +145,9 @@ class ExperimentSpec:
         )
         if opt.native_convention == "decoupled" and self.convention == "torch":
             raise XregInputError(
-                f"The optimizer '{self.optimizer}' decays decoupled (torch.optim.{opt.torch_class}); "
-                "use convention 'decoupled', or optimizer 'adam' for coupled weight decay."
+                f"The optimizer '{self.optimizer}' decays decoupled (torch.optim.{opt.torch_class}); use convention "
+                + ("'decoupled', or optimizer 'adam' for coupled weight decay." if self.optimizer == "adamw"
+                   else "'decoupled' (the class has no coupled form).")
             )
 
     def replace(self, **changes: Any) -> "ExperimentSpec":

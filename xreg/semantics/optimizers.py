@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from xreg.checks import XregInputError, check_bool, check_choice, check_float
+from xreg.checks import XregInputError, check_bool, check_choice, check_float, check_int
 
 
 def _unit(name: str, v: Any) -> float:  # [0, 1)
@@ -81,12 +81,22 @@ class Optimizer:
     fused: bool = False
     # torch's default ``weight_decay`` for the class (AdamW: 1e-2; the others 0).
     default_weight_decay: float = 0.0
+    # Options that are structure though not booleans (Muon's ns_steps loop count, adjust_lr_fn's name):
+    # hashable values compiled in, never traced.
+    static: tuple[str, ...] = ()
+    # Options xreg reads that the torch class does not take (Muon's ``others``: the class of the rest).
+    xreg_only: tuple[str, ...] = ()
+    # Muon: torch's class takes only 2-D parameters; the rest go to ``options['others']`` with its torch
+    # defaults, the same lr and weight_decay (users pair them so).
+    two_d_only: bool = False
+    # Which common options the class takes (torch 2.13's Muon: neither maximize nor foreach).
+    common: tuple[str, ...] = ("maximize", "foreach")
 
     def __post_init__(self) -> None:
         """Every class's common options join its own: ``maximize`` (a rule), ``foreach``/``fused`` (how torch
         loops over tensors: the same rule, round-off apart)."""
-        common = {k: v for k, v in COMMON.items() if k != "fused" or self.fused}
-        checks = {"maximize": check_bool, "foreach": _switch, **({"fused": _switch} if self.fused else {})}
+        common = {k: v for k, v in COMMON.items() if (k in self.common) or (k == "fused" and self.fused)}
+        checks = {k: c for k, c in (("maximize", check_bool), ("foreach", _switch), ("fused", _switch)) if k in common}
         object.__setattr__(self, "defaults", {**self.defaults, **common})
         object.__setattr__(self, "checks", {**self.checks, **checks})
 
@@ -96,14 +106,28 @@ class Optimizer:
             self.run_check(options, lr, steps)
 
     def hparams(self, options: Mapping[str, Any]) -> dict[str, Any]:
-        """The numeric options (floats and pairs of floats): traced hyperparameters, not structure."""
-        return {k: v for k, v in options.items() if not isinstance(v, bool) and k not in IMPLEMENTATION}
+        """The numeric options (floats and pairs of floats): traced hyperparameters, not structure. A
+        paired class's (Muon's others) under ``paired``."""
+        out = {k: v for k, v in options.items()
+               if not isinstance(v, bool) and k not in IMPLEMENTATION and k not in self.static and k not in self.xreg_only}  # fmt: skip
+        if self.two_d_only:
+            other = get(options["others"])
+            out["paired"] = other.hparams(other.resolve({}))
+        return out
 
-    def structure_flags(self, options: Mapping[str, Any]) -> tuple[tuple[str, bool], ...]:
-        """Boolean options and the flags derived from numbers (e.g. momentum > 0), sorted, hashable."""
-        out = {k: v for k, v in options.items() if isinstance(v, bool)}  # foreach/fused only when set
+    def structure_flags(self, options: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+        """Boolean options, the static ones and the flags derived from numbers (e.g. momentum > 0), sorted,
+        hashable; a paired class's flags prefixed ``paired.``."""
+        out = {k: v for k, v in options.items() if isinstance(v, bool) or k in self.static or k in self.xreg_only}
         out.update(self.flags(options))
-        return tuple(sorted(out.items()))
+        if self.two_d_only:
+            other = get(options["others"])
+            out.update({f"paired.{k}": v for k, v in other.structure_flags(other.resolve({}))})
+        return tuple(sorted(out.items(), key=lambda kv: kv[0]))
+
+    def paired_flags(self, flags: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Any], ...]:
+        """The paired class's flags out of a structure's (the ``paired.`` ones, unprefixed)."""
+        return tuple((k[len("paired."):], v) for k, v in flags if k.startswith("paired."))
 
     def resolve(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """Fill torch defaults, check every option, reject unknown names and the flags xreg cannot honour."""
@@ -188,6 +212,63 @@ def _nonpositive(name: str, v: Any) -> float:
 
 def _at_least_one(name: str, v: Any) -> float:
     return check_float(name, v, 1.0)
+
+
+def _ns_coefficients(name: str, v: Any) -> tuple[float, float, float]:
+    if not (isinstance(v, (tuple, list)) and len(v) == 3):
+        raise XregInputError(f"The '{name}' parameter must be three floats (a, b, c). Got {v!r} instead.")
+    return tuple(check_float(f"{name}[{i}]", x, -math.inf) for i, x in enumerate(v))  # type: ignore[return-value]
+
+
+def _ns_steps(name: str, v: Any) -> int:
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return check_int(name, v, 1, 99)  # torch: "Number of steps must be less than 100"
+
+
+def _adjust_lr_fn(name: str, v: Any) -> str | None:
+    if v is None or v in ("none", "None"):
+        return None
+    return check_choice(name, v, ("original", "match_rms_adamw"))
+
+
+# The classes Muon's other parameters may go to: those whose torch weight_decay is decoupled, as Muon's
+# (native, or through decoupled_weight_decay=True), and whose step is lr times a direction.
+MUON_OTHERS = ("adamw", "adam", "nadam", "radam")
+
+
+def _muon_others(name: str, v: Any) -> str:
+    return check_choice(name, v, MUON_OTHERS)
+
+
+def _muon_ratio(fn: str | None, shape: tuple[int, ...]) -> float:
+    """torch's ``_adjust_lr``: the lr of a (A, B) parameter is lr * ratio."""
+    A, B = shape[:2]
+    if fn is None or fn == "original":
+        return math.sqrt(max(1, A / B))
+    return 0.2 * math.sqrt(max(A, B))
+
+
+def muon_ratio(options: Mapping[str, Any], shape: tuple[int, ...]) -> float:
+    return _muon_ratio(options.get("adjust_lr_fn"), shape)
+
+
+def _muon_cause(o: Mapping[str, Any]) -> str:
+    """What optax.contrib.muon(lr, ns_coeffs, ns_steps, beta=momentum, eps, weight_decay=wd, nesterov,
+    adam_weight_decay=wd) does differently from torch's Muon paired with ``others`` (its weight decay,
+    lr*wd*w, is torch's)."""
+    parts = [
+        "optax.contrib.muon debiases its momentum as Adam does (torch: B <- lerp(B, g, 1-mu), no correction)",
+        "runs Newton-Schulz in the parameters' dtype (torch: in bfloat16, every product rounded)",
+        "scales by sqrt(max(1, d1/d0)) of an (in, out) kernel, inverted on torch's (out, in) weights "
+        "(torch: sqrt(max(1, out/in))" + (", or 0.2*sqrt(max(A, B)))" if o.get("adjust_lr_fn") == "match_rms_adamw" else ")"),
+    ]
+    if o.get("others", "adamw") == "adamw":
+        parts.append("steps the other parameters by optax.adamw with Muon's eps and nesterov (torch AdamW: eps=1e-8, "
+                     "no Nesterov) and no weight_decay mask")
+    else:
+        parts.append(f"steps the other parameters by optax.adamw (torch: {o['others']})")
+    return "; ".join(parts)
 
 
 def _adafactor_cause(o: Mapping[str, Any]) -> str:
@@ -374,6 +455,27 @@ OPTIMIZERS: dict[str, Optimizer] = {
             naive_alias="optax.adafactor",
             naive_conventions=("decoupled",),
             naive_cause=lambda o, c, a: _adafactor_cause(o),
+        ),
+        Optimizer(
+            "muon",
+            "Muon",
+            1e-3,
+            {"momentum": 0.95, "nesterov": True, "ns_coefficients": (3.4445, -4.775, 2.0315), "eps": 1e-7,
+             "ns_steps": 5, "adjust_lr_fn": None, "others": "adamw"},
+            {"momentum": _nonneg, "nesterov": check_bool, "ns_coefficients": _ns_coefficients, "eps": _nonneg,
+             "ns_steps": _ns_steps, "adjust_lr_fn": _adjust_lr_fn, "others": _muon_others},
+            "2-D parameters: B <- lerp(B, g, 1-mu); U = lerp(g, B, mu) if nesterov else B; O = NS_k(U) in bfloat16 "
+            "(X <- U/||U||, k times: A = X X^T, X <- a X + (b A + c A A) X); w <- w*(1 - lr*wd) - lr*r*O, "
+            "r = sqrt(max(1, A/B)) (or 0.2*sqrt(max(A, B))); other parameters: the paired class (others, default AdamW)",
+            native_convention="decoupled",
+            default_weight_decay=0.1,
+            static=("ns_steps", "adjust_lr_fn"),
+            xreg_only=("others",),
+            two_d_only=True,
+            common=(),
+            naive_alias="optax.contrib.muon",
+            naive_conventions=("decoupled",),
+            naive_cause=lambda o, c, a: _muon_cause(o),
         ),
         Optimizer(
             "asgd",

@@ -18,6 +18,8 @@ the loss instead. Values may be Python floats (for the printed text) or traced s
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Any, Callable, Mapping
 
 import optax
@@ -113,9 +115,38 @@ def _adafactor(s, o, lr, decoupled=None):  # its direction holds the step size (
                  {"beta2_decay": w["beta2_decay"], "eps": tuple(w["eps"]), "d": w["d"], **extra})]  # fmt: skip
 
 
+def _muon(s, o, lr):
+    """torch's Muon on the 2-D leaves, the paired class's direction on the rest (optax.partition)."""
+    w = o.wide
+    muon = Link("twins.scale_by_torch_muon", twins.scale_by_torch_muon, (w["momentum"], tuple(w["ns_coefficients"]), w["eps"]),
+                {"nesterov": s.flag("nesterov"), "ns_steps": s.flag("ns_steps"), "adjust_lr_fn": s.flag("adjust_lr_fn")})  # fmt: skip
+    other = s.flag("others")
+    paired = dataclasses.replace(s, optimizer=other, flags=optimizers.get(s.optimizer).paired_flags(s.flags))
+    rest = DIRECTIONS[other](paired, _Options({"options": o["paired"], "wide_options": o.wide["paired"]}), lr)
+    if len(rest) == 1:
+        rest_text, rest_code, rest_tx = rest[0].text, _code_or_none(rest[0]), lambda: rest[0].transform
+    else:
+        rest_text = "chain(" + ", ".join(x.text for x in rest) + ")"
+        codes = [_code_or_none(x) for x in rest]
+        rest_code = None if None in codes else "optax.chain(" + ", ".join(codes) + ")"
+        rest_tx = lambda: optax.chain(*(x.transform for x in rest))  # noqa: E731
+    muon_code = _code_or_none(muon)
+    code = None if None in (muon_code, rest_code) else f"{{'muon': {muon_code}, 'others': {rest_code}}}"
+    transforms = Shown(lambda: {"muon": muon.transform, "others": rest_tx()}, f"{{'muon': {muon.text}, 'others': {rest_text}}}", code)
+    labels = Shown(twins.matrix_labels, "matrix_labels", "xreg.twins.matrix_labels")
+    return [Link("partition", lambda t, lab: optax.partition(t(), lab), (transforms, labels))]
+
+
+def _code_or_none(link: Link) -> str | None:
+    try:
+        return link.code
+    except ValueError:
+        return None
+
+
 DIRECTIONS: dict[str, Callable[[Structure, Mapping[str, Any], Any], list[Link]]] = {
     "sgd": _sgd, "adam": _adam, "adamw": _adam, "rmsprop": _rmsprop, "adagrad": _adagrad, "adamax": _adamax,
-    "nadam": _nadam, "radam": _radam, "adadelta": _adadelta, "asgd": _asgd, "adafactor": _adafactor,
+    "nadam": _nadam, "radam": _radam, "adadelta": _adadelta, "asgd": _asgd, "adafactor": _adafactor, "muon": _muon,
 }  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import optax
+import optax.contrib
 
 from xreg.backends.jax.link import Link, Shown, mask_of
 from xreg.core.structure import DEFAULT_GROUP, Structure
@@ -47,6 +48,10 @@ def _alias(s: Structure, hp: Mapping[str, Any], lr: Any) -> Link:
         "adadelta": lambda: Link("adadelta", optax.adadelta, (), {"rho": o.get("rho"), "eps": eps, "weight_decay": lam,
                                                                    **({"weight_decay_mask": mask} if mask else {})}),
         "asgd": lambda: chain(decay, Link("sgd", optax.sgd, (lr,))),
+        "muon": lambda: Link("contrib.muon", optax.contrib.muon, (lr,), {
+            "ns_coeffs": tuple(o["ns_coefficients"]), "ns_steps": s.flag("ns_steps"), "beta": o["momentum"],
+            "eps": o["eps"], "weight_decay": lam, **({"weight_decay_mask": mask} if mask else {}),
+            "nesterov": s.flag("nesterov"), "adam_weight_decay": lam}),
         "adafactor": lambda: Link("adafactor", optax.adafactor, (lr,), {
             "decay_rate": -o["beta2_decay"], "clipping_threshold": o["d"], "weight_decay_rate": lam,
             **({"weight_decay_mask": mask} if mask else {})}),

@@ -313,3 +313,110 @@ def scale_by_torch_adafactor(lr_t, beta2_decay, eps, d, decoupled=None) -> optax
         return pick(0), AdafactorState(optax.safe_increment(state.count), pick(1), pick(2))
 
     return optax.GradientTransformation(init, update)
+
+
+# ---- Muon: Newton-Schulz in bfloat16 as torch's CPU kernels round it (see xreg/backends/numpy/run.py) ------
+def bf16(x):
+    """Values rounded to bfloat16 (nearest, ties to even), held as float32; float64 through float32 first,
+    as torch's ``.bfloat16()``."""
+    x = x.astype(jnp.float32)
+    u = jax.lax.bitcast_convert_type(x, jnp.uint32)
+    s = jnp.uint32(16)
+    r = (u + jnp.uint32(0x7FFF) + ((u >> s) & jnp.uint32(1))) >> s << s
+    return jnp.where(jnp.isfinite(x), jax.lax.bitcast_convert_type(r, jnp.float32), x)
+
+
+def _halving(a):
+    """a[0] + a[h], ... along the first axis, halving until one is left (torch's vector reductions)."""
+    while a.shape[0] > 1:
+        h = a.shape[0] // 2
+        a = a[:h] + a[h:]
+    return a[0]
+
+
+def _gram(X, in_order: bool):
+    """bf16(X @ X.T) with torch's float32 sums: k in order (a transposed X), else torch's reduced-precision
+    dot (blocks of 64 over 8x8 registers, halving trees, blocks of 8 over the lanes, the rest in order)."""
+    m, K = X.shape
+    prods = X.T[:, :, None] * X.T[:, None, :]  # (K, m, m): each product exact in float32
+    if in_order:
+        acc = jnp.zeros((m, m), jnp.float32)
+        for k in range(K):
+            acc = acc + prods[k]
+        return bf16(acc)
+    blocks, vec_end = K - K % 64, K - K % 8
+    regs = jnp.zeros((8, 8, m, m), jnp.float32)
+    for j in range(0, blocks, 64):
+        regs = regs + prods[j : j + 64].reshape(8, 8, m, m)
+    lanes = _halving(regs)
+    for j in range(blocks, vec_end, 8):
+        lanes = lanes + prods[j : j + 8]
+    total = _halving(lanes)
+    for k in range(vec_end, K):
+        total = total + prods[k]
+    return bf16(total)
+
+
+def _addmm(C, A, B, beta32, alpha32):
+    """bf16(beta*C + alpha*(A @ B)): 4 float32 partial sums over k (the tail in the first), one rounding."""
+    K = A.shape[1]
+    prods = A.T[:, :, None] * B[:, None, :]  # (K, m, n), exact in float32
+    parts = jnp.zeros((4,) + prods.shape[1:], jnp.float32)
+    for k in range(0, K - K % 4, 4):
+        parts = parts + prods[k : k + 4]
+    for r in range(K - K % 4, K):
+        parts = parts.at[0].add(prods[r])
+    dot = ((parts[0] + parts[1]) + parts[2]) + parts[3]
+    exact = beta32.astype(jnp.float64) * C.astype(jnp.float64) + (alpha32 * dot).astype(jnp.float64)
+    return bf16(exact.astype(jnp.float32))
+
+
+def newton_schulz(G, coefficients, steps: int, eps):
+    """torch's ``_zeropower_via_newtonschulz`` on a 2-D leaf: the bfloat16 result, held as float32."""
+    a, b, c = (jnp.asarray(x).astype(jnp.float32) for x in coefficients)
+    X = bf16(G)
+    transposed = G.shape[0] > G.shape[1]
+    if transposed:
+        X = X.T
+    norm = bf16(jnp.sqrt(jnp.sum(X.astype(jnp.float64) ** 2)).astype(jnp.float32))
+    X = bf16(X / jnp.maximum(norm, bf16(_wide(eps))))
+    one = jnp.float32(1.0)
+    for i in range(steps):
+        A = _gram(X, in_order=transposed and i == 0)
+        X = _addmm(X, _addmm(A, A, A, b, c), X, a, one)
+    return X.T if transposed else X
+
+
+def matrix_labels(params):
+    """optax.partition's labels for torch's Muon pairing: 'muon' on 2-D leaves, 'others' elsewhere."""
+    return jax.tree.map(lambda p: "muon" if p.ndim == 2 else "others", params)
+
+
+class MuonState(NamedTuple):
+    buf: Any
+
+
+def scale_by_torch_muon(momentum, ns_coefficients, eps, *, nesterov: bool = True, ns_steps: int = 5,
+                        adjust_lr_fn: str | None = None) -> optax.GradientTransformation:  # fmt: skip
+    """torch.optim.Muon's direction on 2-D leaves, before the lr: ``B <- lerp(B, g, 1-mu)``,
+    ``U = lerp(g, B, mu)`` (nesterov) or ``B``, ``O = NS(U)`` in bfloat16, ``d = r*O`` with torch's shape
+    ratio ``r`` (``sqrt(max(1, A/B))``; ``match_rms_adamw``: ``0.2*sqrt(max(A, B))``)."""
+    from xreg.semantics.optimizers import muon_ratio
+
+    def init(params):
+        return MuonState(jax.tree.map(jnp.zeros_like, params))
+
+    def update(updates, state, params=None):
+        def moment(g, B):
+            return _torch_lerp(B, g, _narrow(1 - _wide(momentum), g.dtype))
+
+        def direction(g, B):
+            dt = g.dtype
+            U = _torch_lerp(g, B, _narrow(momentum, dt)) if nesterov else B
+            O = newton_schulz(U, ns_coefficients, ns_steps, eps)
+            return _narrow(muon_ratio({"adjust_lr_fn": adjust_lr_fn}, g.shape), dt) * O.astype(dt)
+
+        buf = jax.tree.map(moment, updates, state.buf)
+        return jax.tree.map(direction, updates, buf), MuonState(buf)
+
+    return optax.GradientTransformation(init, update)

@@ -268,8 +268,123 @@ class Adafactor:
         return self.layout.flat(out, dt)
 
 
+# ---- Muon: Newton-Schulz in bfloat16, every rounding where torch's CPU kernels round ---------------------
+# torch computes NS on ``grad.bfloat16()``: every product of two bfloat16 numbers is exact in float32, the
+# sums run in float32 and each result is rounded to bfloat16. Which float32 sums torch forms decides the
+# rare ties, so they are written out as its CPU kernels form them (measured against torch 2.13, AVX2):
+# X @ X.T sums as torch's reduced-precision dot product (see _gram); on a transposed (non-contiguous)
+# X it sums k in order. addmm(C, A, B, beta, alpha) keeps 4 partial sums over k (the tail in the first),
+# adds them in order, and rounds beta*C + alpha*dot once (a fused multiply-add).
+F32 = np.float32
+
+
+def bf16(x: np.ndarray) -> np.ndarray:
+    """Values rounded to bfloat16, nearest with ties to even, held as float32. float64 goes through float32
+    first, as torch's ``.bfloat16()`` does (a double rounding: measured, 6 in a million differ from one)."""
+    x = np.ascontiguousarray(x, F32)
+    u = x.view(np.uint32).astype(np.uint64)
+    r = ((u + np.uint64(0x7FFF) + ((u >> np.uint64(16)) & np.uint64(1))) >> np.uint64(16) << np.uint64(16)).astype(np.uint32)
+    return np.where(np.isfinite(x), r.view(F32), x)
+
+
+def _gram(X: np.ndarray, in_order: bool) -> np.ndarray:
+    """bf16(X @ X.T) with torch's float32 sums (see above): k in order on a transposed X; else torch's
+    reduced-precision dot: blocks of 64 into 8 registers of 8 lanes (k -> register k//8, lane k%8),
+    the registers added as a halving tree, then blocks of 8 into the lanes, the lanes added as a halving
+    tree, and the last K % 8 products added in order."""
+    m, K = X.shape
+    prods = X.T[:, :, None] * X.T[:, None, :]  # (K, m, m): each product exact in float32
+    if in_order:
+        acc = np.zeros((m, m), F32)
+        for k in range(K):
+            acc = acc + prods[k]
+        return bf16(acc)
+    blocks, vec_end = K - K % 64, K - K % 8
+    regs = np.zeros((8, 8, m, m), F32)
+    for j in range(0, blocks, 64):
+        regs = regs + prods[j : j + 64].reshape(8, 8, m, m)
+    lanes = _halving(regs)
+    for j in range(blocks, vec_end, 8):
+        lanes = lanes + prods[j : j + 8]
+    total = _halving(lanes)
+    for k in range(vec_end, K):
+        total = total + prods[k]
+    return bf16(total)
+
+
+def _halving(a: np.ndarray) -> np.ndarray:
+    """a[0] + a[h], ... along the first axis, halving until one is left (torch's vector reductions)."""
+    while a.shape[0] > 1:
+        h = a.shape[0] // 2
+        a = a[:h] + a[h:]
+    return a[0]
+
+
+def _addmm(C: np.ndarray, A: np.ndarray, B: np.ndarray, beta: float, alpha: float) -> np.ndarray:
+    """bf16(beta*C + alpha*(A @ B)) with torch's float32 sums and one rounding of beta*C + alpha*dot."""
+    K = A.shape[1]
+    prods = A.T[:, :, None] * B[:, None, :]  # (K, m, n), exact in float32
+    parts = np.zeros((4,) + prods.shape[1:], F32)
+    for k in range(0, K - K % 4, 4):
+        parts = parts + prods[k : k + 4]
+    for r in range(K - K % 4, K):
+        parts[0] = parts[0] + prods[r]
+    dot = ((parts[0] + parts[1]) + parts[2]) + parts[3]
+    exact = np.float64(F32(beta)) * C.astype(np.float64) + (F32(alpha) * dot).astype(np.float64)
+    return bf16(exact.astype(F32))
+
+
+def newton_schulz(G: np.ndarray, coefficients, steps: int, eps: float) -> np.ndarray:
+    """torch's ``_zeropower_via_newtonschulz``: the bfloat16 result, held as float32."""
+    a, b, c = coefficients
+    X = bf16(G)
+    transposed = G.shape[0] > G.shape[1]
+    if transposed:
+        X = X.T
+    norm = bf16(F32(np.sqrt(np.sum(X.astype(np.float64) ** 2))))
+    X = bf16(X / max(norm, bf16(np.asarray(eps))))
+    for i in range(steps):
+        A = _gram(X, in_order=transposed and i == 0)
+        X = _addmm(X, _addmm(A, A, A, b, c), X, a, 1.0)
+    return X.T if transposed else X
+
+
+class Muon:
+    """torch.optim.Muon on the 2-D parameters (momentum lerp, Nesterov lerp, Newton-Schulz in bfloat16, the
+    lr scaled by the shape rule); the others stepped by the paired class (``others``) on their slice.
+    torch's decoupled decay ``w*(1 - lr*wd)`` runs before, as for AdamW (see _advance)."""
+
+    takes_layout = True
+
+    def __init__(self, o, flags, theta, layout=None):
+        self.layout, self.o, self.flags = layout, o, flags
+        self.matrices = [n for n in layout.shapes if len(layout.shapes[n]) == 2]
+        rest = [n for n in layout.shapes if n not in self.matrices]
+        self.rest = np.concatenate([np.arange(layout.slices[n].start, layout.slices[n].stop) for n in rest]) if rest else None
+        paired = dict(o["paired"])
+        pflags = dict(k_v for k_v in ((k[len("paired."):], v) for k, v in flags.items() if k.startswith("paired.")))
+        self.paired = OPTIMIZERS[flags["others"]](paired, pflags, theta[self.rest]) if rest else None
+        self.buf: dict[str, np.ndarray] = {}
+
+    def step(self, theta, g, lr, t):
+        out = theta.copy()
+        if self.paired is not None:
+            out[self.rest] = self.paired.step(theta[self.rest], g[self.rest], lr, t)
+        mu = float(self.o["momentum"])
+        for n in self.matrices:
+            sl, shape = self.layout.slices[n], self.layout.shapes[n]
+            gr = g[sl].reshape(shape)
+            buf = _lerp(self.buf.get(n, np.zeros_like(gr)), gr, 1 - mu)
+            self.buf[n] = buf
+            u = _lerp(gr, buf, mu) if self.flags["nesterov"] else buf
+            O = newton_schulz(u, tuple(float(x) for x in self.o["ns_coefficients"]), self.flags["ns_steps"], float(self.o["eps"]))
+            adjusted = float(lr) * optimizers.muon_ratio({"adjust_lr_fn": self.flags["adjust_lr_fn"]}, shape)
+            out[sl] = theta[sl] + (-adjusted) * O.astype(theta.dtype).reshape(-1)
+        return out
+
+
 OPTIMIZERS = {
-    "adafactor": Adafactor,
+    "adafactor": Adafactor, "muon": Muon,
     "sgd": SGD, "adam": Adam, "adamw": Adam, "rmsprop": RMSprop, "adagrad": Adagrad, "adamax": Adamax,
     "nadam": NAdam, "radam": RAdam, "adadelta": Adadelta, "asgd": ASGD,
 }  # fmt: skip

@@ -98,29 +98,68 @@ def _torch_decay(s: Structure) -> tuple[str | None, bool]:
     return None, False
 
 
-def make_optimizer(s: Structure, hp: Mapping[str, Any], model: torch.nn.Module) -> torch.optim.Optimizer:
-    """The torch.optim class with its torch-named options and one param group per decay group."""
-    opt = optimizers.get(s.optimizer)
-    cls = getattr(torch.optim, opt.torch_class)
-    flags = dict(s.flags)
-    kwargs = {k: flags[k] if isinstance(v, bool) else hp["options"][k] for k, v in opt.defaults.items()
-              if k not in optimizers.IMPLEMENTATION}  # fmt: skip
-    kwargs["foreach"] = flags.get("foreach", False)  # the single-tensor loop unless the user asks for foreach
+def _kwargs(opt: optimizers.Optimizer, flags: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The class's torch-named options: booleans and static ones from the structure, numbers traced."""
+    kwargs = {k: flags[k] if isinstance(v, bool) or k in opt.static else options[k] for k, v in opt.defaults.items()
+              if k not in optimizers.IMPLEMENTATION and k not in opt.xreg_only}  # fmt: skip
+    if "foreach" in opt.common:
+        kwargs["foreach"] = flags.get("foreach", False)  # the single-tensor loop unless the user asks for foreach
     if flags.get("fused"):
         kwargs["fused"] = True
+    return kwargs
+
+
+class Paired:
+    """Muon on the 2-D parameters and its paired class on the rest, stepped as one optimizer (as a user
+    steps the two in one loop)."""
+
+    def __init__(self, *optimizers_: torch.optim.Optimizer):
+        self.optimizers = optimizers_
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [g for o in self.optimizers for g in o.param_groups]
+
+    def zero_grad(self) -> None:
+        for o in self.optimizers:
+            o.zero_grad()
+
+    def step(self) -> None:
+        for o in self.optimizers:
+            o.step()
+
+
+def make_optimizer(s: Structure, hp: Mapping[str, Any], model: torch.nn.Module) -> Any:
+    """The torch.optim class with its torch-named options and one param group per decay group (Muon: its
+    2-D parameters, and a second class for the rest)."""
+    opt = optimizers.get(s.optimizer)
+    flags = dict(s.flags)
     place, decoupled = _torch_decay(s)
-    if opt.decoupled_flag:
-        kwargs["decoupled_weight_decay"] = decoupled
     named = dict(model.named_parameters())
     form = _steps(s)[place].coefficient if place else None
     groups = []
     for names, lam in group_strengths(s, hp):
         wd = conventions.coefficient(form, lam, 1, hp["lr"]) if form else 0.0
-        groups.append({"params": [named[n] for n in names], "weight_decay": wd})
-    rest = [named[n] for n in s.arch.names if n not in s.decayed]
+        groups.append((names, wd))
+    rest = tuple(n for n in s.arch.names if n not in s.decayed)
     if rest:
-        groups.append({"params": rest, "weight_decay": 0.0})
-    return cls(groups, lr=hp["lr"], **kwargs)
+        groups.append((rest, 0.0))
+
+    def build(o: optimizers.Optimizer, kwargs: dict[str, Any], keep) -> torch.optim.Optimizer | None:
+        if o.decoupled_flag:
+            kwargs["decoupled_weight_decay"] = decoupled or (o.name != s.optimizer and place == conventions.DIRECTION)
+        gs = [{"params": [named[n] for n in names if keep(n)], "weight_decay": wd} for names, wd in groups]
+        gs = [g for g in gs if g["params"]]
+        return getattr(torch.optim, o.torch_class)(gs, lr=hp["lr"], **kwargs) if gs else None
+
+    if not opt.two_d_only:
+        return build(opt, _kwargs(opt, flags, hp["options"]), lambda n: True)
+    matrix = lambda n: named[n].ndim == 2  # noqa: E731
+    other = optimizers.get(flags["others"])
+    pflags = dict(opt.paired_flags(s.flags))
+    first = build(opt, _kwargs(opt, flags, hp["options"]), matrix)
+    second = build(other, _kwargs(other, pflags, hp["options"]["paired"]), lambda n: not matrix(n))
+    return Paired(*(o for o in (first, second) if o is not None))
 
 
 @contextlib.contextmanager
@@ -134,7 +173,19 @@ def default_dtype(name: str):
         torch.set_default_dtype(before)
 
 
-def make_scheduler(s: Structure, optimizer: torch.optim.Optimizer):
+class _Schedulers:
+    def __init__(self, scheds):
+        self.scheds = scheds
+
+    def step(self) -> None:
+        for sc in self.scheds:
+            sc.step()
+
+
+def make_scheduler(s: Structure, optimizer: Any):
+    if isinstance(optimizer, Paired):
+        scheds = [make_scheduler(s, o) for o in optimizer.optimizers]
+        return None if scheds[0] is None else _Schedulers(scheds)
     o = dict(s.schedule_options)
     sched = torch.optim.lr_scheduler
     if s.schedule == "step":
