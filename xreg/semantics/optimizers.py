@@ -241,16 +241,12 @@ def _muon_others(name: str, v: Any) -> str:
     return check_choice(name, v, MUON_OTHERS)
 
 
-def _muon_ratio(fn: str | None, shape: tuple[int, ...]) -> float:
+def muon_ratio(adjust_lr_fn: str | None, shape: tuple[int, ...]) -> float:
     """torch's ``_adjust_lr``: the lr of a (A, B) parameter is lr * ratio."""
     A, B = shape[:2]
-    if fn is None or fn == "original":
+    if adjust_lr_fn is None or adjust_lr_fn == "original":
         return math.sqrt(max(1, A / B))
     return 0.2 * math.sqrt(max(A, B))
-
-
-def muon_ratio(options: Mapping[str, Any], shape: tuple[int, ...]) -> float:
-    return _muon_ratio(options.get("adjust_lr_fn"), shape)
 
 
 def _muon_cause(o: Mapping[str, Any]) -> str:

@@ -414,7 +414,7 @@ def scale_by_torch_muon(momentum, ns_coefficients, eps, *, nesterov: bool = True
             dt = g.dtype
             U = _torch_lerp(g, B, _narrow(momentum, dt)) if nesterov else B
             O = newton_schulz(U, ns_coefficients, ns_steps, eps)
-            return _narrow(muon_ratio({"adjust_lr_fn": adjust_lr_fn}, g.shape), dt) * O.astype(dt)
+            return _narrow(muon_ratio(adjust_lr_fn, g.shape), dt) * O.astype(dt)
 
         buf = jax.tree.map(moment, updates, state.buf)
         return jax.tree.map(direction, updates, buf), MuonState(buf)

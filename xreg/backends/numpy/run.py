@@ -362,7 +362,7 @@ class Muon:
         rest = [n for n in layout.shapes if n not in self.matrices]
         self.rest = np.concatenate([np.arange(layout.slices[n].start, layout.slices[n].stop) for n in rest]) if rest else None
         paired = dict(o["paired"])
-        pflags = dict(k_v for k_v in ((k[len("paired."):], v) for k, v in flags.items() if k.startswith("paired.")))
+        pflags = dict(optimizers.get("muon").paired_flags(tuple(flags.items())))
         self.paired = OPTIMIZERS[flags["others"]](paired, pflags, theta[self.rest]) if rest else None
         self.buf: dict[str, np.ndarray] = {}
 
@@ -378,7 +378,7 @@ class Muon:
             self.buf[n] = buf
             u = _lerp(gr, buf, mu) if self.flags["nesterov"] else buf
             O = newton_schulz(u, tuple(float(x) for x in self.o["ns_coefficients"]), self.flags["ns_steps"], float(self.o["eps"]))
-            adjusted = float(lr) * optimizers.muon_ratio({"adjust_lr_fn": self.flags["adjust_lr_fn"]}, shape)
+            adjusted = float(lr) * optimizers.muon_ratio(self.flags["adjust_lr_fn"], shape)
             out[sl] = theta[sl] + (-adjusted) * O.astype(theta.dtype).reshape(-1)
         return out
 
