@@ -32,3 +32,16 @@ def user_csv(tmp_path_factory):
 @pytest.fixture(scope="session")
 def user_data(user_csv) -> Dataset:
     return data.load_csv(user_csv, "label")
+
+
+@pytest.fixture
+def emulated_kernels():
+    """torch runs the bfloat16 kernels xreg's Muon emulates (oneDNN off on an AVX-512-BF16 CPU): exactness
+    tests of the emulation hold on any CPU; the other branch is tests/test_muon.py's kernel-floor tests."""
+    from xreg.backends.torch import kernels
+
+    try:
+        with kernels.as_emulated():
+            yield kernels.muon_probe()
+    except LookupError as exc:
+        pytest.skip(str(exc))

@@ -65,7 +65,9 @@ def _grid():
 
 
 @pytest.mark.parametrize("model, optimizer, no_decay", _grid())
-def test_three_backends_agree_on_digits(model, optimizer, no_decay, digits):
+def test_three_backends_agree_on_digits(model, optimizer, no_decay, digits, request):
+    if optimizer == "muon":
+        request.getfixturevalue("emulated_kernels")
     spec = make_spec(model, optimizer, no_decay)
     runs = {b: backends.train(b, spec, digits) for b in backends.NAMES}
     ref = runs["torch"]

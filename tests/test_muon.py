@@ -2,8 +2,11 @@
 rounds where torch's CPU kernels round it. The Newton-Schulz iteration of the NumPy backend and of the
 JAX twin is held bit for bit to torch's own ``_zeropower_via_newtonschulz`` on random inputs whose shapes
 take every path (a transposed first product, blocks of 64 and of 8 and a remainder, addmm's tail); the
-1000-step runs are in test_optimizers.py and test_models.py. Here also: the pairing (``--muon-others``)
-and what Muon refuses."""
+1000-step runs are in test_optimizers.py and test_models.py. Those hold where torch runs the kernels
+the emulation reproduces (``emulated_kernels``: oneDNN off on an AVX-512-BF16 CPU); the kernel probe and
+the kernel floor that judges Muon where torch runs another kernel are tested here on any CPU, by forcing
+the probe's answer and, where the CPU's own kernel is the emulated one, by swapping in another one. Here
+also: the pairing (``--muon-others``) and what Muon refuses."""
 
 import json
 
@@ -27,7 +30,7 @@ def _inputs(shape, n, seed):
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=[f"{r}x{c}" for r, c in SHAPES])
-def test_numpy_newton_schulz_is_torchs_bit_for_bit(shape):
+def test_numpy_newton_schulz_is_torchs_bit_for_bit(shape, emulated_kernels):
     for G in _inputs(shape, 25, 1):
         want = _zeropower_via_newtonschulz(torch.tensor(G), COEF, 5, 1e-7).float().numpy()
         got = numpy_run.newton_schulz(G, COEF, 5, 1e-7)
@@ -51,7 +54,7 @@ def _iterates(shape, starts, seed):
 
 
 @pytest.mark.parametrize("backend", ["numpy", "jax"])
-def test_each_bfloat16_product_rounds_where_torchs_does(backend):
+def test_each_bfloat16_product_rounds_where_torchs_does(backend, emulated_kernels):
     """Op by op on 750 iterates of the MLP's (16, 64) weight: a tie decides about one product in a hundred,
     so a wrong order of float32 sums or a second rounding shows here (planted and caught: the halving tree
     paired the other way, addmm's partial sums added as a tree, beta*C + alpha*dot rounded twice)."""
@@ -76,7 +79,7 @@ def test_each_bfloat16_product_rounds_where_torchs_does(backend):
             assert np.array_equal(wrap(addmm(X, B, X, a, 1.0)), X2)
 
 
-def test_jax_newton_schulz_is_torchs_bit_for_bit():
+def test_jax_newton_schulz_is_torchs_bit_for_bit(emulated_kernels):
     import jax
     import jax.numpy as jnp
 
@@ -90,7 +93,7 @@ def test_jax_newton_schulz_is_torchs_bit_for_bit():
                 assert np.array_equal(np.asarray(f(jnp.asarray(G))), want), shape
 
 
-def test_a_direct_rounding_or_a_plain_float32_product_is_not_torchs():
+def test_a_direct_rounding_or_a_plain_float32_product_is_not_torchs(emulated_kernels):
     """The written-out roundings matter: float64 -> bfloat16 in one rounding, or X @ X.T summed by
     numpy's float32 matmul, each part from torch on some of these inputs."""
     direct, plain = 0, 0
@@ -106,7 +109,7 @@ def test_a_direct_rounding_or_a_plain_float32_product_is_not_torchs():
     assert direct > 0 and plain > 0, (direct, plain)
 
 
-def test_muon_others_pairs_the_rest_and_matches(capsys):
+def test_muon_others_pairs_the_rest_and_matches(capsys, emulated_kernels):
     """--muon-others radam: Muon on the MLP's two weight matrices, RAdam (decoupled) on the biases, in all
     three backends; the chain shows the partition."""
     argv = ["--optimizer", "muon", "--muon-others", "radam", "--model", "mlp", "--hidden", "8", "--lr", "0.02",
@@ -133,3 +136,92 @@ def test_what_muon_refuses(argv, said, capsys):
     assert main(argv + ["--epochs", "2"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and said in err and err.count("\n") == 1, err
+
+
+# ---- the kernel probe and the kernel floor ---------------------------------------------------------------
+MLP_ARGS = ["--optimizer", "muon", "--model", "mlp", "--hidden", "16", "--data", "digits", "--lr", "0.02",
+            "--epochs", "3", "--batch-size", "256", "--backend", "torch", "--backend", "numpy", "--json", "-", "--quiet"]  # fmt: skip
+
+
+def other_cpus_kernel(grad, ns_coefficients, ns_steps, eps):
+    """torch's Newton-Schulz in bfloat16 with float32 sums in another order (numpy's matmul, one rounding
+    per product): what a CPU with other kernels computes, the same mathematics rounded elsewhere."""
+    a, b, c = ns_coefficients
+    X = numpy_run.bf16(grad.detach().numpy())
+    t = X.shape[0] > X.shape[1]
+    X = X.T if t else X
+    X = numpy_run.bf16(X / max(float(np.sqrt(np.sum(X.astype(np.float64) ** 2))), eps))
+    for _ in range(ns_steps):
+        A = numpy_run.bf16(X @ X.T)
+        B = numpy_run.bf16(b * A + c * numpy_run.bf16(A @ A))
+        X = numpy_run.bf16(a * X + numpy_run.bf16(B @ X))
+    return torch.from_numpy(np.ascontiguousarray(X.T if t else X)).bfloat16()
+
+
+def _pairs(capsys):
+    doc = json.loads(capsys.readouterr().out)
+    return doc, {p["b"]: p for p in doc["pairs"] if p["a"] == "torch/decoupled"}
+
+
+def test_the_probe_agrees_with_torch_on_fresh_inputs():
+    """Where torch's Newton-Schulz parts from the emulation on inputs the probe never saw, the probe says
+    so; and where the probe calls it exact, these agree bit for bit."""
+    from xreg.backends.torch import kernels
+
+    probe = kernels.muon_probe()
+    differ = 0
+    for G in _inputs((64, 256), 6, 11):
+        want = _zeropower_via_newtonschulz(torch.tensor(G), COEF, 5, 1e-7).float().numpy()
+        differ += not np.array_equal(numpy_run.newton_schulz(G, COEF, 5, 1e-7), want)
+    assert (differ == 0) == probe.exact, (differ, probe)
+
+
+def test_forced_probe(monkeypatch):
+    from xreg.backends.torch import kernels
+
+    monkeypatch.setenv("XREG_MUON_PROBE", "inexact")
+    assert not kernels.muon_probe().exact and "forced" in kernels.muon_probe().kernel
+    monkeypatch.setenv("XREG_MUON_PROBE", "exact")
+    assert kernels.muon_probe().exact
+
+
+def test_another_kernel_is_judged_against_the_kernel_floor(monkeypatch, capsys):
+    """The probe's 'not exact' branch on any CPU: torch's Newton-Schulz swapped for another CPU's rounding.
+    The torch run parts from NumPy's beyond the tolerance, within the kernel floor: exit 0, the verdict says
+    which it is. A planted bug (one Newton-Schulz step fewer in NumPy) stays a mismatch."""
+    import torch.optim._muon as muon
+
+    monkeypatch.setenv("XREG_MUON_PROBE", "inexact")
+    monkeypatch.setattr(muon, "_zeropower_via_newtonschulz", other_cpus_kernel)
+    assert main(MLP_ARGS) == 0
+    doc, pairs = _pairs(capsys)
+    p = pairs["numpy/decoupled"]
+    assert p["verdict"] == "round-off (bfloat16 kernel)" and p["first_divergence_step"] is not None
+    assert "not bit-identical" in doc["kernels"][0] and "kernel floor" in doc["kernels"][0]
+    real = numpy_run.newton_schulz
+    monkeypatch.setattr(numpy_run, "newton_schulz", lambda G, co, steps, eps: real(G, co, steps - 1, eps))
+    assert main(MLP_ARGS) == 1
+    assert _pairs(capsys)[1]["numpy/decoupled"]["verdict"] == "mismatch"
+
+
+def test_the_emulated_kernel_is_judged_by_the_tolerance(monkeypatch, capsys, emulated_kernels):
+    """The probe's 'exact' branch: torch runs the kernel the emulation reproduces; a match, said so; the same
+    planted bug is a mismatch (no floor hides it)."""
+    monkeypatch.setenv("XREG_MUON_PROBE", "exact")
+    assert main(MLP_ARGS) == 0
+    doc, pairs = _pairs(capsys)
+    assert pairs["numpy/decoupled"]["verdict"] == "match" and "is bit-identical" in doc["kernels"][0]
+    real = numpy_run.newton_schulz
+    monkeypatch.setattr(numpy_run, "newton_schulz", lambda G, co, steps, eps: real(G, co, steps - 1, eps))
+    assert main(MLP_ARGS) == 1
+    assert _pairs(capsys)[1]["numpy/decoupled"]["verdict"] == "mismatch"
+
+
+def test_this_cpus_own_kernel(capsys):
+    """Whatever this CPU runs: a match where the probe holds, the kernel floor's verdict where it does not."""
+    from xreg.backends.torch import kernels
+
+    assert main(MLP_ARGS) == 0
+    _, pairs = _pairs(capsys)
+    want = {"match"} if kernels.muon_probe().exact else {"match", "round-off (bfloat16 kernel)"}
+    assert pairs["numpy/decoupled"]["verdict"] in want

@@ -8,12 +8,14 @@ import subprocess
 import sys
 import time
 
-ARGS = ["--backend", "numpy", "--epochs", "6000"]  # one NumPy run of about 3 s (a bar shows after 1 s)
+ARGS = ["--backend", "numpy", "--epochs", "500"]  # one short NumPy run
 
 
-def run_on_a_terminal(args):
+def run_on_a_terminal(args, delay="0"):
+    """``delay``: XREG_PROGRESS_DELAY, the seconds before a bar shows (0: at once, whatever the CPU's speed)."""
     master, slave = pty.openpty()
-    p = subprocess.Popen([sys.executable, "-m", "xreg", *args], stdin=slave, stdout=subprocess.DEVNULL, stderr=slave, close_fds=True)
+    env = {**os.environ, "XREG_PROGRESS_DELAY": delay}
+    p = subprocess.Popen([sys.executable, "-m", "xreg", *args], stdin=slave, stdout=subprocess.DEVNULL, stderr=slave, close_fds=True, env=env)
     os.close(slave)
     out = b""
     while True:
@@ -30,8 +32,13 @@ def run_on_a_terminal(args):
 
 def test_a_bar_on_a_terminal_none_with_quiet():
     code, err = run_on_a_terminal(ARGS)
-    assert code == 0 and "6000/6000" in err and "steps" in err and "numpy/torch" in err
+    assert code == 0 and "500/500" in err and "steps" in err and "numpy/torch" in err
     code, err = run_on_a_terminal([*ARGS, "--quiet"])
+    assert code == 0 and "steps" not in err
+
+
+def test_no_bar_for_work_shorter_than_the_delay():
+    code, err = run_on_a_terminal(["--backend", "numpy", "--epochs", "50"], delay="3600")
     assert code == 0 and "steps" not in err
 
 

@@ -145,7 +145,7 @@ class TorchRecorder(Recorder):
         self._named = list(model.named_parameters())
         super().__init__({"framework": "torch", "optimizer": type(optimizer).__name__,
                           "groups": torch_groups(self._named, optimizer), "default_dtype": _torch_default_dtype(),
-                          **(meta or {})})  # fmt: skip
+                          "dtype": _dtype_of([p for _, p in self._named]), **(meta or {})})  # fmt: skip
         self._pending: tuple[dict[str, np.ndarray], float] | None = None
         self._pending_loss: float | None = None
         self.log(self._snapshot())
@@ -168,7 +168,7 @@ class TorchRecorder(Recorder):
 
     def log_loss(self, loss) -> None:
         """The loss of the coming step (call it before ``optimizer.step()``), to record it too."""
-        self._pending_loss = float(loss)
+        self._pending_loss = float(loss.detach()) if hasattr(loss, "detach") else float(loss)
 
     def remove(self) -> None:
         """Stop recording (the optimizer's hooks are removed)."""

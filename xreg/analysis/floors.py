@@ -9,12 +9,18 @@ measurements tell such a run from a bug, both made with one backend against itse
   reduction does;
 * the *one-ulp* floor: the initial parameters moved up by one ulp (``init_ulps=1``).
 
-:func:`measure` runs both and keeps, at every step, the larger gap from the unperturbed run; its
+A third, the *kernel* floor, serves Muon where xreg's bfloat16 Newton-Schulz is not torch's kernel on
+this CPU (``xreg.backends.torch.kernels``): the torch run against itself with the emulation's
+Newton-Schulz (``ns_kernel='emulated'``), the one thing that differs between a torch run and an emulating
+backend's.
+
+:func:`measure` runs the ones asked for and keeps, at every step, the larger gap from the unperturbed run; its
 running maximum is the envelope that :mod:`xreg.analysis.triage` holds a cross-framework gap against.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -25,7 +31,10 @@ from xreg.analysis.compare import tolerance
 from xreg.core import progress
 from xreg.core.spec import Dataset, ExperimentSpec, Trajectory
 
-HOW = {"reverse_batches": "each batch's rows summed in reverse order", "init_ulps": "started one ulp away"}
+HOW = {"reverse_batches": "each batch's rows summed in reverse order", "init_ulps": "started one ulp away",
+       "ns_kernel": "Newton-Schulz by xreg's bfloat16 emulation instead of torch's kernel"}
+CHAOTIC = ("reverse_batches", "init_ulps")
+PERTURB = {"reverse_batches": True, "init_ulps": 1, "ns_kernel": "emulated"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,22 +61,25 @@ class Floor:
 
 
 def measure(run: Trajectory, data: Dataset, backend: str,
-            on_run: Callable[[str, int], Callable[[int], None] | None] | None = None) -> Floor:  # fmt: skip
-    """The floor of ``run`` (a trajectory of ``backend``), from its spec re-run with each perturbation;
+            on_run: Callable[[str, int], Callable[[int], None] | None] | None = None,
+            perturbations: tuple[str, ...] = CHAOTIC) -> Floor:  # fmt: skip
+    """The floor of ``run`` (a trajectory of ``backend``), from its spec re-run with each perturbation
+    (keys of HOW: the chaotic floor by default; ``("ns_kernel",)``, the kernel floor of a torch Muon run);
     ``on_run(label, steps)`` may listen to each re-run's progress (:mod:`xreg.core.progress`)."""
     gaps = []
-    for field, how in HOW.items():
+    for field in perturbations:
+        how = HOW[field]
         with progress.reporting(on_run(f"{run.label} floor: {how}", int(run.steps_at[-1])) if on_run else None):
-            other = backends.train(backend, run.spec.replace(**{field: 1 if field == "init_ulps" else True}), data)
+            other = backends.train(backend, run.spec.replace(**{field: PERTURB[field]}), data)
         with np.errstate(invalid="ignore"):
             gap = np.max(np.abs(run.flat - other.flat), axis=1)
         gap[0] = 0.0  # the one-ulp start differs at step 0 by construction
         gaps.append(gap)
-    per_step = np.fmax(*gaps)
+    per_step = functools.reduce(np.fmax, gaps)
     tol = tolerance(run.spec.dtype, run.flat, run.flat, run.steps_at)
     over = np.flatnonzero(per_step > tol)
     onset = int(run.steps_at[over[0]]) if over.size else None
-    return Floor(backend, onset, float(np.nanmax(per_step)), per_step, tuple(HOW))
+    return Floor(backend, onset, float(np.nanmax(per_step)), per_step, tuple(perturbations))
 
 
 def init_ulp_floor(spec: ExperimentSpec, data: Dataset, backend: str = "torch") -> float:

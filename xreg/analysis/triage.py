@@ -15,6 +15,11 @@ with the floor envelope the running maximum of how far rounding alone moved the 
 same-rule pairs stay within 1.25x of the envelope (RMSprop at the optimum, raw breast_cancer), while a
 change of lam or lr by one part in 1e9 exceeds it by 835x or more; FLOOR_FACTOR = 10 sits between.
 A pair of different rules is a mismatch without a floor; only a mismatch changes the exit status.
+
+Muon's bfloat16 Newton-Schulz is reproduced bit for bit only where xreg's emulation is torch's kernel
+on this CPU (the probe of :mod:`xreg.backends.torch.kernels`). Where it is not, a same-rule pair of a
+torch run against an emulating backend is judged the same way against the *kernel floor* (the torch
+run against itself with the emulation's Newton-Schulz), and called ``round-off (bfloat16 kernel)``.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from xreg.semantics import conventions
 
 FLOOR_FACTOR = 10.0
 ROUND_OFF = "round-off (chaotic)"
+ROUND_OFF_KERNEL = "round-off (bfloat16 kernel)"
+ROUND_OFFS = (ROUND_OFF, ROUND_OFF_KERNEL)
 
 
 def _same(x: float) -> float:
@@ -74,10 +81,38 @@ def triage(outcomes: list[RunOutcome], pairs: list[PairResult], data: Dataset, b
             out.append(p)
             continue
         key = keys[p.a]
-        if key not in measured:
-            first = next(by_label[label] for label, k in keys.items() if k == key)
-            measured[key] = floors.measure(first.trajectory, data, first.request.backend, on_run)
-        floor = measured[key]
+        kernel_run = _kernel_side(by_label[p.a], by_label[p.b])
+        if kernel_run is not None:  # torch's kernel against its emulation: the kernel floor, on the torch run
+            fkey = ("kernel", kernel_run.label)
+            if fkey not in measured:
+                measured[fkey] = floors.measure(kernel_run.trajectory, data, "torch", on_run, perturbations=("ns_kernel",))
+            verdict, floor = ROUND_OFF_KERNEL, measured[fkey]
+        else:
+            if key not in measured:
+                first = next(by_label[label] for label, k in keys.items() if k == key)
+                measured[key] = floors.measure(first.trajectory, data, first.request.backend, on_run)
+            verdict, floor = ROUND_OFF, measured[key]
         within = bool(np.all(p.per_step <= FLOOR_FACTOR * np.maximum(floor.envelope, p.tolerance)))
-        out.append(dataclasses.replace(p, verdict=ROUND_OFF if within else "mismatch", floor=floor, same_rule=True))
+        out.append(dataclasses.replace(p, verdict=verdict if within else "mismatch", floor=floor, same_rule=True))
     return out
+
+
+def _kernel_side(a: RunOutcome, b: RunOutcome) -> RunOutcome | None:
+    """The torch run of a pair of torch against an emulating backend, where the run uses a kernel the
+    emulation does not reproduce on this machine (the kernel probe); else None."""
+    sides = [o for o in (a, b) if o.request.backend == "torch"]
+    if len(sides) != 1:
+        return None
+    probe = kernel_probe(sides[0].spec)
+    return sides[0] if probe is not None and not probe.exact else None
+
+
+def kernel_probe(spec):
+    """The torch backend's kernel probe for ``spec`` (None where nothing depends on a kernel, or torch is
+    not installed)."""
+    from xreg import backends
+
+    try:
+        return backends.kernel_probe("torch", spec)
+    except backends.BackendUnavailable:
+        return None

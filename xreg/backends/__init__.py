@@ -44,3 +44,10 @@ def check_device(name: str, spec: ExperimentSpec) -> None:
     check = getattr(load(name), "check_device", None)
     if check is not None:
         check(spec.device)
+
+
+def kernel_probe(name: str, spec: ExperimentSpec):
+    """Whether the kernels backend ``name`` runs for ``spec`` are the ones the emulating backends reproduce
+    bit for bit on this machine (``xreg.core.spec.KernelProbe``), or None where nothing depends on one."""
+    probe = getattr(load(name), "kernel_probe", None)
+    return probe(spec) if probe is not None else None

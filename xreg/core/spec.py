@@ -19,6 +19,23 @@ DTYPES = ("float64", "float32")
 INITS = ("zeros", "normal", "torch", "constant")
 PORTS = ("exact", "naive")
 DEVICES = ("cpu", "gpu", "tpu")
+NS_KERNELS = ("native", "emulated")
+
+
+@dataclass(frozen=True)
+class KernelProbe:
+    """Whether xreg's emulation of a framework kernel is that kernel, bit for bit, on this machine
+    (``xreg.backends.torch.kernels``): ``exact`` pairs are judged by the tolerance, the others against the
+    kernel floor (``xreg.analysis.floors``)."""
+
+    what: str  # 'muon': the bfloat16 Newton-Schulz
+    exact: bool
+    kernel: str  # the kernel torch runs here, in words
+    how: str  # how the answer was had
+
+    def describe(self) -> str:
+        state = "bit-identical to" if self.exact else "not bit-identical to"
+        return f"{self.what}: xreg's bfloat16 Newton-Schulz is {state} torch's on this machine ({self.kernel}; {self.how})"
 DECOUPLED_SCALES = ("lr", "schedule")
 
 
@@ -69,6 +86,8 @@ class ExperimentSpec:
         round-off-sized change? see :mod:`xreg.analysis.floors`).
       reverse_batches: sum the rows of every batch in reverse order (the same batches, rounded
         differently; a diagnostic of :mod:`xreg.analysis.floors`).
+      ns_kernel: 'native' (torch's own Newton-Schulz kernel) or 'emulated' (xreg's, in the torch backend's Muon:
+        the perturbation of the kernel floor of :mod:`xreg.analysis.floors`; the other backends always emulate).
       schedule, schedule_options: per-epoch learning-rate schedule (see :mod:`xreg.semantics.schedules`).
       clip_norm: if set, clip the data gradient to this global norm, as torch's clip_grad_norm_.
       port: 'exact' reproduces torch; 'naive' is the obvious optax alias a user writes first (jax only).
@@ -98,6 +117,7 @@ class ExperimentSpec:
     init_scale: float = 0.1
     init_ulps: int = 0
     reverse_batches: bool = False
+    ns_kernel: str = "native"
     schedule: str = "constant"
     schedule_options: Mapping[str, Any] = field(default_factory=dict)
     clip_norm: float | None = None
@@ -131,6 +151,7 @@ class ExperimentSpec:
         check_float("init_scale", self.init_scale)
         check_int("init_ulps", self.init_ulps, 0, 1000)
         check_bool("reverse_batches", self.reverse_batches)
+        check_choice("ns_kernel", self.ns_kernel, NS_KERNELS)
         if self.clip_norm is not None:
             check_float("clip_norm", self.clip_norm, 0.0, closed="neither")
         check_choice("port", self.port, PORTS)

@@ -24,7 +24,8 @@ from typing import Any
 
 from xreg.checks import XregInputError
 
-VERDICTS = ("match", "mismatch", "round-off (chaotic)")
+VERDICTS = ("match", "mismatch", "round-off (chaotic)")  # 'match' also holds for 'round-off (bfloat16 kernel)'
+# where this CPU's bfloat16 kernel is not the one xreg emulates (xreg.analysis.triage)
 ROOT = Path(__file__).resolve().parent.parent.parent / "comparisons"  # the repository's scenario folder
 
 

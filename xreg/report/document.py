@@ -19,7 +19,7 @@ import numpy as np
 
 from xreg.analysis.runs import Comparison
 from xreg.semantics import conventions, optimizers
-from xreg.report.table import _grid, _tolerance_line, explain, hazards, rows, torch_equivalent
+from xreg.report.table import _grid, _tolerance_line, explain, hazards, kernel_notes, rows, torch_equivalent
 
 
 def _equivalents(c: Comparison) -> list[tuple[str, str]]:
@@ -59,7 +59,8 @@ def _spec_lines(c: Comparison) -> list[str]:
 
 
 def _notes(c: Comparison) -> list[str]:
-    return [f"{o.label}: {why}" for o in c.outcomes if (why := explain(c, o))] + [f"warning: {h}" for h in hazards(c)]
+    return ([f"{o.label}: {why}" for o in c.outcomes if (why := explain(c, o))] + kernel_notes(c)
+            + [f"warning: {h}" for h in hazards(c)])  # fmt: skip
 
 
 def markdown(c: Comparison, png: bytes) -> str:

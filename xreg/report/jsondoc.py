@@ -15,7 +15,7 @@ from xreg.analysis import compare
 from xreg.analysis.runs import Comparison
 from xreg.core import recipe
 from xreg.core.structure import structure
-from xreg.report.table import explain, hazards, torch_equivalent, update_formula
+from xreg.report.table import explain, hazards, kernel_notes, torch_equivalent, update_formula
 
 
 def versions() -> dict[str, str]:
@@ -119,6 +119,7 @@ def to_json(c: Comparison, params: bool = False) -> dict[str, Any]:
             "environment": versions(),
             "reference": c.reference.label,
             "warnings": hazards(c),
+            "kernels": kernel_notes(c),
             "all_match": c.all_match,
             "rules_match": c.rules_match,
             "runs": runs,

@@ -4,11 +4,12 @@ transient: the bar leaves the screen when the runs are done."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Callable
 
-DELAY = 1.0  # seconds of work before a bar appears
+DELAY = 1.0  # seconds of work before a bar appears (XREG_PROGRESS_DELAY overrides it: tests set 0, not a fast machine)
 EVERY = 0.1  # seconds between redraws of one run's bar
 
 
@@ -16,6 +17,7 @@ class Bars:
     def __init__(self, enabled: bool | None = None):
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self.start = time.monotonic()
+        self.delay = _delay()
         self.progress = None
 
     def _ensure(self):
@@ -37,7 +39,7 @@ class Bars:
         def sink(done: int) -> None:
             nonlocal task, last
             now = time.monotonic()
-            if now - self.start < DELAY or (now - last < EVERY and done < total):
+            if now - self.start < self.delay or (now - last < EVERY and done < total):
                 return
             last = now
             if task is None:
@@ -50,3 +52,11 @@ class Bars:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+
+def _delay() -> float:
+    try:
+        value = float(os.environ.get("XREG_PROGRESS_DELAY", DELAY))
+    except ValueError:
+        return DELAY
+    return value if value >= 0 else DELAY

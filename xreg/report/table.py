@@ -62,6 +62,9 @@ def explain(c: Comparison, other: RunOutcome) -> str:
         gap = f"the same rule, parting from step {pair.first_divergence_step} by {pair.max_abs_diff:.2e}"
         if pair.verdict == triage.ROUND_OFF:
             return f"{gap}: round-off amplified by the run, as {pair.floor.describe()}"
+        if pair.verdict == triage.ROUND_OFF_KERNEL:
+            return (f"{gap}: torch's bfloat16 kernel on this CPU rounds Newton-Schulz's sums elsewhere than xreg's "
+                    f"emulation, as {pair.floor.describe()}")  # fmt: skip
         return (f"{gap}, beyond the round-off floor ({pair.floor.describe()}): the same rule is computed differently "
                 "(a bug on one side)")  # fmt: skip
     eq_ref, eq_other = torch_equivalent(c, ref), torch_equivalent(c, other)
@@ -89,6 +92,18 @@ def hazards(c: Comparison) -> list[str]:
         f"(expect oscillation or divergence) in {', '.join(labels)}"
         for f, labels in by_factor.items()
     ]
+
+
+def kernel_notes(c: Comparison) -> list[str]:
+    """Where a torch run uses a kernel the other backends emulate (Muon's bfloat16 Newton-Schulz), whether
+    the emulation is that kernel here, and so how its pairs are judged (one line)."""
+    torch_runs = [o for o in c.outcomes if o.request.backend == "torch" and o.trajectory is not None]
+    probe = triage.kernel_probe(torch_runs[0].spec) if torch_runs and len(c.outcomes) > 1 else None
+    if probe is None:
+        return []
+    judged = ("its pairs are judged by the match tolerance" if probe.exact else
+              f"torch-vs-emulation pairs are judged against the kernel floor ('{triage.ROUND_OFF_KERNEL}' within it)")
+    return [f"{probe.describe()}: {judged}"]
 
 
 def _fmt(x: float | None, spec: str = ".3e") -> str:
@@ -119,7 +134,7 @@ def rows(c: Comparison) -> tuple[list[str], list[list[str]]]:
         else:
             p = c.pair(ref.label, o.label)
             dev = _fmt(p.max_abs_diff)
-            verdict = p.verdict if p.first_divergence_step is None or p.verdict == triage.ROUND_OFF else f"{p.verdict} from step {p.first_divergence_step}"
+            verdict = p.verdict if p.first_divergence_step is None or p.verdict in triage.ROUND_OFFS else f"{p.verdict} from step {p.first_divergence_step}"
         eq = torch_equivalent(c, o) if o.spec.port == "exact" else None
         final_loss = t.train_loss[-1] if t.diverged_at is None else math.nan
         out.append([o.label, o.spec.convention, update_formula(o), _fmt(final_loss, ".6f"),
@@ -175,7 +190,7 @@ def table(c: Comparison, fmt: str = "table", width: int = WIDTH) -> str:
             if not o.skipped:
                 updates.setdefault(r[2], []).append(o.label)
         out += ["", "updates:"] + [f"  {formula}   ({', '.join(labels)})" for formula, labels in updates.items()]
-    out += ["", _tolerance_line(c)]
+    out += ["", _tolerance_line(c)] + kernel_notes(c)
     out += [f"warning: {h}" for h in hazards(c)]
     if notes:
         out += ["why runs differ from the reference:"] + notes

@@ -37,7 +37,8 @@ from xreg import models
 from xreg.checks import XregInputError
 from xreg.core import progress, recipe
 from xreg.core.plan import Batch, make_plan
-from xreg.core.spec import Dataset, ExperimentSpec, Trajectory, make_trajectory
+from xreg.backends.torch import kernels
+from xreg.core.spec import Dataset, ExperimentSpec, KernelProbe, Trajectory, make_trajectory
 from xreg.core.structure import Structure, group_strengths, split
 from xreg.semantics import conventions, optimizers, schedules
 
@@ -318,8 +319,14 @@ def placement(device: str | None):
 
 
 def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
-    with placement(spec.device), default_dtype(spec.dtype):
+    with placement(spec.device), default_dtype(spec.dtype), kernels.newton_schulz_by(spec.ns_kernel):
         return _train(spec, data)
+
+
+def kernel_probe(spec: ExperimentSpec) -> KernelProbe | None:
+    """Where ``spec`` runs a kernel the other backends emulate (Muon's bfloat16 Newton-Schulz): whether the
+    emulation is that kernel on this machine (probed once). None: nothing of the run depends on one."""
+    return kernels.muon_probe() if spec.optimizer == "muon" else None
 
 
 def _train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
@@ -335,11 +342,11 @@ def _train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
     names = s.arch.names
     kept = plan.recorded(spec.record_every)  # steps done at each kept row
     hist = {n: np.full((len(kept), *shape), np.nan) for n, shape in s.arch.shapes.items()}
-    for n in names:
-        hist[n][0] = plan.params0[n]
+    named = dict(state.model.named_parameters())
+    for n in names:  # the start this run computes from: params0 rounded to the run's dtype
+        hist[n][0] = named[n].detach().double().cpu().numpy()
     loss_hist, pen_hist = np.full(len(kept) - 1, np.nan), np.full(len(kept) - 1, np.nan)
     train_loss, train_acc, test_acc = (np.full(spec.epochs, np.nan) for _ in range(3))
-    named = dict(state.model.named_parameters())
     done = 0  # steps whose parameters are all finite
     with torch.no_grad():
         for k, (epoch, rows) in enumerate(plan.batches()):
