@@ -38,3 +38,41 @@ def assert_same_run(ref: Trajectory, run: Trajectory, params_atol: float = 1e-12
         assert np.array_equal(np.isnan(a), np.isnan(b)), (name, field)
         ok = ~np.isnan(a)
         assert np.all(np.abs(a[ok] - b[ok]) <= 0.01), (name, field)
+
+
+# ---- golden outputs at the digits that hold on every CPU ---------------------------------------------------
+import re  # noqa: E402
+
+NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
+ROUND_OFF_SIZE = 1e-13  # gaps this small are round-off of some CPU's kernels: far below every tolerance shown
+STABLE_REL = 1e-9  # other numbers: a fit or a sum may move in its last digits with the BLAS build
+
+
+def _close(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    x, y = float(a), float(b)
+    if abs(x) < ROUND_OFF_SIZE and abs(y) < ROUND_OFF_SIZE:
+        return True
+    return abs(x - y) <= STABLE_REL * max(abs(x), abs(y))
+
+
+def assert_same_text(got: str, want: str, what: str = "output") -> None:
+    """``got`` is ``want`` in every word and layout, and in every number to the digits that do not depend on
+    the CPU: gaps under ROUND_OFF_SIZE both (round-off), the rest to a relative STABLE_REL."""
+    gw, ww = NUMBER.split(got), NUMBER.split(want)
+    gn, wn = NUMBER.findall(got), NUMBER.findall(want)
+    assert gw == ww and len(gn) == len(wn), f"{what}: the words differ:\n{got}\n---- expected ----\n{want}"
+    bad = [(g, w) for g, w in zip(gn, wn) if not _close(g, w)]
+    assert not bad, f"{what}: numbers differ beyond round-off: {bad[:5]}"
+
+
+def assert_same_picture(got_png, want_png, max_changed: float = 0.02) -> None:
+    """Two PNG figures show the same thing: the same size, and at most ``max_changed`` of the pixels differ
+    (a round-off line of a deviation panel moves with the CPU; the axes, curves and text stay)."""
+    import matplotlib.image
+
+    a, b = matplotlib.image.imread(got_png), matplotlib.image.imread(want_png)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    changed = float(np.mean(np.any(np.abs(a - b) > 0.1, axis=-1)))
+    assert changed <= max_changed, f"{changed:.1%} of the pixels differ"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import assert_same_text
 from xreg.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +26,7 @@ def test_update_walkthrough(capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     cmd = ".venv/bin/xreg diagnose --update examples/mismatch/scratch.py:step --lr 0.05 --lam 0.1"
     assert main(cmd.split()[1:]) == 0
-    assert capsys.readouterr().out.strip() == block_after(cmd).strip()
+    assert_same_text(capsys.readouterr().out.strip(), block_after(cmd).strip())
 
 
 def test_translate_walkthrough(capsys):
@@ -41,7 +42,7 @@ def test_recorded_pair_walkthrough(tmp_path, capsys, monkeypatch):
     assert main(["diagnose", str(tmp_path / "torch.npz"), str(tmp_path / "optax.npz")]) == 1
     out = capsys.readouterr().out.replace(str(tmp_path), "/tmp/pair")
     shown = block_after(".venv/bin/xreg diagnose /tmp/pair/torch.npz /tmp/pair/optax.npz")
-    assert out.strip() == shown.strip()
+    assert_same_text(out.strip(), shown.strip())
     with pytest.raises(FileExistsError):  # nothing a user wrote is overwritten
         runpy.run_path(str(ROOT / "examples/mismatch/record_pair.py"), run_name="__main__")
     assert re.search(r"cause: coupled-vs-decoupled", out)
@@ -52,4 +53,4 @@ def test_main_job_block_is_what_it_prints(capsys):
     assert main([]) == 1
     out = capsys.readouterr().out
     start = README.index("```\ndata: default (1096 train / 274 test rows") + 4
-    assert out == README[start : README.index("```\n", start)]
+    assert_same_text(out, README[start : README.index("```\n", start)])

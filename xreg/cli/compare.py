@@ -8,6 +8,7 @@ Exit status: 0 every run matches every other, 1 some pair mismatches (or a run d
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
@@ -234,8 +235,12 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg compare") -> int:
     runs.check(base, ds)
     sizes = batch_sizes(base, ds.n_train)
     requests = runs.requests_from(base, sizes, ds, args.backend, args.convention, args.naive)
-    if args.report and not args.report.endswith((".md", ".html", ".htm")):
+    if args.report and not args.report.lower().endswith((".md", ".html", ".htm")):
         raise XregInputError(f"--report takes PATH.md or PATH.html; got {args.report!r}.")
+    if args.plot:
+        from xreg.report.plots import FORMATS
+    if args.plot and os.path.splitext(args.plot)[1].lower() not in FORMATS:
+        raise XregInputError(f"--plot takes PATH.png or PATH.svg (the format is the suffix); got {args.plot!r}.")
     check_outputs({"--json": args.json, "--plot": args.plot, "--report": args.report, "--csv": args.csv},
                   inputs=(args.data, args.init_from), force=args.force)  # before training, not after
     from xreg.report.progress import Bars

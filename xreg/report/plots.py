@@ -100,7 +100,10 @@ def render(c: Comparison, fmt: str = "png") -> bytes:
     fig = figure(c)
     buf = io.BytesIO()
     meta = {"Software": None} if fmt == "png" else {"Date": None, "Creator": None}  # no stamps: reproducible bytes
-    fig.savefig(buf, format=fmt, dpi=110, metadata=meta)
+    import matplotlib
+
+    with matplotlib.rc_context({"svg.hashsalt": "xreg"}):  # SVG ids from a fixed salt: the same bytes every run
+        fig.savefig(buf, format=fmt, dpi=110, metadata=meta)
     return buf.getvalue()
 
 
@@ -109,5 +112,5 @@ def render_png(c: Comparison) -> bytes:
 
 
 def write_png(c: Comparison, path: str | Path, *, force: bool = False) -> None:
-    """Write the figure as PNG or SVG, by the path's suffix (anything else: PNG)."""
-    write_atomic(path, render(c, FORMATS.get(Path(path).suffix.lower(), "png")), force=force)
+    """Write the figure as PNG or SVG, by the path's suffix (the CLI refuses any other)."""
+    write_atomic(path, render(c, FORMATS[Path(path).suffix.lower()]), force=force)
