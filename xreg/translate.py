@@ -132,7 +132,7 @@ def _optax(spec: ExperimentSpec, batch_size: int | None) -> tuple[str, str, str 
     return chain.chain_code(fixed), chain.chain_text(chain.links(naive, hp, hp["lr"], 1)), cause
 
 
-def translate(source: str, lr: float | None = None, weight_decay: float = 0.0, options: Mapping[str, Any] | None = None,
+def translate(source: str, lr: float | None = None, weight_decay: float | None = None, options: Mapping[str, Any] | None = None,
               no_decay: Sequence[str] = (), rows: int | None = None, batch_size: int | None = None) -> Translation:  # fmt: skip
     """Every equivalent of ``torch.optim.<X>(lr, weight_decay, **options)`` with ``no_decay`` patterns left
     out of the decay; ``rows`` (the training set) and ``batch_size`` (rows per step) give the scratch
@@ -144,10 +144,14 @@ def translate(source: str, lr: float | None = None, weight_decay: float = 0.0, o
     if decoupled and not opt.decoupled_flag:
         raise XregInputError(f"torch.optim.{opt.torch_class} has no decoupled_weight_decay option.")
     lr = opt.default_lr if lr is None else check_float("lr", lr, 0.0, closed="neither")
-    wd = check_float("weight_decay", weight_decay, 0.0)
+    wd = check_float("weight_decay", opt.default_weight_decay if weight_decay is None else weight_decay, 0.0)
     for label, v in (("rows", rows), ("batch_size", batch_size)):
         if v is not None and (not isinstance(v, int) or v < 1):
             raise XregInputError(f"--{label.replace('_', '-')} takes a whole number >= 1; got {v!r}.")
+    widest = wd * max(rows or 1, batch_size or 1) / lr
+    if wd and not (1e-300 <= min(wd, wd * lr) and widest <= 1e300):  # lam = wd*m, C = 1/(wd*n), wd/lr stay finite
+        raise XregInputError(f"--weight-decay {wd:g}: its equivalents (lam = weight_decay x rows, C = 1/(weight_decay x rows), "
+                             "the decoupled rate) leave float64's range; give 0 or a weight decay between 1e-300 and 1e300.")  # fmt: skip
     if rows and batch_size and batch_size > rows:
         raise XregInputError(f"--batch-size {batch_size} is more than --rows {rows}.")
     resolved = opt.resolve(options)

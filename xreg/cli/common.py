@@ -83,16 +83,32 @@ def emit(doc: Any, text: str, json_path: str | None, force: bool = False) -> Non
     stdout instead of the text)."""
     import json
 
-    out = json.dumps(doc, indent=1, allow_nan=False, default=float)
+    if json_path != "-":
+        print(text)
+    if not json_path:
+        return
+    out = json.dumps(finite_json(doc), indent=1, allow_nan=False, default=float)
     if json_path == "-":
         sys.stdout.write(out + "\n")
         return
-    print(text)
-    if json_path:
-        from xreg.io.files import write_atomic
+    from xreg.io.files import write_atomic
 
-        write_atomic(json_path, out, force=force)
-        print(f"wrote {json_path}")
+    write_atomic(json_path, out, force=force)
+    print(f"wrote {json_path}")
+
+
+def finite_json(doc: Any) -> Any:
+    """``doc`` with every non-finite float written as the string 'inf', '-inf' or 'nan' (JSON has no such
+    numbers; a weight decay of 1e308 can make one)."""
+    import math
+
+    if isinstance(doc, float) and not math.isfinite(doc):
+        return "nan" if math.isnan(doc) else ("inf" if doc > 0 else "-inf")
+    if isinstance(doc, dict):
+        return {k: finite_json(v) for k, v in doc.items()}
+    if isinstance(doc, (list, tuple)):
+        return [finite_json(v) for v in doc]
+    return doc
 
 
 def guarded(run: Callable[[], int]) -> int:

@@ -152,6 +152,18 @@ def spec_from_args(args: argparse.Namespace) -> spec.ExperimentSpec:
     if args.decoupled_scale in spec.DECOUPLED_SCALES[1:] and not any(conventions.get(c).schedule_coefficient for c in conventions_given if c in conventions.CONVENTIONS):
         raise XregInputError(f"--decoupled-scale {args.decoupled_scale} is read by the decoupled convention only; "
                              f"the runs use {', '.join(conventions_given)}.")  # fmt: skip
+    if "decoupled_weight_decay" in options:  # torch's own spelling of --convention decoupled
+        opt, flag = optimizers.get(args.optimizer), options.pop("decoupled_weight_decay")
+        if not opt.decoupled_flag:
+            raise XregInputError(f"torch.optim.{opt.torch_class} has no decoupled_weight_decay option "
+                                 "(--convention decoupled decays any optimizer decoupled).")  # fmt: skip
+        if not isinstance(flag, bool):
+            raise XregInputError(f"--opt decoupled_weight_decay takes true or false; got {flag!r}.")
+        chosen = "decoupled" if flag else "torch"
+        if args.convention and args.convention != [chosen]:
+            raise XregInputError(f"--opt decoupled_weight_decay={str(flag).lower()} is --convention {chosen}; "
+                                 f"the --convention given is {', '.join(args.convention)}.")  # fmt: skip
+        args.convention = [chosen]
     if args.nesterov:
         options["nesterov"] = True
     if args.muon_others is not None:

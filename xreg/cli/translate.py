@@ -16,7 +16,7 @@ def build_parser(prog: str = "xreg translate") -> Parser:
                "the decoupled rate, scikit-learn's C, and 'no exact equivalent' with the reason where there is none.")  # fmt: skip
     p.add_argument("--from", dest="source", required=True, metavar="torch.OPTIMIZER", help="e.g. torch.adam, torch.sgd")
     p.add_argument("--lr", type=real, help="learning rate (default: torch's for the optimizer)")
-    p.add_argument("--weight-decay", type=real, default=0.0, help="torch's weight_decay")
+    p.add_argument("--weight-decay", type=real, help="torch's weight_decay (default: torch's for the optimizer: 0, AdamW 0.01, Muon 0.1)")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="a torch option (momentum=0.9, betas=0.9,0.99, "
                    "decoupled_weight_decay=true); repeatable")  # fmt: skip
     p.add_argument("--no-decay", action="append", default=[], metavar="PATTERN", help="parameters left out of the decay (e.g. bias)")

@@ -16,6 +16,7 @@ parameter, before any permutation; ``torch``: ``nn.Linear``'s default init, ``U(
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Iterator, Mapping, NamedTuple
 
@@ -154,16 +155,48 @@ def check_params(params: Mapping[str, np.ndarray], arch: Architecture, source: s
     return out
 
 
+NPZ_MAX_BYTES = 8 * 2**30  # the arrays of one .npz file, as their headers state them, before any is read
+
+
 def read_npz(path, what: str) -> dict[str, np.ndarray]:
-    """Every array of a .npz file (no pickles); a missing or unreadable file is one input error that
-    names ``what`` the file was meant to be ('parameter', 'trajectory')."""
+    """Every array of a .npz file (no pickles, real numbers only); a missing, unreadable, foreign or
+    oversized file (the headers' shapes are checked before anything is allocated) is one input error
+    that names ``what`` the file was meant to be ('parameter', 'trajectory')."""
+    import zipfile
+
+    def bad(why: str) -> XregInputError:
+        return XregInputError(f"The {what} file '{path}' is not a readable .npz file ({why}).")
+
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        raise XregInputError(f"The {what} file '{path}' does not exist.")
+    if not os.path.isfile(p):
+        raise bad("not a regular file")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
-    except FileNotFoundError:
-        raise XregInputError(f"The {what} file '{path}' does not exist.") from None
-    except (OSError, ValueError) as exc:
-        raise XregInputError(f"The {what} file '{path}' is not a readable .npz file ({exc}).") from None
+        with zipfile.ZipFile(p) as z:
+            members = [i for i in z.infolist() if i.filename.endswith(".npy")]
+            if not members or len(members) != len(z.infolist()):
+                raise bad("it holds files other than .npy arrays" if members else "it holds no arrays")
+            total, out = 0, {}
+            for info in members:
+                with z.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                    shape, fortran, dtype = read(f, max_header_size=10_000)
+                    if dtype.hasobject or dtype.kind not in "biufU":  # numbers, and the text of a trajectory's meta
+                        raise bad(f"the array '{info.filename[:-4]}' holds {dtype} values, not real numbers or text")
+                    total += int(np.prod(shape, dtype=object)) * dtype.itemsize
+                    if total > NPZ_MAX_BYTES or total > info.file_size + (1 << 20) * len(members):
+                        raise bad(f"its headers claim {total / 2**30:.3g} GiB of arrays, beyond what it holds or "
+                                  f"the {NPZ_MAX_BYTES / 2**30:g} GiB limit")  # fmt: skip
+            with np.load(p, allow_pickle=False) as f:
+                for k in f.files:
+                    out[k] = f[k]
+            return out
+    except XregInputError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, RuntimeError, NotImplementedError) as exc:
+        raise bad(f"{type(exc).__name__}: {str(exc)[:200]}") from None
 
 
 def load_npz(path: str, arch: Architecture) -> dict[str, np.ndarray]:

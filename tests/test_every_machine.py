@@ -1,0 +1,164 @@
+"""Issue 20, trust on every machine: float32 starts, the recorder's dtype, torch's own option names, printed
+equivalents that stay in float64's range, and hostile input (one ``error:`` line, the documented exit
+status, nothing left behind). Muon's kernel probe and floor are in test_muon.py; golden outputs compare
+at the digits that hold on every CPU (helpers.assert_same_text)."""
+
+import json
+import zipfile
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from user_loops import problem, torch_loop
+from xreg import backends
+from xreg.analysis import diagnose as dg
+from xreg.cli import main
+from xreg.core.spec import ExperimentSpec
+from xreg.io import data
+
+
+def one_error(capsys, code, argv, said):
+    assert main(argv) == code
+    cap = capsys.readouterr()
+    lines = cap.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and said in lines[0], cap.err
+    return cap
+
+
+# ---- float32: every backend records the start it computed from ----------------------------------------------
+def test_a_float32_run_starts_from_its_float32_rounding(capsys):
+    argv = ["--data", "iris", "--model", "mlp", "--dtype", "float32", "--epochs", "5", "--backend", "torch",
+            "--backend", "jax", "--convention", "torch", "--quiet"]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().out
+    iris = data.load("iris", None, model="mlp")
+    spec = ExperimentSpec(model="mlp", dtype="float32", epochs=1)
+    from xreg.core.plan import make_plan
+    from xreg.core.structure import architecture
+
+    p0 = make_plan(spec, iris.n_train, architecture(spec, iris)).params0
+    for b in backends.NAMES:
+        run = backends.train(b, spec, iris)
+        for n, p in p0.items():  # row 0 is params0 rounded to float32, not the float64 numbers
+            np.testing.assert_array_equal(run.params[n][0], p.astype(np.float32).astype(np.float64), err_msg=f"{b} {n}")
+
+
+# ---- TorchRecorder: the model's dtype; a float32 pair that differs in row order only is round-off ------------
+def test_torch_recorder_records_a_float32_models_dtype(default_data):
+    X, y, w0, b0 = problem(default_data, rows=200)
+    make = lambda p: torch.optim.SGD(p, lr=0.1, weight_decay=0.01)  # noqa: E731
+    A = torch_loop(X, y, w0, b0, make, 40, dtype="float32")
+    B = torch_loop(X[::-1].copy(), y[::-1].copy(), w0, b0, make, 40, dtype="float32")  # the same rows, summed reversed
+    assert A.meta["dtype"] == B.meta["dtype"] == "float32"
+    d = dg.diagnose(A, B)
+    assert d.dtype == "float32" and d.first_divergence_step is None and not d.differs, (d.stage, d.cause)
+    import dataclasses
+
+    wrong = dataclasses.replace(A, meta={**A.meta, "dtype": "float64"})  # what the recorder wrote before
+    assert dg.diagnose(wrong, dataclasses.replace(B, meta={**B.meta, "dtype": "float64"})).first_divergence_step is not None
+
+
+def test_log_loss_takes_the_loss_tensor_as_the_readme_shows():
+    from xreg.record import TorchRecorder
+
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    rec = TorchRecorder(model, opt)
+    loss = model(torch.ones(4, 3)).pow(2).mean()
+    loss.backward()
+    rec.log_loss(loss)  # requires grad: no warning (the suite turns warnings into errors)
+    opt.step()
+    assert rec.run().loss[0] == pytest.approx(loss.item())
+
+
+# ---- options as torch spells them -----------------------------------------------------------------------------
+def test_decoupled_weight_decay_is_convention_decoupled(capsys):
+    base = ["--optimizer", "adam", "--epochs", "5", "--backend", "numpy", "--json", "-", "--quiet"]
+    assert main(base + ["--opt", "decoupled_weight_decay=true"]) == 0
+    torch_flag = json.loads(capsys.readouterr().out)
+    assert main(base + ["--convention", "decoupled"]) == 0
+    convention = json.loads(capsys.readouterr().out)
+    assert [r["label"] for r in torch_flag["runs"]] == [r["label"] for r in convention["runs"]] == ["numpy/decoupled"]
+    one_error(capsys, 2, ["--opt", "decoupled_weight_decay=true", "--epochs", "2"], "torch.optim.SGD has no decoupled_weight_decay")
+    one_error(capsys, 2, base[:4] + ["--opt", "decoupled_weight_decay=true", "--convention", "torch"], "is --convention decoupled")
+
+
+# ---- translate: torch's default weight decay, equivalents within float64 ----------------------------------------
+def test_translate_takes_torchs_default_weight_decay(capsys):
+    assert main(["translate", "--from", "torch.adamw", "--json", "-"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["weight_decay"] == 0.01
+
+
+@pytest.mark.parametrize("wd", ["1e308", "1e-320"])
+def test_translate_refuses_a_weight_decay_whose_equivalents_overflow(wd, capsys):
+    one_error(capsys, 2, ["translate", "--from", "torch.sgd", "--weight-decay", wd, "--n", "1096"], "leave float64's range")
+
+
+def test_json_writes_non_finite_numbers_as_text():
+    from xreg.cli.common import finite_json
+
+    assert json.loads(json.dumps(finite_json({"a": [float("inf"), -float("inf"), float("nan"), 1.5]}))) == {"a": ["inf", "-inf", "nan", 1.5]}
+
+
+# ---- .npz files: foreign, truncated, oversized, complex ------------------------------------------------------
+def _header_only(path, shape):
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False, "shape": shape})
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("a.npy", buf.getvalue() + b"\0" * 64)
+
+
+@pytest.fixture(scope="module")
+def npz_dir(tmp_path_factory, default_data):
+    d = tmp_path_factory.mktemp("npz")
+    X, y, w0, b0 = problem(default_data, rows=50)
+    run = torch_loop(X, y, w0, b0, lambda p: torch.optim.SGD(p, lr=0.1), 3)
+    from xreg.io import trajfile
+
+    trajfile.save(d / "good.npz", run)
+    (d / "truncated.npz").write_bytes((d / "good.npz").read_bytes()[:3000])
+    _header_only(d / "huge.npz", (10**6, 10**6))
+    np.savez(d / "complex.npz", weight=np.array([[1 + 2j]]))
+    np.savez(d / "empty.npz")
+    (d / "text.npz").write_text("not a zip")
+    return d
+
+
+@pytest.mark.parametrize("name, said", [
+    ("truncated.npz", "is not a readable .npz file"), ("huge.npz", "GiB of arrays"),
+    ("complex.npz", "holds complex128 values"), ("empty.npz", "holds no arrays"), ("text.npz", "not a zip file"),
+    ("/dev/null", "not a regular file"), ("missing.npz", "does not exist"),
+])  # fmt: skip
+def test_a_bad_trajectory_file_is_one_error(name, said, npz_dir, capsys):
+    path = name if name.startswith("/") else str(npz_dir / name)
+    one_error(capsys, 2, ["diagnose", path, str(npz_dir / "good.npz")], said)
+
+
+def test_a_bad_parameter_file_is_one_error(npz_dir, capsys):
+    one_error(capsys, 2, ["--init-from", str(npz_dir / "huge.npz"), "--epochs", "2"], "GiB of arrays")
+
+
+# ---- figures ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", ["p.pdf", "p", "p.jpeg"])
+def test_plot_takes_png_or_svg(path, tmp_path, capsys):
+    one_error(capsys, 2, ["--epochs", "2", "--backend", "numpy", "--plot", str(tmp_path / path)], "--plot takes PATH.png or PATH.svg")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_svg_is_the_same_bytes_every_run_and_report_suffix_in_any_case(tmp_path):
+    argv = ["--epochs", "3", "--backend", "numpy", "--backend", "torch", "--quiet"]
+    assert main(argv + ["--plot", str(tmp_path / "a.svg"), "--report", str(tmp_path / "r.HTML")]) == 0
+    assert main(argv + ["--plot", str(tmp_path / "b.svg")]) == 0
+    assert (tmp_path / "a.svg").read_bytes() == (tmp_path / "b.svg").read_bytes()
+    assert (tmp_path / "r.HTML").read_text().lstrip().lower().startswith("<!doctype html")
+
+
+# ---- scenarios ---------------------------------------------------------------------------------------------
+def test_a_scenario_expecting_a_run_it_does_not_make_is_bad_input(tmp_path, capsys):
+    sc = tmp_path / "s.toml"
+    sc.write_text('title = "t"\nsummary = "s"\n[compare]\nepochs = 2\nbackend = ["numpy"]\n'
+                  '[[expect]]\na = "numpy/torch"\nb = "jax/nope"\nverdict = "match"\nwhy = "w"\n')  # fmt: skip
+    assert main(["compare", str(sc)]) == 2
+    assert "names the pair numpy/torch vs jax/nope" in capsys.readouterr().err
