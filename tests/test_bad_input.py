@@ -34,7 +34,7 @@ CSV_FILES = {  # name -> file text
 
 CASES = [  # (id, argv, expected substring of the one stderr line)
     ("missing-csv", ["--data", "{dir}/nope.csv", "--target", "label"], "does not exist"),
-    ("csv-is-a-folder", ["--data", "{dir}", "--target", "label"], "is not a file"),
+    ("csv-is-a-folder", ["--data", "{dir}", "--target", "label"], "is not a regular file"),
     ("empty-csv", ["--data", "{dir}/empty.csv", "--target", "label"], "is empty"),
     ("header-only", ["--data", "{dir}/header.csv", "--target", "label"], "header but no data rows"),
     ("non-numeric", ["--data", "{dir}/text.csv", "--target", "label"], "Non-numeric value 'abc' in column 'x1' at line 3"),
@@ -61,7 +61,7 @@ CASES = [  # (id, argv, expected substring of the one stderr line)
     ("momentum-negative", ["--momentum", "-0.5"], "The 'momentum' parameter must be a float in the range [0, 1)"),
     ("nesterov-without-momentum", ["--nesterov"], "'nesterov' parameter requires momentum > 0"),
     ("dampening-over-one", ["--momentum", "0.9", "--dampening", "1.5"], "The 'dampening' parameter must be a float in the range [0, 1]"),
-    ("zero-epochs", ["--epochs", "0"], "The 'epochs' parameter must be an int in the range [1, inf]. Got 0"),
+    ("zero-epochs", ["--epochs", "0"], "The 'epochs' parameter must be an int in the range [1, 10000000]. Got 0"),
     ("zero-batch", ["--batch-size", "0"], "The 'batch_size' parameter must be an int in the range [1, inf]. Got 0"),
     ("negative-batch", ["--batch-size", "-5"], "The 'batch_size' parameter must be an int"),
     ("unknown-optimizer", ["--optimizer", "adamx"], "The 'optimizer' parameter must be one of 'sgd', 'adam'"),
@@ -86,7 +86,8 @@ CASES = [  # (id, argv, expected substring of the one stderr line)
     ("json-is-folder", ["--json", "{dir}"], "is a folder"),
     ("decoupled-scale", ["--decoupled-scale", "epoch"], "The 'decoupled_scale' parameter must be one of 'lr', 'schedule'"),
     ("naive-scratch", ["--naive", "--convention", "scratch"], "use convention 'torch'"),
-    ("run-too-large", ["--epochs", "100000000", "--shuffle"], "The run is too large: 100000000 epochs x 1096 rows"),
+    ("run-too-large", ["--epochs", "10000000", "--shuffle"], "The run is too large: 10000000 epochs x 1096 rows"),
+    ("epochs-beyond-the-limit", ["--epochs", "1000000000000"], "The 'epochs' parameter must be an int in the range [1, 10000000]"),
     ("ten-classes-logistic", ["--data", "digits"], "The logistic model needs two classes; the labels hold 10"),
     ("init-from-missing", ["--model", "mlp", "--init-from", "{dir}/none.npz"], "The parameter file '{dir}/none.npz' does not exist"),
     ("no-decay-matches-nothing", ["--no-decay", "gamma"], "The pattern 'gamma' matches no parameter of the logistic model (weight, bias)"),
@@ -154,7 +155,8 @@ SUBCOMMAND_CASES = [  # (id, argv, expected substring): sweep, bench and reprodu
     ("bench-steps", ["bench", "--steps", "seed=0"], "--steps takes SIZE=N"),
     ("bench-repeat", ["bench", "--repeat", "0"], "--repeat takes N >= 1"),
     ("reproduce-unknown", ["reproduce", "grokking"], "unknown scenario 'grokking'; scenarios: decoupling"),
-    ("reproduce-missing-out", ["reproduce", "decoupling", "--out", "{dir}/none"], "is not a folder"),
+    ("reproduce-missing-out", ["reproduce", "decoupling", "--out", "{dir}/none"], "does not exist (make it first"),
+    ("reproduce-out-is-a-file", ["reproduce", "decoupling", "--out", "{dir}/bom.csv"], "is not a folder"),
     ("reproduce-size", ["reproduce", "decoupling", "--size", "1", "--out", "{dir}"], "--size takes N >= 2"),
 ]  # fmt: skip
 

@@ -162,3 +162,55 @@ def test_a_scenario_expecting_a_run_it_does_not_make_is_bad_input(tmp_path, caps
                   '[[expect]]\na = "numpy/torch"\nb = "jax/nope"\nverdict = "match"\nwhy = "w"\n')  # fmt: skip
     assert main(["compare", str(sc)]) == 2
     assert "names the pair numpy/torch vs jax/nope" in capsys.readouterr().err
+
+
+# ---- the Markdown report escapes what the user named ---------------------------------------------------------
+def test_markdown_report_escapes_the_data_name(tmp_path, default_data):
+    from conftest import write_csv
+
+    csv = write_csv(tmp_path / "<img src=x onerror=alert(1)>[l](javascript:alert(1)).csv", default_data.X_train[:60],
+                    default_data.y_train[:60])  # fmt: skip
+    md = tmp_path / "r.md"
+    assert main(["--data", str(csv), "--target", "label", "--epochs", "2", "--backend", "numpy", "--report", str(md), "--quiet"]) == 0
+    text = md.read_text()
+    assert "<img src=x" not in text and "](javascript:" not in text and "&lt;img src=x onerror=alert\\(1\\)&gt;" in text
+
+
+# ---- data that never ends, closed streams, a narrow locale, sizes before allocation ----------------------------
+def _xreg(*args, **kw):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "xreg", *args], capture_output=True, text=True, timeout=120, **kw)
+
+
+def test_a_device_a_link_to_it_or_a_fifo_is_not_read(tmp_path, capsys):
+    import os
+
+    (tmp_path / "zero.csv").symlink_to("/dev/zero")
+    os.mkfifo(tmp_path / "fifo.csv")
+    for path in ("/dev/zero", tmp_path / "zero.csv", tmp_path / "fifo.csv"):
+        one_error(capsys, 2, ["--data", str(path), "--target", "y", "--epochs", "2"], "is not a regular file")
+
+
+def test_closed_stdout_and_an_ascii_locale(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import shlex
+
+    cmd = f"exec {shlex.quote(sys.executable)} -m xreg --epochs 2 --backend numpy >&-"  # the shell closes stdout
+    p = subprocess.run(["sh", "-c", cmd], stderr=subprocess.PIPE, text=True, timeout=120)
+    assert p.returncode == 141 and p.stderr.startswith("error: standard output is closed"), p.stderr
+    p = _xreg("--epochs", "2", "--backend", "numpy", env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    assert p.returncode == 0 and "numpy/torch" in p.stdout and p.stderr == "", p.stderr
+
+
+def test_sweep_count_is_bounded_before_allocation_and_json_dash_is_stdout(tmp_path, capsys, monkeypatch):
+    one_error(capsys, 2, ["sweep", "--sweep", "lr=0.1:1:1000000000000000", "--epochs", "2"], "more than the 1e+06 points")
+    monkeypatch.chdir(tmp_path)
+    assert main(["sweep", "--sweep", "lr=0.1:1:2", "--epochs", "2", "--json", "-"]) == 0
+    cap = capsys.readouterr()
+    assert json.loads(cap.out)["xreg_sweep_version"] == 1 and "data: default" in cap.err
+    assert list(tmp_path.iterdir()) == []  # no file named '-'

@@ -67,6 +67,8 @@ def parse_axis(text: str) -> Axis:
         raise XregInputError(f"--sweep {name}: START and STOP must be finite numbers; got {text!r}.")
     if count < 1:
         raise XregInputError(f"--sweep {name}: COUNT must be at least 1; got {count}.")
+    if count > MAX_POINTS:  # before any array of that length is made
+        raise XregInputError(f"--sweep {name}: COUNT {count:.3g} is more than the {MAX_POINTS:.0e} points of a grid.")
     if log and (start <= 0 or stop <= 0):
         raise XregInputError(f"--sweep {name}: a log-spaced axis needs START and STOP > 0; got {start:g} and {stop:g}.")
     values = np.geomspace(start, stop, count) if log else np.linspace(start, stop, count)

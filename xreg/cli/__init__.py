@@ -14,7 +14,7 @@ import importlib
 import sys
 from typing import Sequence
 
-from xreg.cli.common import EXIT_BAD_INPUT, EXIT_MATCH, guarded
+from xreg.cli.common import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_MATCH, guarded
 
 SUBCOMMANDS = {
     "compare": "run one experiment in PyTorch, JAX/Optax and NumPy and explain every difference",
@@ -39,6 +39,21 @@ def usage() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Every path through here, help and version included, is one ``guarded`` call: a closed pipe, Ctrl-C
+    or SIGTERM at any point is one line and its exit status."""
+    if sys.stdout is None:  # started with standard output closed (``xreg >&-``): the output would be lost
+        print("error: standard output is closed; nothing would be shown (redirect it to a file or a pipe)", file=sys.stderr)
+        return EXIT_BROKEN_PIPE
+    for stream in (sys.stdout, sys.stderr):  # an ASCII locale: the table's rules print as '?', not a traceback
+        if stream is not None and hasattr(stream, "reconfigure"):
+            try:
+                "─".encode(stream.encoding or "ascii")
+            except (UnicodeEncodeError, LookupError):
+                stream.reconfigure(errors="replace")
+    return guarded(lambda: _main(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] in (["--version"], ["-V"]):
         from xreg import __version__
@@ -50,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_MATCH
     if args and args[0] in SUBCOMMANDS and args[0] != "compare":  # each is the module xreg.cli.<name>
         module = importlib.import_module(f"xreg.cli.{args[0]}")
-        return guarded(lambda: module.run(args[1:]))
+        return module.run(args[1:])
     if args[:1] == ["compare"]:
         args = args[1:]
     elif args and not args[0].startswith("-"):
@@ -59,4 +74,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     from xreg.cli import compare
 
-    return guarded(lambda: compare.run(args))
+    return compare.run(args)

@@ -249,12 +249,13 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg compare") -> int:
     requests = runs.requests_from(base, sizes, ds, args.backend, args.convention, args.naive)
     if args.report and not args.report.lower().endswith((".md", ".html", ".htm")):
         raise XregInputError(f"--report takes PATH.md or PATH.html; got {args.report!r}.")
-    if args.plot:
-        from xreg.report.plots import FORMATS
-    if args.plot and os.path.splitext(args.plot)[1].lower() not in FORMATS:
-        raise XregInputError(f"--plot takes PATH.png or PATH.svg (the format is the suffix); got {args.plot!r}.")
     check_outputs({"--json": args.json, "--plot": args.plot, "--report": args.report, "--csv": args.csv},
                   inputs=(args.data, args.init_from), force=args.force)  # before training, not after
+    if args.plot:
+        from xreg.report.plots import FORMATS
+
+        if os.path.splitext(args.plot)[1].lower() not in FORMATS:
+            raise XregInputError(f"--plot takes PATH.png or PATH.svg (the format is the suffix); got {args.plot!r}.")
     from xreg.report.progress import Bars
 
     bars = Bars(enabled=False if args.quiet else None)

@@ -45,6 +45,8 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg reproduce") -> int:
     if args.verify is not None and args.verify < 0:
         raise XregInputError(f"--verify takes K >= 0; got {args.verify}.")
     out = Path(args.out)
+    if not out.exists():
+        raise XregInputError(f"--out: the folder '{out}' does not exist (make it first: mkdir -p '{out}').")
     if not out.is_dir():
         raise XregInputError(f"--out: '{out}' is not a folder.")
     paths = {ext: out / f"{args.scenario}.{ext}" for ext in ("png", "json", "txt")}

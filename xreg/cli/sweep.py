@@ -93,15 +93,18 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg sweep") -> int:
         result = sweep.run_sweep(base, ds, axes, args.verify, verify_backends, note)
     if not leader:  # every process computed its shards and gathered the grid; one of them reports
         return EXIT_MATCH if result.all_agree else EXIT_MISMATCH
-    print(f"data: {ds.name} ({ds.n_train} train / {ds.X_test.shape[0]} test rows, {ds.n_features} features); "
-          f"{base.model} + {base.optimizer} ({base.convention}), {base.epochs} epochs, {base.dtype}")  # fmt: skip
-    print(sweepdoc.table(result, args.rank, args.top))
-    if args.json:
+    say = (lambda *a: print(*a, file=sys.stderr)) if args.json == "-" else print  # '-': the JSON alone on stdout
+    say(f"data: {ds.name} ({ds.n_train} train / {ds.X_test.shape[0]} test rows, {ds.n_features} features); "
+        f"{base.model} + {base.optimizer} ({base.convention}), {base.epochs} epochs, {base.dtype}")  # fmt: skip
+    say(sweepdoc.table(result, args.rank, args.top))
+    if args.json == "-":
+        sys.stdout.write(sweepdoc.dumps(result, args.rank, args.top))
+    elif args.json:
         write_atomic(args.json, sweepdoc.dumps(result, args.rank, args.top), force=args.force)
-        print(f"wrote {args.json}")
+        say(f"wrote {args.json}")
     if args.plot:
         write_atomic(args.plot, sweepdoc.render_png(result, args.rank), force=args.force)
-        print(f"wrote {args.plot}")
+        say(f"wrote {args.plot}")
     return EXIT_MATCH if result.all_agree else EXIT_MISMATCH
 
 

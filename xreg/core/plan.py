@@ -66,7 +66,8 @@ class TrainingPlan:
     @property
     def in_file_order(self) -> bool:
         """Every step is the whole training set in file order (one full batch per epoch, no shuffle)."""
-        return self.n_batches == 1 and bool(np.all(self.order == np.arange(self.order.shape[1])))
+        rows = self.order[:1] if self.order.strides[0] == 0 else self.order  # one epoch's row of a broadcast order
+        return self.n_batches == 1 and bool(np.all(rows == np.arange(self.order.shape[1])))
 
     def rows_of_step(self) -> np.ndarray:
         """Rows in each step's batch, (steps,)."""

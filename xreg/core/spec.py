@@ -20,6 +20,7 @@ INITS = ("zeros", "normal", "torch", "constant")
 PORTS = ("exact", "naive")
 DEVICES = ("cpu", "gpu", "tpu")
 NS_KERNELS = ("native", "emulated")
+MAX_EPOCHS = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ class ExperimentSpec:
         object.__setattr__(self, "no_decay", _patterns("no_decay", self.no_decay))
         object.__setattr__(self, "group_decay", _group_decay(self.group_decay))
         check_choice("decoupled_scale", self.decoupled_scale, DECOUPLED_SCALES)
-        check_int("epochs", self.epochs, 1)
+        check_int("epochs", self.epochs, 1, MAX_EPOCHS)  # per-epoch metrics are 3 arrays of this length
         if self.batch_size is not None:
             check_int("batch_size", self.batch_size, 1)
         check_bool("shuffle", self.shuffle)

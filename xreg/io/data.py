@@ -154,11 +154,27 @@ def load_csv(
     delimiter: str = ",",
     drop: Sequence[str] = (),
 ) -> Dataset:
+    _check_file(path)  # a device, a FIFO or /dev/zero behind a link is refused before a byte is read
     _check_features(path, _header_features(path, delimiter, drop), max_features)  # from the header, before the rows
     X, y, names = read_csv(path, target, delimiter=delimiter, drop=drop)
     _check_features(path, X.shape[1], max_features)
     y = prepare_labels(y, model, map_labels)
     return _two_classes(split(Path(path).name, X, y, names, target, test_fraction), model, test_fraction)
+
+
+MAX_CSV_BYTES = 2 * 2**30  # the largest data file read (its cells are held as text, then as float64)
+
+
+def _check_file(path) -> None:
+    p = Path(path)
+    if not p.exists():
+        raise XregInputError(f"The data file '{path}' does not exist.")
+    if not p.is_file():  # follows links: a link to /dev/zero is a character device, not a file
+        raise XregInputError(f"The data file '{path}' is not a regular file (a folder, device, pipe or socket); "
+                             "give a CSV file.")  # fmt: skip
+    if p.stat().st_size > MAX_CSV_BYTES:
+        raise XregInputError(f"The data file '{path}' has {p.stat().st_size / 2**30:.3g} GiB, more than the "
+                             f"{MAX_CSV_BYTES / 2**30:g} GiB xreg reads.")  # fmt: skip
 
 
 def _check_features(path, n: int, max_features: int | None) -> None:

@@ -14,6 +14,7 @@ import csv
 import html
 import io
 import math
+import re
 
 import numpy as np
 
@@ -63,10 +64,21 @@ def _notes(c: Comparison) -> list[str]:
             + [f"warning: {h}" for h in hazards(c)])  # fmt: skip
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
+
+
+def md_text(text: str) -> str:
+    """Text from the user (a file's name) as inert Markdown: one line, HTML escaped, every Markdown mark
+    backslash-escaped (no link, image, heading or table cell can be forged)."""
+    one_line = " ".join(str(text).split())
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(one_line, quote=True))
+
+
 def markdown(c: Comparison, png: bytes) -> str:
     head, body = rows(c)
-    lines = [f"# xreg comparison: {c.data.name}, {c.architecture.model} + {c.spec.optimizer}", ""]
-    lines += [f"- {x}" for x in _spec_lines(c)] + ["", "## Runs", ""]
+    name = md_text(c.data.name)
+    lines = [f"# xreg comparison: {name}, {c.architecture.model} + {c.spec.optimizer}", ""]
+    lines += [f"- {x.replace(c.data.name, name) if x.startswith('data: ') else x}" for x in _spec_lines(c)] + ["", "## Runs", ""]
     lines += [_grid(head, body, "markdown", 0)]
     lines += ["", _tolerance_line(c), "", "## Verdicts and causes", ""]
     lines += [f"- {n}" for n in _notes(c)] or ["- every run matches the reference"]
