@@ -214,3 +214,64 @@ def test_sweep_count_is_bounded_before_allocation_and_json_dash_is_stdout(tmp_pa
     cap = capsys.readouterr()
     assert json.loads(cap.out)["xreg_sweep_version"] == 1 and "data: default" in cap.err
     assert list(tmp_path.iterdir()) == []  # no file named '-'
+
+
+# ---- scenario files: bounded, never granting outputs or --force, paths beside the file, found by name -----------
+def _scenario(tmp_path, body, expect='[[expect]]\na = "numpy/torch"\nb = "numpy/l2-loss"\nverdict = "match"\nwhy = "w"\n'):
+    path = tmp_path / "s.toml"
+    path.write_text('title = "t"\nsummary = "s"\n' + body + expect)
+    return path
+
+
+@pytest.mark.parametrize("body, said", [
+    ("[compare]\nx = " + "[" * 5000 + "]" * 5000 + "\n", "nests its arrays or tables too deeply"),
+    ("expect = 3\n", "'expect' must be a list"),
+    ('[compare]\nepochs = 2\njson = "out.json"\nforce = true\n', "it sets --force, --json"),
+    ("[compare]\nlist = true\n", "it sets --list"),
+    ('[compare]\nexplain = "adam"\n', "it sets --explain"),
+])  # fmt: skip
+def test_a_scenario_file_that_cannot_be_one(body, said, tmp_path, capsys):
+    expect = "" if body.startswith("expect") else None
+    path = _scenario(tmp_path, body, *(() if expect is None else (expect,)))
+    one_error(capsys, 2, ["compare", str(path)], said)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]  # nothing written
+
+
+def test_a_scenario_reads_its_files_beside_it_and_a_shipped_one_by_name(tmp_path, capsys, monkeypatch, default_data):
+    from conftest import write_csv
+
+    folder = tmp_path / "cases"
+    folder.mkdir()
+    write_csv(folder / "d.csv", default_data.X_train[:80], default_data.y_train[:80])
+    path = _scenario(folder, '[compare]\nepochs = 3\ndata = "d.csv"\ntarget = "label"\nbackend = ["numpy"]\n'
+                     'convention = ["torch", "l2-loss"]\n')  # fmt: skip
+    monkeypatch.chdir(tmp_path)  # not the scenario's folder
+    assert main(["compare", str(path)]) == 0
+    assert "ok   numpy/torch vs numpy/l2-loss" in capsys.readouterr().out
+    assert main(["compare", "classic_logistic", "--epochs", "3", "--json", "-"]) == 0
+    cap = capsys.readouterr()
+    assert json.loads(cap.out)["xreg_json"] == 1 and cap.err.startswith("scenario classic_logistic")  # the title on stderr
+    one_error(capsys, 2, ["compare", "classic_logistic", "--epochs", "3", "--backend", "numpy"], "names the pair torch/torch vs")
+    one_error(capsys, 2, ["--epochs", "2", "--list"], "--list lists the shipped scenarios and takes no other flag")
+
+
+# ---- the user's update function: its exit, its prints, a tensor that requires grad ------------------------------
+@pytest.mark.parametrize("body, said", [
+    ("import sys\nsys.exit(0)\n", "your code called sys.exit(0)"),
+    ("import sys\ndef step(b, X, y, lr, lam):\n    sys.exit(0)\n", "at step 1, your code called sys.exit(0)"),
+])  # fmt: skip
+def test_an_update_that_exits_is_bad_input(body, said, tmp_path, capsys):
+    (tmp_path / "u.py").write_text(body)
+    one_error(capsys, 2, ["diagnose", "--update", f"{tmp_path / 'u.py'}:step", "--lr", "0.05", "--lam", "0.1"], said)
+    one_error(capsys, 2, ["diagnose", "--update", f"{tmp_path}:step"], "is not a file")
+
+
+def test_an_update_returning_a_grad_tensor_and_printing_keeps_stdout_json(tmp_path, capsys):
+    (tmp_path / "u.py").write_text("import numpy as np, torch\ndef step(b, X, y, lr, lam):\n    print('step')\n"
+                                   "    p = 1 / (1 + np.exp(-(X @ b[1:] + b[0])))\n"
+                                   "    g = np.concatenate([[np.mean(p - y)], X.T @ (p - y) / len(y)]) + lam * b\n"
+                                   "    return torch.tensor(b - lr * g, requires_grad=True) * 1.0\n")  # fmt: skip
+    code = main(["diagnose", "--update", f"{tmp_path / 'u.py'}:step", "--lr", "0.05", "--lam", "0.1", "--json", "-"])
+    cap = capsys.readouterr()
+    doc = json.loads(cap.out)
+    assert code == 0 and doc["convention"] == "torch" and doc["lam"] == pytest.approx(0.1) and "step" in cap.err

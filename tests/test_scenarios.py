@@ -40,9 +40,12 @@ def test_list_overrides_and_bad_files(tmp_path, capsys, monkeypatch):
     assert all(p.stem in out for p in SCENARIOS)
     monkeypatch.chdir(scenario.ROOT.parent)
     # a flag on the command line overrides the file's: lam 0 makes scratch and torch the same rule
-    assert main(["compare", str(scenario.ROOT / "worked_example.toml"), "--lam", "0", "--convention", "torch"]) == 1
+    assert main(["compare", str(scenario.ROOT / "worked_example.toml"), "--lam", "0"]) == 1
     out = capsys.readouterr().out
-    assert "lam=0," in out and "numpy/scratch" not in out.split("expected verdicts:")[0]
+    assert "lam=0," in out and "FAIL" in out.split("expected verdicts:")[1]
+    # an override that drops a run the file expects is bad input, before anything runs
+    assert main(["compare", str(scenario.ROOT / "worked_example.toml"), "--convention", "torch"]) == 2
+    assert "names the pair" in capsys.readouterr().err
     for text, message in (("title = 1\n", "'title' must be a non-empty string"),
                           ("title = 't'\nsummary = 's'\n", "no [[expect]] entry"),
                           ("title = 't'\nsummary = 's'\n[[expect]]\na = 'x'\nb = 'y'\nverdict = 'same'\nwhy = ''\n", "verdict (match or mismatch or round-off (chaotic))"),

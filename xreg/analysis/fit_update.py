@@ -15,7 +15,9 @@ same start on the same data and compared with the tolerance model: nothing is cl
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -185,6 +187,17 @@ def verify(result: UpdateFit, P: np.ndarray, data, model: str = "logistic") -> t
     return ok, text
 
 
+@contextlib.contextmanager
+def user_code():
+    """Around the user's code: its prints go to stderr (stdout is xreg's: ``--json -``), and ``sys.exit``
+    in it is an input error, not xreg's exit."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    except SystemExit as exc:
+        raise XregInputError(f"your code called sys.exit({exc.code!r}); an update function returns the new parameters") from None
+
+
 def run_update(fn: Callable, p0: np.ndarray, X: np.ndarray, y: np.ndarray, lr: float, lam: float, steps: int) -> np.ndarray:
     """The user's step ``fn(params, X, y, lr, lam) -> params`` applied ``steps`` times from ``p0``."""
     P = np.empty((steps + 1, p0.size))
@@ -192,12 +205,19 @@ def run_update(fn: Callable, p0: np.ndarray, X: np.ndarray, y: np.ndarray, lr: f
     p = p0.copy()
     for t in range(steps):
         try:
-            out = fn(p.copy(), X.copy(), y.copy(), lr, lam)
+            with user_code():
+                out = fn(p.copy(), X.copy(), y.copy(), lr, lam)
+        except XregInputError as exc:
+            raise XregInputError(f"at step {t + 1}, {exc}.") from None
         except Exception as exc:  # the user's code: any failure is reported in one line
             raise XregInputError(f"your update function raised {type(exc).__name__} at step {t + 1}: {exc}") from None
+        if hasattr(out, "detach"):  # a torch tensor, maybe one that requires grad
+            out = out.detach().cpu().numpy()
+        if np.iscomplexobj(out):
+            raise XregInputError(f"your update function returned complex numbers at step {t + 1}; the parameters are real.")
         try:
             out = np.asarray(out, dtype=np.float64)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RuntimeError):
             raise XregInputError(f"your update function returned {type(out).__name__}, not an array of {p0.size} numbers.") from None
         if out.shape != p0.shape:
             raise XregInputError(f"your update function returned shape {out.shape}, not {p0.shape} (= [bias, weights]).")

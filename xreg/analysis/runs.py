@@ -171,6 +171,18 @@ def check(spec: ExperimentSpec, data: Dataset) -> None:
         load_npz(spec.init_from, arch)
 
 
+def labels_of(spec: ExperimentSpec, requests: list[RunRequest], specs: list[ExperimentSpec] | None = None) -> list[str]:
+    """The label of each requested run, as the table and the pairs will name it (known before any run)."""
+    specs = specs if specs is not None else [r.spec_for(spec) for r in requests]
+    labels: list[str] = []
+    for req, run_spec in zip(requests, specs):
+        label = run_label(req.backend, run_spec, spec.lam) if not req.skip else f"{req.backend}/{req.convention}@lam={req.lam:g}"
+        if label in labels:  # two runs that print alike (lams equal to 6 digits) stay two names
+            label += f"#{sum(x.split('#')[0] == label for x in labels) + 1}"
+        labels.append(label)
+    return labels
+
+
 def run_all(spec: ExperimentSpec, data: Dataset, requests: list[RunRequest],
             on_run: Callable[[str, int], Callable[[int], None]] | None = None,
             max_memory_gib: float = RECORD_BUDGET_GIB) -> Comparison:  # fmt: skip
@@ -191,12 +203,7 @@ def run_all(spec: ExperimentSpec, data: Dataset, requests: list[RunRequest],
         except BackendUnavailable:
             pass  # reported as unavailable with the run
     outcomes = []
-    labels: list[str] = []
-    for req, run_spec in zip(requests, specs):
-        label = run_label(req.backend, run_spec, spec.lam) if not req.skip else f"{req.backend}/{req.convention}@lam={req.lam:g}"
-        if label in labels:  # two runs that print alike (lams equal to 6 digits) stay two names
-            label += f"#{sum(x.split('#')[0] == label for x in labels) + 1}"
-        labels.append(label)
+    for req, run_spec, label in zip(requests, specs, labels_of(spec, requests, specs)):
         if req.skip:
             outcomes.append(RunOutcome(req, run_spec, label, error=f"skipped: {req.skip}"))
             continue

@@ -225,16 +225,19 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg compare") -> int:
     from xreg.report import jsondoc, table
 
     argv = list(argv if argv is not None else sys.argv[1:])
-    if argv[:1] == ["--list"]:
+    if "--list" in argv:
+        if argv != ["--list"]:
+            raise XregInputError("--list lists the shipped scenarios and takes no other flag; got " + " ".join(argv) + ".")
         return list_scenarios()
     scenario = None
-    if argv and argv[0].endswith(".toml"):
+    if argv and not argv[0].startswith("-"):
         from xreg.io import scenario as scenario_io
 
-        scenario = scenario_io.load(argv[0])
+        scenario = scenario_io.load(scenario_io.find(argv[0]))
         argv = scenario_io.argv(scenario, argv[1:])
-        print(f"scenario {scenario.name}: {scenario.title}")
     args = build_parser(prog).parse_args(argv)
+    if scenario is not None:  # beside --json -, stdout holds the JSON alone
+        print(f"scenario {scenario.name}: {scenario.title}", file=sys.stderr if args.json == "-" else sys.stdout)
     if args.explain:
         from xreg.cli import explain
 
@@ -247,6 +250,8 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg compare") -> int:
     runs.check(base, ds)
     sizes = batch_sizes(base, ds.n_train)
     requests = runs.requests_from(base, sizes, ds, args.backend, args.convention, args.naive)
+    if scenario is not None:
+        _check_expected_pairs(scenario, runs.labels_of(base, requests))
     if args.report and not args.report.lower().endswith((".md", ".html", ".htm")):
         raise XregInputError(f"--report takes PATH.md or PATH.html; got {args.report!r}.")
     check_outputs({"--json": args.json, "--plot": args.plot, "--report": args.report, "--csv": args.csv},
@@ -325,16 +330,20 @@ def list_scenarios() -> int:
     return EXIT_MATCH
 
 
+def _check_expected_pairs(scenario, labels: list[str]) -> None:
+    """Every pair a scenario expects is a pair of its runs (before anything runs: input, exit 2)."""
+    for e in scenario.expect:
+        if e.a not in labels or e.b not in labels:
+            raise XregInputError(f"scenario {scenario.name}: [[expect]] names the pair {e.a} vs {e.b}, but its runs are "
+                                 + ", ".join(labels) + ".")  # fmt: skip
+
+
 def _expectations(scenario, comparison, say=print) -> int:
     """Print each expected verdict beside the one found; exit 0 when every one holds."""
     from xreg.analysis import triage
     say("expected verdicts:")
     ok = True
-    labels = [o.label for o in comparison.outcomes]
-    for e in scenario.expect:
-        if e.a not in labels or e.b not in labels:
-            raise XregInputError(f"scenario {scenario.name}: [[expect]] names the pair {e.a} vs {e.b}, but its runs are "
-                                 + ", ".join(labels) + ".")  # fmt: skip
+    _check_expected_pairs(scenario, [o.label for o in comparison.outcomes])
     for e in scenario.expect:
         got = comparison.pair(e.a, e.b).verdict
         # a match of torch's bfloat16 kernel and xreg's emulation, where this CPU's kernel is not the emulated one

@@ -55,16 +55,23 @@ def load_function(target: str):
     import importlib.util
     from pathlib import Path
 
+    from xreg.analysis import fit_update as fu
+
     path, sep, name = target.rpartition(":")
     if not sep or not path or not name.isidentifier():
         raise XregInputError(f"--update takes FILE.py:FUNCTION; got {target!r}.")
     file = Path(path)
-    if not file.is_file():
+    if not file.exists():
         raise XregInputError(f"--update: '{file}' does not exist.")
+    if not file.is_file():
+        raise XregInputError(f"--update: '{file}' is not a file (--update takes FILE.py:FUNCTION).")
     spec = importlib.util.spec_from_file_location(f"_xreg_user_update_{abs(hash(str(file.resolve())))}", file)
     module = importlib.util.module_from_spec(spec)
     try:
-        spec.loader.exec_module(module)
+        with fu.user_code():
+            spec.loader.exec_module(module)
+    except XregInputError as exc:
+        raise XregInputError(f"--update: running '{file}': {exc}") from None
     except Exception as exc:  # the user's file: its failure in one line
         raise XregInputError(f"--update: running '{file}' raised {type(exc).__name__}: {exc}") from None
     fn = getattr(module, name, None)

@@ -51,15 +51,37 @@ class Scenario:
         return self.path.stem
 
 
+MAX_BYTES = 1 << 20  # a scenario is a page of flags and expectations
+# flags a shared scenario may not set: what is written, and where, and whether it replaces a file, is the
+# user's to say on the command line; --list and --explain run no comparison
+NOT_IN_A_SCENARIO = ("json", "plot", "report", "csv", "json_params", "force", "list", "explain")
+
+
+def find(name: str) -> Path:
+    """A scenario by path, or by the name of a shipped one (``classic_logistic``)."""
+    p = Path(name)
+    if p.suffix == ".toml" or p.exists():
+        return p
+    shipped_one = ROOT / f"{name}.toml"
+    if shipped_one.is_file():
+        return shipped_one
+    names = ", ".join(q.stem for q in shipped())
+    raise XregInputError(f"unknown command or scenario {name!r}; scenarios: {names} (a scenario file ends in .toml).")
+
+
 def load(path: str | Path) -> Scenario:
     """Read and check a scenario file: one ``XregInputError`` naming what is wrong."""
     p = Path(path)
     if not p.is_file():
-        raise XregInputError(f"scenario '{p}' does not exist (xreg compare --list shows the shipped ones).")
+        raise XregInputError(f"scenario '{p}' does not exist or is not a file (xreg compare --list shows the shipped ones).")
+    if p.stat().st_size > MAX_BYTES:
+        raise XregInputError(f"scenario '{p}' has {p.stat().st_size} bytes; a scenario file has at most {MAX_BYTES}.")
     try:
         doc = tomllib.loads(p.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise XregInputError(f"scenario '{p}' is not valid TOML: {exc}.") from None
+    except RecursionError:
+        raise XregInputError(f"scenario '{p}' nests its arrays or tables too deeply to be a scenario.") from None
     problems = []
     unknown = sorted(set(doc) - {"title", "summary", "compare", "expect"})
     if unknown:
@@ -71,10 +93,22 @@ def load(path: str | Path) -> Scenario:
     if not isinstance(flags, dict):
         problems.append("'compare' must be a table of flags")
         flags = {}
+    refused = sorted(k for k in flags if k.replace("-", "_") in NOT_IN_A_SCENARIO)
+    if refused:
+        problems.append(f"it sets {', '.join('--' + k.replace('_', '-') for k in refused)}: outputs, --force, --list and "
+                        "--explain are given on the command line, never by a shared file")  # fmt: skip
+    flags = {k: _relative_to(p.parent, k, v) for k, v in flags.items()}
     expects = []
-    for i, e in enumerate(doc.get("expect", [])):
+    listed = doc.get("expect", [])
+    if not isinstance(listed, list):
+        problems.append("'expect' must be a list of [[expect]] tables")
+        listed = []
+    for i, e in enumerate(listed):
         if not isinstance(e, dict) or sorted(e) != ["a", "b", "verdict", "why"] or e.get("verdict") not in VERDICTS:
             problems.append(f"expect[{i}] needs a, b, verdict ({' or '.join(VERDICTS)}) and why")
+            continue
+        if str(e["a"]) == str(e["b"]):
+            problems.append(f"expect[{i}] pairs the run {e['a']} with itself")
             continue
         expects.append(Expectation(str(e["a"]), str(e["b"]), e["verdict"], str(e["why"])))
     if not expects:
@@ -82,6 +116,17 @@ def load(path: str | Path) -> Scenario:
     if problems:
         raise XregInputError(f"scenario '{p}': " + "; ".join(problems) + ".")
     return Scenario(p, doc["title"].strip(), doc["summary"].strip(), flags, tuple(expects))
+
+
+def _relative_to(folder: Path, key: str, value: Any) -> Any:
+    """A file the scenario names (``data``, ``init_from``) is read beside the scenario, not from the cwd;
+    a shipped dataset's name (``iris``) stays a name."""
+    if key.replace("-", "_") not in ("data", "init_from") or not isinstance(value, str):
+        return value
+    path = Path(value)
+    if path.is_absolute() or not (path.suffix or "/" in value):
+        return value
+    return str(folder / path)
 
 
 def argv(scenario: Scenario, overrides: list[str]) -> list[str]:
