@@ -128,7 +128,7 @@ def npz_dir(tmp_path_factory, default_data):
 
 @pytest.mark.parametrize("name, said", [
     ("truncated.npz", "is not a readable .npz file"), ("huge.npz", "GiB of arrays"),
-    ("complex.npz", "holds complex128 values"), ("empty.npz", "holds no arrays"), ("text.npz", "not a zip file"),
+    ("complex.npz", "holds complex128 values"), ("empty.npz", "no 'params/<name>' arrays"), ("text.npz", "not a zip file"),
     ("/dev/null", "not a regular file"), ("missing.npz", "does not exist"),
 ])  # fmt: skip
 def test_a_bad_trajectory_file_is_one_error(name, said, npz_dir, capsys):
@@ -275,3 +275,98 @@ def test_an_update_returning_a_grad_tensor_and_printing_keeps_stdout_json(tmp_pa
     cap = capsys.readouterr()
     doc = json.loads(cap.out)
     assert code == 0 and doc["convention"] == "torch" and doc["lam"] == pytest.approx(0.1) and "step" in cap.err
+
+
+# ---- diagnose: higher-rank layouts, different starts, degenerate parameters ---------------------------------------
+def _runs(T=5, seed=0):
+    from xreg.io.trajfile import RecordedRun, check
+
+    rng = np.random.default_rng(seed)
+    K = rng.standard_normal((T + 1, 8, 4, 3, 3))  # torch's OIHW conv kernel over the steps
+    fc = rng.standard_normal((T + 1, 2, 3))
+    A = check(RecordedRun({"conv1.weight": K, "fc.weight": fc}, None, None, None, {"framework": "torch"}))
+    B = check(RecordedRun({"conv1.kernel": np.transpose(K, (0, 3, 4, 2, 1)), "fc.weight": fc}, None, None, None, {}))
+    return A, B
+
+
+def test_a_hwio_kernel_aligns_with_oihw_by_start_and_by_map():
+    A, B = _runs()
+    for mapping in (None, {"conv1.weight": "conv1.kernel"}):
+        d = dg.diagnose(A, B, mapping=mapping)
+        assert d.first_divergence_step is None and not d.differs
+        assert d.alignment == [f"conv1.weight <-> conv1.kernel (by {'map' if mapping else 'initial value'}, axes (3, 2, 0, 1))"]
+
+
+def test_runs_from_different_starts_are_their_own_finding(tmp_path, capsys):
+    from xreg.io import trajfile
+    from xreg.io.trajfile import RecordedRun
+
+    A, B = _runs()
+    moved = RecordedRun({**B.params, "fc.weight": B.params["fc.weight"] + 0.5}, None, None, None, {})
+    d = dg.diagnose(A, moved)  # no grads recorded: still the start, not an empty search
+    assert (d.stage, d.cause, d.first_divergence_step) == ("start", "different-start", 0) and d.differs
+    assert "'fc.weight'" in d.evidence and "same parameters" in d.fix["b"]
+    trajfile.save(tmp_path / "a.npz", A)
+    trajfile.save(tmp_path / "b.npz", moved)
+    assert main(["diagnose", str(tmp_path / "a.npz"), str(tmp_path / "b.npz")]) == 1
+    assert "start from different parameters" in capsys.readouterr().out
+
+
+def test_one_number_and_empty_parameters_are_diagnosed():
+    from xreg.io.trajfile import RecordedRun, check
+
+    Z = check(RecordedRun({"scale": np.zeros(6), "empty": np.zeros((6, 0))}, None, None, None, {}))
+    assert dg.diagnose(Z, Z).first_divergence_step is None
+
+
+# ---- the Python API: one clear error for what it cannot record or compare ------------------------------------------
+@pytest.mark.parametrize("params, said", [
+    ({"a.b": np.ones(2), "a": {"b": np.ones(2)}}, "both named 'a.b'"),
+    ({"a": None}, "'a' is None"),
+    ({"a": np.array([1j])}, "holds complex numbers"),
+])  # fmt: skip
+def test_recorder_refuses_what_it_cannot_record(params, said):
+    from xreg.checks import XregInputError
+    from xreg.record import Recorder
+
+    with pytest.raises(XregInputError, match=said):
+        Recorder().log(params)
+
+
+def test_recorder_shapes_scalars_and_meta():
+    from xreg.checks import XregInputError
+    from xreg.record import Recorder
+
+    r = Recorder()
+    r.log({"w": np.ones(2)})
+    with pytest.raises(XregInputError, match="changed shape: \\(2,\\) at the start, \\(3,\\) at step 1"):
+        r.log({"w": np.ones(3)}, lr=0.1)
+    r.log({"w": np.ones(2)}, lr=np.array([0.1]), loss=torch.tensor(0.5, requires_grad=True))
+    assert r.run().lr.tolist() == [0.1] and r.run().loss.tolist() == [0.5]
+    with pytest.raises(XregInputError, match="lr must be one real number"):
+        r.log({"w": np.ones(2)}, lr=np.array([0.1, 0.2]), loss=0.5)
+    with pytest.raises(XregInputError, match="meta is saved as JSON"):
+        Recorder(meta={"model": object()})
+
+
+@pytest.mark.parametrize("a, b, kw, said", [
+    ({}, {}, {}, "holds no parameters"),
+    ({"w": np.array(1.0)}, {"w": np.array(1.0)}, {}, "is one number"),
+    ({"w": np.ones((3, 2))}, {"w": np.ones((3, 2))}, {"dtype": "float8"}, "dtype must be"),
+])  # fmt: skip
+def test_assert_trajectories_close_refuses_what_is_not_a_run(a, b, kw, said):
+    from xreg.testing import assert_trajectories_close
+
+    with pytest.raises(ValueError, match=said):
+        assert_trajectories_close(a, b, **kw)
+
+
+def test_assert_trajectories_close_nan_alike_different_starts_and_recorded_layouts():
+    from xreg.testing import assert_trajectories_close
+
+    nan = np.full((3, 2), np.nan)
+    assert_trajectories_close({"w": nan}, {"w": nan.copy()})  # both diverged alike
+    with pytest.raises(AssertionError, match="at step 0: .* they start from different parameters"):
+        assert_trajectories_close({"w": np.zeros((3, 2))}, {"w": np.ones((3, 2))})
+    A, B = _runs()
+    assert_trajectories_close(A, B)  # other names, an HWIO kernel: aligned as diagnose aligns

@@ -32,18 +32,45 @@ from xreg.checks import XregInputError
 from xreg.io import trajfile
 
 
+def _leaf(x: Any, name: str) -> np.ndarray:
+    """One leaf as a float64 array: real numbers only (a torch tensor that requires grad is detached)."""
+    if x is None:
+        raise XregInputError(f"log(): '{name}' is None; record arrays of numbers (leave the entry out instead).")
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    a = np.asarray(x)
+    if a.dtype.kind not in "biuf":
+        kind = "complex numbers" if a.dtype.kind == "c" else f"{a.dtype} values"
+        raise XregInputError(f"log(): '{name}' holds {kind}; a trajectory records real numbers.")
+    return np.array(a, dtype=np.float64)
+
+
 def flatten(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
-    """A pytree of arrays as ``{dotted.path: float64 array}`` (dicts by key, lists/tuples by position)."""
+    """A pytree of arrays as ``{dotted.path: float64 array}`` (dicts by key, lists/tuples by position);
+    two leaves that flatten to one name (``{'a.b': x, 'a': {'b': y}}``) are an input error."""
     if isinstance(tree, Mapping):
         items = [(str(k), v) for k, v in tree.items()]
     elif isinstance(tree, (list, tuple)) and not hasattr(tree, "__array__"):
         items = [(str(i), v) for i, v in enumerate(tree)]
     else:
-        return {prefix: np.array(tree, dtype=np.float64)}
+        return {prefix: _leaf(tree, prefix or "the value")}
     out: dict[str, np.ndarray] = {}
     for k, v in items:
-        out.update(flatten(v, f"{prefix}.{k}" if prefix else k))
+        for name, leaf in flatten(v, f"{prefix}.{k}" if prefix else k).items():
+            if name in out:
+                raise XregInputError(f"log(): two entries are both named '{name}' once flattened; rename one.")
+            out[name] = leaf
     return out
+
+
+def _number(value: Any, what: str) -> float:
+    """A scalar the loop logs (lr, loss): a number, a 1-element array or a tensor (detached)."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    a = np.asarray(value)
+    if a.size != 1 or a.dtype.kind not in "biuf":
+        raise XregInputError(f"log(): {what} must be one real number; got {type(value).__name__} of shape {a.shape}.")
+    return float(a.reshape(()))
 
 
 def _dtype_of(tree: Any) -> str:
@@ -86,7 +113,13 @@ class Recorder:
     ``log(params, grads=..., lr=..., loss=...)`` with what that step used. ``save(path)`` writes the file."""
 
     def __init__(self, meta: Mapping[str, Any] | None = None):
+        import json
+
         self.meta = dict(meta or {})
+        try:
+            json.dumps(self.meta, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise XregInputError(f"Recorder(meta=...): meta is saved as JSON: strings, numbers, lists and dicts ({exc}).") from None
         self._params: list[dict[str, np.ndarray]] = []
         self._grads: list[dict[str, np.ndarray]] = []
         self._lr: list[float] = []
@@ -98,6 +131,17 @@ class Recorder:
         flat = flatten(params)
         if self._params and set(flat) != set(self._params[0]):
             raise XregInputError(f"log(): the parameter names changed: {sorted(self._params[0])} then {sorted(flat)}.")
+        if self._params:
+            changed = [n for n in flat if flat[n].shape != self._params[0][n].shape]
+            if changed:
+                n = changed[0]
+                raise XregInputError(f"log(): the parameter '{n}' changed shape: {self._params[0][n].shape} at the start, "
+                                     f"{flat[n].shape} at step {len(self._params)}.")  # fmt: skip
+        if grads is not None and self._grads:
+            g = flatten(grads)
+            bad = [n for n in g if n in self._grads[0] and g[n].shape != self._grads[0][n].shape]
+            if bad or set(g) != set(self._grads[0]):
+                raise XregInputError(f"log(): the gradients' names or shapes changed at step {len(self._params)}.")
         if not self._params and (grads is not None or lr is not None or loss is not None):
             raise XregInputError("log(): the first call records the initial parameters alone (no grads, lr or loss).")
         step = len(self._params)  # this call records the parameters after step ``step`` (0: the start)
@@ -109,9 +153,9 @@ class Recorder:
             if grads is not None:
                 self._grads.append(flatten(grads))
             if lr is not None:
-                self._lr.append(float(np.asarray(lr)))
+                self._lr.append(_number(lr, "lr"))
             if loss is not None:
-                self._loss.append(float(np.asarray(loss)))
+                self._loss.append(_number(loss, "loss"))
 
     @property
     def steps(self) -> int:
@@ -168,7 +212,7 @@ class TorchRecorder(Recorder):
 
     def log_loss(self, loss) -> None:
         """The loss of the coming step (call it before ``optimizer.step()``), to record it too."""
-        self._pending_loss = float(loss.detach()) if hasattr(loss, "detach") else float(loss)
+        self._pending_loss = _number(loss, "loss")
 
     def remove(self) -> None:
         """Stop recording (the optimizer's hooks are removed)."""

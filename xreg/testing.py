@@ -68,7 +68,17 @@ def assert_trajectories_close(a: Any, b: Any, *, dtype: str = "float64") -> None
     or ``{name: (T+1, *shape) array}``; the same names and shapes (chex checks them). ``dtype``: the
     precision the runs computed in (the tolerance scales with its epsilon).
     """
+    if dtype not in ("float64", "float32", "float16"):
+        raise ValueError(f"dtype must be 'float64', 'float32' or 'float16' (the precision the runs computed in); got {dtype!r}.")
     pa, pb = _params(a), _params(b)
+    if _recorded(a) and _recorded(b):  # two recorded runs: their names and layouts aligned as diagnose aligns them
+        pa, pb = _aligned(a, b)
+    for side, p in (("a", pa), ("b", pb)):
+        if not p:
+            raise ValueError(f"Run {side} holds no parameters.")
+        flat = [n for n, v in p.items() if v.ndim == 0]
+        if flat:
+            raise ValueError(f"Run {side}: '{flat[0]}' is one number; each parameter is a (steps + 1, *shape) array.")
     if sorted(pa) != sorted(pb):
         raise AssertionError(f"The runs name different parameters: {sorted(pa)} and {sorted(pb)}.")
     pb = {n: pb[n] for n in pa}
@@ -77,18 +87,38 @@ def assert_trajectories_close(a: Any, b: Any, *, dtype: str = "float64") -> None
     rows = next(iter(pa.values())).shape[0]
     flat_a = np.concatenate([pa[n].reshape(rows, -1) for n in names], axis=1)
     flat_b = np.concatenate([pb[n].reshape(rows, -1) for n in names], axis=1)
-    with np.errstate(invalid="ignore"):
-        gaps = {n: np.max(np.abs(pa[n] - pb[n]).reshape(rows, -1), axis=1, initial=0.0) for n in names}
+    with np.errstate(invalid="ignore"):  # the same NaN or infinity in both runs is no gap (both diverged alike)
+        gaps = {n: np.max(np.where(_same(pa[n], pb[n]), 0.0, np.abs(pa[n] - pb[n])).reshape(rows, -1), axis=1, initial=0.0)
+                for n in names}  # fmt: skip
     worst = np.max(np.stack(list(gaps.values())), axis=0)
     tol = tolerance(dtype, flat_a, flat_b)
     over = np.flatnonzero(~(worst <= tol))  # NaN counts as over
     if over.size:
         k = int(over[0])
         name = max(names, key=lambda n: np.nan_to_num(gaps[n][k], nan=np.inf))
+        agree = f"up to step {k - 1} they agree" if k else "they start from different parameters"
         raise AssertionError(
             f"The trajectories part at step {k}: parameter '{name}' differs by {gaps[name][k]:.3e} "
-            f"(round-off tolerance {tol[k]:.3e}, {dtype}); up to step {k - 1} they agree." + _cause(a, b)
+            f"(round-off tolerance {tol[k]:.3e}, {dtype}); {agree}." + _cause(a, b)
         )
+
+
+def _same(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return (x == y) | (np.isnan(x) & np.isnan(y))
+
+
+def _recorded(run: Any) -> bool:
+    return isinstance(run, (str, Path, trajfile.RecordedRun))
+
+
+def _aligned(a: Any, b: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Two recorded runs with B's parameters renamed and laid out as A's (xreg.analysis.diagnose.align)."""
+    from xreg.analysis.diagnose import _permute, align
+
+    ra, rb = (trajfile.load(r) if isinstance(r, (str, Path)) else r for r in (a, b))
+    al = align(ra, rb)
+    pa = {n: np.asarray(p, np.float64) for n, p in ra.params.items()}
+    return pa, {n: np.asarray(_permute(rb.params[al.b_name[n]], al.perm[n]), np.float64) for n in al.names}
 
 
 def assert_optax_matches_torch(tx: Any, make_torch_optimizer: Any, *, model: str = "logistic", steps: int = 20, data: Any = None,

@@ -23,6 +23,7 @@ with the closest candidate as evidence.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
@@ -43,23 +44,44 @@ PRECISIONS = ("float16", "bfloat16", "float32", "float64")
 class Alignment:
     names: tuple[str, ...]  # A's names, in A's order
     b_name: Mapping[str, str]  # A's name -> B's
-    transposed: frozenset[str]  # A's names whose B array is the transpose
+    perm: Mapping[str, tuple[int, ...]]  # A's name -> the axes of B's array (after the step) in A's order
     how: Mapping[str, str]  # A's name -> 'name', 'map', 'initial value' or 'shape'
+
+    @property
+    def transposed(self) -> frozenset[str]:
+        return frozenset(n for n, p in self.perm.items() if p != tuple(range(len(p))))
 
     def lines(self) -> list[str]:
         out = []
         for n in self.names:
+            p = self.perm[n]
             if self.b_name[n] != n or n in self.transposed:
-                t = ", transposed" if n in self.transposed else ""
+                t = "" if n not in self.transposed else ", transposed" if p == (1, 0) else f", axes {p}"
                 out.append(f"{n} <-> {self.b_name[n]} (by {self.how[n]}{t})")
         return out
 
 
-def _transpose(x: np.ndarray) -> np.ndarray:  # the last two axes (the first is the step)
-    return np.swapaxes(x, -1, -2)
+MAX_PERMUTED_RANK = 6  # every axis order of a tensor up to this rank is tried (720); above it, as is and reversed
+
+
+def _orders(sa: tuple[int, ...], sb: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """The orders of B's axes that give A's shape: as is first, then reversed, then the others."""
+    if len(sa) != len(sb) or sorted(sa) != sorted(sb):
+        return []
+    r = len(sa)
+    ident, rev = tuple(range(r)), tuple(reversed(range(r)))
+    pool = itertools.permutations(range(r)) if r <= MAX_PERMUTED_RANK else iter((ident, rev))
+    fitting = [p for p in pool if tuple(sb[i] for i in p) == sa]
+    return sorted(set(fitting), key=lambda p: (p != ident, p != rev, p))
+
+
+def _permute(x: np.ndarray, p: tuple[int, ...]) -> np.ndarray:  # B's array (step first) in A's axis order
+    return np.transpose(x, (0,) + tuple(i + 1 for i in p)) if p != tuple(range(len(p))) else x
 
 
 def align(a: RecordedRun, b: RecordedRun, mapping: Mapping[str, str] | None = None) -> Alignment:
+    """Pair A's parameters with B's: by --map, by name, then by initial value, then by shape; B's array may
+    be A's with its axes in any order (a transposed dense kernel, an HWIO conv kernel against OIHW)."""
     mapping = dict(mapping or {})
     bad = [f"'{k}' (not in A)" for k in mapping if k not in a.params] + [f"'{v}' (not in B)" for v in mapping.values() if v not in b.params]
     if bad:
@@ -69,19 +91,20 @@ def align(a: RecordedRun, b: RecordedRun, mapping: Mapping[str, str] | None = No
     for n in a.params:
         if n not in pairs and n in b.params and n not in pairs.values():
             pairs[n], how[n] = n, "name"
-    transposed = set()
+    perm: dict[str, tuple[int, ...]] = {}
 
-    def fits(na: str, nb: str) -> tuple[bool, bool, bool, bool]:  # shape as is, transposed; same start as is, transposed
-        sa, sb = a.params[na].shape[1:], b.params[nb].shape[1:]
-        same, flip = sa == sb, len(sa) == 2 and sa == sb[::-1]
-        return same, flip, (same and np.array_equal(a.params[na][0], b.params[nb][0])), (flip and np.array_equal(a.params[na][0], b.params[nb][0].T))
+    def fits(na: str, nb: str) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+        """The axis orders of B's array that give A's shape, and those that also give A's start."""
+        orders = _orders(a.params[na].shape[1:], b.params[nb].shape[1:])
+        a0, b0 = a.params[na][0], b.params[nb][0]
+        return orders, [p for p in orders if np.array_equal(a0, np.transpose(b0, p))]
 
-    for n, nb in pairs.items():  # named pairs: a transposed layout is recognised by shape (and start)
-        same, flip, eq, teq = fits(n, nb)
-        if not same and flip or (same and flip and teq and not eq):
-            transposed.add(n)
-        elif not same:
-            raise XregInputError(f"A's '{n}' {a.params[n].shape[1:]} and B's '{nb}' {b.params[nb].shape[1:]} have different shapes.")
+    for n, nb in pairs.items():  # named pairs: the layout is recognised by shape, and by start where it tells
+        orders, starts = fits(n, nb)
+        if not orders:
+            raise XregInputError(f"A's '{n}' {a.params[n].shape[1:]} and B's '{nb}' {b.params[nb].shape[1:]} have different "
+                                 "shapes, in any order of their axes.")  # fmt: skip
+        perm[n] = (starts or orders)[0]
     for rule in ("initial value", "shape"):
         changed = True
         while changed:
@@ -90,15 +113,13 @@ def align(a: RecordedRun, b: RecordedRun, mapping: Mapping[str, str] | None = No
             for n in [n for n in a.params if n not in pairs]:
                 options = []
                 for nb in free_b:
-                    same, flip, eq, teq = fits(n, nb)
-                    ok = (eq or teq) if rule == "initial value" else (same or flip)
-                    if ok:
-                        options.append((nb, (teq and not eq) if rule == "initial value" else (flip and not same)))
+                    orders, starts = fits(n, nb)
+                    chosen = starts if rule == "initial value" else orders
+                    if chosen:
+                        options.append((nb, chosen[0]))
                 if len(options) == 1:
-                    (nb, t), = options
-                    pairs[n], how[n] = nb, rule
-                    if t:
-                        transposed.add(n)
+                    (nb, p), = options
+                    pairs[n], how[n], perm[n] = nb, rule, p
                     changed = True
                     break
     left_a = [n for n in a.params if n not in pairs]
@@ -109,7 +130,7 @@ def align(a: RecordedRun, b: RecordedRun, mapping: Mapping[str, str] | None = No
                 ([f"A's {', '.join(left_a)} unmatched"] if left_a else []) + ([f"B's {', '.join(left_b)} unmatched"] if left_b else []))
             + ". Name the pairs with --map A_NAME=B_NAME.")  # fmt: skip
     names = tuple(a.params)
-    return Alignment(names, {n: pairs[n] for n in names}, frozenset(transposed), how)
+    return Alignment(names, {n: pairs[n] for n in names}, {n: perm[n] for n in names}, how)
 
 
 # ---- a run as flat arrays in A's layout -----------------------------------------------------------
@@ -135,7 +156,7 @@ class Flat:
 
 def flat(run: RecordedRun, al: Alignment, side: str, label: str) -> Flat:
     names = al.names
-    get = (lambda arr, n: arr[n]) if side == "a" else (lambda arr, n: _transpose(arr[al.b_name[n]]) if n in al.transposed else arr[al.b_name[n]])
+    get = (lambda arr, n: arr[n]) if side == "a" else (lambda arr, n: _permute(arr[al.b_name[n]], al.perm[n]))
     rows = run.steps + 1
     P = np.concatenate([get(run.params, n).reshape(rows, -1) for n in names], axis=1)
     G = None
@@ -528,9 +549,15 @@ def diagnose(ra: RecordedRun, rb: RecordedRun, labels: tuple[str, str] = ("A", "
         return Diagnosis(**head, first_divergence_step=None, gap=None, stage=None, cause=None,
                          evidence=f"every step within round-off (largest gap {np.max(gaps):.3e}, tolerance {tol[-1]:.3e} at the last step)", fix={})  # fmt: skip
     k = int(over[0])
-    where = max(al.names, key=lambda n: np.nan_to_num(np.max(np.abs(A.P[k, A.slices[n]] - B.P[k, A.slices[n]])), nan=np.inf))
+    where = max(al.names, key=lambda n: np.nan_to_num(np.max(np.abs(A.P[k, A.slices[n]] - B.P[k, A.slices[n]]), initial=0.0), nan=np.inf))
     lead = f"first divergence at step {k}: '{where}' differs by {gaps[k]:.3e} (tolerance {tol[k]:.3e}, {dt}). "
     common = dict(head, first_divergence_step=k, gap=float(gaps[k]))
+    if k == 0:  # recorded, not inferred: the two starts themselves
+        apart = [n for n in al.names if not np.array_equal(A.P[0, A.slices[n]], B.P[0, A.slices[n]])]
+        ev = (f"the runs start from different parameters: {', '.join(repr(n) for n in apart)} differ at step 0 "
+              f"(largest gap {gaps[0]:.3e}); a step-by-step comparison needs one start")  # fmt: skip
+        fix = "start both runs from the same parameters (save A's initial values and load them in B, or the same seed and init)"
+        return Diagnosis(**common, stage="start", cause="different-start", evidence=ev, fix={"a": fix, "b": fix})
 
     j = _gradient_stage(A, B, k, e, tol)
     if j is not None:

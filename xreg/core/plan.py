@@ -176,8 +176,8 @@ def read_npz(path, what: str) -> dict[str, np.ndarray]:
     try:
         with zipfile.ZipFile(p) as z:
             members = [i for i in z.infolist() if i.filename.endswith(".npy")]
-            if not members or len(members) != len(z.infolist()):
-                raise bad("it holds files other than .npy arrays" if members else "it holds no arrays")
+            if len(members) != len(z.infolist()):
+                raise bad("it holds files other than .npy arrays")
             total, out = 0, {}
             for info in members:
                 with z.open(info) as f:

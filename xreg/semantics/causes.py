@@ -21,6 +21,8 @@ class Cause:
 CAUSES: dict[str, Cause] = {
     c.code: c
     for c in [
+        Cause("different-start", "start", "the runs start from different parameters (step 0 differs: another init, "
+              "seed or checkpoint); nothing after it can be compared step by step"),
         Cause("lr-schedule", "update", "the learning rates differ (a scheduler stepped per epoch in one run, per step in the other)"),
         Cause("decay-scale", "update", "the decay coefficient differs by a factor (lam vs lam/m, an L2 term in a sum vs a mean loss)"),
         Cause("bias-decay", "update", "a parameter group is decayed in one run only (biases excluded or not)"),
