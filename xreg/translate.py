@@ -108,15 +108,32 @@ def _torch_code(opt: optimizers.Optimizer, lr: float, wd: float, options: Mappin
 
 def _optax(spec: ExperimentSpec, batch_size: int | None) -> tuple[str, str, str | None]:
     """(exact chain code, naive alias text, why the alias differs or None)."""
+    from xreg.backends.jax import chain
+    from xreg.core.structure import structure
+
+    code, links, s, hp, arch = _chain(spec, tuple(spec.no_decay), batch_size)
+    naive = structure(spec.replace(port="naive", no_decay=("bias",) if spec.no_decay else ()), arch)
+    cause = optimizers.naive_cause(spec.optimizer, spec.options, spec.convention, s.decays_everything)
+    return code, chain.chain_text(chain.links(naive, hp, hp["lr"], 1)), cause
+
+
+def optax_chain_code(spec: ExperimentSpec, no_decay: Sequence[str] = (), batch_size: int | None = None) -> str:
+    """The exact optax chain of ``spec`` as one expression over ``optax`` and ``xreg``, its decay leaving
+    out the leaves ``no_decay`` names (patterns or the dotted paths of the user's own tree)."""
+    return _chain(spec.replace(no_decay=()), tuple(no_decay), batch_size)[0]
+
+
+def _chain(spec: ExperimentSpec, patterns: tuple[str, ...], batch_size: int | None):
+    """(code, links, structure, hparams, arch): the chain built on xreg's logistic model (names weight,
+    bias) with its masks written as ``patterns`` over the user's names, never checked against xreg's."""
     from xreg import models
     from xreg.backends.jax import chain
     from xreg.backends.jax.link import Link, Shown
     from xreg.core.structure import hparams, structure
 
-    arch = models.architecture("logistic", 4, 2)  # names weight, bias: the masks are rewritten as path patterns
-    s, hp = structure(spec, arch), hparams(spec)
+    arch = models.architecture("logistic", 4, 2)
+    s, hp = structure(spec.replace(no_decay=("bias",) if patterns else ()), arch), hparams(spec)
     links = chain.links(s, hp, hp["lr"], batch_size or 1)
-    patterns = tuple(spec.no_decay)
     fixed = []
     for link in links:
         if "mask" in link.kwargs:
@@ -127,9 +144,7 @@ def _optax(spec: ExperimentSpec, batch_size: int | None) -> tuple[str, str, str 
             link = Link(link.name, link.fn, link.args,
                         {**link.kwargs, "decoupled": Shown(k.value, k.text, f"xreg.twins.decay_rates({spec.lr * spec.lam!r}, {patterns!r})")})  # fmt: skip
         fixed.append(link)
-    naive = structure(spec.replace(port="naive"), arch)
-    cause = optimizers.naive_cause(spec.optimizer, spec.options, spec.convention, s.decays_everything)
-    return chain.chain_code(fixed), chain.chain_text(chain.links(naive, hp, hp["lr"], 1)), cause
+    return chain.chain_code(fixed), links, s, hp, arch
 
 
 def translate(source: str, lr: float | None = None, weight_decay: float | None = None, options: Mapping[str, Any] | None = None,

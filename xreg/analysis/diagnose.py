@@ -361,6 +361,7 @@ class Diagnosis:
     base: str | None = None  # 'a' or 'b': whose rule was re-simulated on the other run
     base_rule: str | None = None
     ranking: list[dict[str, Any]] = field(default_factory=list)
+    fix_code: dict[str, str] = field(default_factory=dict)  # side -> the other run's rule as code in this side's framework
 
     @property
     def differs(self) -> bool:
@@ -371,7 +372,7 @@ class Diagnosis:
             "a": self.a, "b": self.b, "dtype": self.dtype, "steps": self.steps,
             "first_divergence_step": self.first_divergence_step, "gap": self.gap, "stage": self.stage,
             "cause": self.cause, "evidence": self.evidence, "fix": self.fix, "alignment": self.alignment,
-            "base": self.base, "base_rule": self.base_rule, "ranking": self.ranking,
+            "base": self.base, "base_rule": self.base_rule, "ranking": self.ranking, "fix_code": self.fix_code,
         }  # fmt: skip
 
 
@@ -485,20 +486,27 @@ def _fixes(code: str, cand: Candidate | None, base_side: str, base: Rule, base_r
         c_base = max(getattr(base, kind).values(), key=abs)
         fix[base_side] = f"weight_decay={c_base * f:.6g} (x{_nice_factor(f)}), as the other run's coefficient"
         inv = _nice_factor(1 / f)
+        scratch = not extra.get("code", {}).get(t_side) and str(target_run.meta.get("framework", "")) not in ("torch", "optax", "jax", "flax")
         fix[t_side] = f"decay coefficient {c_base:.6g} (x{inv} yours)" + (
-            f": in a scratch loop's (sum_i grad_i + lam*w)/m with m = {inv}, lam = {c_base * float(inv):.6g}" if inv.isdigit() else "")
+            f": in a scratch loop's (sum_i grad_i + lam*w)/m with m = {inv}, lam = {c_base * float(inv):.6g}" if inv.isdigit() and scratch
+            else f": weight_decay={c_base:.6g}")  # fmt: skip
     elif code == "coupled-vs-decoupled" and cand is not None:
         kind = "coupled" if any(base.coupled.values()) else "decoupled"
         c = max(getattr(base, kind).values(), key=abs)
         rate = c * cand.number
         if kind == "coupled":
-            dec = f"torch.optim.{'AdamW' if opt.name in ('adam', 'adamw') else opt.torch_class}(..., weight_decay={rate:.6g})" + (
-                "" if opt.name in ("adam", "adamw") else ", decoupled_weight_decay=True")
+            if opt.name in ("adam", "adamw"):
+                dec = f"torch.optim.AdamW(..., weight_decay={rate:.6g})"
+            elif opt.decoupled_flag:
+                dec = f"torch.optim.{opt.torch_class}(..., weight_decay={rate:.6g}, decoupled_weight_decay=True)"
+            else:  # torch's class couples its weight_decay: the decay is a line of the loop
+                dec = (f"torch.optim.{opt.torch_class}(..., weight_decay=0) and, before each optimizer.step(), "
+                       f"`with torch.no_grad(): p.mul_(1 - lr*{rate:.6g})` for each decayed p")  # fmt: skip
             fix[base_side] = f"decouple the decay: {dec}"
-            fix[t_side] = f"couple the decay: optax.chain(optax.add_decayed_weights({c:.6g}), optax.{opt.name if opt.name != 'adamw' else 'adam'}(...)) in place of the decoupled weight_decay"
+            fix[t_side] = f"couple the decay (L2 in the gradient, weight_decay={c:.6g}) in place of the decoupled one"
         else:
             fix[base_side] = f"couple the decay: torch.optim.{'Adam' if opt.name == 'adamw' else opt.torch_class}(..., weight_decay={rate:.6g})"
-            fix[t_side] = f"decouple the decay: optax.{'adamw' if opt.name in ('adam', 'adamw') else opt.name}(..., weight_decay={c:.6g}) (w <- w - lr*{c:.6g}*w)"
+            fix[t_side] = f"decouple the decay: w <- w - lr*{c:.6g}*w after the direction, as torch's {opt.torch_class}"
     elif code == "decoupled-lr-scaling" and cand is not None:
         s = max(base.decoupled.values(), key=abs)
         if base.by_lr:
@@ -508,8 +516,13 @@ def _fixes(code: str, cand: Candidate | None, base_side: str, base: Rule, base_r
             fix[t_side] = f"decay by {s:.6g}*w without lr"
             fix[base_side] = f"decay by lr*{s * cand.number:.6g}*w"
     elif code == "bias-decay" and cand is not None:
-        fix[base_side] = f"{cand.what}: a param group with its own weight_decay (torch) or a mask (optax.add_decayed_weights(..., mask=...))"
-        fix[t_side] = "exclude or include the same parameters as the other run: mask=lambda p: ... (optax) / param groups (torch)"
+        al = extra.get("al")
+        side_names = lambda side, rule: [n if side == "a" or al is None else al.b_name[n]  # noqa: E731
+                                         for n, c in {**rule.coupled, **rule.decoupled}.items() if not c]  # fmt: skip
+        left = lambda side, rule: ", ".join(repr(n) for n in side_names(side, rule)) or "none"  # noqa: E731
+        fix[base_side] = (f"{cand.what}: decay every parameter but {left(base_side, cand.rule)} (torch: a param group with "
+                          "weight_decay=0 for those; optax: mask=xreg.twins.decay_mask((their names,)))")  # fmt: skip
+        fix[t_side] = f"decay every parameter but {left(t_side, base)}, as the other run"
     elif code == "optimizer-defaults" and cand is not None:
         over = {k: v for k, v in cand.rule.options.items() if base.options.get(k, None) != v}
         fix[t_side] = f"state torch's values: {', '.join(f'{k}={_g(v)}' for k, v in base.options.items() if k in over or k in opt.defaults)}" + (
@@ -646,8 +659,25 @@ def diagnose(ra: RecordedRun, rb: RecordedRun, labels: tuple[str, str] = ("A", "
     ev = (f"{base_run.label}'s rule ({base_desc}) does not reproduce {target.label} (step {same_step} off by {same_score:.3g}x the one-step "
           f"round-off); with {best.what}{num} every one of {target.label}'s {steps_t} steps lands within {best.score:.2g}x of it "
           f"(re-simulated from {target.label}'s own state){extra}")  # fmt: skip
+    codes = fix_code(best, base_side, base, al, A, B)
     return Diagnosis(**common, stage=stage, cause=best.code, evidence=lead + ev,
-                     fix=_fixes(best.code, best, base_side, base, base_run, target, {}))  # fmt: skip
+                     fix=_fixes(best.code, best, base_side, base, base_run, target, {"code": codes, "al": al}),
+                     fix_code=codes)  # fmt: skip
+
+
+def fix_code(best: Candidate, base_side: str, base: Rule, al: Alignment, A: Flat, B: Flat) -> dict[str, str]:
+    """Each side's fix as code in its own framework (:mod:`xreg.analysis.fixcode`): the base side takes the
+    rule that reproduced the other run, the other side takes the base rule; where one expression states it."""
+    from xreg.analysis import fixcode
+
+    out = {}
+    for side, rule in ((base_side, best.rule), ("b" if base_side == "a" else "a", base)):
+        run = A if side == "a" else B
+        names = {n: n if side == "a" else al.b_name[n] for n in al.names}
+        code = fixcode.code_for(rule, str(run.meta.get("framework", "")), names)
+        if code is not None:
+            out[side] = code
+    return out
 
 
 def text(d: Diagnosis) -> str:
@@ -663,6 +693,8 @@ def text(d: Diagnosis) -> str:
     for side, label in (("a", d.a), ("b", d.b)):
         if side in d.fix:
             lines.append(f"fix in {label}: {d.fix[side]}")
+        if side in d.fix_code:
+            lines.append(f"  as code (runs, and re-runs to a match): {d.fix_code[side]}")
     if d.ranking:
         lines.append("candidates (re-simulated; score = worst step / one-step round-off):")
         lines += [f"  {'*' if r['reproduces'] else ' '} {r['cause']:<22} {r['score']:<10.3g} {r['change']}" for r in d.ranking[:8]]
