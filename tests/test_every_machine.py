@@ -370,3 +370,39 @@ def test_assert_trajectories_close_nan_alike_different_starts_and_recorded_layou
         assert_trajectories_close({"w": np.zeros((3, 2))}, {"w": np.ones((3, 2))})
     A, B = _runs()
     assert_trajectories_close(A, B)  # other names, an HWIO kernel: aligned as diagnose aligns
+
+
+# ---- diagnose's plain-SGD fit, and a meta that states a rule xreg cannot read ---------------------------------------
+def test_the_plain_sgd_fit_finds_the_rule_when_no_meta_states_one(default_data):
+    """A scratch loop against a torch loop whose meta was stripped: neither states its rule, so diagnose fits
+    plain SGD's per-parameter coefficient from the recorded grads and lr (planted and caught: the fit's
+    least-squares sign flipped)."""
+    import dataclasses
+
+    from user_loops import scratch_loop
+
+    X, y, w0, b0 = problem(default_data, rows=200)
+    A = torch_loop(X, y, w0, b0, lambda p: torch.optim.SGD(p, lr=0.5, weight_decay=0.1), 30)
+    A = dataclasses.replace(A, meta={"framework": "numpy"})  # no optimizer, no groups
+    B = scratch_loop(X, y, w0, b0, 0.5, 0.1, 30)
+    d = dg.diagnose(A, B)
+    assert d.cause == "decay-scale" and d.base_rule == "SGD(coupled decay 0.1), a plain-SGD fit"
+    assert d.ranking[0]["number"] == pytest.approx(1 / 200, rel=1e-6)  # lam vs lam/m, found without any meta
+
+
+@pytest.mark.parametrize("meta, said", [
+    ({"optimizer": "Lion", "groups": [{"params": ["weight"], "lr": 0.1}]}, "names the optimizer 'Lion'"),
+    ({"optimizer": "SGD", "groups": [1]}, "'groups' must be a list of param groups"),
+    ({"optimizer": "SGD", "groups": [{"params": ["weight"], "lr": 0.1, "weight_decay": None}]}, "'weight_decay' must be a finite number"),
+    ({"optimizer": "SGD", "groups": [{"params": ["weight"], "lr": 0.1, "momentum": 2.0}]}, "a value torch would refuse"),
+])  # fmt: skip
+def test_a_meta_that_states_a_rule_badly_is_named(meta, said, default_data):
+    import dataclasses
+
+    from xreg.checks import XregInputError
+
+    X, y, w0, b0 = problem(default_data, rows=100)
+    A = torch_loop(X, y, w0, b0, lambda p: torch.optim.SGD(p, lr=0.5, weight_decay=0.1), 10)
+    B = torch_loop(X, y, w0, b0, lambda p: torch.optim.SGD(p, lr=0.5, weight_decay=0.2), 10)
+    with pytest.raises(XregInputError, match=said):
+        dg.diagnose(dataclasses.replace(A, meta={**meta, "framework": "torch"}), B)

@@ -253,16 +253,28 @@ def score(rule: Rule, run: Flat, grads: np.ndarray, steps: int, dtype: str) -> t
 def rule_from_meta(meta: Mapping[str, Any], names_of: Mapping[str, str], lr: np.ndarray | None, steps: int) -> Rule | None:
     """The rule a run's meta states (``optimizer`` and ``groups``, as TorchRecorder writes them);
     ``names_of`` maps the run's own names to A's. None where the meta does not state one."""
+    if "optimizer" not in meta and "groups" not in meta:
+        return None  # the meta states no rule: a plain-SGD fit may still find one
     name, groups = str(meta.get("optimizer", "")), meta.get("groups")
+    who = f"the meta of the {meta.get('framework', 'recorded')} run"
     key = optimizers.by_name(name)
-    if key is None or not isinstance(groups, list) or not groups:
-        return None
+    if key is None:
+        raise XregInputError(f"{who} names the optimizer {name!r}, which xreg does not know; one of: "
+                             + ", ".join(optimizers.get(n).torch_class for n in optimizers.OPTIMIZERS) + ".")  # fmt: skip
+    if not isinstance(groups, list) or not groups or not all(isinstance(g, dict) for g in groups):
+        raise XregInputError(f"{who}: 'groups' must be a list of param groups (dicts of 'params' and hyperparameters); got {groups!r:.80}.")
+    for g in groups:
+        for k in ("weight_decay", "lr"):
+            if k in g and (isinstance(g[k], bool) or not isinstance(g[k], (int, float)) or not math.isfinite(g[k])):
+                raise XregInputError(f"{who}: a param group's {k!r} must be a finite number; got {g[k]!r}.")
+        if not isinstance(g.get("params", []), list):
+            raise XregInputError(f"{who}: a param group's 'params' must be a list of names; got {g['params']!r:.80}.")
     opt = optimizers.get(key)
     g0 = groups[0]
     try:
         options = opt.resolve({k: (tuple(v) if isinstance(v, list) else v) for k, v in g0.items() if k in opt.defaults})
-    except XregInputError:
-        return None
+    except XregInputError as exc:
+        raise XregInputError(f"{who} states {opt.torch_class} with a value torch would refuse: {exc}") from None
     if key == "nadam" and meta.get("framework") == "torch" and meta.get("default_dtype", "float32") == "float32":
         options = {**options, "float32_mu_product": True}  # torch's own rounding of its scalar state
     if any(g.get("maximize") for g in groups):
@@ -616,7 +628,7 @@ def diagnose(ra: RecordedRun, rb: RecordedRun, labels: tuple[str, str] = ("A", "
         grads_t, steps_t = target.G, target.steps
     else:  # the other run's state, with the base run's gradients while the parameters agree
         grads_t, steps_t = grads_base[:k], k
-    base_desc = base.describe()
+    base_desc = base.describe() + (f", {base.text}" if base.text != "its recorded meta" else "")  # say a fitted rule is one
     common.update(base=base_side, base_rule=base_desc)
     same_score, same_step = score(base, target, grads_t, steps_t, dt)
     if same_score <= limit:
