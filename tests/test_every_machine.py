@@ -406,3 +406,51 @@ def test_a_meta_that_states_a_rule_badly_is_named(meta, said, default_data):
     B = torch_loop(X, y, w0, b0, lambda p: torch.optim.SGD(p, lr=0.5, weight_decay=0.2), 10)
     with pytest.raises(XregInputError, match=said):
         dg.diagnose(dataclasses.replace(A, meta={**meta, "framework": "torch"}), B)
+
+
+# ---- no cause without its re-simulation: clipping order, clipping, loss scale ------------------------------------------
+@pytest.fixture(scope="module")
+def clip_prob(default_data):
+    return problem(default_data, rows=200)
+
+
+def test_a_clip_order_difference_is_named_and_its_fixes_rerun_to_a_match(clip_prob):
+    """Decay added before clip_grad_norm_ in one loop, torch's weight_decay after it in the other: today's
+    one-step gradient ratio is no loss scale (its fix would be harmful); the cause is the order."""
+    from user_loops import clipped_loop
+
+    A = clipped_loop(*clip_prob, 0.5, 0.1, 30, decay_first=False)
+    B = clipped_loop(*clip_prob, 0.5, 0.1, 30, decay_first=True)
+    d = dg.diagnose(A, B)
+    assert (d.stage, d.cause) == ("gradient", "clip-order") and d.differs
+    assert "weight_decay=0.1" in d.fix["b"] and "p.grad.add_(p, alpha=0.1)" in d.fix["a"]
+    # each fix applied: B clips first and decays after (A's loop), A decays first (B's loop)
+    assert dg.diagnose(A, clipped_loop(*clip_prob, 0.5, 0.1, 30, decay_first=False)).first_divergence_step is None
+    assert dg.diagnose(clipped_loop(*clip_prob, 0.5, 0.1, 30, decay_first=True), B).first_divergence_step is None
+    assert dg.diagnose(B, A).cause == "clip-order"  # either way round
+
+
+def test_one_run_clipping_is_not_a_loss_scale(clip_prob):
+    import torch as t
+
+    from xreg.record import TorchRecorder
+
+    def run(clip):
+        X, y, w0, b0 = clip_prob
+        model = t.nn.Linear(4, 1).double()
+        with t.no_grad():
+            model.weight.copy_(t.as_tensor(w0))
+            model.bias.copy_(t.as_tensor(b0))
+        opt = t.optim.SGD(model.parameters(), lr=0.5, weight_decay=0.01)
+        rec = TorchRecorder(model, opt)
+        for _ in range(25):
+            opt.zero_grad()
+            t.nn.functional.binary_cross_entropy_with_logits(model(t.as_tensor(X))[:, 0], t.as_tensor(y)).backward()
+            if clip:
+                t.nn.utils.clip_grad_norm_(model.parameters(), 0.05)
+            opt.step()
+        rec.remove()
+        return rec.run()
+
+    d = dg.diagnose(run(False), run(True))
+    assert (d.stage, d.cause) == ("gradient", "clipping") and "max_norm=0.05" in d.fix["a"]

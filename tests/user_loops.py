@@ -122,3 +122,30 @@ def scratch_loop(X, y, w0, b0, lr, lam, steps, *, bias_sign=1.0):
         mean_grad = data_grad / n  # the loss's own gradient (mean over the rows), what the step used
         rec.log({"weight": beta[None, 1:], "bias": beta[:1]}, grads={"weight": mean_grad[None, 1:], "bias": mean_grad[:1]}, lr=lr)
     return rec.run()
+
+
+def clipped_loop(X, y, w0, b0, lr, wd, steps, *, decay_first: bool, max_norm=0.05):
+    """torch SGD with the gradient clipped to ``max_norm``: the decay added after the clipping (torch's
+    ``weight_decay`` inside ``step()``), or, ``decay_first``, added to ``p.grad`` by hand before
+    ``clip_grad_norm_`` (and ``weight_decay=0``)."""
+    import torch
+
+    model = torch.nn.Linear(X.shape[1], 1).double()
+    with torch.no_grad():
+        model.weight.copy_(torch.as_tensor(w0))
+        model.bias.copy_(torch.as_tensor(b0))
+    opt = torch.optim.SGD(model.parameters(), lr=lr, weight_decay=0.0 if decay_first else wd)
+    rec = TorchRecorder(model, opt)
+    Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(Xt)[:, 0], yt)
+        loss.backward()
+        if decay_first:
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.grad.add_(p, alpha=wd)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+        opt.step()
+    rec.remove()
+    return rec.run()

@@ -422,6 +422,61 @@ def _loss_scale(A: Flat, B: Flat, j: int, e: float) -> tuple[float | None, dict[
     return (r if ok and r > 0 else None), per
 
 
+def _own_rule(run: Flat, al: Alignment, side: str) -> Rule | None:
+    """The rule a run states in its meta, else a plain-SGD fit of it (None: neither)."""
+    names = {n: n for n in al.names} if side == "a" else {al.b_name[n]: n for n in al.names}
+    return rule_from_meta(run.meta, names, run.lr, run.steps) or fit_sgd(run, al.names)
+
+
+def _reproduces(rule: Rule, run: Flat, dt: str) -> bool:
+    """``rule`` re-simulated from the run's own recorded gradients lands on every step within 16x round-off."""
+    return run.G is not None and score(rule, run, run.G, run.steps, dt)[0] <= 16
+
+
+def _decay_split(G_first: np.ndarray, G_later: np.ndarray, w: np.ndarray, e: float) -> tuple[float, float] | None:
+    """(a, b) with G_first = a*G_later + b*w to round-off (least squares), or None."""
+    M = np.stack([G_later, w], axis=1)
+    (a, b), *_ = np.linalg.lstsq(M, G_first, rcond=None)
+    ok = np.linalg.norm(G_first - M @ np.array([a, b])) <= math.sqrt(e) * np.linalg.norm(G_first)
+    return (float(a), float(b)) if ok else None
+
+
+def clip_scale(A: Flat, B: Flat, j: int, first: str) -> float:
+    Gf, Gl = (A.G[j - 1], B.G[j - 1]) if first == "a" else (B.G[j - 1], A.G[j - 1])
+    split = _decay_split(Gf, Gl, A.P[j - 1], 1e-12)
+    return split[0] if split else math.nan
+
+
+def _clip_order(A: Flat, B: Flat, j: int, e: float, own: Mapping[str, Rule | None], dt: str) -> tuple[str, float, str] | None:
+    """(the side that adds the decay before clipping, the decay coefficient) where, at step j (the parameters
+    agreeing), that side's recorded gradient is a*g + b*w of the other's g with a != 1 (its norm clipped
+    with the decay in it) and b > 0, and each run's own rule reproduces it from its recorded gradients."""
+    if any(r is None for r in own.values()) or not all(_reproduces(own[s], run, dt) for s, run in (("a", A), ("b", B))):
+        return None
+    w = A.P[j - 1]
+    for first, (Gf, Gl) in (("b", (B.G[j - 1], A.G[j - 1])), ("a", (A.G[j - 1], B.G[j - 1]))):
+        split = _decay_split(Gf, Gl, w, e)
+        later = "a" if first == "b" else "b"
+        coef = max(own[later].coupled.values(), default=0.0)
+        if split is not None and split[1] > 0 and abs(split[0] - 1) > 1e-6 and coef > 0 and not any(own[first].coupled.values()):
+            return first, coef, optimizers.get(own[later].optimizer).torch_class
+    return None
+
+
+def _clipped_side(A: Flat, B: Flat) -> tuple[str, float] | None:
+    """The side whose recorded gradient has one global norm at every step (at least 3) while the other's
+    varies: it clips (clip_grad_norm_ at max_norm = that norm). None otherwise."""
+    if A.steps < 3:
+        return None
+    norms = {side: np.linalg.norm(run.G, axis=1) for side, run in (("a", A), ("b", B))}
+    # torch clips to max_norm/(norm + 1e-6): one norm to a relative 1e-5 (an unclipped run's norm moves far more)
+    flat = {side: bool(np.all(np.abs(n - n[0]) <= 1e-5 * n[0])) and n[0] > 0 for side, n in norms.items()}
+    if flat["a"] != flat["b"]:
+        side = "a" if flat["a"] else "b"
+        return side, float(f"{np.max(norms[side]):.5g}")
+    return None
+
+
 def _nice_factor(f: float) -> str:
     for v, word in ((f, ""), (1 / f if f else 0, "1/")):
         if v >= 1 and abs(v - round(v)) <= 1e-6 * v:
@@ -587,11 +642,45 @@ def diagnose(ra: RecordedRun, rb: RecordedRun, labels: tuple[str, str] = ("A", "
     j = _gradient_stage(A, B, k, e, tol)
     if j is not None:
         r, per = _loss_scale(A, B, j, e)
+        own = {side: _own_rule(run, al, side) for side, run in (("a", A), ("b", B))}
+        name = {"a": labels[0], "b": labels[1]}
+        clip = _clip_order(A, B, j, e, own, dt)
+        if clip is not None:
+            first, coef, cls = clip
+            later = "b" if first == "a" else "a"
+            ev = (f"at step {j} the parameters agree and {name[first]}'s recorded gradient is a*g + b*w of {name[later]}'s g "
+                  f"(a = {clip_scale(A, B, j, first):.6g} != 1, b > 0): {name[first]} adds the decay to the gradient before "
+                  f"clipping it, {name[later]} decays after the clipping (torch's weight_decay); each run's own rule re-simulated "
+                  "from its recorded gradients reproduces it at every step")  # fmt: skip
+            fix = {first: f"clip first, then decay: torch.optim.{cls}(..., weight_decay={coef:.6g}) and clip_grad_norm_ before "
+                          "optimizer.step(), without adding the decay to p.grad",
+                   later: f"decay, then clip: weight_decay=0 and, before clip_grad_norm_, `p.grad.add_(p, alpha={coef:.6g})` for "
+                          "each decayed p"}  # fmt: skip
+            return Diagnosis(**common, stage="gradient", cause="clip-order", evidence=lead + ev, fix=fix)
+        clipped = _clipped_side(A, B)
+        if clipped is not None:
+            side, norm = clipped
+            other = "b" if side == "a" else "a"
+            ev = (f"at step {j} the parameters agree and the recorded gradients do not; {name[side]}'s gradient has the global "
+                  f"norm {norm:.6g} at every one of its {A.steps} steps while {name[other]}'s varies: {name[side]} clips it "
+                  f"(clip_grad_norm_), {name[other]} does not")  # fmt: skip
+            fix = {other: f"clip as the other run: torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm={norm:.6g}) "
+                          "before optimizer.step() (optax: optax.clip_by_global_norm first in the chain)",
+                   side: "do not clip (remove clip_grad_norm_), as the other run"}  # fmt: skip
+            return Diagnosis(**common, stage="gradient", cause="clipping", evidence=lead + ev, fix=fix)
         if r is not None:
-            ev = (f"at step {j} the parameters agree but B's gradient is {r:.6g}x A's in every parameter "
-                  f"(factor {_nice_factor(r)}): the same direction, another scale of the loss")  # fmt: skip
-            return Diagnosis(**common, stage="gradient", cause="loss-scale", evidence=lead + ev,
-                             fix=_fixes("loss-scale", None, "a", None, A, B, {"factor": r}))  # fmt: skip
+            base = own["a"] or own["b"]
+            nice = _nice_factor(r)
+            whole = nice.isdigit() or (nice.startswith("1/") and nice[2:].isdigit())
+            if whole and base is not None and all(_reproduces(base, run, dt) for run in (A, B)):
+                ev = (f"at step {j} the parameters agree but B's gradient is {r:.6g}x A's in every parameter "
+                      f"(factor {nice}): the same direction, another scale of the loss; one rule ({base.describe()}) "
+                      "re-simulated from each run's own recorded gradients reproduces both runs at every step")  # fmt: skip
+                return Diagnosis(**common, stage="gradient", cause="loss-scale", evidence=lead + ev,
+                                 fix=_fixes("loss-scale", None, "a", None, A, B, {"factor": r}))  # fmt: skip
+            why = ("not a whole factor (a sum over another number of rows or accumulated steps gives a whole one)" if not whole
+                   else "no one rule re-simulated from each run's own gradients reproduces both runs")  # fmt: skip
+            lead += f"at step {j} B's gradient is {r:.6g}x A's in every parameter, but {why}: not claimed as a loss scale. "
         ratios = ", ".join(f"{n}: {v:.6g}" for n, v in per.items())
         ev = (f"at step {j} the parameters agree to round-off and the recorded gradients do not: B/A per parameter {ratios}. "
               "The loss or the forward pass differs (no constant factor: not a loss scale); no optimizer change explains a gradient")  # fmt: skip

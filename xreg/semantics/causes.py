@@ -31,6 +31,9 @@ CAUSES: dict[str, Cause] = {
         Cause("optimizer-defaults", "update", "the optimizer's defaults differ (rmsprop alpha, eps inside or outside the root, "
               "adagrad's initial accumulator, nadam's momentum schedule, adadelta's lr)"),
         Cause("momentum-dampening", "update", "SGD momentum with dampening in one run only"),
+        Cause("clip-order", "gradient", "the decay is added to the gradient before clipping it in one run and after the "
+              "clipping in the other (torch's weight_decay acts inside step(), after clip_grad_norm_)"),
+        Cause("clipping", "gradient", "one run clips the gradient's global norm (clip_grad_norm_) and the other does not"),
         Cause("loss-scale", "gradient", "the gradients differ by a constant factor (a sum vs a mean loss, another batch size)"),
         Cause("round-off", "update", "the same rule: each step re-simulated from the other run's state matches to round-off; "
               "the gap grows from round-off (a chaotic run), not from a different rule"),
