@@ -454,3 +454,47 @@ def test_one_run_clipping_is_not_a_loss_scale(clip_prob):
 
     d = dg.diagnose(run(False), run(True))
     assert (d.stage, d.cause) == ("gradient", "clipping") and "max_norm=0.05" in d.fix["a"]
+
+
+# ---- what a new user's CSV holds: a text id, text labels, a pandas index, ';', missing values, a huge cell ---------
+NEW_USER_CSV = {
+    "ids.csv": "id,x1,x2,label\np0,1,2,yes\np1,2,1,no\np2,3,3,yes\np3,0,1,no\np4,2,2,yes\np5,1,0,no\n",
+    "index.csv": ",x1,label\n0,1,0\n1,2,1\n",
+    "semicolon.csv": "x1;x2;label\n1;2;0\n2;1;1\n",
+    "missing.csv": "x1,x2,label\n1,2,0\n2,,1\n3,1,0\n4,2,1\n5,nan,0\n6,1,1\n",
+    "long-cell.csv": "x1,label\n" + "a" * 200_000 + ",0\n1,1\n",
+}
+
+
+@pytest.fixture(scope="module")
+def new_user_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("newuser")
+    for name, text in NEW_USER_CSV.items():
+        (d / name).write_text(text)
+    return d
+
+
+@pytest.mark.parametrize("name, extra, said", [
+    ("ids.csv", ["--drop", "id"], "Non-numeric value 'yes' in column 'label' at line 2 of '{dir}/ids.csv'; pass --map-labels"),
+    ("index.csv", [], "Column 1 of '{dir}/index.csv' has no name (a pandas index"),
+    ("semicolon.csv", [], "looks ';'-separated; pass --delimiter ';'"),
+    ("missing.csv", [], "Non-numeric value '' in column 'x2' at line 3 of '{dir}/missing.csv'; --drop-missing drops"),
+    ("long-cell.csv", [], "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...' (200000 characters) in column 'x1'"),
+])  # fmt: skip
+def test_a_new_users_csv_gets_a_hint(name, extra, said, new_user_dir, capsys):
+    cap = one_error(capsys, 2, ["--data", str(new_user_dir / name), "--target", "label", "--epochs", "2", *extra],
+                    said.replace("{dir}", str(new_user_dir)))  # fmt: skip
+    assert len(cap.err) < 400  # the cell is not echoed whole
+
+
+def test_drop_a_text_column_map_text_labels_and_drop_missing_rows(new_user_dir, capsys):
+    common = ["--target", "label", "--epochs", "2", "--backend", "numpy", "--test-fraction", "0", "--json", "-", "--quiet"]
+    assert main(["--data", str(new_user_dir / "ids.csv"), "--drop", "id", "--map-labels", *common]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["data"]["features"] == ["x1", "x2"] and doc["data"]["n_train"] == 6
+    assert main(["--data", str(new_user_dir / "missing.csv"), "--drop-missing", *common]) == 0
+    assert json.loads(capsys.readouterr().out)["data"]["n_train"] == 4  # the rows with '' and nan are left out
+    from xreg.io.data import load
+
+    d = load(str(new_user_dir / "ids.csv"), "label", drop=("id",), map_labels=True, test_fraction=0)
+    np.testing.assert_array_equal(d.y_train, [1, 0, 1, 0, 1, 0])  # 'no' -> 0, 'yes' -> 1 (sorted)

@@ -39,7 +39,8 @@ def build_parser(prog: str = "xreg compare", sweep: bool = False, description: s
                    "(default: the embedded 4-feature binary dataset)")  # fmt: skip
     g.add_argument("--target", metavar="COLUMN", help="label column of a CSV --data (required with a CSV)")
     g.add_argument("--delimiter", default=",", help="field separator of a CSV --data")
-    g.add_argument("--drop", action="append", metavar="COLUMN", help="repeatable; a CSV column that is not a feature")
+    g.add_argument("--drop", action="append", metavar="COLUMN", help="repeatable; a CSV column that is not a feature (text is fine)")
+    g.add_argument("--drop-missing", action="store_true", help="drop every CSV row with an empty or NaN cell (default: such a cell is an error)")
     g.add_argument("--test-fraction", type=real, default=data.DEFAULT_TEST_FRACTION,
                    help="share of rows held out, interleaved evenly (0 = train on all rows)")
     g.add_argument("--standardize", action="store_true",
@@ -213,6 +214,7 @@ def load_data(args: argparse.Namespace, model: str) -> spec.Dataset:
         max_features=None if args.allow_many_features else data.MAX_FEATURES,
         delimiter=args.delimiter,
         drop=tuple(args.drop or ()),
+        drop_missing=getattr(args, "drop_missing", False),
         standardize=args.standardize,
     )
 

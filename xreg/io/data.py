@@ -66,18 +66,54 @@ def _cells(path: Path, delimiter: str) -> tuple[list[int], np.ndarray]:
     return [n for n, _ in numbered], np.char.strip(cells)
 
 
+MAX_TEXT_BYTES = 4 * 2**30  # the cells held as text while a CSV is read: cells x the longest cell x 4 bytes
+SHOWN_CHARS = 40  # of a bad cell, in an error
+
+
+def _cell(text: str) -> str:
+    text = str(text)
+    return repr(text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "...") + (f" ({len(text)} characters)" if len(text) > SHOWN_CHARS else "")
+
+
+def _check_text_size(path: Path, delimiter: str) -> None:
+    """Refuse, before any array is made, a file whose cells would take more than MAX_TEXT_BYTES as text."""
+    cells, longest = 0, 0
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        for line in fh:
+            fields = line.rstrip("\r\n").split(delimiter)
+            cells += len(fields)
+            longest = max(longest, max(map(len, fields)))
+            if cells * longest * 4 > MAX_TEXT_BYTES:
+                raise XregInputError(f"The data file '{path}' is too large to read: {cells:.3g}+ cells of up to {longest} "
+                                     f"characters need more than {MAX_TEXT_BYTES / 2**30:g} GiB as text.")  # fmt: skip
+
+
 def read_csv(
-    path: str | Path, target: str, *, delimiter: str = ",", drop: Sequence[str] = ()
+    path: str | Path, target: str, *, delimiter: str = ",", drop: Sequence[str] = (), map_labels: bool = False,
+    drop_missing: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """Read a numeric CSV with a header (via ``numpy.loadtxt``): the ``target`` column is y, every
-    other column not in ``drop`` a feature."""
+    other column not in ``drop`` a feature (dropped columns are never converted: they may hold text).
+    A target of text labels is kept as text where ``map_labels`` (mapped later); ``drop_missing`` drops
+    every row with an empty or NaN cell in a kept column."""
     path = Path(path)
     if not path.is_file():
         raise XregInputError(f"The data file '{path}' does not exist or is not a file.")
     if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\"\n\r":
         raise XregInputError(f"The delimiter must be one character (not a quote or newline). Got {delimiter!r} instead.")
+    _check_text_size(path, delimiter)
     numbers, cells = _cells(path, delimiter)
     header = [str(h) for h in cells[0]]
+    if len(header) == 1:
+        for other in (";", "\t", "|"):
+            if other in header[0]:
+                shown = "\\t" if other == "\t" else other
+                raise XregInputError(f"The header of '{path}' is one column, {_cell(header[0])}: the file looks "
+                                     f"'{shown}'-separated; pass --delimiter '{shown}'.")  # fmt: skip
+    unnamed = [i + 1 for i, h in enumerate(header) if not h]
+    if unnamed:
+        raise XregInputError(f"Column {unnamed[0]} of '{path}' has no name (a pandas index, written by to_csv without "
+                             "index=False?): name it and --drop it, or write the file with index=False.")  # fmt: skip
     if len(cells) == 1:
         raise XregInputError(f"The data file '{path}' has a header but no data rows.")
     if len(set(header)) != len(header):
@@ -86,32 +122,46 @@ def read_csv(
         if name not in header:
             what = "target column" if name == target else "column to drop"
             raise XregInputError(f"The {what} '{name}' is not in '{path}'. Columns: {', '.join(header)}.")
-    body = cells[1:]
+    t = header.index(target)
+    keep = [i for i, h in enumerate(header) if i != t and h not in drop]
+    if not keep:
+        raise XregInputError(f"The data file '{path}' has no feature columns besides '{target}'.")
+    body = cells[1:][:, keep + [t]]  # the dropped columns are not read
+    names = [header[i] for i in keep] + [target]
+    rows = list(numbers[1:])
+    if drop_missing:
+        missing = np.any((body == "") | np.isin(np.char.lower(body), ["nan", "na", "null", "none"]), axis=1)
+        if np.all(missing):
+            raise XregInputError(f"Every row of '{path}' has a missing value: --drop-missing leaves none.")
+        body, rows = body[~missing], [r for r, m in zip(rows, missing) if not m]
+    labels = body[:, -1]
+    text_labels = map_labels and not all(is_number(str(c)) and set(str(c)) <= _PLAIN for c in labels)
+    numeric = body[:, :-1] if text_labels else body
     try:
-        values = body.astype(np.float64)
+        values = numeric.astype(np.float64)
     except ValueError:
         values = None
-    plain = values is not None and set("".join(body.ravel().tolist())) <= _PLAIN  # ASCII digits: no '1_00', no '١'
+    plain = values is not None and set("".join(numeric.ravel().tolist())) <= _PLAIN  # ASCII digits: no '1_00', no '١'
     if not plain or not np.all(np.isfinite(values)):
-        for (r, c), cell in np.ndenumerate(body):  # the first bad cell, in file order
+        hint = "; --drop-missing drops rows with an empty or NaN cell" if not drop_missing else ""
+        for (r, c), cell in np.ndenumerate(numeric):  # the first bad cell, in file order
             try:
                 if not is_number(str(cell)):
                     raise ValueError(cell)
                 v = float(cell)
             except ValueError:
+                label_hint = ("; pass --map-labels to map text labels to 0..K-1" if c == len(keep) else "") + (hint if cell == "" else "")
                 raise XregInputError(
-                    f"Non-numeric value {str(cell)!r} in column '{header[c]}' at line {numbers[r + 1]} of '{path}'."
+                    f"Non-numeric value {_cell(cell)} in column '{names[c]}' at line {rows[r]} of '{path}'{label_hint}."
                 ) from None
             if not math.isfinite(v):
                 raise XregInputError(
-                    f"Column '{header[c]}' holds {str(cell)!r} at line {numbers[r + 1]} of '{path}'; "
-                    "values must be finite (no NaN or inf)."
+                    f"Column '{names[c]}' holds {_cell(cell)} at line {rows[r]} of '{path}'; "
+                    f"values must be finite (no NaN or inf){hint if math.isnan(v) else ''}."
                 )
-    t = header.index(target)
-    keep = [i for i, h in enumerate(header) if i != t and h not in drop]
-    if not keep:
-        raise XregInputError(f"The data file '{path}' has no feature columns besides '{target}'.")
-    return values[:, keep], values[:, t], tuple(header[i] for i in keep)
+    if text_labels:
+        return values, np.asarray(labels, dtype=str), tuple(names[:-1])
+    return values[:, :-1], values[:, -1], tuple(names[:-1])
 
 
 def _shown(values: np.ndarray) -> str:
@@ -121,6 +171,16 @@ def _shown(values: np.ndarray) -> str:
 def prepare_labels(y: np.ndarray, model: str, map_labels: bool) -> np.ndarray:
     """Class labels for the classifiers: 0/1 (logistic) or 0..K-1 (softmax, mlp); ``map_labels`` maps
     the sorted distinct values there. The linear model keeps any real target."""
+    if y.dtype.kind in "US":  # text labels (read with --map-labels): the sorted distinct texts become 0..K-1
+        if model == "linear":
+            raise XregInputError("The linear model needs a numeric target; the labels are text.")
+        classes = np.unique(y)
+        if len(classes) == 1:
+            raise XregInputError(f"The labels hold one class only ({classes[0]!r}); the {model} model needs at least two classes.")
+        if model == "logistic" and len(classes) > 2:
+            raise XregInputError(f"The logistic model needs two classes; the labels hold {len(classes)}: "
+                                 f"{', '.join(map(repr, classes[:5]))}. Use --model softmax or --model mlp for more.")  # fmt: skip
+        return np.searchsorted(classes, y).astype(float)
     if model == "linear":
         return y
     classes = np.unique(y)
@@ -153,10 +213,11 @@ def load_csv(
     max_features: int | None = MAX_FEATURES,
     delimiter: str = ",",
     drop: Sequence[str] = (),
+    drop_missing: bool = False,
 ) -> Dataset:
     _check_file(path)  # a device, a FIFO or /dev/zero behind a link is refused before a byte is read
     _check_features(path, _header_features(path, delimiter, drop), max_features)  # from the header, before the rows
-    X, y, names = read_csv(path, target, delimiter=delimiter, drop=drop)
+    X, y, names = read_csv(path, target, delimiter=delimiter, drop=drop, map_labels=map_labels, drop_missing=drop_missing)
     _check_features(path, X.shape[1], max_features)
     y = prepare_labels(y, model, map_labels)
     return _two_classes(split(Path(path).name, X, y, names, target, test_fraction), model, test_fraction)
@@ -263,13 +324,14 @@ def load(
     delimiter: str = ",",
     drop: Sequence[str] = (),
     standardize: bool = False,
+    drop_missing: bool = False,
 ) -> Dataset:
     """The embedded default (``source=None``), a scikit-learn dataset by name, or a CSV path."""
     if source is None or source in SKLEARN_DATASETS:
         if target is not None:
             raise XregInputError("--target needs --data PATH.csv (a shipped dataset has its own labels).")
-        if drop:
-            raise XregInputError("--drop is for a CSV file given with --data PATH.")
+        if drop or drop_missing:
+            raise XregInputError(f"{'--drop' if drop else '--drop-missing'} is for a CSV file given with --data PATH.")
         name, X, y, names, column = _default_raw() if source is None else _sklearn_raw(source)
         data = _two_classes(split(name, X, prepare_labels(y, model, map_labels), names, column, test_fraction), model,
                             test_fraction)  # fmt: skip
@@ -280,5 +342,5 @@ def load(
                 f"shipped datasets: {', '.join(SKLEARN_DATASETS)}."
             )
         data = load_csv(source, target, model=model, test_fraction=test_fraction, map_labels=map_labels,
-                        max_features=max_features, delimiter=delimiter, drop=drop)  # fmt: skip
+                        max_features=max_features, delimiter=delimiter, drop=drop, drop_missing=drop_missing)  # fmt: skip
     return standardized(data) if standardize else data
