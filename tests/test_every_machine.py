@@ -498,3 +498,37 @@ def test_drop_a_text_column_map_text_labels_and_drop_missing_rows(new_user_dir, 
 
     d = load(str(new_user_dir / "ids.csv"), "label", drop=("id",), map_labels=True, test_fraction=0)
     np.testing.assert_array_equal(d.y_train, [1, 0, 1, 0, 1, 0])  # 'no' -> 0, 'yes' -> 1 (sorted)
+
+
+def test_a_run_whose_loss_grows_by_orders_is_flagged_unstable(capsys):
+    """Raw breast_cancer (features up to ~4000) at lr 0.05: the loss goes from 0.69 to thousands; the pair
+    verdicts may be round-off, the run is unstable and the warning says what to change."""
+    argv = ["--data", "breast_cancer", "--backend", "numpy", "--epochs", "200", "--json", "-", "--quiet"]
+    main(argv)
+    warnings = json.loads(capsys.readouterr().out)["warnings"]
+    assert any(w.startswith("unstable: the training loss of numpy/torch grew from 0.6931") and "--standardize" in w for w in warnings)
+    assert main(argv + ["--standardize"]) == 0
+    assert not any("unstable" in w for w in json.loads(capsys.readouterr().out)["warnings"])
+
+
+def test_the_derived_scratch_run_scales_every_group_strength(capsys):
+    """README's --group-decay MLP: the scratch run at lam*m reproduces torch only if each group's strength
+    is scaled by m too (it was not: 'mismatch from step 1' beside 'reproduces the reference')."""
+    argv = ["--data", "digits", "--standardize", "--model", "mlp", "--hidden", "8", "--optimizer", "sgd", "--momentum", "0.9",
+            "--lam", "0.001", "--group-decay", "out.*=0.01", "--no-decay", "bias", "--epochs", "5", "--json", "-", "--quiet"]  # fmt: skip
+    main(argv)
+    doc = json.loads(capsys.readouterr().out)
+    derived = next(r for r in doc["runs"] if r["label"].startswith("numpy/scratch@lam="))
+    assert derived["label"] == "numpy/scratch@lam=1.438"
+    verdict = {p["b"]: p["verdict"] for p in doc["pairs"] if p["a"] == "torch/torch"}
+    assert verdict["numpy/scratch@lam=1.438"] == "match" and verdict["numpy/scratch"] == "mismatch"
+
+
+def test_sweep_verification_judges_as_compare_does(capsys):
+    """The chaotic RMSprop point compare calls 'round-off (chaotic)': the sweep's verification agrees
+    (it used to say the grid cannot be trusted, exit 1)."""
+    argv = ["sweep", "--optimizer", "rmsprop", "--opt", "alpha=0.9", "--lam", "0.01", "--epochs", "200",
+            "--sweep", "lr=0.02:0.02:1", "--verify", "1", "--backend", "torch", "--json", "-"]  # fmt: skip
+    assert main(argv) == 0
+    (v,) = json.loads(capsys.readouterr().out)["verified"]
+    assert v["verdict"] == "round-off (chaotic)" and v["max_param_gap"] > v["tolerance"] and "round-off floor" in v["note"]

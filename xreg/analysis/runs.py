@@ -30,6 +30,7 @@ class RunRequest:
     port: str = "exact"
     lam: float | None = None  # None: the base spec's lam
     skip: str | None = None  # why this run is listed but not made (e.g. its derived lam overflows)
+    group_decay: tuple[tuple[str, float], ...] | None = None  # None: the base spec's (a derived run scales them as lam)
 
     def spec_for(self, base: ExperimentSpec) -> ExperimentSpec:
         """The run's full spec (validated: a bad combination raises XregInputError here)."""
@@ -38,6 +39,8 @@ class RunRequest:
             raise XregInputError(f"Naive ports are optax chains: use backend 'jax', not {self.backend!r}.")
         lam = base.lam if self.lam is None or self.skip else self.lam
         spec = base.replace(convention=self.convention, port=self.port, lam=lam)
+        if self.group_decay is not None and not self.skip:
+            spec = spec.replace(group_decay=self.group_decay)
         if self.port == "naive":
             optimizers.check_naive(spec.optimizer, spec.convention)
         return spec
@@ -126,7 +129,9 @@ def default_requests(spec: ExperimentSpec, batch_sizes: tuple[int, ...], data: D
                 f"the scratch lam that equals torch's weight_decay={spec.lam:g} is lam*m = {spec.lam:g}*{batch_sizes[0]}, "
                 "beyond the largest float")))  # fmt: skip
         elif lam is not None and lam != spec.lam:  # lam 0 (or m = 1): the scratch run above is that run already
-            reqs.append(RunRequest("numpy", "scratch", lam=lam))
+            groups = tuple((p, conventions.lam_for_torch_weight_decay("scratch", v, batch_sizes, spec.lr)) for p, v in spec.group_decay)
+            if all(v is not None and math.isfinite(v) for _, v in groups):  # every strength scaled as lam, or the run is not one
+                reqs.append(RunRequest("numpy", "scratch", lam=lam, group_decay=groups if groups else None))
     if naive_cause(spec.replace(convention=native), data) is not None:
         reqs.append(RunRequest("jax", native, port="naive"))
     return reqs

@@ -160,7 +160,7 @@ class Verified:
     grid_final_loss: float
     max_param_gap: float
     tolerance: float
-    verdict: str  # match | mismatch | failed
+    verdict: str  # match | round-off (chaotic) | mismatch | failed
     note: str = ""
 
 
@@ -179,7 +179,7 @@ class SweepResult:
 
     @property
     def all_agree(self) -> bool:
-        return all(v.verdict == "match" for v in self.verified)
+        return all(v.verdict in ("match", "round-off (chaotic)") for v in self.verified)  # as compare's exit status
 
     def point(self, index: tuple[int, ...]) -> dict[str, float]:
         return {a.name: a.values[i] for a, i in zip(self.axes, index)}
@@ -253,5 +253,12 @@ def _verify(name: str, spec: ExperimentSpec, data: Dataset, idx, point, grid) ->
     both_nan = not np.all(np.isfinite(theirs[-1])) and not np.all(np.isfinite(mine))
     ok = both_nan or (np.isfinite(gap) and gap <= tol)
     note = "both runs diverged" if both_nan else ""
+    verdict = "match" if ok else "mismatch"
+    if not ok and np.isfinite(gap):  # the same rule in two backends: judged against the round-off floor, as compare judges it
+        from xreg.analysis import floors, triage
+
+        floor = floors.measure(traj, data, name)
+        if gap <= triage.FLOOR_FACTOR * max(float(floor.envelope[-1]), tol):
+            verdict, note = triage.ROUND_OFF, f"within the round-off floor: {floor.describe()}"
     return Verified(idx, point, name, float(traj.train_loss[-1]) if traj.train_loss.size else float("nan"),
-                    grid_loss, gap, tol, "match" if ok else "mismatch", note)  # fmt: skip
+                    grid_loss, gap, tol, verdict, note)  # fmt: skip

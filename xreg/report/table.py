@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from xreg.analysis import compare, triage
 from xreg.analysis.runs import Comparison, RunOutcome, naive_cause
 from xreg.semantics import conventions, optimizers
@@ -73,7 +75,8 @@ def explain(c: Comparison, other: RunOutcome) -> str:
     s = other.spec
     fix = conventions.lam_for_torch_weight_decay(s.convention, eq_ref.weight_decay, c.batch_sizes, s.lr, s.decoupled_scale)
     same_rule = s.optimizer == ref.spec.optimizer and s.options == ref.spec.options
-    hint = f"; {s.convention} lam={fix:.6g} reproduces the reference" if fix is not None and math.isfinite(fix) and same_rule else ""
+    groups = " (and each --group-decay strength scaled alike)" if s.group_decay else ""
+    hint = f"; {s.convention} lam={fix:.6g}{groups} reproduces the reference" if fix is not None and math.isfinite(fix) and same_rule else ""
     return f"{eq_other.note}, the reference uses weight_decay={eq_ref.weight_decay:.4g}{hint}"
 
 
@@ -87,11 +90,32 @@ def hazards(c: Comparison) -> list[str]:
         f = conventions.decay_factor(s.convention, s.lam, s.lr, min(c.batch_sizes), s.momentum_free, s.decoupled_scale)
         if f is not None and f <= 0:
             by_factor.setdefault(f, []).append(o.label)
-    return [
+    out = [
         f"the decay factor 1 - lr*lam = {f:.4g} <= 0 flips the sign of w every step "
         f"(expect oscillation or divergence) in {', '.join(labels)}"
         for f, labels in by_factor.items()
     ]
+    unstable = [(o.label, first, last) for o in c.outcomes if (grown := loss_growth(o)) is not None for first, last in [grown]]
+    if unstable:
+        label, first, last = max(unstable, key=lambda u: u[2] / u[1])
+        others = f" (and {len(unstable) - 1} more runs)" if len(unstable) > 1 else ""
+        out.append(f"unstable: the training loss of {label}{others} grew from {first:.4g} to {last:.4g} (x{last / first:.3g}): "
+                   "the lr is too large for this data's scale; lower --lr, or --standardize the features")  # fmt: skip
+    return out
+
+
+UNSTABLE_GROWTH = 100.0  # a training loss this many times its start: the run is unstable, whatever the pair verdict
+
+
+def loss_growth(o: RunOutcome) -> tuple[float, float] | None:
+    """(first batch loss, final training loss) of a run whose loss grew UNSTABLE_GROWTH-fold, else None."""
+    t = o.trajectory
+    if t is None or t.loss is None or not len(t.loss) or not len(t.train_loss):
+        return None
+    first = float(t.loss[0])
+    finite = t.train_loss[np.isfinite(t.train_loss)]
+    last = float(finite[-1]) if finite.size else math.inf
+    return (first, last) if first > 0 and last > UNSTABLE_GROWTH * first else None
 
 
 def kernel_notes(c: Comparison) -> list[str]:
