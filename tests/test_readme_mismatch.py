@@ -43,7 +43,10 @@ def test_recorded_pair_walkthrough(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out.replace(str(tmp_path), "/tmp/pair")
     shown = block_after(".venv/bin/xreg diagnose /tmp/pair/torch.npz /tmp/pair/optax.npz")
     assert_same_text(out.strip(), shown.strip())
-    with pytest.raises(FileExistsError):  # nothing a user wrote is overwritten
+    with pytest.raises(SystemExit, match="exists; record into an empty folder"):  # nothing a user wrote is overwritten
+        runpy.run_path(str(ROOT / "examples/mismatch/record_pair.py"), run_name="__main__")
+    monkeypatch.setattr(sys, "argv", ["record_pair.py", str(tmp_path / "missing")])
+    with pytest.raises(SystemExit, match="does not exist"):  # at once, before any training
         runpy.run_path(str(ROOT / "examples/mismatch/record_pair.py"), run_name="__main__")
     assert re.search(r"cause: coupled-vs-decoupled", out)
 

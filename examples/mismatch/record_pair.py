@@ -15,6 +15,11 @@ from xreg.io.data import default_dataset
 from xreg.record import Recorder, TorchRecorder
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
+if not out.is_dir():  # say so now, not after training
+    sys.exit(f"error: the folder '{out}' does not exist (make it first: mkdir -p '{out}')")
+for name in ("torch.npz", "optax.npz"):
+    if (out / name).exists():
+        sys.exit(f"error: '{out / name}' exists; record into an empty folder (nothing you wrote is overwritten)")
 d = default_dataset()
 X, y = d.X_train, d.y_train
 w0 = 0.1 * np.random.default_rng(0).standard_normal((1, X.shape[1]))

@@ -92,9 +92,14 @@ def triage(outcomes: list[RunOutcome], pairs: list[PairResult], data: Dataset, b
                 first = next(by_label[label] for label, k in keys.items() if k == key)
                 measured[key] = floors.measure(first.trajectory, data, first.request.backend, on_run)
             verdict, floor = ROUND_OFF, measured[key]
-        within = bool(np.all(p.per_step <= FLOOR_FACTOR * np.maximum(floor.envelope, p.tolerance)))
+        within = within_floor(p.per_step, floor, p.tolerance)
         out.append(dataclasses.replace(p, verdict=verdict if within else "mismatch", floor=floor, same_rule=True))
     return out
+
+
+def within_floor(gaps: np.ndarray, floor: floors.Floor, tol: np.ndarray) -> bool:
+    """The rule: ``gap_k <= FLOOR_FACTOR * max(floor envelope_k, tol_k)`` at every recorded step k."""
+    return bool(np.all(gaps <= FLOOR_FACTOR * np.maximum(floor.envelope, tol)))
 
 
 def _kernel_side(a: RunOutcome, b: RunOutcome) -> RunOutcome | None:
