@@ -27,6 +27,7 @@ from xreg import backends
 from xreg.analysis.compare import tolerance
 from xreg.analysis.runs import check
 from xreg.checks import XregInputError
+from xreg.core.progress import interruptible
 from xreg.core.spec import Dataset, ExperimentSpec
 from xreg.semantics import optimizers
 
@@ -218,7 +219,8 @@ def run_sweep(
     note = progress or (lambda *a: None)
     note("grid (jax)", 0, total)
     t0 = time.perf_counter()
-    out = backends.load("jax").sweep(specs, data, base.device)
+    jax_backend = backends.load("jax")
+    out = interruptible(lambda: jax_backend.sweep(specs, data, base.device))  # Ctrl-C and SIGTERM within a second
     seconds = {"grid": time.perf_counter() - t0}
     grid = {k: np.asarray(out[k]).reshape(shape) for k in ("final_loss", "train_accuracy", "test_accuracy")}
     grid["final_params"] = {n: a.reshape(shape + a.shape[1:]) for n, a in out["final_params"].items()}

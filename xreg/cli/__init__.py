@@ -11,6 +11,7 @@ Flags without a subcommand are taken as ``compare`` flags (``xreg --optimizer ad
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Sequence
 
@@ -50,7 +51,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "─".encode(stream.encoding or "ascii")
             except (UnicodeEncodeError, LookupError):
                 stream.reconfigure(errors="replace")
-    return guarded(lambda: _main(argv))
+    code = guarded(lambda: _main(argv))
+    from xreg.core.progress import worker_running
+
+    if argv is None and worker_running():  # the program itself, interrupted inside a compiled computation:
+        sys.stdout.flush()  # exit now rather than wait for it at the interpreter's shutdown
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def _main(argv: Sequence[str] | None) -> int:
