@@ -532,3 +532,19 @@ def test_sweep_verification_judges_as_compare_does(capsys):
     assert main(argv) == 0
     (v,) = json.loads(capsys.readouterr().out)["verified"]
     assert v["verdict"] == "round-off (chaotic)" and v["max_param_gap"] > v["tolerance"] and "round-off floor" in v["note"]
+
+
+def test_outputs_are_all_or_nothing(tmp_path):
+    """A file-size limit that the report exceeds and the JSON does not: exit 3, and neither output (nor a
+    temporary file) is left; without the limit, both are written."""
+    import shlex
+    import subprocess
+    import sys
+
+    cmd = (f"ulimit -f 40; exec {shlex.quote(sys.executable)} -m xreg --backend numpy --epochs 3 --quiet "
+           f"--json {tmp_path}/c.json --report {tmp_path}/r.html")  # fmt: skip
+    p = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 3 and p.stderr == f"error: could not write the output: File too large: '{tmp_path}/r.html'\n", p.stderr
+    assert list(tmp_path.iterdir()) == []
+    p = subprocess.run(["sh", "-c", cmd.replace("ulimit -f 40; ", "")], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and sorted(x.name for x in tmp_path.iterdir()) == ["c.json", "r.html"]

@@ -223,7 +223,7 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg compare") -> int:
     from xreg.analysis import runs  # heavy imports after argument parsing
     from xreg.core.plan import batch_sizes
     from xreg.core.structure import architecture
-    from xreg.io.files import check_outputs, write_atomic
+    from xreg.io.files import check_outputs
     from xreg.report import jsondoc, table
 
     argv = list(argv if argv is not None else sys.argv[1:])
@@ -286,6 +286,7 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg compare") -> int:
         for r in refs:
             say(f"  {r.label:<24} " + (f"{r.distance:.3e}  {r.note}" if r.distance is not None else f"-  {r.note}"))
         doc["reference_optimum"] = [r.to_json() for r in refs]
+    outputs: list[tuple[str, str | bytes]] = []  # rendered first, then written all together or not at all
     if args.json:
         import json
 
@@ -293,25 +294,25 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg compare") -> int:
         if args.json == "-":
             sys.stdout.write(text)
         else:
-            write_atomic(args.json, text, force=args.force)
-            say(f"wrote {args.json}")
+            outputs.append((args.json, text))
     if args.plot:
         from xreg.report import plots
 
-        plots.write_png(comparison, args.plot, force=args.force)
-        say(f"wrote {args.plot}")
+        outputs.append((args.plot, plots.render(comparison, plots.FORMATS[os.path.splitext(args.plot)[1].lower()])))
     if args.report:
-        from pathlib import Path
-
         from xreg.report import document
 
-        write_atomic(args.report, document.report(comparison, Path(args.report).suffix.lower()), force=args.force)
-        say(f"wrote {args.report}")
+        outputs.append((args.report, document.report(comparison, os.path.splitext(args.report)[1].lower())))
     if args.csv:
         from xreg.report import document
 
-        write_atomic(args.csv, document.trajectories_csv(comparison), force=args.force)
-        say(f"wrote {args.csv}")
+        outputs.append((args.csv, document.trajectories_csv(comparison)))
+    if outputs:
+        from xreg.io.files import write_all
+
+        write_all(outputs, force=args.force)
+        for path, _ in outputs:
+            say(f"wrote {path}")
     if scenario is not None:
         return _expectations(scenario, comparison, say)
     return EXIT_MATCH if comparison.rules_match else EXIT_MISMATCH

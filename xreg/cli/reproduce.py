@@ -34,7 +34,7 @@ def build_parser(prog: str = "xreg reproduce") -> Parser:
 
 def run(argv: Sequence[str] | None = None, prog: str = "xreg reproduce") -> int:
     from xreg.analysis import reproduce
-    from xreg.io.files import check_outputs, write_atomic
+    from xreg.io.files import check_outputs, write_all
     from xreg.report import reprodoc
 
     args = build_parser(prog).parse_args(argv)
@@ -57,8 +57,7 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg reproduce") -> int:
     results = reproduce.run_decoupling(args.size, args.epochs, args.verify, show)
     text = reprodoc.summary(results)
     print(text)
-    write_atomic(paths["txt"], text + "\n", force=args.force)
-    write_atomic(paths["json"], reprodoc.dumps(results), force=args.force)
-    write_atomic(paths["png"], reprodoc.render_png(results), force=args.force)
+    write_all([(paths["txt"], text + "\n"), (paths["json"], reprodoc.dumps(results)), (paths["png"], reprodoc.render_png(results))],
+              force=args.force)  # all three or none
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return EXIT_MATCH if all(r.all_agree for _, r, _ in results) else EXIT_MISMATCH

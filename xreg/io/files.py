@@ -103,13 +103,56 @@ def write_atomic(path: str | Path, content: str | bytes, *, force: bool = False)
         raise OSError(exc.errno, exc.strerror, given) from None  # the user's path, never the temporary one
 
 
-def _write(path: Path, content: str | bytes, force: bool) -> None:
+def write_all(outputs: list[tuple[str | Path, str | bytes]], *, force: bool = False) -> None:
+    """Write every ``(path, content)``, or none: each content goes to a temporary file beside its path
+    first, and only once all are written (a full disk, ``File too large``) are they moved to their names.
+    On any failure every temporary file goes, and no output of this call is left (nothing half-done)."""
+    for path, _ in outputs:
+        check_writable(path, force=force)
+    staged: list[tuple[Path, Path, str]] = []
+    done: list[Path] = []
+    try:
+        for path, content in outputs:
+            target = _target(Path(path))
+            try:
+                staged.append((_stage(target, content), target, str(path)))
+            except OSError as exc:
+                if exc.strerror is None:
+                    raise
+                raise OSError(exc.errno, exc.strerror, str(path)) from None
+        for tmp, target, given in staged:
+            _commit(tmp, target, force)
+            done.append(target)
+    except BaseException:
+        for tmp, _, _ in staged:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        for target in done if not force else ():  # new names this call made (an overwritten file cannot come back)
+            if os.path.exists(target):
+                os.unlink(target)
+        raise
+
+
+def _stage(path: Path, content: str | bytes) -> Path:
     tmp = path.parent / f".xreg-{secrets.token_hex(6)}.tmp"  # short: a name near the limit still gets one
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         data = content.encode("utf-8") if isinstance(content, str) else content
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+def _write(path: Path, content: str | bytes, force: bool) -> None:
+    _commit(_stage(path, content), path, force)
+
+
+def _commit(tmp: Path, path: Path, force: bool) -> None:
+    try:
         if force:
             os.replace(tmp, path)
         else:  # claim the name exclusively: of two writers racing for a new path, the second is refused
