@@ -74,3 +74,22 @@ def test_sigterm_and_ctrl_c_stop_a_long_jax_grid_within_seconds(tmp_path):
         assert p.returncode == code and err.endswith(said), (p.returncode, err[-300:])
         assert time.monotonic() - t0 < 10
         assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_while_xreg_is_still_loading_is_one_line():
+    """SIGINT while xreg's modules are still importing (before any command runs): one line and 130, never a
+    traceback. The signal is sent from inside the import of numpy, deterministically, whatever the CPU."""
+    code = (
+        "import importlib.abc, os, signal, sys\n"
+        "class Interrupt(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'numpy':\n"
+        "            os.kill(os.getpid(), signal.SIGINT)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "sys.argv = ['xreg', '--epochs', '2']\n"
+        "from xreg._main import run\n"
+        "sys.exit(run())\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (p.returncode, p.stderr, p.stdout) == (130, "error: interrupted\n", ""), p.stderr

@@ -2,6 +2,6 @@
 
 import sys
 
-from xreg.cli import main
+from xreg._main import run
 
-sys.exit(main())
+sys.exit(run())
