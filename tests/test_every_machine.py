@@ -548,3 +548,18 @@ def test_outputs_are_all_or_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
     p = subprocess.run(["sh", "-c", cmd.replace("ulimit -f 40; ", "")], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and sorted(x.name for x in tmp_path.iterdir()) == ["c.json", "r.html"]
+
+
+def test_a_jax_platforms_jax_cannot_start_is_named():
+    import os
+
+    from importlib import metadata
+
+    if any("cuda" in (d.metadata["Name"] or "").lower() and "jax" in (d.metadata["Name"] or "").lower() for d in metadata.distributions()):
+        pytest.skip("a JAX CUDA plugin is installed: JAX_PLATFORMS=cuda can start here")
+    env = {**os.environ, "JAX_PLATFORMS": "cuda"}  # no JAX CUDA plugin: JAX cannot start that platform
+    p = _xreg("--epochs", "2", "--backend", "numpy", "--backend", "jax", "--json", "-", "--quiet", env=env)
+    runs = {r["label"]: r for r in json.loads(p.stdout)["runs"]}
+    assert runs["jax/torch"]["status"].startswith("unavailable: JAX cannot start: JAX_PLATFORMS='cuda' names no platform")
+    p = _xreg("sweep", "--sweep", "lr=0.1:1:2", "--epochs", "2", env=env)
+    assert p.returncode == 2 and p.stderr.startswith("error: JAX cannot start") and p.stderr.count("\n") == 1, p.stderr

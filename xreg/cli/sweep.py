@@ -88,6 +88,12 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg sweep") -> int:
     _distributed(args)
     import jax
 
+    from xreg import backends
+
+    try:
+        backends.load("jax").devices(None)  # JAX starts (a JAX_PLATFORMS it has no plugin for is bad input here)
+    except backends.BackendUnavailable as exc:
+        raise XregInputError(f"{exc}.") from None
     leader = jax.process_index() == 0
     with _progress(not args.no_progress and leader) as note:
         result = sweep.run_sweep(base, ds, axes, args.verify, verify_backends, note)

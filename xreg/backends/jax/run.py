@@ -274,7 +274,8 @@ def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
     data.check_for_model(spec.model)
     s, hp = split(spec, data)
     plan = make_plan(spec, data.n_train, s.arch)
-    place = jax.default_device(devices(spec.device)[0]) if spec.device else contextlib.nullcontext()
+    found = devices(spec.device)  # JAX can start, and has the device asked for
+    place = jax.default_device(found[0]) if spec.device else contextlib.nullcontext()
     with jax.enable_x64(True), place:
         prog = program(s)
         params0 = _tree(plan.params0, prog.dtype)
@@ -315,18 +316,27 @@ def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
 
 # ---- sweeps: one vmapped, jitted computation per structure, sharded over the devices ------------------
 def check_device(device: str | None) -> None:
-    """An input error now, before any run, where ``device`` names a platform JAX does not have."""
-    if device is not None:
-        devices(device)
+    """An input error now, before any run, where JAX cannot start (a JAX_PLATFORMS it has no plugin for)
+    or ``device`` names a platform JAX does not have."""
+    devices(device)
 
 
 def devices(platform: str | None = None) -> list:
     """Every JAX device of ``platform`` (all processes' devices in a multi-host run); a clear error if none."""
+    import os
+
+    try:
+        default = jax.default_backend()
+    except (RuntimeError, AssertionError, ValueError) as exc:  # jax asserts when JAX_PLATFORMS names nothing it can start
+        asked = os.environ.get("JAX_PLATFORMS", "")
+        why = f"JAX_PLATFORMS={asked!r} names no platform this JAX can start (is its plugin installed?)" if asked else str(exc)
+        from xreg.backends import BackendUnavailable
+
+        raise BackendUnavailable(f"JAX cannot start: {why}; unset JAX_PLATFORMS or set it to 'cpu'") from None
     try:
         return list(jax.devices(platform))
     except RuntimeError:
-        raise XregInputError(f"--device {platform}: JAX has no {platform} device here (it has "
-                             f"{jax.default_backend()}).") from None  # fmt: skip
+        raise XregInputError(f"--device {platform}: JAX has no {platform} device here (it has {default}).") from None
 
 
 CHUNK = 1024  # grid points vmapped together; a device runs its share of the grid one chunk after another
