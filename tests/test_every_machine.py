@@ -563,3 +563,21 @@ def test_a_jax_platforms_jax_cannot_start_is_named():
     assert runs["jax/torch"]["status"].startswith("unavailable: JAX cannot start: JAX_PLATFORMS='cuda' names no platform")
     p = _xreg("sweep", "--sweep", "lr=0.1:1:2", "--epochs", "2", env=env)
     assert p.returncode == 2 and p.stderr.startswith("error: JAX cannot start") and p.stderr.count("\n") == 1, p.stderr
+
+
+def test_an_address_space_limit_below_what_jax_needs_is_said_not_crashed_into():
+    """``ulimit -v 1500000`` (1.43 GiB): JAX aborts or segfaults loading under it (measured); xreg says so
+    and runs the rest."""
+    import shlex
+    import subprocess
+    import sys
+
+    run = lambda args: subprocess.run(["sh", "-c", f"ulimit -v 1500000; exec {shlex.quote(sys.executable)} -m xreg {args}"],  # noqa: E731
+                                      capture_output=True, text=True, timeout=300)  # fmt: skip
+    p = run("--epochs 3 --json - --quiet")
+    assert p.returncode in (0, 1), (p.returncode, p.stderr[-500:])
+    runs = {r["label"]: r for r in json.loads(p.stdout)["runs"]}
+    assert runs["jax/torch"]["status"].startswith("unavailable: the address-space limit (ulimit -v) of 1.43 GiB")
+    assert runs["torch/torch"]["status"] == "ok" and runs["numpy/torch"]["status"] == "ok"
+    p = run("sweep --sweep lr=0.1:1:2 --epochs 2")
+    assert p.returncode == 2 and "below the 2.5 GiB jax needs" in p.stderr and p.stderr.count("\n") == 1, p.stderr

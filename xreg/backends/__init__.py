@@ -8,6 +8,7 @@ Modules are imported lazily, so a missing framework makes only its backend unava
 from __future__ import annotations
 
 import importlib
+import sys
 from types import ModuleType
 
 from xreg.checks import check_choice
@@ -25,8 +26,25 @@ class BackendUnavailable(RuntimeError):
     """The backend's framework could not be imported."""
 
 
+# The address space a framework needs to load and run (measured here with ``ulimit -v``: JAX beside torch
+# aborts or segfaults below about 2 GiB, torch alone runs in 1 GiB); a lower limit is said, not crashed into.
+ADDRESS_SPACE_GIB = {"jax": 2.5, "torch": 1.0}
+
+
+def _address_space_check(name: str) -> None:
+    import resource
+
+    need = ADDRESS_SPACE_GIB.get(name)
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if need is not None and soft != resource.RLIM_INFINITY and soft < need * 2**30:
+        raise BackendUnavailable(f"the address-space limit (ulimit -v) of {soft / 2**30:.3g} GiB is below the {need:g} GiB "
+                                 f"{name} needs to load; raise it, or leave the {name} runs out with --backend")  # fmt: skip
+
+
 def load(name: str) -> ModuleType:
     check_choice("backend", name, BACKENDS)
+    if BACKENDS[name] not in sys.modules:
+        _address_space_check(name)
     try:
         return importlib.import_module(BACKENDS[name])
     except ImportError as exc:

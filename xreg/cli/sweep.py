@@ -85,15 +85,16 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg sweep") -> int:
         raise XregInputError(f"--plot draws one or two axes; this sweep has {len(axes)}.")
     ds = compare.load_data(args, base.model)
     check_outputs({"--json": args.json, "--plot": args.plot}, inputs=(args.data, args.init_from), force=args.force)
-    _distributed(args)
-    import jax
-
     from xreg import backends
 
-    try:
-        backends.load("jax").devices(None)  # JAX starts (a JAX_PLATFORMS it has no plugin for is bad input here)
+    try:  # JAX loads (within the address-space limit) and starts (a JAX_PLATFORMS it has no plugin for): else bad input
+        jax_backend = backends.load("jax")
+        _distributed(args)
+        jax_backend.devices(None)
     except backends.BackendUnavailable as exc:
         raise XregInputError(f"{exc}.") from None
+    import jax
+
     leader = jax.process_index() == 0
     with _progress(not args.no_progress and leader) as note:
         result = sweep.run_sweep(base, ds, axes, args.verify, verify_backends, note)
