@@ -30,6 +30,7 @@ CSV_FILES = {  # name -> file text
     "underscore.csv": "x1,label\n1_00,0\n2,1\n3,0\n4,1\n",  # float('1_00') is 100.0: refused, not misread
     "arabic.csv": "x1,label\n\u0661,0\n2,1\n3,0\n4,1\n",  # float('\u0661') is 1.0
     "huge.csv": "x1,x2,label\n1,4e38,0\n2,1,1\n3,1,0\n4,1,1\n5,1,0\n",  # beyond float32
+    "near-max.csv": "x1,x2,label\n1e308,1,0\n1.5e308,2,1\n1,3,0\n2,4,1\n5,1,0\n",  # its std overflows float64
 }  # fmt: skip
 
 CASES = [  # (id, argv, expected substring of the one stderr line)
@@ -104,6 +105,8 @@ CASES = [  # (id, argv, expected substring of the one stderr line)
      "has 1001 feature columns, more than the limit of 1000"),  # refused before the rows are read
     ("csv-underscore-digits", ["--data", "{dir}/underscore.csv", "--target", "label"], "Non-numeric value '1_00' in column 'x1' at line 2"),
     ("csv-non-ascii-digits", ["--data", "{dir}/arabic.csv", "--target", "label"], "Non-numeric value '\u0661' in column 'x1' at line 2"),
+    ("standardize-overflow", ["--data", "{dir}/near-max.csv", "--target", "label", "--standardize"],
+     "--standardize: the feature 'x1' holds values too large"),
     ("float32-overflow", ["--data", "{dir}/huge.csv", "--target", "label", "--dtype", "float32"], "The feature 'x2' holds values beyond 3.4e+38"),
     ("flag-underscore-digits", ["--epochs", "1_0"], "argument --epochs: expected a whole number (digits 0-9); got '1_0'"),
     ("flag-non-ascii-digits", ["--lr", "\u0660.\u0661"], "argument --lr: expected a number"),
@@ -126,7 +129,9 @@ CASES = [  # (id, argv, expected substring of the one stderr line)
 SUBCOMMAND_CASES = [  # (id, argv, expected substring): sweep, bench and reproduce
     ("sweep-no-axis", ["sweep", "--epochs", "2"], "A sweep needs at least one --sweep"),
     ("sweep-axis-form", ["sweep", "--sweep", "lr=0.1:1"], "--sweep takes NAME=START:STOP:COUNT"),
-    ("sweep-axis-text", ["sweep", "--sweep", "lr=a:b:3"], "(numbers, COUNT an integer)"),
+    ("sweep-axis-text", ["sweep", "--sweep", "lr=a:b:3"], "(numbers in ASCII digits, COUNT an integer)"),
+    ("sweep-axis-underscore", ["sweep", "--sweep", "lr=0.1:1:1_0"], "(numbers in ASCII digits, COUNT an integer); got 'lr=0.1:1:1_0'"),
+    ("sweep-axis-arabic-digits", ["sweep", "--sweep", "lr=\u0660.1:1:3"], "(numbers in ASCII digits"),
     ("sweep-axis-count", ["sweep", "--sweep", "lr=0.1:1:0"], "COUNT must be at least 1"),
     ("sweep-log-nonpositive", ["sweep", "--sweep", "lam=log:0:1:3"], "a log-spaced axis needs START and STOP > 0"),
     ("sweep-unknown-name", ["sweep", "--sweep", "gamma=0.1:1:3"], "not a numeric hyperparameter of sgd; one of: lr, lam"),

@@ -581,3 +581,8 @@ def test_an_address_space_limit_below_what_jax_needs_is_said_not_crashed_into():
     assert runs["torch/torch"]["status"] == "ok" and runs["numpy/torch"]["status"] == "ok"
     p = run("sweep --sweep lr=0.1:1:2 --epochs 2")
     assert p.returncode == 2 and "below the 2.5 GiB jax needs" in p.stderr and p.stderr.count("\n") == 1, p.stderr
+
+
+def test_diagnose_takes_the_bfloat16_it_lists(npz_dir, capsys):
+    assert main(["diagnose", str(npz_dir / "good.npz"), str(npz_dir / "good.npz"), "--dtype", "bfloat16"]) == 0
+    assert "(3 steps, bfloat16)" in capsys.readouterr().out

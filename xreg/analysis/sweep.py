@@ -26,7 +26,7 @@ import numpy as np
 from xreg import backends
 from xreg.analysis.compare import tolerance
 from xreg.analysis.runs import check
-from xreg.checks import XregInputError
+from xreg.checks import XregInputError, is_number
 from xreg.core.progress import interruptible
 from xreg.core.spec import Dataset, ExperimentSpec
 from xreg.semantics import optimizers
@@ -59,11 +59,14 @@ def parse_axis(text: str) -> Axis:
         parts = parts[1:]
     if len(parts) != 3:
         raise XregInputError(f"{form}; got {text!r}.")
+    ascii_digits = all(set(p.strip()) <= set("0123456789+-.eE") for p in parts)  # float() takes '1_0' and '١'
     try:
+        if not ascii_digits or not all(is_number(p) for p in parts[:2]) or not parts[2].strip().isascii():
+            raise ValueError(text)
         start, stop = float(parts[0]), float(parts[1])
         count = int(parts[2])
     except ValueError:
-        raise XregInputError(f"{form} (numbers, COUNT an integer); got {text!r}.") from None
+        raise XregInputError(f"{form} (numbers in ASCII digits, COUNT an integer); got {text!r}.") from None
     if not (math.isfinite(start) and math.isfinite(stop)):
         raise XregInputError(f"--sweep {name}: START and STOP must be finite numbers; got {text!r}.")
     if count < 1:

@@ -306,8 +306,13 @@ def sklearn_dataset(name: str, test_fraction: float = DEFAULT_TEST_FRACTION) -> 
 
 def standardized(data: Dataset) -> Dataset:
     """Features centred and scaled by the training split's mean and standard deviation (both splits)."""
-    mean = data.X_train.mean(axis=0)
-    std = data.X_train.std(axis=0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = data.X_train.mean(axis=0)
+        std = data.X_train.std(axis=0)
+    bad = [n for n, m, s in zip(data.feature_names, mean, std) if not (np.isfinite(m) and np.isfinite(s))]
+    if bad:  # (x - mean)/inf would silently zero the feature
+        raise XregInputError(f"--standardize: the feature '{bad[0]}' holds values too large for its mean or standard "
+                             "deviation in float64 (near 1e308); rescale it in the file first.")  # fmt: skip
     std = np.where(std > 0, std, 1.0)
     return Dataset(f"{data.name} (standardized)", (data.X_train - mean) / std, data.y_train,
                    (data.X_test - mean) / std, data.y_test, data.feature_names, data.target)  # fmt: skip
