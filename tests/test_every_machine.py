@@ -462,7 +462,8 @@ NEW_USER_CSV = {
     "index.csv": ",x1,label\n0,1,0\n1,2,1\n",
     "semicolon.csv": "x1;x2;label\n1;2;0\n2;1;1\n",
     "missing.csv": "x1,x2,label\n1,2,0\n2,,1\n3,1,0\n4,2,1\n5,nan,0\n6,1,1\n",
-    "long-cell.csv": "x1,label\n" + "a" * 200_000 + ",0\n1,1\n",
+    "long-cell.csv": "x1,label\n" + "a" * 1000 + ",0\n1,1\n",
+    "huge-cell.csv": "x1,label\n" + "a" * 200_000 + ",0\n1,1\n",
 }
 
 
@@ -479,7 +480,8 @@ def new_user_dir(tmp_path_factory):
     ("index.csv", [], "Column 1 of '{dir}/index.csv' has no name (a pandas index"),
     ("semicolon.csv", [], "looks ';'-separated; pass --delimiter ';'"),
     ("missing.csv", [], "Non-numeric value '' in column 'x2' at line 3 of '{dir}/missing.csv'; --drop-missing drops"),
-    ("long-cell.csv", [], "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...' (200000 characters) in column 'x1'"),
+    ("long-cell.csv", [], "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...' (1000 characters) in column 'x1'"),
+    ("huge-cell.csv", [], "is not a readable CSV (field larger than field limit"),
 ])  # fmt: skip
 def test_a_new_users_csv_gets_a_hint(name, extra, said, new_user_dir, capsys):
     cap = one_error(capsys, 2, ["--data", str(new_user_dir / name), "--target", "label", "--epochs", "2", *extra],
@@ -586,3 +588,24 @@ def test_an_address_space_limit_below_what_jax_needs_is_said_not_crashed_into():
 def test_diagnose_takes_the_bfloat16_it_lists(npz_dir, capsys):
     assert main(["diagnose", str(npz_dir / "good.npz"), str(npz_dir / "good.npz"), "--dtype", "bfloat16"]) == 0
     assert "(3 steps, bfloat16)" in capsys.readouterr().out
+
+
+def test_a_csv_of_100k_columns_is_read_within_memory(tmp_path, capsys):
+    """100,000 feature columns with --allow-many-features: read row by row (numpy's loadtxt preallocated
+    37 GiB for it); the run is made."""
+    n = 100_000
+    rows = [",".join(f"f{i}" for i in range(n)) + ",label"]
+    rows += [",".join("1" if (i + r) % 3 else "0" for i in range(n)) + f",{r % 2}" for r in range(12)]
+    path = tmp_path / "wide.csv"
+    path.write_text("\n".join(rows) + "\n")
+    argv = ["--data", str(path), "--target", "label", "--allow-many-features", "--epochs", "2", "--backend", "numpy",
+            "--test-fraction", "0", "--json", "-", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["data"]["n_features"] == n
+
+
+def test_translate_masks_the_users_own_names(capsys):
+    """--no-decay names parameters of the user's model, never checked against xreg's logistic one."""
+    assert main(["translate", "--from", "torch.adam", "--weight-decay", "0.1", "--no-decay", "norm", "--json", "-"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert "xreg.twins.decay_mask(('norm',))" in doc["optax_code"] and "('norm',)" in doc["torch_code"]

@@ -49,6 +49,10 @@ def test_recorded_pair_walkthrough(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit, match="does not exist"):  # at once, before any training
         runpy.run_path(str(ROOT / "examples/mismatch/record_pair.py"), run_name="__main__")
     assert re.search(r"cause: coupled-vs-decoupled", out)
+    from xreg.testing import assert_trajectories_close
+
+    with pytest.raises(AssertionError, match="part at step 1: .*Diagnosed cause: coupled-vs-decoupled"):  # names aligned
+        assert_trajectories_close(str(tmp_path / "torch.npz"), str(tmp_path / "optax.npz"))
 
 
 def test_main_job_block_is_what_it_prints(capsys):
