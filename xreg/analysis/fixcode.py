@@ -46,17 +46,23 @@ def _torch_options(rule, opt: optimizers.Optimizer) -> dict[str, Any] | None:
             and (tuple(v) if isinstance(v, list) else v) != opt.defaults[k]}  # fmt: skip
 
 
+def _stated(rule):
+    """(the optimizer's row, its settings, its torch options) where one setting states the rule, else None
+    (Muon pairs two classes: no single expression)."""
+    settings, opt = _settings(rule), optimizers.get(rule.optimizer)
+    if settings is None or opt.two_d_only:
+        return None
+    options = _torch_options(rule, opt)
+    return None if options is None else (opt, settings, options)
+
+
 def torch_code(rule, names: Mapping[str, str]) -> str | None:
     """``rule`` as ``lambda model: torch.optim...``; ``names`` maps the rule's parameter names to the torch
     model's."""
-    settings = _settings(rule)
-    opt = optimizers.get(rule.optimizer)
-    if settings is None or opt.two_d_only:
+    stated = _stated(rule)
+    if stated is None:
         return None
-    lr, kind, _, per = settings
-    options = _torch_options(rule, opt)
-    if options is None:
-        return None
+    opt, (lr, kind, _, per), options = stated
     cls, flags = opt.torch_class, []
     native_decoupled = opt.native_convention == "decoupled"
     if kind == "decoupled" and not native_decoupled:
@@ -86,14 +92,10 @@ def optax_code(rule, names: Mapping[str, str]) -> str | None:
     from xreg.core.spec import ExperimentSpec
     from xreg.translate import optax_chain_code
 
-    settings = _settings(rule)
-    opt = optimizers.get(rule.optimizer)
-    if settings is None or opt.two_d_only:
+    stated = _stated(rule)
+    if stated is None:
         return None
-    lr, kind, lam, per = settings
-    options = _torch_options(rule, opt)
-    if options is None:
-        return None
+    opt, (lr, kind, lam, per), options = stated
     name = opt.name
     if kind == "coupled" and name == "adamw":
         name = "adam"
