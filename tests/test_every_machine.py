@@ -127,7 +127,7 @@ def npz_dir(tmp_path_factory, default_data):
 
 
 @pytest.mark.parametrize("name, said", [
-    ("truncated.npz", "is not a readable .npz file"), ("huge.npz", "GiB of arrays"),
+    ("truncated.npz", "is not a readable .npz file"), ("huge.npz", "GiB, beyond what the file holds"),
     ("complex.npz", "holds complex128 values"), ("empty.npz", "no 'params/<name>' arrays"), ("text.npz", "not a zip file"),
     ("/dev/null", "not a regular file"), ("missing.npz", "does not exist"),
 ])  # fmt: skip
@@ -137,7 +137,7 @@ def test_a_bad_trajectory_file_is_one_error(name, said, npz_dir, capsys):
 
 
 def test_a_bad_parameter_file_is_one_error(npz_dir, capsys):
-    one_error(capsys, 2, ["--init-from", str(npz_dir / "huge.npz"), "--epochs", "2"], "GiB of arrays")
+    one_error(capsys, 2, ["--init-from", str(npz_dir / "huge.npz"), "--epochs", "2"], "GiB, beyond what the file holds")
 
 
 # ---- figures ---------------------------------------------------------------------------------------------------
@@ -424,9 +424,15 @@ def test_a_clip_order_difference_is_named_and_its_fixes_rerun_to_a_match(clip_pr
     d = dg.diagnose(A, B)
     assert (d.stage, d.cause) == ("gradient", "clip-order") and d.differs
     assert "weight_decay=0.1" in d.fix["b"] and "p.grad.add_(p, alpha=0.1)" in d.fix["a"]
-    # each fix applied: B clips first and decays after (A's loop), A decays first (B's loop)
-    assert dg.diagnose(A, clipped_loop(*clip_prob, 0.5, 0.1, 30, decay_first=False)).first_divergence_step is None
-    assert dg.diagnose(clipped_loop(*clip_prob, 0.5, 0.1, 30, decay_first=True), B).first_divergence_step is None
+    # each fix applied with the coefficient it prints: B clips first and decays by weight_decay after, A adds
+    # the printed alpha to p.grad before clipping; each then matches the other run
+    import re
+
+    wd_b = float(re.search(r"weight_decay=([0-9.e+-]+)", d.fix["b"]).group(1))
+    wd_a = float(re.search(r"alpha=([0-9.e+-]+)", d.fix["a"]).group(1))
+    assert dg.diagnose(A, clipped_loop(*clip_prob, 0.5, wd_b, 30, decay_first=False)).first_divergence_step is None
+    assert dg.diagnose(clipped_loop(*clip_prob, 0.5, wd_a, 30, decay_first=True), B).first_divergence_step is None
+    assert dg.diagnose(A, clipped_loop(*clip_prob, 0.5, 0.2, 30, decay_first=False)).first_divergence_step is not None
     assert dg.diagnose(B, A).cause == "clip-order"  # either way round
 
 
@@ -609,3 +615,31 @@ def test_translate_masks_the_users_own_names(capsys):
     assert main(["translate", "--from", "torch.adam", "--weight-decay", "0.1", "--no-decay", "norm", "--json", "-"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert "xreg.twins.decay_mask(('norm',))" in doc["optax_code"] and "('norm',)" in doc["torch_code"]
+
+
+def test_review_mends(tmp_path, npz_dir, capsys):
+    """A multi-array .npz of a few MB is read; a Recorder meta naming only the optimizer (as the README shows)
+    is no error; a scenario's quoted key cannot smuggle an output flag; an empty text label is missing,
+    not a class; bfloat16 leaves are recorded."""
+    import jax.numpy as jnp
+
+    from xreg.core.plan import read_npz
+    from xreg.record import Recorder
+
+    np.savez(tmp_path / "two.npz", a=np.zeros(400_000), b=np.zeros(400_000))
+    assert set(read_npz(tmp_path / "two.npz", "parameter")) == {"a", "b"}
+    A, B = _runs()
+    import dataclasses
+
+    d = dg.diagnose(dataclasses.replace(A, meta={"framework": "optax", "optimizer": "adamw"}), B)
+    assert d.first_divergence_step is None
+    sc = tmp_path / "s.toml"
+    sc.write_text('title = "t"\nsummary = "s"\n[compare]\nepochs = 2\n"json=/tmp/x.json" = true\n'
+                  '[[expect]]\na = "numpy/torch"\nb = "jax/torch"\nverdict = "match"\nwhy = "w"\n')  # fmt: skip
+    one_error(capsys, 2, ["compare", str(sc)], "flag names are words of a-z")
+    csv = tmp_path / "blank.csv"
+    csv.write_text("x1,label\n1,yes\n2,\n3,no\n4,yes\n")
+    one_error(capsys, 2, ["--data", str(csv), "--target", "label", "--map-labels", "--epochs", "2"], "is '': missing, not a class")
+    r = Recorder()
+    r.log({"w": jnp.ones(2, jnp.bfloat16)})
+    assert r.meta["dtype"] == "bfloat16"

@@ -37,12 +37,19 @@ def _leaf(x: Any, name: str) -> np.ndarray:
     if x is None:
         raise XregInputError(f"log(): '{name}' is None; record arrays of numbers (leave the entry out instead).")
     if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        if x.is_complex():
+            raise XregInputError(f"log(): '{name}' holds complex numbers; a trajectory records real numbers.")
+        x = x.double().numpy()  # bfloat16 and float16 tensors too (numpy has no bfloat16)
     a = np.asarray(x)
-    if a.dtype.kind not in "biuf":
-        kind = "complex numbers" if a.dtype.kind == "c" else f"{a.dtype} values"
-        raise XregInputError(f"log(): '{name}' holds {kind}; a trajectory records real numbers.")
-    return np.array(a, dtype=np.float64)
+    if a.dtype.kind == "c":
+        raise XregInputError(f"log(): '{name}' holds complex numbers; a trajectory records real numbers.")
+    if a.dtype.kind in "OUSM" or a.dtype.hasobject:
+        raise XregInputError(f"log(): '{name}' holds {a.dtype} values; a trajectory records real numbers.")
+    try:
+        return np.array(a, dtype=np.float64)  # JAX's bfloat16 (ml_dtypes) converts
+    except (TypeError, ValueError):
+        raise XregInputError(f"log(): '{name}' holds {a.dtype} values; a trajectory records real numbers.") from None
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
@@ -66,11 +73,14 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
 def _number(value: Any, what: str) -> float:
     """A scalar the loop logs (lr, loss): a number, a 1-element array or a tensor (detached)."""
     if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
+        value = value.detach().cpu().double().numpy()
     a = np.asarray(value)
-    if a.size != 1 or a.dtype.kind not in "biuf":
+    if a.size != 1 or a.dtype.kind in "cOUSM":
         raise XregInputError(f"log(): {what} must be one real number; got {type(value).__name__} of shape {a.shape}.")
-    return float(a.reshape(()))
+    try:
+        return float(a.reshape(()).astype(np.float64))
+    except (TypeError, ValueError):
+        raise XregInputError(f"log(): {what} must be one real number; got {a.dtype}.") from None
 
 
 def _dtype_of(tree: Any) -> str:

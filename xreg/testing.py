@@ -115,8 +115,13 @@ def _aligned(a: Any, b: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarra
     """Two recorded runs with B's parameters renamed and laid out as A's (xreg.analysis.diagnose.align)."""
     from xreg.analysis.diagnose import _permute, align
 
+    from xreg.checks import XregInputError
+
     ra, rb = (trajfile.load(r) if isinstance(r, (str, Path)) else r for r in (a, b))
-    al = align(ra, rb)
+    try:
+        al = align(ra, rb)
+    except XregInputError as exc:  # runs that cannot be paired are not close
+        raise AssertionError(f"The runs' parameters cannot be paired: {exc}") from None
     pa = {n: np.asarray(p, np.float64) for n, p in ra.params.items()}
     return pa, {n: np.asarray(_permute(rb.params[al.b_name[n]], al.perm[n]), np.float64) for n in al.names}
 

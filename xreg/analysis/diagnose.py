@@ -253,8 +253,8 @@ def score(rule: Rule, run: Flat, grads: np.ndarray, steps: int, dtype: str) -> t
 def rule_from_meta(meta: Mapping[str, Any], names_of: Mapping[str, str], lr: np.ndarray | None, steps: int) -> Rule | None:
     """The rule a run's meta states (``optimizer`` and ``groups``, as TorchRecorder writes them);
     ``names_of`` maps the run's own names to A's. None where the meta does not state one."""
-    if "optimizer" not in meta and "groups" not in meta:
-        return None  # the meta states no rule: a plain-SGD fit may still find one
+    if "groups" not in meta:
+        return None  # no param groups (an optimizer's name alone, as a Recorder's meta may say): no rule to re-simulate
     name, groups = str(meta.get("optimizer", "")), meta.get("groups")
     who = f"the meta of the {meta.get('framework', 'recorded')} run"
     key = optimizers.by_name(name)
@@ -265,10 +265,10 @@ def rule_from_meta(meta: Mapping[str, Any], names_of: Mapping[str, str], lr: np.
         raise XregInputError(f"{who}: 'groups' must be a list of param groups (dicts of 'params' and hyperparameters); got {groups!r:.80}.")
     for g in groups:
         for k in ("weight_decay", "lr"):
-            if k in g and (isinstance(g[k], bool) or not isinstance(g[k], (int, float)) or not math.isfinite(g[k])):
-                raise XregInputError(f"{who}: a param group's {k!r} must be a finite number; got {g[k]!r}.")
-        if not isinstance(g.get("params", []), list):
-            raise XregInputError(f"{who}: a param group's 'params' must be a list of names; got {g['params']!r:.80}.")
+            if k in g and not _finite_number(g[k]):
+                raise XregInputError(f"{who}: a param group's {k!r} must be a finite number; got {str(g[k])[:40]}.")
+        if not isinstance(g.get("params", []), list) or not all(isinstance(n, str) for n in g.get("params", [])):
+            raise XregInputError(f"{who}: a param group's 'params' must be a list of names; got {str(g['params'])[:80]}.")
     opt = optimizers.get(key)
     g0 = groups[0]
     try:
@@ -291,6 +291,15 @@ def rule_from_meta(meta: Mapping[str, Any], names_of: Mapping[str, str], lr: np.
         lr = np.full(steps, float(g0["lr"]))
     zero = {n: 0.0 for n in per}
     return Rule(key, options, zero if decoupled else per, per if decoupled else zero, lr, text="its recorded meta")
+
+
+def _finite_number(v: Any) -> bool:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:  # an int beyond any float
+        return False
 
 
 def fit_sgd(run: Flat, names: Sequence[str]) -> Rule | None:
@@ -425,7 +434,11 @@ def _loss_scale(A: Flat, B: Flat, j: int, e: float) -> tuple[float | None, dict[
 def _own_rule(run: Flat, al: Alignment, side: str) -> Rule | None:
     """The rule a run states in its meta, else a plain-SGD fit of it (None: neither)."""
     names = {n: n for n in al.names} if side == "a" else {al.b_name[n]: n for n in al.names}
-    return rule_from_meta(run.meta, names, run.lr, run.steps) or fit_sgd(run, al.names)
+    try:
+        stated = rule_from_meta(run.meta, names, run.lr, run.steps)
+    except XregInputError:  # a gradient-stage finding does not need a rule the meta states badly
+        stated = None
+    return stated or fit_sgd(run, al.names)
 
 
 def _reproduces(rule: Rule, run: Flat, dt: str) -> bool:
@@ -441,9 +454,9 @@ def _decay_split(G_first: np.ndarray, G_later: np.ndarray, w: np.ndarray, e: flo
     return (float(a), float(b)) if ok else None
 
 
-def clip_scale(A: Flat, B: Flat, j: int, first: str) -> float:
+def clip_scale(A: Flat, B: Flat, j: int, first: str, e: float) -> float:
     Gf, Gl = (A.G[j - 1], B.G[j - 1]) if first == "a" else (B.G[j - 1], A.G[j - 1])
-    split = _decay_split(Gf, Gl, A.P[j - 1], 1e-12)
+    split = _decay_split(Gf, Gl, A.P[j - 1], e)
     return split[0] if split else math.nan
 
 
@@ -455,6 +468,8 @@ def _clip_order(A: Flat, B: Flat, j: int, e: float, own: Mapping[str, Rule | Non
         return None
     w = A.P[j - 1]
     for first, (Gf, Gl) in (("b", (B.G[j - 1], A.G[j - 1])), ("a", (A.G[j - 1], B.G[j - 1]))):
+        if not _clips(B if first == "b" else A):
+            continue  # the side that decays first must clip: a gradient of one norm at every step
         split = _decay_split(Gf, Gl, w, e)
         later = "a" if first == "b" else "b"
         coef = max(own[later].coupled.values(), default=0.0)
@@ -463,17 +478,22 @@ def _clip_order(A: Flat, B: Flat, j: int, e: float, own: Mapping[str, Rule | Non
     return None
 
 
+def _clips(run: Flat) -> bool:
+    """The run's recorded gradient has one global norm at every step (at least 3): clip_grad_norm_ at work
+    (torch clips to max_norm/(norm + 1e-6): one norm to a relative 1e-5; an unclipped run's moves far more)."""
+    if run.G is None or run.steps < 3:
+        return False
+    n = np.linalg.norm(run.G, axis=1)
+    return bool(n[0] > 0 and np.all(np.abs(n - n[0]) <= 1e-5 * n[0]))
+
+
 def _clipped_side(A: Flat, B: Flat) -> tuple[str, float] | None:
     """The side whose recorded gradient has one global norm at every step (at least 3) while the other's
     varies: it clips (clip_grad_norm_ at max_norm = that norm). None otherwise."""
-    if A.steps < 3:
-        return None
-    norms = {side: np.linalg.norm(run.G, axis=1) for side, run in (("a", A), ("b", B))}
-    # torch clips to max_norm/(norm + 1e-6): one norm to a relative 1e-5 (an unclipped run's norm moves far more)
-    flat = {side: bool(np.all(np.abs(n - n[0]) <= 1e-5 * n[0])) and n[0] > 0 for side, n in norms.items()}
+    flat = {"a": _clips(A), "b": _clips(B)}
     if flat["a"] != flat["b"]:
         side = "a" if flat["a"] else "b"
-        return side, float(f"{np.max(norms[side]):.5g}")
+        return side, float(f"{np.max(np.linalg.norm((A if side == 'a' else B).G, axis=1)):.5g}")
     return None
 
 
@@ -649,7 +669,7 @@ def diagnose(ra: RecordedRun, rb: RecordedRun, labels: tuple[str, str] = ("A", "
             first, coef, cls = clip
             later = "b" if first == "a" else "a"
             ev = (f"at step {j} the parameters agree and {name[first]}'s recorded gradient is a*g + b*w of {name[later]}'s g "
-                  f"(a = {clip_scale(A, B, j, first):.6g} != 1, b > 0): {name[first]} adds the decay to the gradient before "
+                  f"(a = {clip_scale(A, B, j, first, e):.6g} != 1, b > 0): {name[first]} adds the decay to the gradient before "
                   f"clipping it, {name[later]} decays after the clipping (torch's weight_decay); each run's own rule re-simulated "
                   "from its recorded gradients reproduces it at every step")  # fmt: skip
             fix = {first: f"clip first, then decay: torch.optim.{cls}(..., weight_decay={coef:.6g}) and clip_grad_norm_ before "

@@ -186,10 +186,12 @@ def read_npz(path, what: str) -> dict[str, np.ndarray]:
                     shape, fortran, dtype = read(f, max_header_size=10_000)
                     if dtype.hasobject or dtype.kind not in "biufU":  # numbers, and the text of a trajectory's meta
                         raise bad(f"the array '{info.filename[:-4]}' holds {dtype} values, not real numbers or text")
-                    total += int(np.prod(shape, dtype=object)) * dtype.itemsize
-                    if total > NPZ_MAX_BYTES or total > info.file_size + (1 << 20) * len(members):
-                        raise bad(f"its headers claim {total / 2**30:.3g} GiB of arrays, beyond what it holds or "
-                                  f"the {NPZ_MAX_BYTES / 2**30:g} GiB limit")  # fmt: skip
+                    size = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                    total += size
+                    if size > info.file_size + (1 << 20):  # the header claims more than the member holds
+                        raise bad(f"the header of '{info.filename[:-4]}' claims {size / 2**30:.3g} GiB, beyond what the file holds")
+                    if total > NPZ_MAX_BYTES:
+                        raise bad(f"its arrays hold {total / 2**30:.3g} GiB, beyond the {NPZ_MAX_BYTES / 2**30:g} GiB limit")
             with np.load(p, allow_pickle=False) as f:
                 for k in f.files:
                     out[k] = f[k]

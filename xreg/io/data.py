@@ -68,7 +68,8 @@ def _cells(path: Path, delimiter: str) -> tuple[list[int], np.ndarray]:
     return [n for n, _ in numbered], np.char.strip(cells)
 
 
-MAX_TEXT_BYTES = 4 * 2**30  # the cells held as text while a CSV is read: cells x the longest cell x 4 bytes
+MAX_TEXT_BYTES = 4 * 2**30  # the cells held as text while a CSV is read: as Python strings, then as a numpy array
+STR_BYTES = 56  # a short Python str (the csv module's cells) beyond its characters
 SHOWN_CHARS = 40  # of a bad cell, in an error
 
 
@@ -85,7 +86,7 @@ def _check_text_size(path: Path, delimiter: str) -> None:
             fields = line.rstrip("\r\n").split(delimiter)
             cells += len(fields)
             longest = max(longest, max(map(len, fields)))
-            if cells * longest * 4 > MAX_TEXT_BYTES:
+            if cells * (longest * 4 + STR_BYTES) > MAX_TEXT_BYTES:
                 raise XregInputError(f"The data file '{path}' is too large to read: {cells:.3g}+ cells of up to {longest} "
                                      f"characters need more than {MAX_TEXT_BYTES / 2**30:g} GiB as text.")  # fmt: skip
 
@@ -138,6 +139,11 @@ def read_csv(
         body, rows = body[~missing], [r for r, m in zip(rows, missing) if not m]
     labels = body[:, -1]
     text_labels = map_labels and not all(is_number(str(c)) and set(str(c)) <= _PLAIN for c in labels)
+    if text_labels:  # an empty or missing label is no class of its own
+        gone = np.flatnonzero((labels == "") | np.isin(np.char.lower(labels), ["nan", "na", "null", "none"]))
+        if gone.size:
+            raise XregInputError(f"The label at line {rows[gone[0]]} of '{path}' is {_cell(labels[gone[0]])}: missing, not a "
+                                 "class; --drop-missing drops such rows.")  # fmt: skip
     numeric = body[:, :-1] if text_labels else body
     try:
         values = numeric.astype(np.float64)

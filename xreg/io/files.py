@@ -111,9 +111,12 @@ def write_all(outputs: list[tuple[str | Path, str | bytes]], *, force: bool = Fa
         check_writable(path, force=force)
     staged: list[tuple[Path, Path, str]] = []
     done: list[Path] = []
+    new = set()  # the names this call creates (an existing file --force replaces cannot come back)
     try:
         for path, content in outputs:
             target = _target(Path(path))
+            if not os.path.lexists(target):
+                new.add(target)
             try:
                 staged.append((_stage(target, content), target, str(path)))
             except OSError as exc:
@@ -127,8 +130,8 @@ def write_all(outputs: list[tuple[str | Path, str | bytes]], *, force: bool = Fa
         for tmp, _, _ in staged:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        for target in done if not force else ():  # new names this call made (an overwritten file cannot come back)
-            if os.path.exists(target):
+        for target in done:
+            if target in new and os.path.exists(target):
                 os.unlink(target)
         raise
 
@@ -163,7 +166,11 @@ def _commit(tmp: Path, path: Path, force: bool) -> None:
                     if isinstance(exc, FileExistsError) or exc.errno not in _NO_LINKS:
                         raise
                     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # no hard links here:
-                    os.replace(tmp, path)  # claim the name with an empty file, then swap the content in
+                    try:
+                        os.replace(tmp, path)  # claim the name with an empty file, then swap the content in
+                    except BaseException:
+                        os.unlink(path)  # the empty placeholder is ours
+                        raise
             except FileExistsError:
                 raise FileExistsError(f"'{path}' exists; pass --force to overwrite it.") from None
             if os.path.exists(tmp):

@@ -17,6 +17,7 @@ Nothing here runs anything or imports a framework.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +94,10 @@ def load(path: str | Path) -> Scenario:
     if not isinstance(flags, dict):
         problems.append("'compare' must be a table of flags")
         flags = {}
+    odd = sorted(k for k in flags if not re.fullmatch(r"[a-z][a-z0-9_-]*", k))
+    if odd:  # a quoted key such as "json=/x.json" would pass as one flag word
+        problems.append(f"flag names are words of a-z, 0-9, '-' and '_': {', '.join(map(repr, odd))}")
+        flags = {k: v for k, v in flags.items() if k not in odd}
     refused = sorted(k for k in flags if k.replace("-", "_") in NOT_IN_A_SCENARIO)
     if refused:
         problems.append(f"it sets {', '.join('--' + k.replace('_', '-') for k in refused)}: outputs, --force, --list and "

@@ -326,7 +326,11 @@ def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
 def kernel_probe(spec: ExperimentSpec) -> KernelProbe | None:
     """Where ``spec`` runs a kernel the other backends emulate (Muon's bfloat16 Newton-Schulz): whether the
     emulation is that kernel on this machine (probed once). None: nothing of the run depends on one."""
-    return kernels.muon_probe() if spec.optimizer == "muon" else None
+    if spec.optimizer != "muon":
+        return None
+    if spec.device not in (None, "cpu"):  # the probe measures the CPU's kernels; a GPU's bfloat16 matmul is its own
+        return KernelProbe("muon", False, f"the {spec.device}'s bfloat16 matmul kernels", "not probed: xreg emulates torch's CPU kernels")
+    return kernels.muon_probe()
 
 
 def _train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
