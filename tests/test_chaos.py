@@ -8,10 +8,13 @@ as the floor's and has the floor's order of magnitude.
 """
 
 import numpy as np
+import pytest
 
 from helpers import train_all
 from xreg.analysis import compare, floors
 from xreg.core.spec import ExperimentSpec
+
+pytestmark = pytest.mark.slow  # the full tier only (pytest -m 'not slow' is the fast one)
 
 
 def _onset_and_gap(ref, other):

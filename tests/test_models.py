@@ -18,6 +18,8 @@ from xreg.core.spec import ExperimentSpec
 from xreg.io import data
 from xreg.semantics import optimizers
 
+pytestmark = pytest.mark.slow  # the full tier only (pytest -m 'not slow' is the fast one)
+
 LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 3e-4, "adagrad": 0.01, "adamax": 2e-3, "nadam": 1e-3,
       "radam": 1e-3, "adadelta": 0.1, "asgd": 0.05, "adafactor": 0.01, "muon": 0.02}  # fmt: skip
 # RMSprop divides every coordinate's step by its own gradient scale plus eps: with torch's eps = 1e-8 a

@@ -22,6 +22,8 @@ from xreg import backends
 from xreg.core.spec import Dataset, ExperimentSpec
 from xreg.semantics import optimizers
 
+pytestmark = pytest.mark.slow  # the full tier only (pytest -m 'not slow' is the fast one)
+
 STEPS = 12  # past RAdam's rectification threshold (t > 5)
 
 

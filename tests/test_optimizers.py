@@ -12,6 +12,8 @@ import pytest
 from helpers import assert_same_run, train_all
 from xreg.core.spec import ExperimentSpec
 
+pytestmark = pytest.mark.slow  # the full tier only (pytest -m 'not slow' is the fast one)
+
 CASES = {  # id -> ExperimentSpec kwargs; lam = 0.05 everywhere
     "sgd": dict(optimizer="sgd", lr=0.05),
     "sgd-momentum(0.9)": dict(optimizer="sgd", lr=0.05, options={"momentum": 0.9}),

@@ -8,6 +8,10 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+pytestmark = pytest.mark.slow  # the full tier only (pytest -m 'not slow' is the fast one)
+
 ARGS = ["--backend", "numpy", "--epochs", "500"]  # one short NumPy run
 
 

@@ -10,12 +10,15 @@ arithmetic there too; the floors of xreg.floors are the tool for that regime.
 """
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xreg import backends
 from xreg.analysis import compare
 from xreg.core.spec import Dataset, ExperimentSpec
+
+pytestmark = pytest.mark.slow  # the full tier only (pytest -m 'not slow' is the fast one)
 
 PROFILE = settings(max_examples=100, deadline=None, derandomize=True,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip

@@ -14,6 +14,8 @@ from xreg.report import jsondoc, table
 from xreg.cli import main
 from xreg.core.spec import Dataset, ExperimentSpec
 
+pytestmark = pytest.mark.slow  # the full tier only (pytest -m 'not slow' is the fast one)
+
 ALL = [("torch", "torch"), ("jax", "torch"), ("jax", "l2-loss"), ("numpy", "torch")]
 
 

@@ -7,6 +7,8 @@ import pytest
 from xreg.cli import main
 from xreg.io import scenario
 
+pytestmark = pytest.mark.slow  # the full tier only (pytest -m 'not slow' is the fast one)
+
 SCENARIOS = scenario.shipped()
 
 

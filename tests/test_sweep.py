@@ -17,6 +17,8 @@ from xreg.analysis import sweep
 from xreg.cli import main
 from xreg.core.spec import ExperimentSpec
 
+pytestmark = pytest.mark.slow  # the full tier only (pytest -m 'not slow' is the fast one)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
