@@ -307,11 +307,6 @@ def _sklearn_raw(name: str):
     return name, np.asarray(bunch.data, float), np.asarray(bunch.target, float), names, "target"
 
 
-def sklearn_dataset(name: str, test_fraction: float = DEFAULT_TEST_FRACTION) -> Dataset:
-    """One of scikit-learn's shipped datasets (no download): digits, iris, wine, breast_cancer."""
-    return split(*_sklearn_raw(name), test_fraction)
-
-
 def standardized(data: Dataset) -> Dataset:
     """Features centred and scaled by the training split's mean and standard deviation (both splits)."""
     with np.errstate(over="ignore", invalid="ignore"):

@@ -30,10 +30,6 @@ import jax.numpy as jnp
 import optax
 
 
-class CountState(NamedTuple):
-    count: jax.Array
-
-
 class MomentState(NamedTuple):
     count: jax.Array
     m: Any
