@@ -45,3 +45,11 @@ def emulated_kernels():
             yield kernels.muon_probe()
     except LookupError as exc:
         pytest.skip(str(exc))
+
+
+def files_in(tmp_path_factory, name: str, files: dict[str, str]):
+    """A fresh folder holding ``files`` (name -> text): the bad-input tables' files."""
+    d = tmp_path_factory.mktemp(name)
+    for file, text in files.items():
+        (d / file).write_text(text)
+    return d

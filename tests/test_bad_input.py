@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import files_in
 from xreg.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,10 +179,7 @@ def test_subcommand_bad_input_one_line_exit_2(argv, expected, csv_dir, capsys):
 
 @pytest.fixture(scope="module")
 def csv_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("bad")
-    for name, text in CSV_FILES.items():
-        (d / name).write_text(text)
-    return d
+    return files_in(tmp_path_factory, "bad", CSV_FILES)
 
 
 def test_table_is_large_enough():

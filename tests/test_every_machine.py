@@ -475,10 +475,9 @@ NEW_USER_CSV = {
 
 @pytest.fixture(scope="module")
 def new_user_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("newuser")
-    for name, text in NEW_USER_CSV.items():
-        (d / name).write_text(text)
-    return d
+    from conftest import files_in
+
+    return files_in(tmp_path_factory, "newuser", NEW_USER_CSV)
 
 
 @pytest.mark.parametrize("name, extra, said", [

@@ -70,6 +70,16 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
     return out
 
 
+def _same_layout(first: Mapping[str, np.ndarray], now: Mapping[str, np.ndarray], what: str, step: int, since: str) -> None:
+    """The names and shapes logged at ``step`` are those first logged (``since``: when that was)."""
+    if set(now) != set(first):
+        raise XregInputError(f"log(): the {what} names changed: {sorted(first)} then {sorted(now)}.")
+    changed = [n for n in now if now[n].shape != first[n].shape]
+    if changed:
+        n = changed[0]
+        raise XregInputError(f"log(): the {what} '{n}' changed shape: {first[n].shape} {since}, {now[n].shape} at step {step}.")
+
+
 def _number(value: Any, what: str) -> float:
     """A scalar the loop logs (lr, loss): a number, a 1-element array or a tensor (detached)."""
     if hasattr(value, "detach"):
@@ -139,19 +149,11 @@ class Recorder:
         if not self._params and "dtype" not in self.meta:
             self.meta["dtype"] = _dtype_of(params)
         flat = flatten(params)
-        if self._params and set(flat) != set(self._params[0]):
-            raise XregInputError(f"log(): the parameter names changed: {sorted(self._params[0])} then {sorted(flat)}.")
+        flat_grads = flatten(grads) if grads is not None else None
         if self._params:
-            changed = [n for n in flat if flat[n].shape != self._params[0][n].shape]
-            if changed:
-                n = changed[0]
-                raise XregInputError(f"log(): the parameter '{n}' changed shape: {self._params[0][n].shape} at the start, "
-                                     f"{flat[n].shape} at step {len(self._params)}.")  # fmt: skip
-        if grads is not None and self._grads:
-            g = flatten(grads)
-            bad = [n for n in g if n in self._grads[0] and g[n].shape != self._grads[0][n].shape]
-            if bad or set(g) != set(self._grads[0]):
-                raise XregInputError(f"log(): the gradients' names or shapes changed at step {len(self._params)}.")
+            _same_layout(self._params[0], flat, "parameter", len(self._params), "at the start")
+        if flat_grads is not None and self._grads:
+            _same_layout(self._grads[0], flat_grads, "gradient", len(self._params), "at step 1")
         if not self._params and (grads is not None or lr is not None or loss is not None):
             raise XregInputError("log(): the first call records the initial parameters alone (no grads, lr or loss).")
         step = len(self._params)  # this call records the parameters after step ``step`` (0: the start)
@@ -160,8 +162,8 @@ class Recorder:
                 raise XregInputError(f"log(): {name} was given at some steps and not at others.")
         self._params.append(flat)
         if step:
-            if grads is not None:
-                self._grads.append(flatten(grads))
+            if flat_grads is not None:
+                self._grads.append(flat_grads)
             if lr is not None:
                 self._lr.append(_number(lr, "lr"))
             if loss is not None:

@@ -454,16 +454,11 @@ def _decay_split(G_first: np.ndarray, G_later: np.ndarray, w: np.ndarray, e: flo
     return (float(a), float(b)) if ok else None
 
 
-def clip_scale(A: Flat, B: Flat, j: int, first: str, e: float) -> float:
-    Gf, Gl = (A.G[j - 1], B.G[j - 1]) if first == "a" else (B.G[j - 1], A.G[j - 1])
-    split = _decay_split(Gf, Gl, A.P[j - 1], e)
-    return split[0] if split else math.nan
-
-
-def _clip_order(A: Flat, B: Flat, j: int, e: float, own: Mapping[str, Rule | None], dt: str) -> tuple[str, float, str] | None:
-    """(the side that adds the decay before clipping, the decay coefficient) where, at step j (the parameters
-    agreeing), that side's recorded gradient is a*g + b*w of the other's g with a != 1 (its norm clipped
-    with the decay in it) and b > 0, and each run's own rule reproduces it from its recorded gradients."""
+def _clip_order(A: Flat, B: Flat, j: int, e: float, own: Mapping[str, Rule | None], dt: str) -> tuple[str, float, str, float] | None:
+    """(the side that adds the decay before clipping, the decay coefficient, the other side's torch class, a)
+    where, at step j (the parameters agreeing), that side's recorded gradient is a*g + b*w of the other's g
+    with a != 1 (its norm clipped with the decay in it) and b > 0, that side clips, and each run's own rule
+    reproduces it from its recorded gradients."""
     if any(r is None for r in own.values()) or not all(_reproduces(own[s], run, dt) for s, run in (("a", A), ("b", B))):
         return None
     w = A.P[j - 1]
@@ -474,7 +469,7 @@ def _clip_order(A: Flat, B: Flat, j: int, e: float, own: Mapping[str, Rule | Non
         later = "a" if first == "b" else "b"
         coef = max(own[later].coupled.values(), default=0.0)
         if split is not None and split[1] > 0 and abs(split[0] - 1) > 1e-6 and coef > 0 and not any(own[first].coupled.values()):
-            return first, coef, optimizers.get(own[later].optimizer).torch_class
+            return first, coef, optimizers.get(own[later].optimizer).torch_class, split[0]
     return None
 
 
@@ -666,10 +661,10 @@ def diagnose(ra: RecordedRun, rb: RecordedRun, labels: tuple[str, str] = ("A", "
         name = {"a": labels[0], "b": labels[1]}
         clip = _clip_order(A, B, j, e, own, dt)
         if clip is not None:
-            first, coef, cls = clip
+            first, coef, cls, scale = clip
             later = "b" if first == "a" else "a"
             ev = (f"at step {j} the parameters agree and {name[first]}'s recorded gradient is a*g + b*w of {name[later]}'s g "
-                  f"(a = {clip_scale(A, B, j, first, e):.6g} != 1, b > 0): {name[first]} adds the decay to the gradient before "
+                  f"(a = {scale:.6g} != 1, b > 0): {name[first]} adds the decay to the gradient before "
                   f"clipping it, {name[later]} decays after the clipping (torch's weight_decay); each run's own rule re-simulated "
                   "from its recorded gradients reproduces it at every step")  # fmt: skip
             fix = {first: f"clip first, then decay: torch.optim.{cls}(..., weight_decay={coef:.6g}) and clip_grad_norm_ before "

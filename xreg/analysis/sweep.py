@@ -24,9 +24,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from xreg import backends
+from xreg.analysis import floors, triage
 from xreg.analysis.compare import tolerance
 from xreg.analysis.runs import check
-from xreg.checks import XregInputError, is_number
+from xreg.checks import INTEGER, XregInputError, is_number
 from xreg.core.progress import interruptible
 from xreg.core.spec import Dataset, ExperimentSpec
 from xreg.semantics import optimizers
@@ -59,14 +60,10 @@ def parse_axis(text: str) -> Axis:
         parts = parts[1:]
     if len(parts) != 3:
         raise XregInputError(f"{form}; got {text!r}.")
-    ascii_digits = all(set(p.strip()) <= set("0123456789+-.eE") for p in parts)  # float() takes '1_0' and '١'
-    try:
-        if not ascii_digits or not all(is_number(p) for p in parts[:2]) or not parts[2].strip().isascii():
-            raise ValueError(text)
-        start, stop = float(parts[0]), float(parts[1])
-        count = int(parts[2])
-    except ValueError:
-        raise XregInputError(f"{form} (numbers in ASCII digits, COUNT an integer); got {text!r}.") from None
+    # the flags' own number rules (ASCII digits: float() and int() take '1_0' and '١')
+    if not (is_number(parts[0]) and is_number(parts[1]) and INTEGER.fullmatch(parts[2].strip())):
+        raise XregInputError(f"{form} (numbers in ASCII digits, COUNT an integer); got {text!r}.")
+    start, stop, count = float(parts[0]), float(parts[1]), int(parts[2])
     if not (math.isfinite(start) and math.isfinite(stop)):
         raise XregInputError(f"--sweep {name}: START and STOP must be finite numbers; got {text!r}.")
     if count < 1:
@@ -167,6 +164,11 @@ class Verified:
     verdict: str  # match | round-off (chaotic) | round-off (bfloat16 kernel) | mismatch | failed
     note: str = ""
 
+    @property
+    def agrees(self) -> bool:
+        """The point agrees with the grid: within the tolerance, or within the round-off floor (as compare)."""
+        return self.verdict == "match" or self.verdict in triage.ROUND_OFFS
+
 
 @dataclass(frozen=True, eq=False)
 class SweepResult:
@@ -183,7 +185,7 @@ class SweepResult:
 
     @property
     def all_agree(self) -> bool:
-        return all(v.verdict in ("match", "round-off (chaotic)", "round-off (bfloat16 kernel)") for v in self.verified)  # as compare
+        return all(v.agrees for v in self.verified)
 
     def point(self, index: tuple[int, ...]) -> dict[str, float]:
         return {a.name: a.values[i] for a, i in zip(self.axes, index)}
@@ -260,12 +262,10 @@ def _verify(name: str, spec: ExperimentSpec, data: Dataset, idx, point, grid) ->
     note = "both runs diverged" if both_nan else ""
     verdict = "match" if ok else "mismatch"
     if not ok and np.isfinite(gap):  # the same rule in two backends: judged against the round-off floor, as compare judges it
-        from xreg.analysis import floors, triage
-
         probe = triage.kernel_probe(spec) if name == "torch" else None
         kernel = probe is not None and not probe.exact  # torch's bfloat16 kernel against the grid's emulation (Muon)
         floor = floors.measure(traj, data, name, perturbations=("ns_kernel",) if kernel else floors.CHAOTIC)
-        if gap <= triage.FLOOR_FACTOR * max(float(floor.envelope[-1]), tol):
+        if triage.within_floor(gap, floor, tol, row=-1):  # the final step: the grid keeps no other
             verdict = triage.ROUND_OFF_KERNEL if kernel else triage.ROUND_OFF
             note = f"within the {'kernel' if kernel else 'round-off'} floor: {floor.describe()}"
     return Verified(idx, point, name, float(traj.train_loss[-1]) if traj.train_loss.size else float("nan"),

@@ -97,9 +97,11 @@ def triage(outcomes: list[RunOutcome], pairs: list[PairResult], data: Dataset, b
     return out
 
 
-def within_floor(gaps: np.ndarray, floor: floors.Floor, tol: np.ndarray) -> bool:
-    """The rule: ``gap_k <= FLOOR_FACTOR * max(floor envelope_k, tol_k)`` at every recorded step k."""
-    return bool(np.all(gaps <= FLOOR_FACTOR * np.maximum(floor.envelope, tol)))
+def within_floor(gaps, floor: floors.Floor, tol, row: int | None = None) -> bool:
+    """The rule: ``gap_k <= FLOOR_FACTOR * max(floor envelope_k, tol_k)`` at every recorded step k; with
+    ``row``, ``gaps`` and ``tol`` are that one row's (a sweep keeps the final parameters only)."""
+    envelope = floor.envelope if row is None else floor.envelope[row]
+    return bool(np.all(np.asarray(gaps) <= FLOOR_FACTOR * np.maximum(envelope, tol)))
 
 
 def _kernel_side(a: RunOutcome, b: RunOutcome) -> RunOutcome | None:

@@ -56,6 +56,7 @@ def _cells(path: Path, delimiter: str) -> tuple[list[int], np.ndarray]:
     import csv
 
     lines = [line for _, line in numbered]
+    _check_text_size(path, lines, delimiter)
     try:  # the csv module, row by row: numpy's loadtxt preallocates 50000 rows of objects (37 GiB at 100k columns)
         rows = list(csv.reader(lines, delimiter=delimiter, quotechar='"'))
     except csv.Error as exc:
@@ -78,17 +79,23 @@ def _cell(text: str) -> str:
     return repr(text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "...") + (f" ({len(text)} characters)" if len(text) > SHOWN_CHARS else "")
 
 
-def _check_text_size(path: Path, delimiter: str) -> None:
-    """Refuse, before any array is made, a file whose cells would take more than MAX_TEXT_BYTES as text."""
+MISSING = ("", "nan", "na", "null", "none")  # cells that hold no value (compared in lower case)
+
+
+def _missing(cells: np.ndarray) -> np.ndarray:
+    return np.isin(np.char.lower(cells), MISSING)
+
+
+def _check_text_size(path: Path, lines: Sequence[str], delimiter: str) -> None:
+    """Refuse, before any cell is made, a file whose cells would take more than MAX_TEXT_BYTES as text."""
     cells, longest = 0, 0
-    with open(path, encoding="utf-8-sig", errors="replace") as fh:
-        for line in fh:
-            fields = line.rstrip("\r\n").split(delimiter)
-            cells += len(fields)
-            longest = max(longest, max(map(len, fields)))
-            if cells * (longest * 4 + STR_BYTES) > MAX_TEXT_BYTES:
-                raise XregInputError(f"The data file '{path}' is too large to read: {cells:.3g}+ cells of up to {longest} "
-                                     f"characters need more than {MAX_TEXT_BYTES / 2**30:g} GiB as text.")  # fmt: skip
+    for line in lines:
+        fields = line.split(delimiter)
+        cells += len(fields)
+        longest = max(longest, max(map(len, fields)))
+        if cells * (longest * 4 + STR_BYTES) > MAX_TEXT_BYTES:
+            raise XregInputError(f"The data file '{path}' is too large to read: {cells:.3g}+ cells of up to {longest} "
+                                 f"characters need more than {MAX_TEXT_BYTES / 2**30:g} GiB as text.")  # fmt: skip
 
 
 def read_csv(
@@ -104,7 +111,6 @@ def read_csv(
         raise XregInputError(f"The data file '{path}' does not exist or is not a file.")
     if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\"\n\r":
         raise XregInputError(f"The delimiter must be one character (not a quote or newline). Got {delimiter!r} instead.")
-    _check_text_size(path, delimiter)
     numbers, cells = _cells(path, delimiter)
     header = [str(h) for h in cells[0]]
     if len(header) == 1:
@@ -133,14 +139,14 @@ def read_csv(
     names = [header[i] for i in keep] + [target]
     rows = list(numbers[1:])
     if drop_missing:
-        missing = np.any((body == "") | np.isin(np.char.lower(body), ["nan", "na", "null", "none"]), axis=1)
+        missing = np.any(_missing(body), axis=1)
         if np.all(missing):
             raise XregInputError(f"Every row of '{path}' has a missing value: --drop-missing leaves none.")
         body, rows = body[~missing], [r for r, m in zip(rows, missing) if not m]
     labels = body[:, -1]
     text_labels = map_labels and not all(is_number(str(c)) and set(str(c)) <= _PLAIN for c in labels)
     if text_labels:  # an empty or missing label is no class of its own
-        gone = np.flatnonzero((labels == "") | np.isin(np.char.lower(labels), ["nan", "na", "null", "none"]))
+        gone = np.flatnonzero(_missing(labels))
         if gone.size:
             raise XregInputError(f"The label at line {rows[gone[0]]} of '{path}' is {_cell(labels[gone[0]])}: missing, not a "
                                  "class; --drop-missing drops such rows.")  # fmt: skip

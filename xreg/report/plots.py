@@ -111,6 +111,11 @@ def render_png(c: Comparison) -> bytes:
     return render(c, "png")
 
 
+def render_for(c: Comparison, path: str | Path) -> bytes:
+    """The figure as PNG or SVG, by the path's suffix (the CLI refuses any other)."""
+    return render(c, FORMATS[Path(path).suffix.lower()])
+
+
 def write_png(c: Comparison, path: str | Path, *, force: bool = False) -> None:
-    """Write the figure as PNG or SVG, by the path's suffix (the CLI refuses any other)."""
-    write_atomic(path, render(c, FORMATS[Path(path).suffix.lower()]), force=force)
+    """Write the figure as PNG or SVG, by the path's suffix."""
+    write_atomic(path, render_for(c, path), force=force)

@@ -41,7 +41,7 @@ def table(r: SweepResult, rank: str | None = None, top: int = 5) -> str:
                  _num(v.grid_final_loss, "final_loss"), f"{v.max_param_gap:.3e}", f"{v.tolerance:.3e}",
                  v.verdict + (f" ({v.note})" if v.note else "")] for v in r.verified]  # fmt: skip
         lines += _grid_text(names + ["backend", "its final loss", "jax grid", "max |dw|", "tolerance", "verdict"], vrows)
-        n_ok = sum(v.verdict in ("match", "round-off (chaotic)", "round-off (bfloat16 kernel)") for v in r.verified)
+        n_ok = sum(v.agrees for v in r.verified)
         lines.append(f"{n_ok}/{len(r.verified)} verified points agree with the grid"
                      + ("" if r.all_agree else ": the grid cannot be trusted where they do not"))  # fmt: skip
     return "\n".join(lines)

@@ -35,6 +35,7 @@ COEF = (3.4445, -4.775, 2.0315)
 PROBE_SHAPES = ((32, 128), (64, 256))
 PROBE_STARTS = 4
 FORCE = "XREG_MUON_PROBE"
+ONEDNN = "torch sends bfloat16 matmuls to oneDNN: this CPU has AVX-512-BF16"
 
 
 @contextlib.contextmanager
@@ -74,7 +75,7 @@ def _measured() -> KernelProbe:
     if _agrees(onednn=torch.backends.mkldnn.enabled):
         return KernelProbe("muon", True, "torch's own bfloat16 kernels", "probed on fixed inputs")
     if torch.backends.mkldnn.is_available() and _agrees(onednn=False):
-        kernel = "torch sends bfloat16 matmuls to oneDNN: this CPU has AVX-512-BF16"
+        kernel = ONEDNN
     else:
         kernel = "an unidentified bfloat16 matmul kernel"
     return KernelProbe("muon", False, kernel, "probed on fixed inputs")
@@ -120,7 +121,7 @@ def as_emulated():
     probe = _measured()
     if probe.exact:
         yield
-    elif probe.kernel.startswith("torch sends bfloat16 matmuls to oneDNN"):
+    elif probe.kernel == ONEDNN:
         with _onednn(False):
             yield
     else:
