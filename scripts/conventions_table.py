@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from xreg.cli import explain
-from xreg.semantics import optimizers
+from xreg import optimizers
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BEGIN, END = "<!-- optimizer-table:begin -->", "<!-- optimizer-table:end -->"

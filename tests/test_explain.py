@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from xreg.semantics import optimizers
+from xreg import optimizers
 from xreg.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ from xreg import backends
 from xreg.analysis import compare, floors
 from xreg.core.spec import ExperimentSpec
 from xreg.io import data
-from xreg.semantics import optimizers
+from xreg import optimizers
 
 pytestmark = pytest.mark.slow  # the full tier only (pytest -m 'not slow' is the fast one)
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch.optim._muon import _zeropower_via_newtonschulz
 
-from xreg.backends.numpy import run as numpy_run
+from xreg.optimizers import _kernels
 from xreg.cli import main
 
 COEF = (3.4445, -4.775, 2.0315)
@@ -33,7 +33,7 @@ def _inputs(shape, n, seed):
 def test_numpy_newton_schulz_is_torchs_bit_for_bit(shape, emulated_kernels):
     for G in _inputs(shape, 25, 1):
         want = _zeropower_via_newtonschulz(torch.tensor(G), COEF, 5, 1e-7).float().numpy()
-        got = numpy_run.newton_schulz(G, COEF, 5, 1e-7)
+        got = _kernels.newton_schulz(G, COEF, 5, 1e-7)
         assert np.array_equal(got, want), np.abs(got - want).max()
 
 
@@ -60,15 +60,13 @@ def test_each_bfloat16_product_rounds_where_torchs_does(backend, emulated_kernel
     paired the other way, addmm's partial sums added as a tree, beta*C + alpha*dot rounded twice)."""
     a, b, c = COEF
     if backend == "numpy":
-        gram, addmm, wrap = (lambda X: numpy_run._gram(X, False)), numpy_run._addmm, (lambda f: f)
+        gram, addmm, wrap = (lambda X: _kernels.gram(X, False)), _kernels.addmm, (lambda f: f)
     else:
         import jax
         import jax.numpy as jnp
 
-        from xreg.backends.jax import twins
-
-        gram = jax.jit(lambda X: twins._gram(X, False))
-        addmm = jax.jit(lambda C, A, B, beta, alpha: twins._addmm(C, A, B, jnp.float32(beta), jnp.float32(alpha)), static_argnums=(3, 4))
+        gram = jax.jit(lambda X: _kernels.gram(X, False, jnp))
+        addmm = jax.jit(lambda C, A, B, beta, alpha: _kernels.addmm(C, A, B, jnp.float32(beta), jnp.float32(alpha), jnp), static_argnums=(3, 4))
         wrap = np.asarray
     import contextlib
 
@@ -83,11 +81,9 @@ def test_jax_newton_schulz_is_torchs_bit_for_bit(emulated_kernels):
     import jax
     import jax.numpy as jnp
 
-    from xreg.backends.jax import twins
-
     with jax.enable_x64(True):
         for shape in [(16, 64), (16, 4), (3, 13)]:
-            f = jax.jit(lambda G: twins.newton_schulz(G, jnp.asarray(COEF), 4, 1e-7))
+            f = jax.jit(lambda G: _kernels.newton_schulz(G, jnp.asarray(COEF), 4, 1e-7, jnp))
             for G in _inputs(shape, 10, 2):
                 want = _zeropower_via_newtonschulz(torch.tensor(G), COEF, 4, 1e-7).float().numpy()
                 assert np.array_equal(np.asarray(f(jnp.asarray(G))), want), shape
@@ -105,7 +101,7 @@ def test_a_direct_rounding_or_a_plain_float32_product_is_not_torchs(emulated_ker
     for G in _inputs((10, 64), 300, 3):
         X = torch.tensor(G).bfloat16()
         Xf = X.float().numpy()
-        plain += not np.array_equal((X @ X.T).float().numpy(), numpy_run.bf16(Xf @ Xf.T))
+        plain += not np.array_equal((X @ X.T).float().numpy(), _kernels.bf16(Xf @ Xf.T))
     assert direct > 0 and plain > 0, (direct, plain)
 
 
@@ -147,14 +143,14 @@ def other_cpus_kernel(grad, ns_coefficients, ns_steps, eps):
     """torch's Newton-Schulz in bfloat16 with float32 sums in another order (numpy's matmul, one rounding
     per product): what a CPU with other kernels computes, the same mathematics rounded elsewhere."""
     a, b, c = ns_coefficients
-    X = numpy_run.bf16(grad.detach().numpy())
+    X = _kernels.bf16(grad.detach().numpy())
     t = X.shape[0] > X.shape[1]
     X = X.T if t else X
-    X = numpy_run.bf16(X / max(float(np.sqrt(np.sum(X.astype(np.float64) ** 2))), eps))
+    X = _kernels.bf16(X / max(float(np.sqrt(np.sum(X.astype(np.float64) ** 2))), eps))
     for _ in range(ns_steps):
-        A = numpy_run.bf16(X @ X.T)
-        B = numpy_run.bf16(b * A + c * numpy_run.bf16(A @ A))
-        X = numpy_run.bf16(a * X + numpy_run.bf16(B @ X))
+        A = _kernels.bf16(X @ X.T)
+        B = _kernels.bf16(b * A + c * _kernels.bf16(A @ A))
+        X = _kernels.bf16(a * X + _kernels.bf16(B @ X))
     return torch.from_numpy(np.ascontiguousarray(X.T if t else X)).bfloat16()
 
 
@@ -172,7 +168,7 @@ def test_the_probe_agrees_with_torch_on_fresh_inputs():
     differ = 0
     for G in _inputs((64, 256), 6, 11):
         want = _zeropower_via_newtonschulz(torch.tensor(G), COEF, 5, 1e-7).float().numpy()
-        differ += not np.array_equal(numpy_run.newton_schulz(G, COEF, 5, 1e-7), want)
+        differ += not np.array_equal(_kernels.newton_schulz(G, COEF, 5, 1e-7), want)
     assert (differ == 0) == probe.exact, (differ, probe)
 
 
@@ -198,8 +194,8 @@ def test_another_kernel_is_judged_against_the_kernel_floor(monkeypatch, capsys):
     p = pairs["numpy/decoupled"]
     assert p["verdict"] == "round-off (bfloat16 kernel)" and p["first_divergence_step"] is not None
     assert "not bit-identical" in doc["kernels"][0] and "kernel floor" in doc["kernels"][0]
-    real = numpy_run.newton_schulz
-    monkeypatch.setattr(numpy_run, "newton_schulz", lambda G, co, steps, eps: real(G, co, steps - 1, eps))
+    real = _kernels.newton_schulz
+    monkeypatch.setattr(_kernels, "newton_schulz", lambda G, co, steps, eps, xp=np: real(G, co, steps - 1, eps, xp))
     assert main(MLP_ARGS) == 1
     assert _pairs(capsys)[1]["numpy/decoupled"]["verdict"] == "mismatch"
 
@@ -211,8 +207,8 @@ def test_the_emulated_kernel_is_judged_by_the_tolerance(monkeypatch, capsys, emu
     assert main(MLP_ARGS) == 0
     doc, pairs = _pairs(capsys)
     assert pairs["numpy/decoupled"]["verdict"] == "match" and "is bit-identical" in doc["kernels"][0]
-    real = numpy_run.newton_schulz
-    monkeypatch.setattr(numpy_run, "newton_schulz", lambda G, co, steps, eps: real(G, co, steps - 1, eps))
+    real = _kernels.newton_schulz
+    monkeypatch.setattr(_kernels, "newton_schulz", lambda G, co, steps, eps, xp=np: real(G, co, steps - 1, eps, xp))
     assert main(MLP_ARGS) == 1
     assert _pairs(capsys)[1]["numpy/decoupled"]["verdict"] == "mismatch"
 

@@ -71,7 +71,7 @@ def test_the_named_adafactor_differences_are_the_whole_difference():
     import optax
     import torch
 
-    from xreg.semantics import optimizers
+    from xreg import optimizers
 
     rng = np.random.default_rng(0)
     X, Y, W0 = rng.standard_normal((40, 6)), rng.standard_normal((40, 8)), 0.5 * rng.standard_normal((8, 6))

@@ -20,7 +20,7 @@ from torch.testing._internal.common_optimizers import optim_db
 from user_loops import Both, problem, torch_loop
 from xreg import backends
 from xreg.core.spec import Dataset, ExperimentSpec
-from xreg.semantics import optimizers
+from xreg import optimizers
 
 pytestmark = pytest.mark.slow  # the full tier only (pytest -m 'not slow' is the fast one)
 

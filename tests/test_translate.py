@@ -76,7 +76,7 @@ def test_the_float32_scalars_of_torch_are_said():
 
 
 def test_every_optimizer_of_the_table_is_translated():
-    from xreg.semantics import optimizers
+    from xreg import optimizers
 
     assert sorted(c[0].split(".")[1] for c in CASES) == sorted(optimizers.OPTIMIZERS)
 

@@ -17,12 +17,8 @@ from typing import Any, Mapping, Sequence
 
 from xreg.checks import XregInputError, check_float
 from xreg.core.spec import ExperimentSpec
-from xreg.semantics import conventions, optimizers
-
-# Adaptive optimizers whose direction is unchanged when g is scaled by M and eps by M (eps outside a root
-# of a second moment, or added to |g|): a sum loss over M rows equals the mean loss with eps*M.
-EPS_SCALES = ("adam", "adamw", "adamax", "nadam", "radam", "rmsprop", "adagrad")
-
+from xreg import optimizers
+from xreg.semantics import conventions
 
 @dataclass
 class Translation:
@@ -147,6 +143,22 @@ def _chain(spec: ExperimentSpec, patterns: tuple[str, ...], batch_size: int | No
     return chain.chain_code(fixed), links, s, hp, arch
 
 
+def _sum_loss(opt: optimizers.Optimizer, o: Mapping[str, Any], lr: float, wd: float, M: int | None,
+              none: list[str]) -> tuple[dict[str, float] | None, str]:
+    """(the torch settings of the sum-loss equivalent, its line): a sum over M rows steps as the mean loss
+    where the class's update follows the gradient's scale (its module's ``sum_loss``)."""
+    if not M:
+        return None, "sum(loss_i) + (weight_decay*m)/2*||w||^2, m the rows a step (give --batch-size for the numbers)"
+    extra = opt.sum_loss(o, lr, M)
+    if extra is None:
+        none.append(f"sum loss: {opt.torch_class} is not invariant to the gradient's scale")
+        return None, f"no exact equivalent: {opt.torch_class}'s update is not invariant to scaling the gradient by {M}"
+    changed = [f"{k}={v:.6g}" for k, v in extra.items() if v != (lr if k == "lr" else o.get(k))]
+    kept = "the same lr and " if extra.get("lr") == lr else ""
+    why = f"g and its moments scale by {M}" if kept else f"the gradient is {M}x the mean's"
+    return {"weight_decay": wd * M, **extra}, f"sum(loss_i) + {wd * M:.6g}/2*||w||^2 with {kept}{', '.join(changed)} ({why})"
+
+
 def translate(source: str, lr: float | None = None, weight_decay: float | None = None, options: Mapping[str, Any] | None = None,
               no_decay: Sequence[str] = (), rows: int | None = None, batch_size: int | None = None) -> Translation:  # fmt: skip
     """Every equivalent of ``torch.optim.<X>(lr, weight_decay, **options)`` with ``no_decay`` patterns left
@@ -183,28 +195,13 @@ def translate(source: str, lr: float | None = None, weight_decay: float | None =
     if coupled:
         lam = f"{wd * M:.6g}" if M else f"{wd:g}*m"
         scratch = (f"g = (sum_i grad_i + lam*w)/m with lam = {lam}" + (f" (m = {M} rows a step)" if M else " (m = the rows of each batch)")
-                   + f" on {which}; then " + ("w <- w - lr*g" if name == "sgd" and not resolved["momentum"] else f"torch's {opt.torch_class} update on g"))  # fmt: skip
+                   + f" on {which}; then " + ("w <- w - lr*g" if opt.plain(resolved) else f"torch's {opt.torch_class} update on g"))  # fmt: skip
         l2_mean = f"mean(loss_i) + {wd:g}/2*||w||^2 (on {which}), no weight_decay"
-        sum_settings = None
-        if M and name == "sgd":
-            sum_settings = {"weight_decay": wd * M, "lr": lr / M}
-            l2_sum = f"sum(loss_i) + {wd * M:.6g}/2*||w||^2 with lr={lr / M:.6g} (the gradient is {M}x the mean's)"
-        elif M and name in EPS_SCALES:
-            sum_settings = {"weight_decay": wd * M, "lr": lr, "eps": resolved["eps"] * M}
-            extra = ""
-            if name == "adagrad":
-                sum_settings["initial_accumulator_value"] = resolved["initial_accumulator_value"] * M * M
-                extra = f", initial_accumulator_value={sum_settings['initial_accumulator_value']:.6g}"
-            l2_sum = f"sum(loss_i) + {wd * M:.6g}/2*||w||^2 with the same lr and eps={resolved['eps'] * M:.6g}{extra} (g and its moments scale by {M})"
-        elif M:
-            l2_sum = f"no exact equivalent: {opt.torch_class}'s update is not invariant to scaling the gradient by {M}"
-            none.append(f"sum loss: {opt.torch_class} is not invariant to the gradient's scale")
-        else:
-            l2_sum = "sum(loss_i) + (weight_decay*m)/2*||w||^2, m the rows a step (give --batch-size for the numbers)"
+        sum_settings, l2_sum = _sum_loss(opt, resolved, lr, wd, M, none)
         if opt.momentum_free(resolved):
             dec = f"w <- w - lr*{wd:g}*w before the step: the same as the coupled decay for {opt.torch_class} without momentum (optax.add_decayed_weights after the direction)"
         else:
-            dec = f"no exact equivalent: {opt.torch_class}'s coupled decay goes through its {'momentum' if name == 'sgd' else 'adaptive scaling'}; a decoupled decay (AdamW) does not"
+            dec = f"no exact equivalent: {opt.torch_class}'s coupled decay goes through its {opt.coupled_through}; a decoupled decay (AdamW) does not"
             none.append(f"decoupled: L2 inside {opt.torch_class} is rescaled by the optimizer; decoupled decay is not")
     else:
         sum_settings = None
@@ -216,9 +213,8 @@ def translate(source: str, lr: float | None = None, weight_decay: float | None =
                    "(an L2 gradient is rescaled by the optimizer, the decoupled decay is not)")  # fmt: skip
         l2_sum = l2_mean
         mask = f", mask=xreg.twins.decay_mask({tuple(no_decay)!r})" if no_decay else ""
-        dec = f"w <- w - lr*{wd:g}*w: rate {wd:g} times lr" + (
-            f" (optax.adamw(learning_rate={lr!r}, b1={resolved['betas'][0]!r}, b2={resolved['betas'][1]!r}, eps={resolved['eps']!r}, "
-            f"weight_decay={wd!r}{mask}) when amsgrad is off)" if name in ("adam", "adamw") else "")
+        alias = opt.decoupled_alias(lr, wd, resolved, mask)
+        dec = f"w <- w - lr*{wd:g}*w: rate {wd:g} times lr" + (f" ({alias})" if alias else "")
         none.append(f"L2: {opt.torch_class} with decoupled decay has no L2 (coupled) equivalent")
     # scikit-learn: the same optimum for a logistic regression over `rows` rows with the intercept not penalised
     if coupled and rows and wd > 0:
@@ -237,12 +233,7 @@ def translate(source: str, lr: float | None = None, weight_decay: float | None =
     else:
         sk = "no exact equivalent: decoupled decay minimises no L2-penalised objective scikit-learn could state"
         none.append("scikit-learn: decoupled decay has no C")
-    if name == "nadam":
-        none.append("float64 runs: torch keeps NAdam's mu_product in its default dtype (float32 unless "
-                    "the default dtype is set to float64 with torch.set_default_dtype), a relative 1e-8 rounding the optax chain does not make")  # fmt: skip
-    if name == "asgd":
-        none.append("float64 runs: torch keeps ASGD's eta in its default dtype (float32 unless the default dtype is set "
-                    "to float64 with torch.set_default_dtype), a relative 1e-8 rounding the optax chain does not make")  # fmt: skip
+    none += opt.notes  # roundings a plain loop makes (NAdam's mu_product, ASGD's eta in torch's default dtype)
     return Translation(
         source=f"torch.{opt.torch_class}", optimizer=name, lr=lr, weight_decay=wd, options=shown_options, no_decay=list(no_decay),
         decoupled=not coupled, rows=rows, batch_size=batch_size, torch_code=torch_code, optax_code=optax_code, optax_alias=alias,

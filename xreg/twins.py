@@ -1,25 +1,15 @@
 """xreg's optax transforms for the torch.optim rules stock optax cannot express, importable for your own
 chains (``import optax, xreg.twins``): every ``optax_code`` that ``xreg translate`` prints evaluates
-over the names ``optax`` and ``xreg``. See :mod:`xreg.backends.jax.twins` for each twin's reason.
+over the names ``optax`` and ``xreg``. Each twin lives in its optimizer's module (:mod:`xreg.optimizers`),
+which says why stock optax is not enough.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from xreg.backends.jax.twins import (  # noqa: F401 (re-exported)
-    matrix_labels,
-    newton_schulz,
-    scale_by_torch_adafactor,
-    scale_by_torch_adagrad,
-    scale_by_torch_amsgrad,
-    scale_by_torch_asgd_eta,
-    scale_by_torch_muon,
-    scale_by_torch_nadam,
-    scale_by_torch_radam,
-    scale_by_torch_sgd_momentum,
-    torch_clip_grad_norm,
-)
+from xreg import optimizers
+from xreg.backends.jax.twins import torch_clip_grad_norm  # noqa: F401 (re-exported)
 from xreg.core.structure import matches
 
 
@@ -61,3 +51,6 @@ def decay_rates(rate: float, exclude: Sequence[str] = ()) -> Callable[[Any], Any
         return jax.tree_util.tree_map_with_path(lambda path, _: 0.0 if any(matches(path_name(path), p) for p in patterns) else rate, params)
 
     return rates
+
+
+globals().update(optimizers.twins())  # scale_by_torch_nadam, ...: every optimizer module's twins by name

@@ -13,7 +13,7 @@
    rule (with at most one number fitted, e.g. the factor between two decay coefficients); each change
    is re-simulated on the *other* run, one step at a time from that run's own recorded state and
    gradients (the optimizer's buffers carried along), in NumPy with torch's update equations
-   (:mod:`xreg.backends.numpy.run`). The cause is the first, in the table's order, whose every step
+   (each optimizer module's NumPy reference, :mod:`xreg.optimizers`). The cause is the first, in the table's order, whose every step
    lands within the one-step round-off ``16*eps*(|w| + |dw|)``; the rest are ranked by their worst step.
    The unchanged base rule reproducing the other run means the gap is round-off grown by the dynamics.
 
@@ -33,7 +33,10 @@ import numpy as np
 from xreg.analysis.compare import TOLERANCE_FACTOR, eps, tolerance
 from xreg.checks import XregInputError
 from xreg.io.trajfile import RecordedRun
-from xreg.semantics import causes, optimizers
+from xreg import optimizers
+from xreg.optimizers import sgd
+from xreg.optimizers.base import OptionCause
+from xreg.semantics import causes
 
 MAX_FIT_STEPS = 200  # a fitted number is fitted on at most this many steps, then checked on all
 PRECISIONS = ("float16", "bfloat16", "float32", "float64")
@@ -218,13 +221,11 @@ def _g(v: Any) -> str:
 def simulate(rule: Rule, run: Flat, steps: int, grads: np.ndarray) -> np.ndarray:
     """``run``'s parameters after each of its first ``steps`` steps as ``rule`` makes them, each step
     from ``run``'s own recorded parameters and ``grads`` (the buffers carried from step to step)."""
-    from xreg.backends.numpy.run import OPTIMIZERS
-
     options = dict(rule.options)
     lr_scale = options.pop("lr_scale", 1.0)
     flags = {k: v for k, v in options.items() if isinstance(v, bool)}
     c, s = run.vector(rule.coupled), run.vector(rule.decoupled)
-    opt = OPTIMIZERS[rule.optimizer](options, flags, run.P[0].copy())
+    opt = optimizers.get(rule.optimizer).reference(options, flags, run.P[0].copy())
     out = np.empty((steps, run.P.shape[1]))
     with np.errstate(all="ignore"):
         for t in range(1, steps + 1):
@@ -275,8 +276,7 @@ def rule_from_meta(meta: Mapping[str, Any], names_of: Mapping[str, str], lr: np.
         options = opt.resolve({k: (tuple(v) if isinstance(v, list) else v) for k, v in g0.items() if k in opt.defaults})
     except XregInputError as exc:
         raise XregInputError(f"{who} states {opt.torch_class} with a value torch would refuse: {exc}") from None
-    if key == "nadam" and meta.get("framework") == "torch" and meta.get("default_dtype", "float32") == "float32":
-        options = {**options, "float32_mu_product": True}  # torch's own rounding of its scalar state
+    options = dict(opt.recorded(options, meta))  # torch's own rounding of its scalar state (NAdam's mu_product)
     if any(g.get("maximize") for g in groups):
         return None  # torch's maximize is issue 12's
     decoupled = opt.native_convention == "decoupled" or any(g.get("decoupled_weight_decay") for g in groups)
@@ -313,7 +313,8 @@ def fit_sgd(run: Flat, names: Sequence[str]) -> Rule | None:
         resid = -dw / run.lr[:, None] - run.G[:, sl]  # = c*w
         den = float(np.sum(w * w))
         c[n] = float(np.sum(w * resid) / den) if den > 0 else 0.0
-    return Rule("sgd", optimizers.get("sgd").resolve({}), c, {n: 0.0 for n in names}, run.lr, text="a plain-SGD fit")
+    plain = sgd.OPTIMIZERS[0]
+    return Rule(plain.name, plain.resolve({}), c, {n: 0.0 for n in names}, run.lr, text="a plain-SGD fit")
 
 
 # ---- fitting one number of a candidate ------------------------------------------------------------
@@ -364,6 +365,7 @@ class Candidate:
     score: float = math.inf
     worst_step: int = 0
     number: float | None = None  # the fitted number, if any
+    option: OptionCause | None = None  # a change of the optimizer's own options, as its module states it
 
 
 @dataclass
@@ -542,13 +544,12 @@ def _candidates(base: Rule, target: Flat, names: Sequence[str]) -> list[tuple[Ca
                         unscaled, x0, ()))  # fmt: skip
     for what, overrides in optimizers.get(base.optimizer).alias_defaults:
         out.append((Candidate("optimizer-defaults", what, replace(base, options={**base.options, **overrides})), None, 0, ()))
-    if base.optimizer == "sgd" and base.options["momentum"] > 0:
-        tau = base.options["dampening"]
-        if tau:
-            out.append((Candidate("momentum-dampening", "no dampening", replace(base, options={**base.options, "dampening": 0.0})), None, 0, ()))
-        elif not base.options["nesterov"]:
-            damp = lambda x: replace(base, options={**base.options, "dampening": x})  # noqa: E731
-            out.append((Candidate("momentum-dampening", "dampening {x}", base), damp, 0.5, (0.0, 1.0)))
+    for oc in optimizers.get(base.optimizer).option_causes(base.options):  # the class's own options (SGD's dampening)
+        if oc.fit is None:
+            out.append((Candidate(oc.code, oc.what, replace(base, options={**base.options, **oc.overrides}), option=oc), None, 0, ()))
+        else:
+            change = lambda x, key=oc.fit: replace(base, options={**base.options, key: x})  # noqa: E731
+            out.append((Candidate(oc.code, oc.what, base, option=oc), change, oc.x0, oc.bounds))
     return out
 
 
@@ -577,17 +578,19 @@ def _fixes(code: str, cand: Candidate | None, base_side: str, base: Rule, base_r
         c = max(getattr(base, kind).values(), key=abs)
         rate = c * cand.number
         if kind == "coupled":
-            if opt.name in ("adam", "adamw"):
-                dec = f"torch.optim.AdamW(..., weight_decay={rate:.6g})"
-            elif opt.decoupled_flag:
-                dec = f"torch.optim.{opt.torch_class}(..., weight_decay={rate:.6g}, decoupled_weight_decay=True)"
+            form = opt.torch_form("decoupled")
+            if form is not None:
+                cls, flags = form
+                dec = f"torch.optim.{cls}(..., weight_decay={rate:.6g}{''.join(', ' + f for f in flags)})"
             else:  # torch's class couples its weight_decay: the decay is a line of the loop
-                dec = (f"torch.optim.{opt.torch_class}(..., weight_decay=0) and, before each optimizer.step(), "
-                       f"`with torch.no_grad(): p.mul_(1 - lr*{rate:.6g})` for each decayed p")  # fmt: skip
+                dec = (f"torch.optim.{opt.torch_class}(...{', weight_decay=0' if opt.takes_weight_decay else ''}) and, before each "
+                       f"optimizer.step(), `with torch.no_grad(): p.mul_(1 - lr*{rate:.6g})` for each decayed p")  # fmt: skip
             fix[base_side] = f"decouple the decay: {dec}"
             fix[t_side] = f"couple the decay (L2 in the gradient, weight_decay={c:.6g}) in place of the decoupled one"
         else:
-            fix[base_side] = f"couple the decay: torch.optim.{'Adam' if opt.name == 'adamw' else opt.torch_class}(..., weight_decay={rate:.6g})"
+            form = opt.torch_form("coupled")
+            fix[base_side] = (f"couple the decay: torch.optim.{form[0]}(..., weight_decay={rate:.6g})" if form else
+                              f"couple the decay: L2 in the loss, + {rate:.6g}/2*||w||^2 (torch.optim.{opt.torch_class} has no coupled weight_decay)")  # fmt: skip
             fix[t_side] = f"decouple the decay: w <- w - lr*{c:.6g}*w after the direction, as torch's {opt.torch_class}"
     elif code == "decoupled-lr-scaling" and cand is not None:
         s = max(base.decoupled.values(), key=abs)
@@ -611,11 +614,8 @@ def _fixes(code: str, cand: Candidate | None, base_side: str, base: Rule, base_r
             "; eps outside the root (optax: eps_in_sqrt=False)" if over.get("eps_in_sqrt") else "") + (
             "; lr > 0 subtracts the direction (optax: learning_rate=lr)" if over.get("lr_scale") else "")
         fix[base_side] = f"use the other run's form: {cand.what}"
-    elif code == "momentum-dampening" and cand is not None:
-        tau = base.options["dampening"]
-        fix[base_side] = "dampening=0" if tau else f"dampening={cand.number:.6g}"
-        fix[t_side] = (f"damp the momentum: xreg.twins.scale_by_torch_sgd_momentum({base.options['momentum']:g}, dampening={tau:g}, nesterov=False)"
-                       if tau else "dampening=0 (optax.trace has none)")  # fmt: skip
+    elif cand is not None and cand.option is not None:  # a cause of the class's own options: its module words the fixes
+        fix[base_side], fix[t_side] = cand.option.fixes(base.options, cand.number or 0.0)
     elif code == "loss-scale":
         r = extra["factor"]
         fix["b"] = f"divide the loss by {_nice_factor(r)} (B's gradients are {r:.6g}x A's): a mean, not a sum" if r > 1 else f"multiply the loss by {_nice_factor(1 / r)}"

@@ -26,6 +26,7 @@ import numpy as np
 from xreg import models
 from xreg.analysis.compare import TOLERANCE_FACTOR, eps, tolerance
 from xreg.checks import XregInputError
+from xreg.optimizers import sgd
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ def verify(result: UpdateFit, P: np.ndarray, data, model: str = "logistic") -> t
     with tempfile.TemporaryDirectory() as tmp:
         start = Path(tmp) / "start.npz"
         np.savez(start, weight=P[0, None, 1:], bias=P[0, :1])
-        spec = ExperimentSpec(model=model, optimizer="sgd", lr=lr_t, lam=max(wd, 0.0), convention="torch", epochs=result.steps,
+        spec = ExperimentSpec(model=model, optimizer=sgd.OPTIMIZERS[0].name, lr=lr_t, lam=max(wd, 0.0), convention="torch", epochs=result.steps,
                               init_from=str(start), no_decay=() if b.bias_decayed else ("bias",))  # fmt: skip
         traj = train("torch", spec, data)
     Q = np.concatenate([traj.params["bias"].reshape(traj.params["bias"].shape[0], -1), traj.params["weight"].reshape(traj.params["weight"].shape[0], -1)], axis=1)

@@ -1,7 +1,7 @@
 """A diagnosed rule as code a user pastes: the torch optimizer or the optax transformation that runs it.
 
 ``diagnose`` names, for each side, the rule the *other* run follows; this module writes that rule in the
-side's own framework, from the optimizer table (:mod:`xreg.semantics.optimizers`) and the chains xreg
+side's own framework, from the optimizer modules (:mod:`xreg.optimizers`) and the chains xreg
 itself runs (:func:`xreg.translate.optax_chain_code`), so a printed fix is code that runs:
 
 * torch: ``lambda model: torch.optim.X([{"params": [model.get_parameter(name), ...], "weight_decay": c}, ...], lr=..., ...)``
@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from xreg.semantics import optimizers
+from xreg import optimizers
 
 
 def _settings(rule) -> tuple[float, str, float, dict[str, float]] | None:
@@ -63,25 +63,16 @@ def torch_code(rule, names: Mapping[str, str]) -> str | None:
     if stated is None:
         return None
     opt, (lr, kind, _, per), options = stated
-    cls, flags = opt.torch_class, []
-    native_decoupled = opt.native_convention == "decoupled"
-    if kind == "decoupled" and not native_decoupled:
-        if opt.name == "adam":
-            cls = "AdamW"
-        elif opt.decoupled_flag:
-            flags = ["decoupled_weight_decay=True"]
-        else:
-            return None  # torch's class couples its weight_decay: the decay is a line of the loop
-    elif kind == "coupled" and native_decoupled:
-        if opt.name == "adamw":
-            cls = "Adam"
-        else:
-            return None
+    form = (opt.torch_class, ()) if kind == "none" else opt.torch_form(kind)
+    if form is None:
+        return None  # torch's class has no weight_decay of that kind: the decay is a line of the loop
+    cls, flags = form
     groups: dict[float, list[str]] = {}
     for n, c in per.items():
         groups.setdefault(c, []).append(names[n])
-    parts = [f'{{"params": [{", ".join(f"model.get_parameter({m!r})" for m in ms)}], "weight_decay": {c!r}}}' for c, ms in groups.items()]
-    kw = [f"lr={lr!r}"] + [f"{k}={v!r}" for k, v in options.items()] + flags
+    wd = (lambda c: f', "weight_decay": {c!r}') if opt.takes_weight_decay else (lambda c: "")  # noqa: E731
+    parts = [f'{{"params": [{", ".join(f"model.get_parameter({m!r})" for m in ms)}]{wd(c)}}}' for c, ms in groups.items()]
+    kw = [f"lr={lr!r}"] + [f"{k}={v!r}" for k, v in options.items()] + list(flags)
     return f"lambda model: torch.optim.{cls}([{', '.join(parts)}], {', '.join(kw)})"
 
 
@@ -97,8 +88,8 @@ def optax_code(rule, names: Mapping[str, str]) -> str | None:
         return None
     opt, (lr, kind, lam, per), options = stated
     name = opt.name
-    if kind == "coupled" and name == "adamw":
-        name = "adam"
+    if kind == "coupled" and opt.coupled_form:
+        name = opt.coupled_form  # the coupled rule's own class (AdamW coupled is Adam)
     convention = "decoupled" if kind == "decoupled" or (kind == "none" and opt.native_convention == "decoupled") else "torch"
     left_out = tuple(names[n] for n, c in per.items() if not c) if lam else ()
     try:

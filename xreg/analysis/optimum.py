@@ -24,7 +24,8 @@ import numpy as np
 from xreg import models
 from xreg.core.spec import Dataset, ExperimentSpec
 from xreg.core.structure import group_strengths, split
-from xreg.semantics import conventions, optimizers
+from xreg import optimizers
+from xreg.semantics import conventions
 
 GRAD_NORM = 1e-10
 

@@ -33,6 +33,7 @@ import numpy as np
 from xreg.analysis.sweep import Axis, SweepResult, run_sweep
 from xreg.checks import XregInputError
 from xreg.core.spec import Dataset, ExperimentSpec
+from xreg.optimizers import adam, sgd
 
 USABLE = 0.05  # a row counts when its best test accuracy is within this of the grid's best
 SCENARIOS = {"decoupling": "Loshchilov & Hutter (ICLR 2019): the best weight decay moves with lr under L2, not when decoupled"}
@@ -55,12 +56,13 @@ def decoupling_panels(n: int = 32, epochs: int = 200) -> list[Panel]:
 
     lam = _log_axis("lam", 1e-6, 1.0, n)
     adam_lr, sgd_lr = _log_axis("lr", 1e-4, 1e-1, n), _log_axis("lr", 1e-3, 1.0, n)
-    sgd = {"momentum": 0.9}
+    momentum = {"momentum": 0.9}
+    (adam_, adamw_), (sgd_,) = adam.OPTIMIZERS, sgd.OPTIMIZERS  # the paper's four panels: Adam and SGD, coupled and decoupled
     return [
-        Panel("Adam + L2", base(optimizer="adam", convention="torch"), (adam_lr, lam)),
-        Panel("AdamW", base(optimizer="adamw", convention="decoupled", decoupled_scale="schedule"), (adam_lr, lam)),
-        Panel("SGD + L2", base(optimizer="sgd", options=sgd, convention="torch"), (sgd_lr, lam)),
-        Panel("SGDW", base(optimizer="sgd", options=sgd, convention="decoupled", decoupled_scale="schedule"), (sgd_lr, lam)),
+        Panel("Adam + L2", base(optimizer=adam_.name, convention="torch"), (adam_lr, lam)),
+        Panel("AdamW", base(optimizer=adamw_.name, convention="decoupled", decoupled_scale="schedule"), (adam_lr, lam)),
+        Panel("SGD + L2", base(optimizer=sgd_.name, options=momentum, convention="torch"), (sgd_lr, lam)),
+        Panel("SGDW", base(optimizer=sgd_.name, options=momentum, convention="decoupled", decoupled_scale="schedule"), (sgd_lr, lam)),
     ]  # fmt: skip
 
 

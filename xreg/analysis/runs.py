@@ -20,7 +20,8 @@ from xreg.core import progress
 from xreg.core.plan import RECORD_BUDGET_GIB, batch_sizes, check_record_budget, load_npz
 from xreg.core.spec import Dataset, ExperimentSpec, Trajectory, run_label
 from xreg.core.structure import architecture, structure
-from xreg.semantics import conventions, optimizers
+from xreg import optimizers
+from xreg.semantics import conventions
 
 
 @dataclass(frozen=True)

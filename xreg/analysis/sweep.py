@@ -30,7 +30,7 @@ from xreg.analysis.runs import check
 from xreg.checks import INTEGER, XregInputError, is_number
 from xreg.core.progress import interruptible
 from xreg.core.spec import Dataset, ExperimentSpec
-from xreg.semantics import optimizers
+from xreg import optimizers
 
 MAX_POINTS = 1_000_000
 BETAS = {"beta1": 0, "beta2": 1}

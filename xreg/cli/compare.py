@@ -18,7 +18,9 @@ from xreg.core import spec
 from xreg.core.plan import RECORD_BUDGET_GIB
 from xreg.checks import XregInputError
 from xreg.io import data
-from xreg.semantics import conventions, optimizers, schedules
+from xreg import optimizers
+from xreg.optimizers import muon
+from xreg.semantics import conventions, schedules
 
 
 DESCRIPTION = ("Train one regularized model (linear, logistic, softmax or a one-hidden-layer MLP) in PyTorch, "
@@ -52,14 +54,14 @@ def build_parser(prog: str = "xreg compare", sweep: bool = False, description: s
     g.add_argument("--model", default="logistic", help="one of: " + ", ".join(models.NAMES))
     g.add_argument("--hidden", type=integer, metavar="N", help=f"hidden units of --model mlp (default {models.DEFAULT_HIDDEN})")
     g.add_argument("--activation", help="activation of --model mlp: tanh (default) or relu")
-    g.add_argument("--optimizer", default="sgd", help="one of: " + ", ".join(optimizers.OPTIMIZERS))
+    g.add_argument("--optimizer", default=optimizers.DEFAULT, help="one of: " + ", ".join(optimizers.OPTIMIZERS))
     g.add_argument("--lr", type=real, default=0.05, help="base learning rate")
     g.add_argument("--lam", type=real, default=0.1, help="regularization strength")
     g.add_argument("--momentum", type=real, help="momentum (sgd, rmsprop)")
     g.add_argument("--dampening", type=real, help="dampening (sgd)")
     g.add_argument("--nesterov", action="store_true", help="Nesterov momentum (sgd)")
     g.add_argument("--muon-others", metavar="NAME", help="--optimizer muon: the class of the parameters that are not "
-                   "2-D, with torch's defaults and the same lr and weight_decay: " + ", ".join(optimizers.MUON_OTHERS) + " (default adamw)")
+                   "2-D, with torch's defaults and the same lr and weight_decay: " + ", ".join(muon.OTHERS) + f" (default {muon.OTHERS[0]})")
     g.add_argument("--opt", action="append", metavar="KEY=VALUE",
                    help="any other optimizer option by its torch name, e.g. betas=0.9,0.99 amsgrad=true")
     g.add_argument("--schedule", default="constant", help="one of: " + ", ".join(schedules.NAMES))

@@ -12,7 +12,8 @@ from xreg.cli.common import EXIT_MATCH, Parser, pairs, real
 from xreg.core import recipe
 from xreg.core.spec import ExperimentSpec
 from xreg.core.structure import hparams, structure
-from xreg.semantics import conventions, optimizers
+from xreg import optimizers
+from xreg.semantics import conventions
 
 EXAMPLE_LAM = 0.01
 EXAMPLE_ARCH = models.architecture("logistic", 4, 2)

@@ -13,7 +13,8 @@ import numpy as np
 
 from xreg import models
 from xreg.checks import XregInputError, check_bool, check_choice, check_float, check_int
-from xreg.semantics import conventions, optimizers, schedules
+from xreg import optimizers
+from xreg.semantics import conventions, schedules
 
 DTYPES = ("float64", "float32")
 INITS = ("zeros", "normal", "torch", "constant")
@@ -29,14 +30,14 @@ class KernelProbe:
     (``xreg.backends.torch.kernels``): ``exact`` pairs are judged by the tolerance, the others against the
     kernel floor (``xreg.analysis.floors``)."""
 
-    what: str  # 'muon': the bfloat16 Newton-Schulz
+    what: str  # the emulated computation ('bfloat16 Newton-Schulz')
     exact: bool
     kernel: str  # the kernel torch runs here, in words
     how: str  # how the answer was had
 
     def describe(self) -> str:
         state = "bit-identical to" if self.exact else "not bit-identical to"
-        return f"{self.what}: xreg's bfloat16 Newton-Schulz is {state} torch's on this machine ({self.kernel}; {self.how})"
+        return f"xreg's {self.what} is {state} torch's on this machine ({self.kernel}; {self.how})"
 DECOUPLED_SCALES = ("lr", "schedule")
 
 
@@ -100,7 +101,7 @@ class ExperimentSpec:
     model: str = "logistic"
     hidden: int | None = None
     activation: str | None = None
-    optimizer: str = "sgd"
+    optimizer: str = optimizers.DEFAULT
     lr: float = 0.05
     lam: float = 0.1
     convention: str = "torch"
@@ -168,7 +169,7 @@ class ExperimentSpec:
         if opt.native_convention == "decoupled" and self.convention == "torch":
             raise XregInputError(
                 f"The optimizer '{self.optimizer}' decays decoupled (torch.optim.{opt.torch_class}); use convention "
-                + ("'decoupled', or optimizer 'adam' for coupled weight decay." if self.optimizer == "adamw"
+                + (f"'decoupled', or optimizer '{opt.coupled_form}' for coupled weight decay." if opt.coupled_form
                    else "'decoupled' (the class has no coupled form).")
             )
 

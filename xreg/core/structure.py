@@ -20,7 +20,7 @@ from typing import Any, Mapping
 from xreg import models
 from xreg.checks import XregInputError
 from xreg.core.spec import Dataset, ExperimentSpec
-from xreg.semantics import optimizers
+from xreg import optimizers
 
 DEFAULT_GROUP = "lam"
 

@@ -19,7 +19,8 @@ import re
 import numpy as np
 
 from xreg.analysis.runs import Comparison
-from xreg.semantics import conventions, optimizers
+from xreg import optimizers
+from xreg.semantics import conventions
 from xreg.report.table import _grid, _tolerance_line, explain, hazards, kernel_notes, rows, torch_equivalent
 
 

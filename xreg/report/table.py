@@ -8,7 +8,8 @@ import numpy as np
 
 from xreg.analysis import compare, triage
 from xreg.analysis.runs import Comparison, RunOutcome, naive_cause
-from xreg.semantics import conventions, optimizers
+from xreg import optimizers
+from xreg.semantics import conventions
 
 _NOT_SET = "-"
 
@@ -20,8 +21,7 @@ def update_formula(outcome: RunOutcome) -> str:
         return "naive optax alias: " + outcome.trajectory.meta.get("chain", "") if outcome.trajectory else "naive"
     conv = conventions.CONVENTIONS[spec.convention].formula
     opt = optimizers.get(spec.optimizer)
-    plain = opt.momentum_free(spec.options) and opt.torch_class == "SGD"
-    if plain:
+    if opt.plain(spec.options):
         step = "w <- w - lr*g"
     elif opt.own_step_size:  # Adafactor: the step size is its own (min(lr, 1/sqrt(t)) times rms(w))
         step = f"w <- w - {opt.torch_class}(g, w, lr)"

@@ -171,7 +171,7 @@ def torch_weight_decay(
     batch_sizes: Sequence[int],
     lr: float,
     *,
-    optimizer: str = "sgd",
+    optimizer: str = "the optimizer",
     momentum_free: bool = True,
     momentum: float = 0.0,
     decoupled_scale: str = "lr",

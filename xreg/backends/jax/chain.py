@@ -18,136 +18,27 @@ the loss instead. Values may be Python floats (for the printed text) or traced s
 
 from __future__ import annotations
 
-import dataclasses
 
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import optax
 
+from xreg import optimizers
 from xreg.backends.jax import naive, twins
-from xreg.backends.jax.link import Link, Shown, _text, chain_code, chain_text, mask_of, to_optax  # noqa: F401 (chain_code, chain_text, to_optax: used as chain.*)
+from xreg.backends.jax.link import Link, Shown, chain_code, chain_text, mask_of, to_optax  # noqa: F401 (chain_code, chain_text, to_optax: used as chain.*)
 from xreg.core import recipe
 from xreg.core.structure import Structure, group_strengths
-from xreg.semantics import conventions, optimizers
+from xreg.optimizers.base import Options
+from xreg.semantics import conventions
 
 
 def _num(v: Any, text: str | None = None) -> Any:
     return Shown(v, text) if text is not None else v
 
 
-class _Options(dict):
-    """The optimizer's options in the run's dtype (for stock optax links); ``.wide`` holds them in float64
-    for the twins, which compute torch's scalar coefficients in Python-float precision. When printing
-    (Python floats), both are the same values."""
-
-    def __init__(self, hp: Mapping[str, Any]):
-        super().__init__(hp["options"])
-        self.wide = hp.get("wide_options", hp["options"])
-
-
-# ---- each optimizer's own rule, as links returning the direction d (torch: w <- w - lr*d) -----------
-def _sgd(s, o, lr):
-    if not s.flag("momentum>0"):
-        return []
-    if not s.flag("dampening>0"):
-        return [Link("trace", optax.trace, kwargs={"decay": o["momentum"], "nesterov": s.flag("nesterov")})]
-    return [Link("twins.scale_by_torch_sgd_momentum", twins.scale_by_torch_sgd_momentum, (o["momentum"],),
-                 {"dampening": o["dampening"], "nesterov": s.flag("nesterov")})]  # fmt: skip
-
-
-def _adam(s, o, lr):
-    (b1, b2), eps = o["betas"], o["eps"]
-    if s.flag("amsgrad"):
-        return [Link("twins.scale_by_torch_amsgrad", twins.scale_by_torch_amsgrad, tuple(o.wide["betas"]), {"eps": o.wide["eps"]})]
-    return [Link("scale_by_adam", optax.scale_by_adam, kwargs={"b1": b1, "b2": b2, "eps": eps})]
-
-
-def _rmsprop(s, o, lr):
-    kw = {"decay": o["alpha"], "eps": o["eps"], "eps_in_sqrt": False}
-    links = [Link("scale_by_stddev", optax.scale_by_stddev, kwargs=kw) if s.flag("centered")
-             else Link("scale_by_rms", optax.scale_by_rms, kwargs=kw)]  # fmt: skip
-    if s.flag("momentum>0"):  # torch's buffer holds g/avg without lr: trace before the lr, not after
-        links.append(Link("trace", optax.trace, kwargs={"decay": o["momentum"]}))
-    return links
-
-
-def _adagrad(s, o, lr):
-    S0, eps, decay = o["initial_accumulator_value"], o["eps"], o["lr_decay"]
-    links = [Link("twins.scale_by_torch_adagrad", twins.scale_by_torch_adagrad, kwargs={"initial_accumulator_value": S0, "eps": eps})]
-    if s.flag("lr_decay>0"):
-        links.append(Link("scale_by_schedule", optax.scale_by_schedule,
-                          (Shown(lambda c: 1 / (1 + c * decay), f"1/(1 + count*{_text(decay)})",
-                                 f"lambda count: 1 / (1 + count * {decay!r})" if isinstance(decay, float) else None),)))  # fmt: skip
-    return links
-
-
-def _adamax(s, o, lr):
-    (b1, b2), eps = o["betas"], o["eps"]
-    return [Link("scale_by_adamax", optax.scale_by_adamax, kwargs={"b1": b1, "b2": b2, "eps": eps})]
-
-
-def _nadam(s, o, lr):
-    w = o.wide
-    return [Link("twins.scale_by_torch_nadam", twins.scale_by_torch_nadam, tuple(w["betas"]),
-                 {"eps": w["eps"], "momentum_decay": w["momentum_decay"]})]  # fmt: skip
-
-
-def _radam(s, o, lr):
-    return [Link("twins.scale_by_torch_radam", twins.scale_by_torch_radam, tuple(o.wide["betas"]), {"eps": o.wide["eps"]})]
-
-
-def _adadelta(s, o, lr):
-    return [Link("scale_by_adadelta", optax.scale_by_adadelta, kwargs={"rho": o["rho"], "eps": o["eps"]})]
-
-
-def _asgd(s, o, lr, decoupled=None):  # w <- w - eta_t*(g + lambd*w): lambd decays every parameter, eta replaces lr
-    extra = {"decoupled": decoupled} if decoupled is not None else {}
-    return [
-        Link("add_decayed_weights", optax.add_decayed_weights, (o["lambd"],)),
-        Link("twins.scale_by_torch_asgd_eta", twins.scale_by_torch_asgd_eta, (o.wide["lambd"], o.wide["alpha"], lr), extra),
-    ]
-
-
-def _adafactor(s, o, lr, decoupled=None):  # its direction holds the step size (own_step_size), and torch's decay
-    w = o.wide
-    extra = {"decoupled": decoupled} if decoupled is not None else {}
-    return [Link("twins.scale_by_torch_adafactor", twins.scale_by_torch_adafactor, (lr,),
-                 {"beta2_decay": w["beta2_decay"], "eps": tuple(w["eps"]), "d": w["d"], **extra})]  # fmt: skip
-
-
-def _muon(s, o, lr):
-    """torch's Muon on the 2-D leaves, the paired class's direction on the rest (optax.partition)."""
-    w = o.wide
-    muon = Link("twins.scale_by_torch_muon", twins.scale_by_torch_muon, (w["momentum"], tuple(w["ns_coefficients"]), w["eps"]),
-                {"nesterov": s.flag("nesterov"), "ns_steps": s.flag("ns_steps"), "adjust_lr_fn": s.flag("adjust_lr_fn")})  # fmt: skip
-    other = s.flag("others")
-    paired = dataclasses.replace(s, optimizer=other, flags=optimizers.get(s.optimizer).paired_flags(s.flags))
-    rest = DIRECTIONS[other](paired, _Options({"options": o["paired"], "wide_options": o.wide["paired"]}), lr)
-    if len(rest) == 1:
-        rest_text, rest_code, rest_tx = rest[0].text, _code_or_none(rest[0]), lambda: rest[0].transform
-    else:
-        rest_text = "chain(" + ", ".join(x.text for x in rest) + ")"
-        codes = [_code_or_none(x) for x in rest]
-        rest_code = None if None in codes else "optax.chain(" + ", ".join(codes) + ")"
-        rest_tx = lambda: optax.chain(*(x.transform for x in rest))  # noqa: E731
-    muon_code = _code_or_none(muon)
-    code = None if None in (muon_code, rest_code) else f"{{'muon': {muon_code}, 'others': {rest_code}}}"
-    transforms = Shown(lambda: {"muon": muon.transform, "others": rest_tx()}, f"{{'muon': {muon.text}, 'others': {rest_text}}}", code)
-    labels = Shown(twins.matrix_labels, "matrix_labels", "xreg.twins.matrix_labels")
-    return [Link("partition", lambda t, lab: optax.partition(t(), lab), (transforms, labels))]
-
-
-def _code_or_none(link: Link) -> str | None:
-    try:
-        return link.code
-    except ValueError:
-        return None
-
-
-DIRECTIONS: dict[str, Callable[[Structure, Mapping[str, Any], Any], list[Link]]] = {
-    "sgd": _sgd, "adam": _adam, "adamw": _adam, "rmsprop": _rmsprop, "adagrad": _adagrad, "adamax": _adamax,
-    "nadam": _nadam, "radam": _radam, "adadelta": _adadelta, "asgd": _asgd, "adafactor": _adafactor, "muon": _muon,
-}  # fmt: skip
+def _options(hp: Mapping[str, Any]) -> Options:
+    """The options in the run's dtype, and in float64 (``.wide``) for the twins."""
+    return Options(hp["options"], hp.get("wide_options", hp["options"]))
 
 
 def _lr_shown(s: Structure, hp: Mapping[str, Any], lr_t: Any) -> Any:
@@ -197,11 +88,10 @@ def exact_links(s: Structure, hp: Mapping[str, Any], lr_t: Any, m: Any, m_text: 
             out.append(Link("twins.torch_clip_grad_norm", twins.torch_clip_grad_norm, (hp["clip_norm"],)))
         elif step.name == "negate":  # maximize=True: the gradient the optimizer is handed, negated
             out.append(Link("scale", optax.scale, (-1.0,)))
-        elif step.name == "direction" and own:
-            out += DIRECTIONS[s.optimizer](s, _Options(hp), lr_t, _folded_decay(s, hp, steps, lr_t))
         elif step.name == "direction":
-            out += DIRECTIONS[s.optimizer](s, _Options(hp), lr_t)
-        elif step.name == "scale_by_lr" and optimizers.get(s.optimizer).own_step_size:
+            decoupled = _folded_decay(s, hp, steps, lr_t) if own else None
+            out += optimizers.get(s.optimizer).direction(dict(s.flags), _options(hp), lr_t, decoupled)
+        elif step.name == "scale_by_lr" and own:
             out.append(Link("scale", optax.scale, (-1.0,)))  # the direction holds the step already
         elif step.name == "scale_by_lr":
             out.append(Link("scale_by_learning_rate", optax.scale_by_learning_rate, (_lr_shown(s, hp, lr_t),)))

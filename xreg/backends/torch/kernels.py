@@ -26,7 +26,7 @@ import warnings
 import numpy as np
 import torch
 
-from xreg.backends.numpy.run import _addmm, _gram, newton_schulz
+from xreg.optimizers._kernels import addmm as _addmm, gram as _gram, newton_schulz
 from xreg.core.spec import KernelProbe
 
 COEF = (3.4445, -4.775, 2.0315)
@@ -35,6 +35,7 @@ COEF = (3.4445, -4.775, 2.0315)
 PROBE_SHAPES = ((32, 128), (64, 256))
 PROBE_STARTS = 4
 FORCE = "XREG_MUON_PROBE"
+WHAT = "bfloat16 Newton-Schulz"  # the computation the probe is about
 ONEDNN = "torch sends bfloat16 matmuls to oneDNN: this CPU has AVX-512-BF16"
 
 
@@ -73,12 +74,12 @@ def _agrees(onednn: bool) -> bool:
 @functools.cache
 def _measured() -> KernelProbe:
     if _agrees(onednn=torch.backends.mkldnn.enabled):
-        return KernelProbe("muon", True, "torch's own bfloat16 kernels", "probed on fixed inputs")
+        return KernelProbe(WHAT, True, "torch's own bfloat16 kernels", "probed on fixed inputs")
     if torch.backends.mkldnn.is_available() and _agrees(onednn=False):
         kernel = ONEDNN
     else:
         kernel = "an unidentified bfloat16 matmul kernel"
-    return KernelProbe("muon", False, kernel, "probed on fixed inputs")
+    return KernelProbe(WHAT, False, kernel, "probed on fixed inputs")
 
 
 def muon_probe() -> KernelProbe:
@@ -86,7 +87,7 @@ def muon_probe() -> KernelProbe:
     ``XREG_MUON_PROBE=exact|inexact`` forces the answer)."""
     forced = os.environ.get(FORCE, "").strip().lower()
     if forced in ("exact", "inexact"):
-        return KernelProbe("muon", forced == "exact", "forced", f"{FORCE}={forced}")
+        return KernelProbe(WHAT, forced == "exact", "forced", f"{FORCE}={forced}")
     return _measured()
 
 
@@ -125,4 +126,4 @@ def as_emulated():
         with _onednn(False):
             yield
     else:
-        raise LookupError(f"muon: {probe.kernel}: no kernel here is the one xreg emulates")
+        raise LookupError(f"{WHAT}: {probe.kernel}: no kernel here is the one xreg emulates")

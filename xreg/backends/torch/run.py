@@ -40,7 +40,8 @@ from xreg.core.plan import Batch, make_plan
 from xreg.backends.torch import kernels
 from xreg.core.spec import Dataset, ExperimentSpec, KernelProbe, Trajectory, make_trajectory
 from xreg.core.structure import Structure, group_strengths, split
-from xreg.semantics import conventions, optimizers, schedules
+from xreg import optimizers
+from xreg.semantics import conventions, schedules
 
 NAME = "torch"
 
@@ -326,10 +327,10 @@ def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
 def kernel_probe(spec: ExperimentSpec) -> KernelProbe | None:
     """Where ``spec`` runs a kernel the other backends emulate (Muon's bfloat16 Newton-Schulz): whether the
     emulation is that kernel on this machine (probed once). None: nothing of the run depends on one."""
-    if spec.optimizer != "muon":
+    if not optimizers.get(spec.optimizer).bf16_kernel:
         return None
     if spec.device not in (None, "cpu"):  # the probe measures the CPU's kernels; a GPU's bfloat16 matmul is its own
-        return KernelProbe("muon", False, f"the {spec.device}'s bfloat16 matmul kernels", "not probed: xreg emulates torch's CPU kernels")
+        return KernelProbe(kernels.WHAT, False, f"the {spec.device}'s bfloat16 matmul kernels", "not probed: xreg emulates torch's CPU kernels")
     return kernels.muon_probe()
 
 
