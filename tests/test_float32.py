@@ -12,30 +12,17 @@ optax.scale_by_adam, which computes its bias corrections in float32); the old tw
 import numpy as np
 import pytest
 
+from cases import BY_ID, ids, tagged
 from xreg import backends
 from xreg.core.spec import ExperimentSpec
 
-CASES = {  # id -> (optimizer, options, convention[, lr])
-    "sgd-momentum": ("sgd", {"momentum": 0.9}, "torch"),
-    "asgd": ("asgd", {}, "torch"),
-    "adam": ("adam", {}, "torch"),
-    "adam-amsgrad": ("adam", {"amsgrad": True}, "torch"),
-    "adamw": ("adamw", {}, "decoupled"),
-    "adamw-amsgrad": ("adamw", {"amsgrad": True}, "decoupled"),
-    "rmsprop-centered": ("rmsprop", {"centered": True, "momentum": 0.5}, "torch"),
-    "adagrad": ("adagrad", {"lr_decay": 0.01}, "torch"),
-    "adamax": ("adamax", {}, "torch"),
-    "nadam": ("nadam", {}, "torch"),
-    "radam": ("radam", {}, "torch", 0.1),
-    "adadelta": ("adadelta", {}, "torch"),
-}
 STEPS = 60  # the bias corrections matter most in the first steps; rho_t > 5 (RAdam's rectified branch) from step 6
 
 
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", ids(tagged("float32")))
 def test_float32_runs_are_within_torch_own_float32_error(case, default_data):
-    opt, options, convention, lr = (*CASES[case], 0.01)[:4]
-    spec = ExperimentSpec(optimizer=opt, options=options, convention=convention, lr=lr, lam=0.01, epochs=STEPS,
+    c = BY_ID[case]
+    spec = ExperimentSpec(**{"convention": "torch", **c.spec, "lr": c.float32_lr}, lam=0.01, epochs=STEPS,
                           init="normal", seed=1, dtype="float32")  # fmt: skip
     torch32 = backends.train("torch", spec, default_data).flat
     own = np.max(np.abs(torch32 - backends.train("torch", spec.replace(dtype="float64"), default_data).flat))

@@ -90,7 +90,8 @@ def _torch_code(opt: optimizers.Optimizer, lr: float, wd: float, options: Mappin
                     f'{{"params": [p for n, p in model.named_parameters() if {test}{cond}], "weight_decay": 0.0}}]')  # fmt: skip
         return f"[p for p in model.parameters() if {where}]" if where else "model.parameters()"
 
-    kw = [f"lr={lr!r}", f"weight_decay={wd!r}"] + [f"{k}={v!r}" for k, v in options.items() if k not in opt.xreg_only]
+    kw = [f"lr={lr!r}"] + ([f"weight_decay={wd!r}"] if opt.takes_weight_decay else []) + [
+        f"{k}={v!r}" for k, v in options.items() if k not in opt.xreg_only]
     if decoupled and opt.decoupled_flag:
         kw.append("decoupled_weight_decay=True")
     if not opt.two_d_only:
@@ -172,6 +173,9 @@ def translate(source: str, lr: float | None = None, weight_decay: float | None =
         raise XregInputError(f"torch.optim.{opt.torch_class} has no decoupled_weight_decay option.")
     lr = opt.default_lr if lr is None else check_float("lr", lr, 0.0, closed="neither")
     wd = check_float("weight_decay", opt.default_weight_decay if weight_decay is None else weight_decay, 0.0)
+    if wd and not opt.takes_weight_decay:
+        raise XregInputError(f"torch.optim.{opt.torch_class} takes no weight_decay; give 0 (its decay is L2 in the loss, "
+                             "or w <- w - lr*lam*w in the loop: xreg compare --convention l2-loss or decoupled).")
     for label, v in (("rows", rows), ("batch_size", batch_size)):
         if v is not None and (not isinstance(v, int) or v < 1):
             raise XregInputError(f"--{label.replace('_', '-')} takes a whole number >= 1; got {v!r}.")
@@ -182,7 +186,7 @@ def translate(source: str, lr: float | None = None, weight_decay: float | None =
     if rows and batch_size and batch_size > rows:
         raise XregInputError(f"--batch-size {batch_size} is more than --rows {rows}.")
     resolved = opt.resolve(options)
-    convention = "decoupled" if decoupled or opt.native_convention == "decoupled" else "torch"
+    convention = "decoupled" if decoupled else opt.default_convention
     spec = ExperimentSpec(optimizer=name, lr=lr, lam=wd, convention=convention, options=options, no_decay=tuple(no_decay))
     shown_options = optimizers.shown(resolved)
     optax_code, alias, differs = _optax(spec, batch_size)

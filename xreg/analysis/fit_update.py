@@ -28,6 +28,8 @@ from xreg.analysis.compare import TOLERANCE_FACTOR, eps, tolerance
 from xreg.checks import XregInputError
 from xreg.optimizers import sgd
 
+PLAIN = sgd.OPTIMIZERS[0]  # the plain step w <- w - lr*(g + c*w) every fit here is of
+
 
 @dataclass(frozen=True)
 class Form:
@@ -146,7 +148,7 @@ def fit(P: np.ndarray, X: np.ndarray, y: np.ndarray, lr: float, lam: float, mode
         groups = "model.parameters()" if best.bias_decayed else '[{"params": [model.weight]}, {"params": [model.bias], "weight_decay": 0.0}]'
         mask = "" if best.bias_decayed else ', mask=xreg.twins.decay_mask(("bias",))'
         out.equivalent = {
-            "torch": f"torch.optim.SGD({groups}, lr={lr_t!r}, weight_decay={wd!r})",
+            "torch": f"torch.optim.{PLAIN.torch_class}({groups}, lr={lr_t!r}, weight_decay={wd!r})",
             "optax": f"optax.chain(optax.add_decayed_weights({wd!r}{mask}), optax.sgd({lr_t!r}))",
             "scratch": f"g <- (sum_i grad_i + lam*w)/n with lam = {wd * n:.10g}" + ("" if best.bias_decayed else ", bias not decayed"),
         }  # fmt: skip
@@ -155,7 +157,7 @@ def fit(P: np.ndarray, X: np.ndarray, y: np.ndarray, lr: float, lam: float, mode
         change = form.fix
         if not best.bias_decayed:
             change = ("" if change.startswith("none") else change + "; ") + "decay the bias too (beta[0]), as torch does by default"
-        out.fix = (f"{change} -> your code equals torch.optim.SGD(lr={lr:g}, weight_decay={lam:g}); or keep it and use "
+        out.fix = (f"{change} -> your code equals torch.optim.{PLAIN.torch_class}(lr={lr:g}, weight_decay={lam:g}); or keep it and use "
                    f"{out.equivalent['torch']}")  # fmt: skip
     return out
 
@@ -175,14 +177,14 @@ def verify(result: UpdateFit, P: np.ndarray, data, model: str = "logistic") -> t
     with tempfile.TemporaryDirectory() as tmp:
         start = Path(tmp) / "start.npz"
         np.savez(start, weight=P[0, None, 1:], bias=P[0, :1])
-        spec = ExperimentSpec(model=model, optimizer=sgd.OPTIMIZERS[0].name, lr=lr_t, lam=max(wd, 0.0), convention="torch", epochs=result.steps,
+        spec = ExperimentSpec(model=model, optimizer=PLAIN.name, lr=lr_t, lam=max(wd, 0.0), convention="torch", epochs=result.steps,
                               init_from=str(start), no_decay=() if b.bias_decayed else ("bias",))  # fmt: skip
         traj = train("torch", spec, data)
     Q = np.concatenate([traj.params["bias"].reshape(traj.params["bias"].shape[0], -1), traj.params["weight"].reshape(traj.params["weight"].shape[0], -1)], axis=1)
     tol = tolerance("float64", P, Q)
     gap = np.max(np.abs(P - Q), axis=1)
     ok = bool(np.all(gap <= tol))
-    text = (f"re-ran torch.optim.SGD(lr={lr_t:.6g}, weight_decay={wd:.6g}{'' if b.bias_decayed else ', bias in a weight_decay=0 group'}) "
+    text = (f"re-ran torch.optim.{PLAIN.torch_class}(lr={lr_t:.6g}, weight_decay={wd:.6g}{'' if b.bias_decayed else ', bias in a weight_decay=0 group'}) "
             f"from your start for {result.steps} steps: largest gap {gap.max():.3e}, tolerance {tol[-1]:.3e}: "
             + ("it matches your code" if ok else "it does NOT match your code"))  # fmt: skip
     return ok, text

@@ -14,60 +14,16 @@ from typing import Callable
 
 from xreg import backends, models
 from xreg.analysis.compare import PairResult, compare_pair
+from xreg.analysis.outcomes import RunOutcome, RunRequest, naive_cause  # noqa: F401 (re-exported)
+from xreg.analysis.triage import triage
 from xreg.backends import BackendUnavailable
-from xreg.checks import XregInputError, check_choice
+from xreg.checks import XregInputError
 from xreg.core import progress
 from xreg.core.plan import RECORD_BUDGET_GIB, batch_sizes, check_record_budget, load_npz
-from xreg.core.spec import Dataset, ExperimentSpec, Trajectory, run_label
+from xreg.core.spec import Dataset, ExperimentSpec, run_label
 from xreg.core.structure import architecture, structure
 from xreg import optimizers
 from xreg.semantics import conventions
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    backend: str
-    convention: str
-    port: str = "exact"
-    lam: float | None = None  # None: the base spec's lam
-    skip: str | None = None  # why this run is listed but not made (e.g. its derived lam overflows)
-    group_decay: tuple[tuple[str, float], ...] | None = None  # None: the base spec's (a derived run scales them as lam)
-
-    def spec_for(self, base: ExperimentSpec) -> ExperimentSpec:
-        """The run's full spec (validated: a bad combination raises XregInputError here)."""
-        check_choice("backend", self.backend, backends.NAMES)
-        if self.port == "naive" and self.backend != "jax":
-            raise XregInputError(f"Naive ports are optax chains: use backend 'jax', not {self.backend!r}.")
-        lam = base.lam if self.lam is None or self.skip else self.lam
-        spec = base.replace(convention=self.convention, port=self.port, lam=lam)
-        if self.group_decay is not None and not self.skip:
-            spec = spec.replace(group_decay=self.group_decay)
-        if self.port == "naive":
-            optimizers.check_naive(spec.optimizer, spec.convention)
-        return spec
-
-
-@dataclass(frozen=True, eq=False)
-class RunOutcome:
-    request: RunRequest
-    spec: ExperimentSpec
-    label: str
-    trajectory: Trajectory | None = None
-    error: str | None = None  # set when the backend is unavailable or failed
-
-    @property
-    def skipped(self) -> bool:
-        return self.request.skip is not None
-
-    @property
-    def status(self) -> str:
-        if self.skipped:
-            return "skipped"
-        if self.trajectory is None:
-            return self.error or "failed"
-        if self.trajectory.diverged_at is not None:
-            return f"diverged at step {self.trajectory.diverged_at}"
-        return "ok"
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,12 +61,6 @@ class Comparison:
     def runs_ok(self) -> bool:
         """Every run made finished without diverging (a run skipped with its reason is not a failure)."""
         return all(o.trajectory is not None and o.trajectory.diverged_at is None for o in self.outcomes if not o.skipped)
-
-
-def naive_cause(spec: ExperimentSpec, data: Dataset) -> str | None:
-    """Why the naive optax port of ``spec`` drifts from torch (None where the alias is exact)."""
-    s = structure(spec, architecture(spec, data))
-    return optimizers.naive_cause(spec.optimizer, spec.options, spec.convention, s.decays_everything)
 
 
 def default_requests(spec: ExperimentSpec, batch_sizes: tuple[int, ...], data: Dataset) -> list[RunRequest]:
@@ -226,8 +176,6 @@ def run_all(spec: ExperimentSpec, data: Dataset, requests: list[RunRequest],
         compare_pair(a.trajectory, b.trajectory, labels=(a.label, b.label))
         for a, b in itertools.combinations(finished, 2)
     ]
-    from xreg.analysis.triage import triage  # it reads this module's outcomes
-
     pairs = triage(outcomes, pairs, data, sizes, on_run)
     return Comparison(spec, data, sizes, outcomes, pairs, arch)
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from xreg.analysis import floors
 from xreg.analysis.compare import PairResult
-from xreg.analysis.runs import RunOutcome, naive_cause
+from xreg.analysis.outcomes import RunOutcome, naive_cause
 from xreg.core.spec import Dataset
 from xreg.semantics import conventions
 

@@ -151,7 +151,7 @@ def spec_from_args(args: argparse.Namespace) -> spec.ExperimentSpec:
             options[name] = getattr(args, name)
     if args.map_labels and args.data is None:
         raise XregInputError("--map-labels maps the labels of a --data file or dataset; the embedded data is already 0/1.")
-    conventions_given = args.convention or [optimizers.get(args.optimizer).native_convention]
+    conventions_given = args.convention or [optimizers.get(args.optimizer).default_convention]
     if args.decoupled_scale in spec.DECOUPLED_SCALES[1:] and not any(conventions.get(c).schedule_coefficient for c in conventions_given if c in conventions.CONVENTIONS):
         raise XregInputError(f"--decoupled-scale {args.decoupled_scale} is read by the decoupled convention only; "
                              f"the runs use {', '.join(conventions_given)}.")  # fmt: skip
@@ -185,7 +185,7 @@ def spec_from_args(args: argparse.Namespace) -> spec.ExperimentSpec:
         optimizer=args.optimizer,
         lr=args.lr,
         lam=args.lam,
-        convention=(args.convention or [optimizers.get(args.optimizer).native_convention])[0],
+        convention=(args.convention or [optimizers.get(args.optimizer).default_convention])[0],
         options=options,
         no_decay=tuple(dict.fromkeys(no_decay)),
         group_decay=tuple(group_decay.items()),

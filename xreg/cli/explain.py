@@ -22,7 +22,7 @@ EXAMPLE_ARCH = models.architecture("logistic", 4, 2)
 def _spec(name: str, lr: float | None = None, lam: float | None = None, options: dict | None = None) -> ExperimentSpec:
     opt = optimizers.get(name)
     return ExperimentSpec(optimizer=name, lr=opt.default_lr if lr is None else lr, lam=EXAMPLE_LAM if lam is None else lam,
-                          convention=opt.native_convention, options=options or {})  # fmt: skip
+                          convention=opt.default_convention, options=options or {})  # fmt: skip
 
 
 def chains(name: str, lr: float | None = None, lam: float | None = None, options: dict | None = None) -> tuple[str, str, str | None]:
@@ -44,8 +44,11 @@ def explain(name: str, lr: float | None = None, lam: float | None = None, option
     exact, naive, cause = chains(name, lr, lam, options)
     wd = "coupled: g <- g + lam*w before the step (after clip_grad_norm_)" if conventions.get(opt.native_convention).coupled \
         else "decoupled: w <- w - lr*lam*w before the step"
+    if not opt.takes_weight_decay:
+        wd = "none in torch: decoupled, w <- w - lr*lam*w before each step by a line of the loop (or L2 in the loss)"
+    wd_arg = f"weight_decay={'lam' if lam is None else f'{lam:g}'}, " if opt.takes_weight_decay else ""
     lines = [
-        f"torch.optim.{opt.torch_class}(lr={spec.lr:g}, weight_decay={'lam' if lam is None else f'{lam:g}'}, {defaults})"
+        f"torch.optim.{opt.torch_class}(lr={spec.lr:g}, {wd_arg}{defaults})"
         + (f" on the 2-D parameters; torch.optim.{optimizers.get(resolved['others']).torch_class}(lr={spec.lr:g}, weight_decay="
            f"{'lam' if lam is None else f'{lam:g}'}) on the rest (--muon-others)" if opt.two_d_only else ""),
         f"  weight decay   {wd}",

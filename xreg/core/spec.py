@@ -166,6 +166,11 @@ class ExperimentSpec:
             self, "schedule_options",
             MappingProxyType(schedules.resolve(self.schedule, dict(self.schedule_options), self.epochs)),
         )
+        if not opt.takes_weight_decay and self.lam and conventions.get(self.convention).enters == conventions.CLIPPED:
+            raise XregInputError(
+                f"torch.optim.{opt.torch_class} takes no weight_decay: use convention 'l2-loss' (L2 in the loss) or "
+                "'decoupled' (w <- w - lr*lam*w before each step), or lam 0."
+            )
         if opt.native_convention == "decoupled" and self.convention == "torch":
             raise XregInputError(
                 f"The optimizer '{self.optimizer}' decays decoupled (torch.optim.{opt.torch_class}); use convention "

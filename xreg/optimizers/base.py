@@ -230,6 +230,13 @@ class Optimizer:
         object.__setattr__(self, "defaults", {**self.defaults, **common})
         object.__setattr__(self, "checks", {**self.checks, **checks})
 
+    @property
+    def default_convention(self) -> str:
+        """The convention a run of the class uses unless told: what torch's ``weight_decay`` means on it
+        (coupled; decoupled for AdamW, Adafactor, Muon), or, for a class without one (Rprop), a decoupled
+        decay ``w <- w - lr*lam*w`` before each step."""
+        return self.native_convention if self.takes_weight_decay else "decoupled"
+
     def torch_form(self, kind: str) -> tuple[str, tuple[str, ...]] | None:
         """The torch class and extra arguments that apply ``weight_decay`` as ``kind`` ('coupled' or
         'decoupled') for this rule: itself, its sibling class (Adam <-> AdamW), the class with

@@ -92,6 +92,8 @@ def _torch_decay(s: Structure) -> tuple[str | None, bool]:
     ``decoupled_weight_decay=True``."""
     opt = optimizers.get(s.optimizer)
     places = _steps(s)
+    if not opt.takes_weight_decay:
+        return None, False  # a decoupled decay is then a line of the loop (a coupled one is refused by the spec)
     if conventions.CLIPPED in places:
         return conventions.CLIPPED, False
     native_decoupled = conventions.get(opt.native_convention).enters == conventions.DIRECTION  # AdamW
@@ -150,7 +152,8 @@ def make_optimizer(s: Structure, hp: Mapping[str, Any], model: torch.nn.Module) 
     def build(o: optimizers.Optimizer, kwargs: dict[str, Any], keep) -> torch.optim.Optimizer | None:
         if o.decoupled_flag:
             kwargs["decoupled_weight_decay"] = decoupled or (o.name != s.optimizer and place == conventions.DIRECTION)
-        gs = [{"params": [named[n] for n in names if keep(n)], "weight_decay": wd} for names, wd in groups]
+        gs = [{"params": [named[n] for n in names if keep(n)], **({"weight_decay": wd} if o.takes_weight_decay else {})}
+              for names, wd in groups]  # fmt: skip
         gs = [g for g in gs if g["params"]]
         return getattr(torch.optim, o.torch_class)(gs, lr=hp["lr"], **kwargs) if gs else None
 

@@ -1,0 +1,157 @@
+"""Issue 21: the house's rules, as tests. Every optimizer's knowledge lives in its module under
+``xreg/optimizers/``: no other module names one (a drifted copy printed invalid torch code before); every
+registered optimizer implements every hook; the modules import one way, down the floors, with no circle."""
+
+import ast
+import collections
+import inspect
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from xreg import models, optimizers
+from xreg.backends.numpy.run import Layout
+from xreg.optimizers import base
+
+PACKAGE = Path(optimizers.__file__).resolve().parents[1]
+NAMES = {o.name for o in optimizers.OPTIMIZERS.values()} | {o.torch_class for o in optimizers.OPTIMIZERS.values()}
+
+
+def _sources():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        yield path, ast.parse(path.read_text())
+
+
+def _docstrings(tree):
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                yield id(first.value)
+
+
+def _named_optimizers(tree) -> list[tuple[int, str]]:
+    """Every string literal (docstrings aside) that is an optimizer's name, or says ``torch.optim.<Class>``."""
+    docs = set(_docstrings(tree))
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+            v = node.value
+            if v in NAMES or v.lower() in NAMES or any(f"torch.optim.{c}(" in v for c in NAMES):
+                out.append((node.lineno, v))
+    return out
+
+
+def test_no_module_outside_the_optimizers_names_an_optimizer():
+    found = {str(p.relative_to(PACKAGE)): hits for p, tree in _sources()
+             if "optimizers" not in p.relative_to(PACKAGE).parts[:1] and (hits := _named_optimizers(tree))}  # fmt: skip
+    assert found == {}
+
+
+def test_the_guard_sees_a_planted_name():
+    assert _named_optimizers(ast.parse('x = 1\nif name == "adamw":\n    pass\n')) == [(2, "adamw")]
+    assert _named_optimizers(ast.parse('code = f"torch.optim.SGD({lr})"')) == [(1, "torch.optim.SGD(")]
+    assert _named_optimizers(ast.parse('"""Adam and SGD are named in prose."""')) == []
+
+
+HOOKS = ("reference", "direction", "naive", "naive_cause", "option_causes", "recorded", "sum_loss", "decoupled_alias",
+         "flags", "momentum_free", "plain")  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(optimizers.OPTIMIZERS))
+def test_every_optimizer_implements_every_hook(name):
+    opt = optimizers.get(name)
+    assert opt.naive is not base._no_naive and opt.formula and opt.formula in " ".join(inspect.getmodule(opt.direction).__doc__.split())
+    for hook in HOOKS:
+        assert callable(getattr(opt, hook)), hook
+    options = opt.resolve({})
+    flags = dict(opt.structure_flags(options))
+    assert isinstance(opt.option_causes(options), list) and isinstance(opt.recorded(options, {}), dict)
+    layout = Layout(models.architecture("logistic", 4, 2))
+    theta = np.linspace(-1.0, 1.0, layout.size)
+    ref = opt.reference(opt.hparams(options), flags, theta, layout)
+    assert ref.step(theta, np.full_like(theta, 0.1), opt.default_lr, 1).shape == theta.shape
+    for fn in opt.twins:
+        assert getattr(__import__("xreg.twins").twins, fn.__name__) is fn  # importable where printed code finds it
+
+
+def test_the_registry_is_in_table_order_and_finds_every_module():
+    modules = {p.stem for p in (PACKAGE / "optimizers").glob("*.py") if not p.stem.startswith("_") and p.stem not in ("base", "link")}
+    found = {inspect.getmodule(o.direction).__name__.rsplit(".", 1)[-1] for o in optimizers.OPTIMIZERS.values()}
+    assert found == modules
+    orders = [o.order for o in optimizers.OPTIMIZERS.values()]
+    assert orders == sorted(orders) and len(set(orders)) == len(orders)
+
+
+# ---- the floors: which part of the package may import which ----------------------------------------------
+FLOORS = {  # a module may import (at its top or inside a function) only from its own floor or below
+    "xreg.checks": 0, "xreg.optimizers": 1, "xreg.semantics": 1, "xreg.models": 1, "xreg.core": 2, "xreg.io": 3,
+    "xreg.record": 3, "xreg.backends": 4, "xreg.twins": 4, "xreg.analysis": 5, "xreg.translate": 5, "xreg.bench": 5,
+    "xreg.testing": 6, "xreg.report": 6, "xreg.cli": 7, "xreg._main": 8, "xreg.__main__": 9, "xreg": 9,
+}  # fmt: skip
+
+
+def _floor(module: str) -> int:
+    return max((f for prefix, f in FLOORS.items() if module == prefix or module.startswith(prefix + ".")), key=lambda f: f)
+
+
+def _module_of(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports():
+    """(module, imported module, at the top?) for every import of xreg inside xreg."""
+    modules = {_module_of(p) for p, _ in _sources()}
+    for path, tree in _sources():
+        me, top = _module_of(path), {id(n) for n in tree.body}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "xreg":
+                names = [f"{node.module}.{a.name}" for a in node.names]
+                targets = [t for t in names if t in modules] or [node.module]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names if a.name.split(".")[0] == "xreg"]
+            else:
+                continue
+            for t in targets:
+                if t != me and t != "xreg":
+                    yield me, t, id(node) in top
+
+
+def test_no_import_runs_back_up_the_floors():
+    up = sorted(f"{a} -> {b}" for a, b, _ in _imports() if _floor(b) > _floor(a))
+    assert up == []
+
+
+def test_no_import_circle():
+    graph = collections.defaultdict(set)
+    for a, b, top in _imports():
+        if top:
+            graph[a].add(b)
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(node, path):
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(path[path.index(nxt):] + [nxt] if nxt in path else [node, nxt])
+            elif nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert cycles == []
+
+
+def test_importing_an_optimizer_module_imports_no_framework():
+    import subprocess
+    import sys
+
+    code = ("import sys, xreg.optimizers, xreg.twins as _; "
+            "print(sorted(m for m in ('torch', 'jax', 'optax', 'keras', 'flax') if m in sys.modules))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code.replace(", xreg.twins as _", "")], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stderr

@@ -1,0 +1,64 @@
+"""One requested run and what came of it (a trajectory or the reason there is none), and why a naive port
+drifts: what the runner (:mod:`xreg.analysis.runs`) makes and the triage (:mod:`xreg.analysis.triage`) reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xreg import backends, optimizers
+from xreg.checks import XregInputError, check_choice
+from xreg.core.spec import Dataset, ExperimentSpec, Trajectory
+from xreg.core.structure import architecture, structure
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    backend: str
+    convention: str
+    port: str = "exact"
+    lam: float | None = None  # None: the base spec's lam
+    skip: str | None = None  # why this run is listed but not made (e.g. its derived lam overflows)
+    group_decay: tuple[tuple[str, float], ...] | None = None  # None: the base spec's (a derived run scales them as lam)
+
+    def spec_for(self, base: ExperimentSpec) -> ExperimentSpec:
+        """The run's full spec (validated: a bad combination raises XregInputError here)."""
+        check_choice("backend", self.backend, backends.NAMES)
+        if self.port == "naive" and self.backend != "jax":
+            raise XregInputError(f"Naive ports are optax chains: use backend 'jax', not {self.backend!r}.")
+        lam = base.lam if self.lam is None or self.skip else self.lam
+        spec = base.replace(convention=self.convention, port=self.port, lam=lam)
+        if self.group_decay is not None and not self.skip:
+            spec = spec.replace(group_decay=self.group_decay)
+        if self.port == "naive":
+            optimizers.check_naive(spec.optimizer, spec.convention)
+        return spec
+
+
+@dataclass(frozen=True, eq=False)
+class RunOutcome:
+    request: RunRequest
+    spec: ExperimentSpec
+    label: str
+    trajectory: Trajectory | None = None
+    error: str | None = None  # set when the backend is unavailable or failed
+
+    @property
+    def skipped(self) -> bool:
+        return self.request.skip is not None
+
+    @property
+    def status(self) -> str:
+        if self.skipped:
+            return "skipped"
+        if self.trajectory is None:
+            return self.error or "failed"
+        if self.trajectory.diverged_at is not None:
+            return f"diverged at step {self.trajectory.diverged_at}"
+        return "ok"
+
+
+
+def naive_cause(spec: ExperimentSpec, data: Dataset) -> str | None:
+    """Why the naive optax port of ``spec`` drifts from torch (None where the alias is exact)."""
+    s = structure(spec, architecture(spec, data))
+    return optimizers.naive_cause(spec.optimizer, spec.options, spec.convention, s.decays_everything)
