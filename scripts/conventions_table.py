@@ -20,6 +20,8 @@ BEGIN, END = "<!-- optimizer-table:begin -->", "<!-- optimizer-table:end -->"
 
 def table() -> str:
     rows = [
+        f"`--optimizer`: {' '.join(f'`{n}`' for n in optimizers.OPTIMIZERS)}",
+        "",
         f"(torch defaults, weight_decay = lam = {explain.EXAMPLE_LAM:g}; `xreg explain NAME` prints one row in full)",
         "",
         "| torch | update (g includes weight decay unless decoupled) | exact optax chain | naive port | what the naive port gets wrong |",
