@@ -9,7 +9,8 @@ Tags:
   no-decay   also with the bias left out of the decay
   clip       also with clip_grad_norm_ before the weight decay
   schedule   a learning-rate schedule stepped per epoch (full batch); minibatch: nine batches an epoch
-  float32    a float32 run held to twice torch's own float32 error (``float32`` holds its lr)
+  float32    a float32 run held to twice torch's own float32 error (``float32_lr`` holds its lr)
+  translate  ``xreg translate`` of the setting (lam is its weight_decay): its torch and optax code trained
 ``naive``: a word the cause of the naive optax port's drift must contain, or EXACT where the stock alias
 is torch's rule (None: no naive case).
 """
@@ -97,6 +98,20 @@ CASES: list[Case] = [
     case("nadam-decoupled-exponential", "nadam", 0.005, "schedule", convention="decoupled", schedule="exponential", schedule_options={"gamma": 0.999}),
     case("adafactor-cosine", "adafactor", 0.01, "schedule", convention="decoupled", schedule="cosine", schedule_options={"T_max": 500}),
     case("muon-step", "muon", 0.02, "schedule", convention="decoupled", schedule="step", schedule_options={"step_size": 200, "gamma": 0.5}),
+    # translations: every optimizer, with options off their defaults and a bias left out of the decay in half
+    case("translate-sgd", "sgd", 0.1, "translate", lam=1e-2, options={"momentum": 0.9, "dampening": 0.1}, no_decay=["bias"]),
+    case("translate-adam", "adam", 1e-2, "translate", lam=1e-2, options={"amsgrad": True}),
+    case("translate-adamw", "adamw", 1e-2, "translate", lam=5e-2, options={"betas": (0.8, 0.99)}, no_decay=["bias"]),
+    case("translate-rmsprop", "rmsprop", 1e-3, "translate", lam=1e-2, options={"centered": True, "momentum": 0.5}),
+    case("translate-adagrad", "adagrad", 5e-2, "translate", lam=1e-2, options={"lr_decay": 0.01, "initial_accumulator_value": 0.1}, no_decay=["bias"]),
+    case("translate-adamax", "adamax", 1e-2, "translate", lam=1e-2),
+    case("translate-nadam", "nadam", 1e-2, "translate", lam=1e-2, options={"decoupled_weight_decay": True}, no_decay=["b*s"]),
+    case("translate-radam", "radam", 1e-2, "translate", lam=1e-2),
+    case("translate-adadelta", "adadelta", 1.0, "translate", lam=1e-2, options={"rho": 0.8}, no_decay=["bias"]),
+    case("translate-asgd", "asgd", 0.05, "translate", lam=1e-2, options={"lambd": 1e-3, "t0": 5.0}),
+    case("translate-adafactor", "adafactor", 5e-2, "translate", lam=1e-1, options={"beta2_decay": -0.7, "eps": (1e-20, 1e-2), "d": 1.2}, no_decay=["bias"]),
+    case("translate-muon", "muon", 2e-2, "translate", lam=1e-1, options={"momentum": 0.9, "ns_steps": 4, "adjust_lr_fn": "match_rms_adamw", "others": "radam"},
+         no_decay=["bias"]),
     # several batches an epoch (issue 13): a schedule stepped per batch instead of per epoch is caught only here
     case("sgd-momentum-step-minibatch", "sgd", 0.05, "minibatch", options={"momentum": 0.9}, schedule="step", schedule_options={"step_size": 40, "gamma": 0.5}),
     case("sgd-momentum-exponential-minibatch", "sgd", 0.05, "minibatch", options={"momentum": 0.9}, schedule="exponential", schedule_options={"gamma": 0.99}),

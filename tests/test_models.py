@@ -36,7 +36,7 @@ def digits():
 
 def make_spec(model, optimizer, no_decay):
     return ExperimentSpec(model=model, optimizer=optimizer, lr=LR[optimizer], lam=0.01, epochs=EPOCHS, batch_size=128,
-                          convention=optimizers.get(optimizer).native_convention,
+                          convention=optimizers.get(optimizer).default_convention,
                           no_decay=no_decay, hidden=16 if model == "mlp" else None,
                           options=OPTIONS.get(optimizer, {}))  # fmt: skip
 

@@ -60,7 +60,7 @@ def _spec(name: str, kwargs: dict, init_from: str) -> ExperimentSpec:
     lam = o.pop("weight_decay", optimizers.get(name).default_weight_decay)
     decoupled = o.pop("decoupled_weight_decay", False)
     opt = optimizers.get(name)
-    convention = "decoupled" if decoupled or opt.native_convention == "decoupled" else "torch"
+    convention = "decoupled" if decoupled else opt.default_convention
     return ExperimentSpec(optimizer=name, lr=float(lr) if lr is not None else opt.default_lr, lam=lam,
                           convention=convention, options=o, epochs=STEPS, init_from=init_from)  # fmt: skip
 
@@ -103,7 +103,7 @@ def test_foreach_and_fused_are_the_same_rule(default_data):
     for name in optimizers.OPTIMIZERS:
         opt = optimizers.get(name)
         spec = ExperimentSpec(optimizer=name, lr=0.01, lam=0.05, epochs=100, init="normal", seed=2,
-                              convention=opt.native_convention)  # fmt: skip
+                              convention=opt.default_convention)  # fmt: skip
         ref = backends.train("torch", spec, default_data)
         for switch in (k for k in ("foreach", "fused") if k in opt.defaults):  # Muon takes neither
             other = backends.train("torch", spec.replace(options={switch: True}), default_data)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import xreg.twins  # noqa: F401 (the optax code's names: optax and xreg)
+from cases import tagged
 from user_loops import Both, optax_loop, problem, scratch_loop, torch_loop
 from xreg.cli import main
 from xreg.record import Recorder
@@ -38,27 +39,15 @@ def run_torch(prob, code, **kw):
     return torch_loop(*prob, make, STEPS, groups=lambda m: m, **kw)
 
 
-CASES = [  # every optimizer of the table, with options off their defaults and a bias left out of the decay in half
-    ("torch.sgd", 0.1, 1e-2, {"momentum": 0.9, "dampening": 0.1}, ["bias"]),
-    ("torch.adam", 1e-2, 1e-2, {"amsgrad": True}, []),
-    ("torch.adamw", 1e-2, 5e-2, {"betas": (0.8, 0.99)}, ["bias"]),
-    ("torch.rmsprop", 1e-3, 1e-2, {"centered": True, "momentum": 0.5}, []),
-    ("torch.adagrad", 5e-2, 1e-2, {"lr_decay": 0.01, "initial_accumulator_value": 0.1}, ["bias"]),
-    ("torch.adamax", 1e-2, 1e-2, {}, []),
-    ("torch.nadam", 1e-2, 1e-2, {"decoupled_weight_decay": True}, ["b*s"]),
-    ("torch.radam", 1e-2, 1e-2, {}, []),
-    ("torch.adadelta", 1.0, 1e-2, {"rho": 0.8}, ["bias"]),
-    ("torch.asgd", 0.05, 1e-2, {"lambd": 1e-3, "t0": 5.0}, []),
-    ("torch.adafactor", 5e-2, 1e-1, {"beta2_decay": -0.7, "eps": (1e-20, 1e-2), "d": 1.2}, ["bias"]),
-    ("torch.muon", 2e-2, 1e-1, {"momentum": 0.9, "ns_steps": 4, "adjust_lr_fn": "match_rms_adamw", "others": "radam"}, ["bias"]),
-]  # fmt: skip
+CASES = [(f"torch.{c.spec['optimizer']}", c.spec["lr"], c.spec["lam"], c.spec.get("options", {}), c.spec.get("no_decay", []))
+         for c in tagged("translate")]  # every optimizer of the table (tests/cases.py)
 
 
 @pytest.mark.parametrize("source, lr, wd, options, no_decay", CASES, ids=[c[0] for c in CASES])
 def test_torch_code_and_optax_code_train_the_same(prob, source, lr, wd, options, no_decay):
     t = translate(source, lr=lr, weight_decay=wd, options=options, no_decay=no_decay)
     default = torch.get_default_dtype()
-    if source in ("torch.nadam", "torch.asgd"):  # torch keeps mu_product, eta in the default dtype (the translation says so)
+    if any("default dtype" in x for x in t.no_exact_equivalent):  # torch keeps mu_product, eta in it (the translation says so)
         torch.set_default_dtype(torch.float64)
     try:
         A = run_torch(prob, t.torch_code)
