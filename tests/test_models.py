@@ -11,6 +11,7 @@ Every expected value is the real torch.optim run; nothing is compared with xreg'
 import numpy as np
 import pytest
 
+from cases import tagged
 from helpers import assert_same_run, max_gap
 from xreg import backends
 from xreg.analysis import compare, floors
@@ -20,25 +21,18 @@ from xreg import optimizers
 
 pytestmark = pytest.mark.slow  # the full tier only (pytest -m 'not slow' is the fast one)
 
-LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 3e-4, "adagrad": 0.01, "adamax": 2e-3, "nadam": 1e-3,
-      "radam": 1e-3, "adadelta": 0.1, "asgd": 0.05, "adafactor": 0.01, "muon": 0.02}  # fmt: skip
-# RMSprop divides every coordinate's step by its own gradient scale plus eps: with torch's eps = 1e-8 a
-# coordinate whose gradient reaches round-off level steps by O(lr) in a round-off-driven direction, and
-# the run amplifies rounding (torch against itself too): that case is test_rmsprop_chaotic_case below.
-# eps = 1e-3 keeps such coordinates still, and the run exact.
-OPTIONS = {"rmsprop": {"eps": 1e-3}}
-
-
+DIGITS = {c.spec["optimizer"]: c for c in tagged("digits")}  # each optimizer's lr and options here (tests/cases.py)
 @pytest.fixture(scope="module")
 def digits():
     return data.load("digits", model="softmax", standardize=True)
 
 
 def make_spec(model, optimizer, no_decay):
-    return ExperimentSpec(model=model, optimizer=optimizer, lr=LR[optimizer], lam=0.01, epochs=EPOCHS, batch_size=128,
+    c = DIGITS[optimizer]
+    return ExperimentSpec(model=model, optimizer=optimizer, lr=c.spec["lr"], lam=0.01, epochs=EPOCHS, batch_size=128,
                           convention=optimizers.get(optimizer).default_convention,
                           no_decay=no_decay, hidden=16 if model == "mlp" else None,
-                          options=OPTIONS.get(optimizer, {}))  # fmt: skip
+                          options=c.spec.get("options", {}))  # fmt: skip
 
 
 EPOCHS = 84  # x 12 batches = 1008 steps
@@ -58,7 +52,7 @@ def _grid():
     out = []
     for model in ("softmax", "mlp"):
         for optimizer in optimizers.OPTIMIZERS:
-            if model == "softmax" and optimizer in ("adafactor", "muon"):
+            if model == "softmax" and "mlp-only" in DIGITS[optimizer].tags:
                 continue
             for no_decay, label in (((), "all-decayed"), (("bias",), "no-decay-bias")):
                 if model == "mlp" or not no_decay:
