@@ -31,8 +31,10 @@ def chains(name: str, lr: float | None = None, lam: float | None = None, options
 
     spec = _spec(name, lr, lam, options)
     s, hp = structure(spec, EXAMPLE_ARCH), hparams(spec)
-    naive = structure(spec.replace(port="naive"), EXAMPLE_ARCH)
-    cause = optimizers.naive_cause(name, spec.options, spec.convention, s.decays_everything)
+    ported = optimizers.get(name).naive_conventions  # a naive port of the run's convention, or of the first it can translate
+    naive_spec = spec.replace(port="naive", convention=spec.convention if spec.convention in ported else ported[0])
+    naive = structure(naive_spec, EXAMPLE_ARCH)
+    cause = optimizers.naive_cause(name, spec.options, naive_spec.convention, s.decays_everything)
     return jax_run.chain_text(s, hp), jax_run.chain_text(naive, hp), cause
 
 
