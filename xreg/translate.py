@@ -109,8 +109,9 @@ def _optax(spec: ExperimentSpec, batch_size: int | None) -> tuple[str, str, str 
     from xreg.core.structure import structure
 
     code, links, s, hp, arch = _chain(spec, tuple(spec.no_decay), batch_size)
-    naive = structure(spec.replace(port="naive", no_decay=("bias",) if spec.no_decay else ()), arch)
-    cause = optimizers.naive_cause(spec.optimizer, spec.options, spec.convention, s.decays_everything)
+    convention = optimizers.naive_convention(spec.optimizer, spec.convention)
+    naive = structure(spec.replace(port="naive", convention=convention, no_decay=("bias",) if spec.no_decay else ()), arch)
+    cause = optimizers.naive_cause(spec.optimizer, spec.options, convention, s.decays_everything)
     return code, chain.chain_text(chain.links(naive, hp, hp["lr"], 1)), cause
 
 

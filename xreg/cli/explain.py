@@ -31,8 +31,7 @@ def chains(name: str, lr: float | None = None, lam: float | None = None, options
 
     spec = _spec(name, lr, lam, options)
     s, hp = structure(spec, EXAMPLE_ARCH), hparams(spec)
-    ported = optimizers.get(name).naive_conventions  # a naive port of the run's convention, or of the first it can translate
-    naive_spec = spec.replace(port="naive", convention=spec.convention if spec.convention in ported else ported[0])
+    naive_spec = spec.replace(port="naive", convention=optimizers.naive_convention(name, spec.convention))
     naive = structure(naive_spec, EXAMPLE_ARCH)
     cause = optimizers.naive_cause(name, spec.options, naive_spec.convention, s.decays_everything)
     return jax_run.chain_text(s, hp), jax_run.chain_text(naive, hp), cause

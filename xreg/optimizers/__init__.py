@@ -48,6 +48,13 @@ def naive_cause(name: str, options: Mapping[str, Any], convention: str, all_deca
     return get(name).naive_cause(options, convention, all_decayed)
 
 
+def naive_convention(name: str, convention: str) -> str:
+    """The convention a naive port of ``name`` is shown for: ``convention`` where the port translates it,
+    else the first one it does (Rprop's port: L2 in the loss)."""
+    allowed = get(name).naive_conventions
+    return convention if convention in allowed else allowed[0]
+
+
 def check_naive(name: str, convention: str) -> None:
     """A naive port translates torch's own ``weight_decay``: the coupled form, or the decoupled one."""
     allowed = get(name).naive_conventions
