@@ -73,6 +73,13 @@ CASES: list[Case] = [
     case("asgd-lambd(0.05)-t0(50)", "asgd", 0.05, "parity variant", options={"lambd": 0.05, "t0": 50.0}),
     case("asgd-decoupled", "asgd", 0.05, "parity variant", convention="decoupled", options={"lambd": 0.05}),
     case("sgd-momentum", "sgd", 0.01, "float32", options={"momentum": 0.9}),
+    # Rprop takes no weight_decay: a decoupled decay (a line of the loop) and L2 in the loss are its conventions
+    case("rprop", "rprop", 0.01, "parity no-decay float32", naive="previous step", convention="l2-loss"),
+    case("rprop-decoupled-etas-step_sizes", "rprop", 0.01, "parity variant", convention="decoupled",
+         options={"etas": (0.3, 1.5), "step_sizes": (1e-4, 1.0)}),
+    case("rprop-cosine", "rprop", 0.01, "schedule", convention="decoupled", schedule="cosine"),
+    case("digits-rprop", "rprop", 1e-3, "digits"),
+    case("translate-rprop", "rprop", 0.05, "translate", lam=0.0, options={"etas": (0.4, 1.3)}, no_decay=["bias"]),
     # Adafactor divides g by its own rms, so at the optimum (g at round-off level) it is chaotic as RMSprop
     # (lr 0.05: torch against the twin 2.8e-2 after 1000 steps, judged round-off); lr 0.01 stays exact
     case("adafactor", "adafactor", 0.01, "parity no-decay", naive="weight_decay_rate*w", convention="decoupled"),
