@@ -7,7 +7,8 @@ import jax
 import numpy as np
 import pytest
 
-from xreg import backends, bench
+from xreg import backends
+from xreg.analysis import bench
 from xreg.analysis import reproduce
 from xreg.analysis.sweep import Axis, SweepResult
 from xreg.backends.jax import run as jax_run

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from xreg import backends
-from xreg.analysis import compare, floors, triage
+from xreg.analysis import agreement, floors, triage
 from xreg.cli import main
 from xreg.core.spec import ExperimentSpec
 
@@ -38,18 +38,18 @@ def test_the_tolerance_is_symmetric_in_the_two_runs():
     rng = np.random.default_rng(0)
     a = np.cumsum(rng.standard_normal((50, 3)) * 0.01, axis=0)
     b = 10 * a  # larger parameters and moves: b sets the tolerance
-    t_ab, t_ba = compare.tolerance("float64", a, b), compare.tolerance("float64", b, a)
+    t_ab, t_ba = agreement.tolerance("float64", a, b), agreement.tolerance("float64", b, a)
     np.testing.assert_array_equal(t_ab, t_ba)
     sizes = np.maximum(np.abs(a).max(axis=1), np.abs(b).max(axis=1))
     moves = np.zeros(50)
     moves[1:] = np.maximum(np.abs(np.diff(a, axis=0)).max(axis=1), np.abs(np.diff(b, axis=0)).max(axis=1))
     want = 16 * np.finfo(float).eps * np.cumsum(np.where(np.arange(50) == 0, 0.0, sizes + moves))
     np.testing.assert_allclose(t_ab[1:], want[1:], rtol=1e-12)  # the formula, by hand
-    assert np.all(t_ab[1:] > compare.tolerance("float64", a, a)[1:])
+    assert np.all(t_ab[1:] > agreement.tolerance("float64", a, a)[1:])
 
 
 def test_a_trajectory_file_with_a_non_numeric_array_is_refused(tmp_path):
-    from xreg.checks import XregInputError
+    from xreg.core.checks import XregInputError
     from xreg.io import trajfile
     from xreg.io.trajfile import RecordedRun
 

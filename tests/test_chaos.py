@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from helpers import train_all
-from xreg.analysis import compare, floors
+from xreg.analysis import agreement, floors
 from xreg.core.spec import ExperimentSpec
 
 pytestmark = pytest.mark.slow  # the full tier only (pytest -m 'not slow' is the fast one)
@@ -19,8 +19,8 @@ pytestmark = pytest.mark.slow  # the full tier only (pytest -m 'not slow' is the
 
 def _onset_and_gap(ref, other):
     """First step >= 1 past the tolerance (a one-ulp start differs at step 0 by construction), and the max gap."""
-    p = compare.compare_pair(ref, other)
-    tol = compare.tolerance("float64", ref.flat, other.flat)
+    p = agreement.compare_pair(ref, other)
+    tol = agreement.tolerance("float64", ref.flat, other.flat)
     over = np.flatnonzero(p.per_step[1:] > tol[1:])
     return (int(over[0]) + 1 if over.size else None), p.max_abs_diff
 
@@ -34,14 +34,14 @@ def test_rmsprop_at_the_optimum_is_at_the_row_order_floor(default_data):
     for name in ("jax/torch", "numpy/torch"):
         onset, gap = _onset_and_gap(ref, runs[name])
         assert onset is not None and onset > 300  # within the tolerance for the first 300+ steps
-        assert np.max(compare.compare_pair(ref, runs[name]).per_step[:301]) <= 1e-14
+        assert np.max(agreement.compare_pair(ref, runs[name]).per_step[:301]) <= 1e-14
         assert floor / 10 <= gap <= 3 * floor, (name, gap, floor)  # the order of torch against itself
         flipped_onset = flipped_onset or onset
     # a one-ulp change of the start does not show it (the start is forgotten before the optimum) ...
     assert floors.init_ulp_floor(spec, default_data) < 1e-12
     # ... while the same run with the lr of test_optimizers stays exact
     slow = train_all(spec.replace(lr=1e-3), default_data, [("torch", "torch"), ("jax", "torch")])
-    assert compare.compare_pair(slow["torch/torch"], slow["jax/torch"]).verdict == "match"
+    assert agreement.compare_pair(slow["torch/torch"], slow["jax/torch"]).verdict == "match"
 
 
 def test_adadelta_default_lr_parts_ways_where_torch_parts_from_itself(default_data):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from helpers import assert_same_run, max_gap, train_all
-from xreg.analysis import compare
+from xreg.analysis import agreement
 from xreg import models
 from xreg.core.spec import ExperimentSpec
 
@@ -23,8 +23,8 @@ def test_default_problem_agrees_to_1e12_over_1000_steps(default_data):
     assert ref.steps == 1000 and ref.diverged_at is None
     for name in ["jax/torch", "jax/l2-loss", "numpy/torch", "numpy/l2-loss", "torch/l2-loss"]:
         assert max_gap(ref, runs[name]) <= 1e-12, name
-        assert compare.compare_pair(ref, runs[name]).verdict == "match"
-    scratch = compare.compare_pair(ref, runs["numpy/scratch"])
+        assert agreement.compare_pair(ref, runs[name]).verdict == "match"
+    scratch = agreement.compare_pair(ref, runs["numpy/scratch"])
     assert scratch.verdict == "mismatch" and scratch.max_abs_diff > 1e-2
     # the run learned something: better than the majority class on both splits
     majority = max(default_data.y_train.mean(), 1 - default_data.y_train.mean())
@@ -90,7 +90,7 @@ def test_float32_runs_agree_within_stated_tolerance(default_data):
     runs = train_all(spec, default_data, SAME_RULE)
     ref = runs["torch/torch"]
     for name, run in runs.items():
-        p = compare.compare_pair(ref, run)
+        p = agreement.compare_pair(ref, run)
         assert p.verdict == "match", (name, p.max_abs_diff, p.final_tolerance)
     # and float32 really ran in float32: it differs from the float64 run by far more than float64 round-off
     f64 = train_all(ExperimentSpec(), default_data, [("torch", "torch")])["torch/torch"]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from helpers import max_gap, train_all
-from xreg.analysis import compare
+from xreg.analysis import agreement
 from xreg.core.spec import ExperimentSpec
 
 BASE = ExperimentSpec(lr=0.05, lam=0.05, init="normal", seed=1, epochs=300)
@@ -30,7 +30,7 @@ def test_paper_form_needs_lam_times_lr(backend, default_data):
 def test_momentum_breaks_the_equivalence(default_data):
     spec = BASE.replace(options={"momentum": 0.9})
     runs = train_all(spec, default_data, [("torch", "torch"), ("torch", "decoupled")])
-    assert compare.compare_pair(*runs.values()).verdict == "mismatch"
+    assert agreement.compare_pair(*runs.values()).verdict == "mismatch"
     assert max_gap(*runs.values()) > 1e-3
 
 

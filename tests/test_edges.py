@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from xreg.checks import XregInputError
+from xreg.core.checks import XregInputError
 from xreg.cli import main
 from xreg.io import files
 from xreg.semantics import schedules

@@ -326,7 +326,7 @@ def test_one_number_and_empty_parameters_are_diagnosed():
     ({"a": np.array([1j])}, "holds complex numbers"),
 ])  # fmt: skip
 def test_recorder_refuses_what_it_cannot_record(params, said):
-    from xreg.checks import XregInputError
+    from xreg.core.checks import XregInputError
     from xreg.record import Recorder
 
     with pytest.raises(XregInputError, match=said):
@@ -334,7 +334,7 @@ def test_recorder_refuses_what_it_cannot_record(params, said):
 
 
 def test_recorder_shapes_scalars_and_meta():
-    from xreg.checks import XregInputError
+    from xreg.core.checks import XregInputError
     from xreg.record import Recorder
 
     r = Recorder()
@@ -399,7 +399,7 @@ def test_the_plain_sgd_fit_finds_the_rule_when_no_meta_states_one(default_data):
 def test_a_meta_that_states_a_rule_badly_is_named(meta, said, default_data):
     import dataclasses
 
-    from xreg.checks import XregInputError
+    from xreg.core.checks import XregInputError
 
     X, y, w0, b0 = problem(default_data, rows=100)
     A = torch_loop(X, y, w0, b0, lambda p: torch.optim.SGD(p, lr=0.5, weight_decay=0.1), 10)

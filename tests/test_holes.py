@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from xreg import backends
-from xreg.analysis import compare
+from xreg.analysis import agreement
 from xreg.core.spec import Dataset, ExperimentSpec, make_trajectory
 
 SPEC = ExperimentSpec(epochs=6)
@@ -26,32 +26,32 @@ def made_up(values, backend="a"):
 
 # ---- pair comparison on made-up trajectories -------------------------------------------------------------
 def test_identical_runs_match():
-    p = compare.compare_pair(made_up([0, 1, 2, 3]), made_up([0, 1, 2, 3]))
+    p = agreement.compare_pair(made_up([0, 1, 2, 3]), made_up([0, 1, 2, 3]))
     assert p.verdict == "match" and p.first_divergence_step is None and p.max_abs_diff == 0 and p.note == ""
 
 
 def test_one_run_non_finite_at_step_k_is_a_mismatch_from_k():
     a, b = made_up([0, 1, 2, 3, 4]), made_up([0, 1, 2, math.inf, math.nan])
     assert (a.diverged_at, b.diverged_at) == (None, 3)
-    p = compare.compare_pair(a, b)
+    p = agreement.compare_pair(a, b)
     assert p.verdict == "mismatch" and p.first_divergence_step == 3
     assert p.max_abs_diff == 0.0  # measured over the finite steps only
     assert "diverged at step 3" in p.note
 
 
 def test_both_non_finite_at_the_same_step_match_with_a_note():
-    p = compare.compare_pair(made_up([0, 1, 2, math.inf]), made_up([0, 1, 2, math.nan]))
+    p = agreement.compare_pair(made_up([0, 1, 2, math.inf]), made_up([0, 1, 2, math.nan]))
     assert p.verdict == "match" and p.first_divergence_step is None
     assert p.note.count("diverged at step 3") == 2
 
 
 def test_the_run_that_diverges_first_sets_the_step():
-    p = compare.compare_pair(made_up([0, 1, 2, 3, math.inf, math.inf]), made_up([0, 1, math.inf, 3, 4, 5]))
+    p = agreement.compare_pair(made_up([0, 1, 2, 3, math.inf, math.inf]), made_up([0, 1, math.inf, 3, 4, 5]))
     assert p.verdict == "mismatch" and p.first_divergence_step == 2
 
 
 def test_a_gap_before_the_divergence_is_reported_at_its_own_step():
-    p = compare.compare_pair(made_up([0, 1, 2, 3, 4]), made_up([0, 1, 2.5, 3, math.inf]))
+    p = agreement.compare_pair(made_up([0, 1, 2, 3, 4]), made_up([0, 1, 2.5, 3, math.inf]))
     assert p.first_divergence_step == 2 and p.max_abs_diff == 0.5
 
 
@@ -110,9 +110,9 @@ def test_lam_times_one_plus_1e_9_is_flagged_at_step_2_by_hand(default_data):
     w = a.flat
     gap_2 = spec.lr * spec.lam * d * np.max(np.abs(w[1]))
     tol_2 = 16 * np.finfo(float).eps * (np.max(np.abs(w[1])) * 2 + np.max(np.abs(w[2])) + np.max(np.abs(w[2] - w[1])))
-    p = compare.compare_pair(a, b)
+    p = agreement.compare_pair(a, b)
     assert p.per_step[1] == 0.0
     assert p.per_step[2] == pytest.approx(gap_2, rel=1e-4)
-    assert compare.tolerance("float64", a.flat, b.flat)[2] == pytest.approx(tol_2, rel=1e-9)
+    assert agreement.tolerance("float64", a.flat, b.flat)[2] == pytest.approx(tol_2, rel=1e-9)
     assert p.verdict == "mismatch" and p.first_divergence_step == 2
     assert 100 < gap_2 / tol_2 < 1000

@@ -14,7 +14,7 @@ import pytest
 from cases import tagged
 from helpers import assert_same_run, max_gap
 from xreg import backends
-from xreg.analysis import compare, floors
+from xreg.analysis import agreement, floors
 from xreg.core.spec import ExperimentSpec
 from xreg.io import data
 from xreg import optimizers
@@ -89,6 +89,6 @@ def test_rmsprop_chaotic_case_is_within_the_round_off_floor(digits):
     floor = floors.row_order_floor(spec, digits)
     assert floor > 1e-6  # chaotic: torch moves that far from itself
     for b in ("jax", "numpy"):
-        pair = compare.compare_pair(ref, runs[b])
+        pair = agreement.compare_pair(ref, runs[b])
         assert np.max(pair.per_step[:501]) <= 1e-14, b  # exact while the gradients are large
         assert max_gap(ref, runs[b]) <= 3 * floor, (b, max_gap(ref, runs[b]), floor)

@@ -6,7 +6,7 @@ import pytest
 from helpers import max_gap, train_all
 from cases import BY_ID, EXACT, ids, naive_cases
 from test_optimizers import _spec
-from xreg.analysis import compare
+from xreg.analysis import agreement
 from xreg.analysis.runs import naive_cause
 
 @pytest.mark.parametrize("case", ids(naive_cases()))
@@ -14,7 +14,7 @@ def test_naive_port_verdict_and_cause(case, default_data):
     spec = _spec(case, epochs=300)  # every drifting port parts within its first steps (the exact ones hold 300)
     runs = train_all(spec, default_data, [("torch", spec.convention), ("jax", spec.convention, "naive")])
     ref, naive = runs[f"torch/{spec.convention}"], runs[f"jax/{spec.convention}/naive"]
-    pair = compare.compare_pair(ref, naive)
+    pair = agreement.compare_pair(ref, naive)
     cause = naive_cause(spec, default_data)
     if BY_ID[case].naive == EXACT:  # no cause: the alias is the torch rule
         assert cause is None and pair.verdict == "match" and max_gap(ref, naive) <= 1e-12
@@ -26,7 +26,7 @@ def test_naive_port_verdict_and_cause(case, default_data):
 def test_naive_adamw_without_mask_decays_the_bias(default_data):
     spec = _spec("adamw", no_decay=("bias",))
     runs = train_all(spec, default_data, [("torch", "decoupled"), ("jax", "decoupled", "naive")])
-    assert compare.compare_pair(*runs.values()).verdict == "mismatch"
+    assert agreement.compare_pair(*runs.values()).verdict == "mismatch"
     assert "mask" in naive_cause(spec, default_data)
 
 
@@ -39,7 +39,7 @@ def test_naive_adadelta_climbs_and_is_reported_as_diverged_or_far(default_data):
 
 
 def test_naive_port_needs_jax_and_a_torch_convention(default_data):
-    from xreg.checks import XregInputError
+    from xreg.core.checks import XregInputError
     from xreg.analysis.runs import RunRequest
 
     with pytest.raises(XregInputError, match="use backend 'jax'"):

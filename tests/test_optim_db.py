@@ -98,7 +98,7 @@ def test_optim_db_configuration_matches_plain_torch(cls, name, kwargs, default_d
 def test_foreach_and_fused_are_the_same_rule(default_data):
     """The torch backend passes them to the class; other kernels, the same rule: within the tolerance of the
     for-loop path (measured: foreach 0 to 7.8e-16 over 300 steps, fused 0 to 1.1e-16)."""
-    from xreg.analysis.compare import compare_pair
+    from xreg.analysis.agreement import compare_pair
 
     for name in optimizers.OPTIMIZERS:
         opt = optimizers.get(name)

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xreg import backends
-from xreg.analysis import compare
+from xreg.analysis import agreement
 from xreg.core.spec import Dataset, ExperimentSpec
 
 pytestmark = pytest.mark.slow  # the full tier only (pytest -m 'not slow' is the fast one)
@@ -55,7 +55,7 @@ def problems(draw, min_rows=4):
 
 
 def _pair(backend_a, spec_a, backend_b, spec_b, data):
-    return compare.compare_pair(backends.train(backend_a, spec_a, data), backends.train(backend_b, spec_b, data))
+    return agreement.compare_pair(backends.train(backend_a, spec_a, data), backends.train(backend_b, spec_b, data))
 
 
 @JAX_PROFILE
@@ -64,7 +64,7 @@ def test_torch_equals_l2_loss_equals_add_decayed_weights(problem, jax_convention
     spec, data = problem
     ref = backends.train("torch", spec, data)
     for backend, convention in (("jax", jax_convention), ("numpy", "torch"), ("numpy", "l2-loss")):
-        p = compare.compare_pair(ref, backends.train(backend, spec.replace(convention=convention), data))
+        p = agreement.compare_pair(ref, backends.train(backend, spec.replace(convention=convention), data))
         assert p.verdict == "match", (backend, convention, p.max_abs_diff, p.final_tolerance)
 
 

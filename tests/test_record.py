@@ -9,7 +9,7 @@ import optax
 import pytest
 import torch
 
-from xreg.checks import XregInputError
+from xreg.core.checks import XregInputError
 from xreg.io import trajfile
 from xreg.record import Recorder, TorchRecorder, flatten
 

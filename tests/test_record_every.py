@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from xreg import backends
-from xreg.analysis.compare import compare_pair
+from xreg.analysis.agreement import compare_pair
 from xreg.cli import main
 from xreg.core.spec import ExperimentSpec
 
@@ -48,7 +48,7 @@ def test_cli_record_every(capsys):
 def test_kept_row_tolerance_estimates_the_full_sum(full, default_data):
     """A kept row's size counts for the K steps it stands for: the estimate is the per-step sum at those
     steps within -40%..+60% (the start from zeros, where the parameters grow fastest, is the worst)."""
-    from xreg.analysis.compare import tolerance
+    from xreg.analysis.agreement import tolerance
 
     kept = backends.train("numpy", SPEC, default_data)
     every = tolerance("float64", full.flat, full.flat)[kept.steps_at]

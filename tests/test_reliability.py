@@ -8,7 +8,7 @@ import pytest
 
 from helpers import train_all
 from xreg import backends
-from xreg.analysis import compare, runs
+from xreg.analysis import agreement, runs
 from xreg.io import files
 from xreg.report import jsondoc, table
 from xreg.cli import main
@@ -62,7 +62,7 @@ def test_saturated_logits_keep_the_loss_finite(default_data):
     assert ref.diverged_at is None and np.all(np.isfinite(ref.loss)) and ref.loss[0] > 100
     for name, t in runs_.items():
         assert np.all(np.isfinite(t.loss)), name
-        assert compare.compare_pair(ref, t).verdict == "match", name
+        assert agreement.compare_pair(ref, t).verdict == "match", name
 
 
 def test_separable_data_without_regularization(default_data):
@@ -77,7 +77,7 @@ def test_separable_data_without_regularization(default_data):
     assert np.all(np.diff(np.linalg.norm(ref.params["weight"][:, 0], axis=1)[1:]) > 0)  # still growing
     assert 0 < ref.loss[-1] < ref.loss[0] / 20 and ref.train_accuracy[-1] == 1.0
     for name, t in runs_.items():
-        assert compare.compare_pair(ref, t).verdict == "match", name
+        assert agreement.compare_pair(ref, t).verdict == "match", name
 
 
 def test_huge_decay_factor_is_warned_about(default_data):
@@ -97,14 +97,14 @@ def test_genuine_matches_stay_inside_the_tolerance_on_a_20k_step_run(dtype, user
     runs_ = train_all(spec, user_data, [r for r in ALL if r[0] != "torch"])
     ref = runs_["numpy/torch"]
     for name, t in runs_.items():
-        p = compare.compare_pair(ref, t)
+        p = agreement.compare_pair(ref, t)
         assert p.verdict == "match", (name, p.max_abs_diff, p.final_tolerance)
     short = train_all(spec.replace(epochs=2000), user_data, [("torch", "torch"), ("numpy", "torch")])
-    p = compare.compare_pair(short["torch/torch"], short["numpy/torch"])
+    p = agreement.compare_pair(short["torch/torch"], short["numpy/torch"])
     assert p.verdict == "match", (p.max_abs_diff, p.final_tolerance)
     if dtype == "float64":  # the smallest real difference: lam vs lam*(1 + 1e-6)
         nudged = train_all(spec.replace(lam=spec.lam * (1 + 1e-6)), user_data, [("numpy", "torch")])["numpy/torch"]
-        p = compare.compare_pair(ref, nudged)
+        p = agreement.compare_pair(ref, nudged)
         assert p.verdict == "mismatch" and p.max_abs_diff > 100 * p.final_tolerance
 
 
@@ -112,14 +112,14 @@ def test_lam_nudge_is_flagged_on_the_default_problem(default_data):
     spec = ExperimentSpec()
     ref, nudged = (train_all(spec.replace(lam=lam), default_data, [("torch", "torch")])["torch/torch"]
                    for lam in (0.1, 0.1 * (1 + 1e-6)))  # fmt: skip
-    p = compare.compare_pair(ref, nudged)
+    p = agreement.compare_pair(ref, nudged)
     assert p.verdict == "mismatch" and p.first_divergence_step == 2  # step 1 starts from w = 0
 
 
 def test_tolerance_formula():
     a = np.array([[0.0, 0.0], [0.5, -2.0], [1.0, 0.1]])
     b = np.array([[0.0, 0.0], [0.5, -1.0], [1.0, 0.0]])
-    tol = compare.tolerance("float64", a, b)
+    tol = agreement.tolerance("float64", a, b)
     eps = np.finfo(float).eps
     # step 1: |theta| = 2, |dtheta| = 2;  step 2: |theta| = 1, |dtheta| = max(2.1, 1) = 2.1
     np.testing.assert_allclose(tol, [16 * eps * eps, 16 * eps * 4.0, 16 * eps * (4.0 + 3.1)])

@@ -12,10 +12,10 @@ import torch
 
 from helpers import max_gap
 from xreg import backends, models
-from xreg.analysis import compare
+from xreg.analysis import agreement
 from xreg.backends.jax import run as jax_run
 from xreg.cli import main
-from xreg.checks import XregInputError
+from xreg.core.checks import XregInputError
 from xreg.core.plan import make_plan
 from xreg.core.spec import Dataset, ExperimentSpec
 from xreg.core.structure import split
@@ -333,4 +333,4 @@ def test_csv_with_classes_delimiter_and_drop(tmp_path):
 def test_compare_pair_works_on_trees(iris):
     spec = ExperimentSpec(model="softmax", epochs=3)
     a, b = backends.train("torch", spec, iris), backends.train("numpy", spec, iris)
-    assert a.flat.shape == (4, 3 * 4 + 3) and compare.compare_pair(a, b).verdict == "match"
+    assert a.flat.shape == (4, 3 * 4 + 3) and agreement.compare_pair(a, b).verdict == "match"

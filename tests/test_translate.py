@@ -76,6 +76,7 @@ def test_the_alias_line_is_exact_only_where_it_says_so(prob):
     A = run_torch(prob, t.torch_code)
     assert_trajectories_close(A, torch_names(optax_loop(*prob, eval(code, {"optax": optax, "xreg": xreg}), STEPS)))
     assert not translate("torch.adam", lr=1e-2, weight_decay=1e-2).optax_alias_exact
+    assert t.optax_alias.startswith("adamw(0.01, 0.9, 0.999")  # the naive alias, not the decoupled line's
     assert "no exact equivalent" in translate("torch.adam", weight_decay=1e-2).decoupled_rate
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from xreg import backends
 from xreg.analysis import runs, triage
-from xreg.analysis.compare import compare_pair
+from xreg.analysis.agreement import compare_pair
 from xreg.cli import main
 from xreg.core.spec import ExperimentSpec
 

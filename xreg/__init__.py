@@ -3,7 +3,7 @@
 __all__ = ["Dataset", "ExperimentSpec", "Trajectory", "XregInputError"]
 __version__ = "0.2.0"
 
-_LAZY = {"XregInputError": "xreg.checks", "Dataset": "xreg.core.spec", "ExperimentSpec": "xreg.core.spec",
+_LAZY = {"XregInputError": "xreg.core.checks", "Dataset": "xreg.core.spec", "ExperimentSpec": "xreg.core.spec",
          "Trajectory": "xreg.core.spec"}  # fmt: skip
 
 

@@ -1,6 +1,6 @@
 """``python -m xreg.compare``: the compare subcommand on its own (kept from before ``xreg compare``).
 
-The comparator itself lives in :mod:`xreg.analysis.compare`.
+The comparator itself lives in :mod:`xreg.analysis.agreement`; this module is the old entry point only.
 """
 
 if __name__ == "__main__":

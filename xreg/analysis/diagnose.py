@@ -4,7 +4,7 @@
    the one parameter of the other run with the same initial value (as is, or transposed: a flax kernel
    (in, out) against a torch weight (out, in)), or else the only one with a fitting shape.
 2. **First divergence**: the first step whose largest parameter gap exceeds xreg's tolerance
-   (:func:`xreg.analysis.compare.tolerance`).
+   (:func:`xreg.analysis.agreement.tolerance`).
 3. **Stage**: ``gradient`` when, at a step whose parameters still agree to round-off, the recorded
    gradients differ (the loss or the forward pass differs); ``update`` otherwise.
 4. **Cause**: a run's rule is known from its meta (:class:`xreg.record.TorchRecorder` writes the
@@ -30,8 +30,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from xreg.analysis.compare import TOLERANCE_FACTOR, eps, tolerance
-from xreg.checks import XregInputError
+from xreg.analysis.agreement import TOLERANCE_FACTOR, eps, tolerance
+from xreg.core.checks import XregInputError
 from xreg.io.trajfile import RecordedRun
 from xreg import optimizers
 from xreg.optimizers import sgd
@@ -145,6 +145,7 @@ class Flat:
     lr: np.ndarray | None  # (T,)
     meta: Mapping[str, Any]
     slices: Mapping[str, slice]  # A's names
+    shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # A's names, in A's axis order
 
     @property
     def steps(self) -> int:
@@ -161,7 +162,8 @@ def flat(run: RecordedRun, al: Alignment, side: str, label: str) -> Flat:
     names = al.names
     get = (lambda arr, n: arr[n]) if side == "a" else (lambda arr, n: _permute(arr[al.b_name[n]], al.perm[n]))
     rows = run.steps + 1
-    P = np.concatenate([get(run.params, n).reshape(rows, -1) for n in names], axis=1)
+    arrays = {n: get(run.params, n) for n in names}
+    P = np.concatenate([arrays[n].reshape(rows, -1) for n in names], axis=1)
     G = None
     if run.grads is not None and all((al.b_name[n] if side == "b" else n) in run.grads for n in names):
         G = np.concatenate([get(run.grads, n).reshape(rows - 1, -1) for n in names], axis=1)
@@ -170,7 +172,8 @@ def flat(run: RecordedRun, al: Alignment, side: str, label: str) -> Flat:
         size = int(np.prod(run.params[n if side == "a" else al.b_name[n]].shape[1:], dtype=int))
         slices[n] = slice(start, start + size)
         start += size
-    return Flat(label, P, G, None if run.lr is None else np.asarray(run.lr, float), dict(run.meta), slices)
+    shapes = {n: tuple(arrays[n].shape[1:]) for n in names}
+    return Flat(label, P, G, None if run.lr is None else np.asarray(run.lr, float), dict(run.meta), slices, shapes)
 
 
 def precision(run: Flat) -> str:
@@ -225,14 +228,21 @@ def simulate(rule: Rule, run: Flat, steps: int, grads: np.ndarray) -> np.ndarray
     lr_scale = options.pop("lr_scale", 1.0)
     flags = {k: v for k, v in options.items() if isinstance(v, bool)}
     c, s = run.vector(rule.coupled), run.vector(rule.decoupled)
-    opt = optimizers.get(rule.optimizer).reference(options, flags, run.P[0].copy())
+    from xreg.backends.numpy.run import Layout
+
+    cls = optimizers.get(rule.optimizer)
+    opt = cls.reference(options, flags, run.P[0].copy(), Layout(run.shapes))
     out = np.empty((steps, run.P.shape[1]))
     with np.errstate(all="ignore"):
         for t in range(1, steps + 1):
             theta, lr = run.P[t - 1].copy(), float(rule.lr[t - 1])
             g = grads[t - 1] + c * theta
-            if s.any():
-                theta = theta - ((lr * s) if rule.by_lr else s) * theta
+            k = ((lr * s) if rule.by_lr else s) if s.any() else None
+            if k is not None and cls.decays_inside:  # torch's own decay, inside its step (Adafactor reads w first)
+                out[t - 1] = opt.step(theta, g, lr * lr_scale, t, decay=k)
+                continue
+            if k is not None:
+                theta = theta - k * theta
             out[t - 1] = opt.step(theta, g, lr * lr_scale, t)
     return out
 
@@ -717,6 +727,9 @@ def diagnose(ra: RecordedRun, rb: RecordedRun, labels: tuple[str, str] = ("A", "
         ev = "neither run states its rule (record torch with TorchRecorder, or put 'optimizer' and 'groups' in meta) and plain SGD cannot be fitted (no grads or lr)"
         return Diagnosis(**common, stage="update", cause="unexplained", evidence=lead + ev, fix={})
     base_run, target = (A, B) if base_side == "a" else (B, A)
+    # the base rule as the other run computes it: its own roundings of the class's scalar state (NAdam's
+    # mu_product, ASGD's eta in a torch loop left at the float32 default), not the base run's
+    on_target = replace(base, options=dict(optimizers.get(base.optimizer).recorded(base.options, target.meta)))
     grads_base = base_run.G
     if grads_base is None:
         ev = f"{base_run.label} has no recorded gradients: its rule cannot be re-simulated"
@@ -734,7 +747,7 @@ def diagnose(ra: RecordedRun, rb: RecordedRun, labels: tuple[str, str] = ("A", "
         grads_t, steps_t = grads_base[:k], k
     base_desc = base.describe() + (f", {base.text}" if base.text != "its recorded meta" else "")  # say a fitted rule is one
     common.update(base=base_side, base_rule=base_desc)
-    same_score, same_step = score(base, target, grads_t, steps_t, dt)
+    same_score, same_step = score(on_target, target, grads_t, steps_t, dt)
     if same_score <= limit:
         ev = (f"{base_run.label}'s rule ({base_desc}) re-simulated on each of {target.label}'s {steps_t} steps from {target.label}'s own state "
               f"lands within {same_score:.2g}x the one-step round-off (its own run: {self_score:.2g}x): the same rule; "
@@ -742,7 +755,7 @@ def diagnose(ra: RecordedRun, rb: RecordedRun, labels: tuple[str, str] = ("A", "
         return Diagnosis(**common, stage=stage, cause="round-off", evidence=lead + ev,
                          fix=_fixes("round-off", None, base_side, base, base_run, target, {}))  # fmt: skip
     found: list[Candidate] = []
-    for cand, make, x0, bounds in _candidates(base, target, al.names):
+    for cand, make, x0, bounds in _candidates(on_target, target, al.names):
         if make is not None:
             lo, hi = bounds if bounds else (None, None)
             x = fit_number(make, x0, target, grads_t, steps_t, dt, lo, hi)

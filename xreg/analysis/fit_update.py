@@ -24,8 +24,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from xreg import models
-from xreg.analysis.compare import TOLERANCE_FACTOR, eps, tolerance
-from xreg.checks import XregInputError
+from xreg.analysis.agreement import TOLERANCE_FACTOR, eps, tolerance
+from xreg.core.checks import XregInputError
 from xreg.optimizers import sgd
 
 PLAIN = sgd.OPTIMIZERS[0]  # the plain step w <- w - lr*(g + c*w) every fit here is of

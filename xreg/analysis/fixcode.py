@@ -2,7 +2,7 @@
 
 ``diagnose`` names, for each side, the rule the *other* run follows; this module writes that rule in the
 side's own framework, from the optimizer modules (:mod:`xreg.optimizers`) and the chains xreg
-itself runs (:func:`xreg.translate.optax_chain_code`), so a printed fix is code that runs:
+itself runs (:func:`xreg.analysis.translate.optax_chain_code`), so a printed fix is code that runs:
 
 * torch: ``lambda model: torch.optim.X([{"params": [model.get_parameter(name), ...], "weight_decay": c}, ...], lr=..., ...)``
   (AdamW, or ``decoupled_weight_decay=True``, for a decoupled decay where torch has one);
@@ -38,7 +38,7 @@ def _settings(rule) -> tuple[float, str, float, dict[str, float]] | None:
 
 
 def _torch_options(rule, opt: optimizers.Optimizer) -> dict[str, Any] | None:
-    extra = {k for k, v in rule.options.items() if k not in opt.defaults and v not in (False, None) and k != "float32_mu_product"}
+    extra = {k for k, v in rule.options.items() if k not in opt.defaults and v not in (False, None) and k not in opt.roundings}
     if extra:
         return None  # a form torch's class has not (eps inside the root, ...)
     return {k: (tuple(v) if isinstance(v, list) else v) for k, v in rule.options.items()  # torch's defaults go unsaid
@@ -79,9 +79,9 @@ def torch_code(rule, names: Mapping[str, str]) -> str | None:
 def optax_code(rule, names: Mapping[str, str]) -> str | None:
     """``rule`` as an optax transformation (over ``optax`` and ``xreg``); ``names`` maps the rule's parameter
     names to the optax tree's dotted paths."""
-    from xreg.checks import XregInputError
+    from xreg.core.checks import XregInputError
     from xreg.core.spec import ExperimentSpec
-    from xreg.translate import optax_chain_code
+    from xreg.analysis.translate import optax_chain_code
 
     stated = _stated(rule)
     if stated is None:

@@ -1,7 +1,7 @@
 """Round-off floors: how far a trajectory moves when only rounding changes.
 
 A pair of correct implementations can differ by more than the step-count tolerance of
-:mod:`xreg.analysis.compare` when the trajectory itself amplifies round-off (a chaotic run). Two
+:mod:`xreg.analysis.agreement` when the trajectory itself amplifies round-off (a chaotic run). Two
 measurements tell such a run from a bug, both made with one backend against itself:
 
 * the *row-order* floor: every batch's rows summed in reverse order (``reverse_batches``): the same
@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from xreg import backends
-from xreg.analysis.compare import tolerance
+from xreg.analysis.agreement import tolerance
 from xreg.core import progress
 from xreg.core.spec import Dataset, ExperimentSpec, Trajectory
 

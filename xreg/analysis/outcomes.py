@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xreg import backends, optimizers
-from xreg.checks import XregInputError, check_choice
+from xreg.core.checks import XregInputError, check_choice
 from xreg.core.spec import Dataset, ExperimentSpec, Trajectory
 from xreg.core.structure import architecture, structure
 

@@ -31,7 +31,7 @@ from typing import Callable
 import numpy as np
 
 from xreg.analysis.sweep import Axis, SweepResult, run_sweep
-from xreg.checks import XregInputError
+from xreg.core.checks import XregInputError
 from xreg.core.spec import Dataset, ExperimentSpec
 from xreg.optimizers import adam, sgd
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from xreg import backends, models
-from xreg.analysis.compare import PairResult, compare_pair
+from xreg.analysis.agreement import PairResult, compare_pair
 from xreg.analysis.outcomes import RunOutcome, RunRequest, naive_cause  # noqa: F401 (re-exported)
 from xreg.analysis.triage import triage
 from xreg.backends import BackendUnavailable
-from xreg.checks import XregInputError
+from xreg.core.checks import XregInputError
 from xreg.core import progress
 from xreg.core.plan import RECORD_BUDGET_GIB, batch_sizes, check_record_budget, load_npz
 from xreg.core.spec import Dataset, ExperimentSpec, run_label

@@ -9,7 +9,7 @@ included); several axes form a grid in C order (the last axis varies fastest). `
 ``betas``.
 
 Agreement at a verified point: the other backend's full run gives the final parameters and, from its
-own trajectory, the tolerance of :mod:`xreg.analysis.compare` at the last step; the JAX grid's final
+own trajectory, the tolerance of :mod:`xreg.analysis.agreement` at the last step; the JAX grid's final
 parameters at that point must lie within it.
 """
 
@@ -25,9 +25,9 @@ import numpy as np
 
 from xreg import backends
 from xreg.analysis import floors, triage
-from xreg.analysis.compare import tolerance
+from xreg.analysis.agreement import tolerance
 from xreg.analysis.runs import check
-from xreg.checks import INTEGER, XregInputError, is_number
+from xreg.core.checks import INTEGER, XregInputError, is_number
 from xreg.core.progress import interruptible
 from xreg.core.spec import Dataset, ExperimentSpec
 from xreg import optimizers

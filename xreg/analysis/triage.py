@@ -30,7 +30,7 @@ from typing import Callable
 import numpy as np
 
 from xreg.analysis import floors
-from xreg.analysis.compare import PairResult
+from xreg.analysis.agreement import PairResult
 from xreg.analysis.outcomes import RunOutcome, naive_cause
 from xreg.core.spec import Dataset
 from xreg.semantics import conventions

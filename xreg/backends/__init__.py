@@ -11,7 +11,7 @@ import importlib
 import sys
 from types import ModuleType
 
-from xreg.checks import check_choice
+from xreg.core.checks import check_choice
 from xreg.core.spec import Dataset, ExperimentSpec, Trajectory
 
 BACKENDS = {

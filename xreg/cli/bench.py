@@ -1,5 +1,5 @@
 """``xreg bench``: the project's JAX path against plain NumPy, torch eager and torch.compile on this
-machine, with the machine's read bandwidth and each large problem's roofline (see :mod:`xreg.bench`)."""
+machine, with the machine's read bandwidth and each large problem's roofline (see :mod:`xreg.analysis.bench`)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import json
 import sys
 from typing import Sequence
 
-from xreg.checks import XregInputError
+from xreg.core.checks import XregInputError
 from xreg.cli.common import EXIT_MATCH, HelpFormatter, Parser, integer
 
 
 def build_parser(prog: str = "xreg bench") -> Parser:
-    from xreg import bench
+    from xreg.analysis import bench
 
     p = Parser(prog=prog, formatter_class=HelpFormatter,
                description="Time one training (logistic regression, SGD + weight decay, full batch) in the project's "
@@ -31,7 +31,7 @@ def build_parser(prog: str = "xreg bench") -> Parser:
 
 
 def run(argv: Sequence[str] | None = None, prog: str = "xreg bench") -> int:
-    from xreg import bench
+    from xreg.analysis import bench
     from xreg.io.files import check_outputs, write_atomic
 
     args = build_parser(prog).parse_args(argv)

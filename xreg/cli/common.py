@@ -9,7 +9,7 @@ import signal
 import sys
 from typing import Any, Callable
 
-from xreg.checks import INTEGER, XregInputError, is_number
+from xreg.core.checks import INTEGER, XregInputError, is_number
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_WRITE = 3  # an output could not be written (a full disk, a file too large, a read-only or failing device)

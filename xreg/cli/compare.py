@@ -16,7 +16,7 @@ from xreg import backends, models
 from xreg.cli.common import EXIT_MATCH, EXIT_MISMATCH, HelpFormatter, Parser, pairs, real, integer
 from xreg.core import spec
 from xreg.core.plan import RECORD_BUDGET_GIB
-from xreg.checks import XregInputError
+from xreg.core.checks import XregInputError
 from xreg.io import data
 from xreg import optimizers
 from xreg.optimizers import muon

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from xreg.checks import XregInputError
+from xreg.core.checks import XregInputError
 from xreg.cli.common import EXIT_MATCH, EXIT_MISMATCH, HelpFormatter, Parser, emit, real, integer
 
 
@@ -84,7 +84,7 @@ def _fit(args) -> int:
     import numpy as np
 
     from xreg.analysis import fit_update as fu
-    from xreg.checks import check_float, check_int
+    from xreg.core.checks import check_float, check_int
     from xreg.io import data as data_io
     from xreg.io import trajfile
     from xreg.io.files import check_outputs

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from xreg.checks import XregInputError
+from xreg.core.checks import XregInputError
 from xreg.cli.common import EXIT_MATCH, EXIT_MISMATCH, HelpFormatter, Parser, integer
 
 

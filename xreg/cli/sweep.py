@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from xreg.checks import XregInputError, check_choice
+from xreg.core.checks import XregInputError, check_choice
 from xreg.cli import compare
 from xreg.cli.common import EXIT_MATCH, EXIT_MISMATCH, integer
 

@@ -1,6 +1,6 @@
 """``xreg translate --from torch.adam --lr 1e-3 --weight-decay 1e-4``: one torch optimizer setting as
 torch code, an exact optax chain, a scratch loop, L2 terms, decoupled decay and scikit-learn's C
-(see :mod:`xreg.translate`)."""
+(see :mod:`xreg.analysis.translate`)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def build_parser(prog: str = "xreg translate") -> Parser:
 
 def run(argv: Sequence[str] | None = None, prog: str = "xreg translate") -> int:
     from xreg.io.files import check_outputs
-    from xreg.translate import translate
+    from xreg.analysis.translate import translate
 
     args = build_parser(prog).parse_args(argv)
     check_outputs({"--json": args.json}, force=args.force)

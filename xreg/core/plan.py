@@ -22,7 +22,7 @@ from typing import Iterator, Mapping, NamedTuple
 
 import numpy as np
 
-from xreg.checks import XregInputError
+from xreg.core.checks import XregInputError
 from xreg.core.spec import ExperimentSpec
 from xreg.models import Architecture
 

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from xreg import models
-from xreg.checks import XregInputError, check_bool, check_choice, check_float, check_int
+from xreg.core.checks import XregInputError, check_bool, check_choice, check_float, check_int
 from xreg import optimizers
 from xreg.semantics import conventions, schedules
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from xreg import models
-from xreg.checks import XregInputError
+from xreg.core.checks import XregInputError
 from xreg.core.spec import Dataset, ExperimentSpec
 from xreg import optimizers
 

@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from xreg.checks import XregInputError, check_float, is_number
+from xreg.core.checks import XregInputError, check_float, is_number
 from xreg.core.spec import Dataset
 
 SKLEARN_DATASETS = ("digits", "iris", "wine", "breast_cancer")

@@ -7,7 +7,7 @@ import os
 import secrets
 from pathlib import Path
 
-from xreg.checks import XregInputError
+from xreg.core.checks import XregInputError
 
 
 _NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.EXDEV}  # a filesystem without hard links

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xreg.checks import XregInputError
+from xreg.core.checks import XregInputError
 
 VERDICTS = ("match", "mismatch", "round-off (chaotic)")  # 'match' also holds for 'round-off (bfloat16 kernel)'
 # where this CPU's bfloat16 kernel is not the one xreg emulates (xreg.analysis.triage)

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from xreg.checks import XregInputError
+from xreg.core.checks import XregInputError
 from xreg.core.plan import read_npz
 from xreg.io.files import write_atomic
 

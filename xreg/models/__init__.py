@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from xreg.checks import XregInputError, check_choice, check_int
+from xreg.core.checks import XregInputError, check_choice, check_int
 
 NAMES = ("logistic", "linear", "softmax", "mlp")
 ACTIVATIONS = ("tanh", "relu")

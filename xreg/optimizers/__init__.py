@@ -12,7 +12,7 @@ import importlib
 import pkgutil
 from typing import Any, Mapping
 
-from xreg.checks import XregInputError, check_choice
+from xreg.core.checks import XregInputError, check_choice
 from xreg.optimizers.base import COMMON, IMPLEMENTATION, REFUSED, Optimizer  # noqa: F401 (the schema, re-exported)
 
 

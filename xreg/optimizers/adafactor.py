@@ -11,7 +11,7 @@ from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 
-from xreg.checks import XregInputError
+from xreg.core.checks import XregInputError
 from xreg.optimizers import _kernels
 from xreg.optimizers.base import Naive, Optimizer, at_least_one, formula_of, nonneg, nonpositive
 from xreg.optimizers.link import Link

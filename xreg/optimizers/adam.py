@@ -13,7 +13,7 @@ from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 
-from xreg.checks import check_bool
+from xreg.core.checks import check_bool
 from xreg.optimizers.base import Naive, Optimizer, betas, formula_of, nonneg
 from xreg.optimizers.link import Link, chained
 

@@ -12,23 +12,30 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, NamedTuple
 
-from xreg.checks import XregInputError
-from xreg.optimizers.base import Naive, Optimizer, formula_of, nonneg
+from xreg.core.checks import XregInputError
+import numpy as np
+
+from xreg.optimizers.base import Naive, Optimizer, float32_default, formula_of, nonneg
 from xreg.optimizers.link import Link, chained
 
 
 class Reference:
-    """eta is rounded once to the run's dtype (torch's default dtype, set to the run's by xreg's torch runs)."""
+    """eta is rounded once to the run's dtype (torch's default dtype, set to the run's by xreg's torch runs);
+    ``float32_eta`` (a diagnosis of a plain loop left at torch's float32 default): rounded to float32."""
 
     def __init__(self, o, flags, theta, layout=None):
         self.lambd, self.alpha = o["lambd"], o["alpha"]
         self.eta = None
+        self.float32 = o.get("float32_eta", False)
+
+    def _stored(self, eta, like):
+        return float(np.float32(eta)) if self.float32 else type(like)(eta)  # torch.as_tensor(python float) in its default dtype
 
     def step(self, theta, g, lr, t, decay=None):
-        eta = lr if self.eta is None else self.eta
+        eta = self._stored(float(lr), lr) if self.eta is None else self.eta
         theta = theta * (1 - self.lambd * eta) - eta * g
         wide = float(lr)
-        self.eta = type(lr)(wide / ((1 + self.lambd * wide * t) ** self.alpha))
+        self.eta = self._stored(wide / ((1 + self.lambd * wide * t) ** self.alpha), lr)
         return theta
 
 
@@ -107,6 +114,7 @@ OPTIMIZERS = (
         momentum_free=lambda o: True,
         own_step_size=True,
         run_check=_run_check,
+        recorded=lambda o, meta: {**o, "float32_eta": float32_default(meta)}, roundings=("float32_eta",),
         notes=("float64 runs: torch keeps ASGD's eta in its default dtype (float32 unless the default dtype is set "
                "to float64 with torch.set_default_dtype), a relative 1e-8 rounding the optax chain does not make",),
         twins=(scale_by_torch_asgd_eta,),

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from xreg.checks import XregInputError, check_bool, check_float, check_int
+from xreg.core.checks import XregInputError, check_bool, check_float, check_int
 from xreg.optimizers.link import Link, Shown
 
 # Options every class has (``fused``: SGD, Adam, AdamW, Adagrad), with torch's defaults; a translation
@@ -127,6 +127,11 @@ class OptionCause:
     fixes: Callable[[Mapping[str, Any], float], tuple[str, str]] = lambda o, x: ("", "")
 
 
+def float32_default(meta: Mapping[str, Any]) -> bool:
+    """A recorded torch run left at torch's default dtype, float32 (its scalar state is float32 numbers)."""
+    return meta.get("framework") == "torch" and meta.get("default_dtype", "float32") == "float32"
+
+
 def _no_naive(n: Naive) -> Link:
     raise NotImplementedError
 
@@ -192,6 +197,8 @@ class Optimizer:
     # ``recorded(options, meta)``: the options as a recorded run of the class computed them (torch keeps
     # NAdam's mu_product in its default dtype: float32 unless the program set float64).
     recorded: Callable[[Mapping[str, Any], Mapping[str, Any]], Mapping[str, Any]] = lambda o, meta: o
+    # The options ``recorded`` sets (not torch's: a printed fix leaves them out).
+    roundings: tuple[str, ...] = ()
     # ``sum_loss(options, lr, M)``: the settings (beyond weight_decay*M) under which a sum over M rows steps
     # as the mean loss does; None where the class is not invariant to the gradient's scale.
     sum_loss: Callable[[Mapping[str, Any], float, int], dict[str, float] | None] = lambda o, lr, M: None

@@ -13,7 +13,7 @@ from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 
-from xreg.checks import XregInputError, check_bool, check_choice, check_float
+from xreg.core.checks import XregInputError, check_bool, check_choice, check_float
 from xreg.optimizers import _kernels
 from xreg.optimizers.base import Naive, Optimizer, Options, formula_of, nonneg, whole
 from xreg.optimizers.link import Link, Shown, code_or_none

@@ -12,7 +12,7 @@ from typing import Any, Mapping, NamedTuple
 import numpy as np
 
 from xreg.optimizers.adam import eps_scaled
-from xreg.optimizers.base import Naive, Optimizer, betas, formula_of, nonneg
+from xreg.optimizers.base import Naive, Optimizer, betas, float32_default, formula_of, nonneg
 from xreg.optimizers.link import Link, chained
 
 
@@ -98,9 +98,7 @@ def naive(n: Naive) -> Link:
 
 def recorded(o: Mapping[str, Any], meta: Mapping[str, Any]) -> Mapping[str, Any]:
     """A torch run left at the float32 default dtype rounds its mu_product to float32 (torch's own scalar state)."""
-    if meta.get("framework") == "torch" and meta.get("default_dtype", "float32") == "float32":
-        return {**o, "float32_mu_product": True}
-    return o
+    return {**o, "float32_mu_product": float32_default(meta)}
 
 
 OPTIMIZERS = (
@@ -116,7 +114,7 @@ OPTIMIZERS = (
         decoupled_flag=True,
         alias_defaults=(("optax.nadam: momentum b1 at every step (torch's momentum_decay -> inf)",
                          {"momentum_decay": float("inf"), "float32_mu_product": False}),),
-        recorded=recorded,
+        recorded=recorded, roundings=("float32_mu_product",),
         sum_loss=eps_scaled,
         notes=("float64 runs: torch keeps NAdam's mu_product in its default dtype (float32 unless "
                "the default dtype is set to float64 with torch.set_default_dtype), a relative 1e-8 rounding the optax chain does not make",),

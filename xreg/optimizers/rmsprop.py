@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from xreg.checks import check_bool
+from xreg.core.checks import check_bool
 from xreg.optimizers.adam import eps_scaled
 from xreg.optimizers.base import Naive, Optimizer, closed_unit, formula_of, nonneg, unit
 from xreg.optimizers.link import Link, chained

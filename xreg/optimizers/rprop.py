@@ -13,7 +13,7 @@ from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 
-from xreg.checks import XregInputError, check_float
+from xreg.core.checks import XregInputError, check_float
 from xreg.optimizers.base import Naive, Optimizer, formula_of, pair
 from xreg.optimizers.link import Link
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from xreg.checks import XregInputError, check_bool
+from xreg.core.checks import XregInputError, check_bool
 from xreg.optimizers.base import Naive, Optimizer, OptionCause, closed_unit, formula_of, unit
 from xreg.optimizers.link import Link, chained
 

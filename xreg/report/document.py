@@ -4,7 +4,7 @@ step and run, with its batch loss and every parameter).
 
 The report holds the spec, the update each run used, the table, the verdicts with their causes, the
 figure, and the equivalent settings as code that pastes and runs (torch, and optax over the names
-``optax`` and ``xreg``; see :mod:`xreg.translate`).
+``optax`` and ``xreg``; see :mod:`xreg.analysis.translate`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from xreg.report.table import _grid, _tolerance_line, explain, hazards, kernel_n
 
 def _equivalents(c: Comparison) -> list[tuple[str, str]]:
     """(title, code) of the reference run's torch setting in every framework, or the reason there is none."""
-    from xreg.translate import translate
+    from xreg.analysis.translate import translate
 
     s = c.reference.spec
     if s.port != "exact" or s.group_decay or s.clip_norm is not None or s.schedule != "constant":

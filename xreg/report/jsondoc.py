@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from xreg.analysis import compare
+from xreg.analysis import agreement
 from xreg.analysis.runs import Comparison
 from xreg.core import recipe
 from xreg.core.structure import structure
@@ -113,8 +113,8 @@ def to_json(c: Comparison, params: bool = False) -> dict[str, Any]:
             },
             "tolerance": {
                 "formula": "C * eps(dtype) * sum_{j<=k} (max|w_j| + max|w_j - w_{j-1}|)",
-                "C": compare.TOLERANCE_FACTOR,
-                "eps": compare.eps(c.spec.dtype),
+                "C": agreement.TOLERANCE_FACTOR,
+                "eps": agreement.eps(c.spec.dtype),
             },
             "environment": versions(),
             "reference": c.reference.label,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xreg.analysis import compare
+from xreg.analysis import agreement
 from xreg.analysis.runs import Comparison
 from xreg.io.files import write_atomic
 
@@ -73,7 +73,7 @@ def figure(c: Comparison):
             if k < len(steps):
                 ax_dev.plot([steps[k]], [max(p.per_step[k], FLOOR)], "x", color=color[id(o)], ms=9, mew=2)
         if not tol_drawn:
-            tol = compare.tolerance(c.spec.dtype, ref.trajectory.flat, t.flat, t.steps_at)
+            tol = agreement.tolerance(c.spec.dtype, ref.trajectory.flat, t.flat, t.steps_at)
             ax_dev.plot(steps[1:], tol[1:], "k-", lw=0.8, alpha=0.7, label="match tolerance")
             tol_drawn = True
     if tol_drawn:

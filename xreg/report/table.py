@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from xreg.analysis import compare, triage
+from xreg.analysis import agreement, triage
 from xreg.analysis.runs import Comparison, RunOutcome, naive_cause
 from xreg import optimizers
 from xreg.semantics import conventions
@@ -222,11 +222,11 @@ def table(c: Comparison, fmt: str = "table", width: int = WIDTH) -> str:
 
 
 def _tolerance_line(c: Comparison) -> str:
-    e = compare.eps(c.spec.dtype)
+    e = agreement.eps(c.spec.dtype)
     ref = c.reference.label
     finals = [p.final_tolerance for p in c.pairs if ref in (p.a, p.b)]
     at_end = f"; {max(finals):.3g} at the last step against the reference" if finals else ""
     return (
-        f"match tolerance: |dw_k| <= {compare.TOLERANCE_FACTOR:g} * eps * sum_j<=k (|w_j| + |w_j - w_j-1|)  "
+        f"match tolerance: |dw_k| <= {agreement.TOLERANCE_FACTOR:g} * eps * sum_j<=k (|w_j| + |w_j - w_j-1|)  "
         f"({c.spec.dtype} eps = {e:.3g}{at_end})"
     )

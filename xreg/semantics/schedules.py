@@ -24,7 +24,7 @@ import ast
 import math
 from typing import Any, Callable, Mapping
 
-from xreg.checks import XregInputError, check_choice, check_float, check_int
+from xreg.core.checks import XregInputError, check_choice, check_float, check_int
 
 NAMES = ("constant", "step", "exponential", "cosine", "lambda")
 LAMBDA_FUNCTIONS = ("cos", "sin", "exp", "log", "sqrt", "minimum", "maximum")

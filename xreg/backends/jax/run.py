@@ -24,7 +24,7 @@ import numpy as np
 import optax
 
 from xreg import models
-from xreg.checks import XregInputError
+from xreg.core.checks import XregInputError
 from xreg.backends.jax import chain
 from xreg.core import progress, recipe
 from xreg.core.plan import Batch, make_plan

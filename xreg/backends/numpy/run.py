@@ -35,10 +35,10 @@ NAME = "numpy"
 
 
 class Layout:
-    """Where each named parameter sits in the flat vector."""
+    """Where each named parameter sits in the flat vector (``shapes``: name -> shape, in vector order)."""
 
-    def __init__(self, arch: models.Architecture):
-        self.shapes = arch.shapes
+    def __init__(self, shapes: Mapping[str, tuple[int, ...]]):
+        self.shapes = dict(shapes)
         self.slices, start = {}, 0
         for name, shape in self.shapes.items():
             size = math.prod(shape)
@@ -64,7 +64,7 @@ class Layout:
 @functools.lru_cache(maxsize=64)
 def layout_of(arch: models.Architecture) -> Layout:
     """The layout of ``arch``, made once (a step asks for it every time)."""
-    return Layout(arch)
+    return Layout(arch.shapes)
 
 
 def clip_grad_norm(g: np.ndarray, max_norm) -> np.ndarray:

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from xreg import models
-from xreg.checks import XregInputError
+from xreg.core.checks import XregInputError
 from xreg.core import progress, recipe
 from xreg.core.plan import Batch, make_plan
 from xreg.backends.torch import kernels

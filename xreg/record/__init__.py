@@ -28,7 +28,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from xreg.checks import XregInputError
+from xreg.core.checks import XregInputError
 from xreg.io import trajfile
 
 

@@ -3,7 +3,7 @@
     from xreg.testing import assert_trajectories_close
     assert_trajectories_close("torch.npz", "optax.npz")   # files from xreg.record, or the runs themselves
 
-The tolerance is xreg's (:mod:`xreg.analysis.compare`): at step k the largest parameter difference must
+The tolerance is xreg's (:mod:`xreg.analysis.agreement`): at step k the largest parameter difference must
 stay within ``16 * eps(dtype) * sum_{j<=k}(|theta_j| + |theta_j - theta_{j-1}|)``. A failure names the
 first step past it, the parameter and the gap, and, for recorded runs, the cause ``xreg diagnose``
 finds (:mod:`xreg.analysis.diagnose`).
@@ -25,7 +25,7 @@ from typing import Any, Mapping
 import chex
 import numpy as np
 
-from xreg.analysis.compare import tolerance
+from xreg.analysis.agreement import tolerance
 from xreg.core.spec import Trajectory
 from xreg.io import trajfile
 
@@ -115,7 +115,7 @@ def _aligned(a: Any, b: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarra
     """Two recorded runs with B's parameters renamed and laid out as A's (xreg.analysis.diagnose.align)."""
     from xreg.analysis.diagnose import _permute, align
 
-    from xreg.checks import XregInputError
+    from xreg.core.checks import XregInputError
 
     ra, rb = (trajfile.load(r) if isinstance(r, (str, Path)) else r for r in (a, b))
     try:
