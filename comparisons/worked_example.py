@@ -8,7 +8,7 @@ By hand: dL/dw = -32 and dL/db = -10, so
 Run:  python comparisons/worked_example.py
 The same through the CLI:
   xreg compare --data comparisons/worked_example.csv --target y --model linear --lr 0.1 --lam 1 \
-      --epochs 1 --init constant --init-scale 1 --test-fraction 0 --convention torch --convention scratch
+      --epochs 1 --init constant --init-scale 1 --test-fraction 0 --convention coupled --convention scratch
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def by_formula(convention: str) -> tuple[float, float]:
 def main() -> int:
     print(f"{'backend':8} {'convention':10} {'weight':>8} {'bias':>8}   formula")
     ok = True
-    for convention in ("torch", "scratch"):
+    for convention in ("coupled", "scratch"):
         expect = by_formula(convention)
         for backend in backends.NAMES:
             t = backends.train(backend, SPEC.replace(convention=convention), DATA)

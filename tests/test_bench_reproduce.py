@@ -90,7 +90,7 @@ def test_reproduce_command_writes_its_three_files(tmp_path, capsys):
     doc = json.loads((tmp_path / "decoupling.json").read_text())
     assert [p["name"] for p in doc["panels"]] == ["Adam + L2", "AdamW", "SGD + L2", "SGDW"]
     assert all(np.shape(p["test_error"]) == (3, 3) and p["verified"][0]["verdict"] == "match" for p in doc["panels"])
-    assert doc["panels"][1]["spec"]["decoupled_scale"] == "schedule" and doc["panels"][0]["spec"]["convention"] == "torch"
+    assert doc["panels"][1]["spec"]["decoupled_scale"] == "schedule" and doc["panels"][0]["spec"]["convention"] == "coupled"
     assert (tmp_path / "decoupling.png").read_bytes()[:4] == b"\x89PNG"
     assert "slope" in (tmp_path / "decoupling.txt").read_text()
     assert main(["reproduce", "decoupling", "--size", "3", "--epochs", "4", "--out", str(tmp_path)]) == 2  # no clobbering

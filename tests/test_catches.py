@@ -64,12 +64,12 @@ def test_table_cells_are_each_runs_own_numbers(default_data, capsys):
     rows = {r[0]: r for r in csv.reader(io.StringIO(capsys.readouterr().out.split("\n\n")[0])) if r and r[0] != "run"}
     spec = ExperimentSpec(epochs=30, lr=0.5)
     ref = backends.train("torch", spec, default_data)
-    for label, backend, convention in (("torch/torch", "torch", "torch"), ("numpy/scratch", "numpy", "scratch")):
+    for label, backend, convention in (("torch/coupled", "torch", "torch"), ("numpy/scratch", "numpy", "scratch")):
         t = backends.train(backend, spec.replace(convention=convention), default_data)
         row = rows[label]
         assert float(row[3]) == pytest.approx(t.train_loss[-1], rel=1e-5)
         assert float(row[4]) == pytest.approx(t.train_accuracy[-1], abs=1e-4) and float(row[5]) == pytest.approx(t.test_accuracy[-1], abs=1e-4)
-        if label != "torch/torch":
+        if label != "torch/coupled":
             assert float(row[6]) == pytest.approx(np.max(np.abs(t.flat - ref.flat)), rel=1e-3)
     assert abs(ref.train_accuracy[-1] - ref.test_accuracy[-1]) > 1e-3  # the two accuracies differ: a swap shows
 
@@ -78,7 +78,7 @@ def test_json_pair_fields_are_the_runs_gaps(default_data, capsys):
     assert main(["--epochs", "20", "--backend", "torch", "--backend", "numpy", "--convention", "torch", "--convention",
                  "scratch", "--json", "-", "--quiet"]) == 1  # fmt: skip
     doc = json.loads(capsys.readouterr().out)
-    pair = next(p for p in doc["pairs"] if (p["a"], p["b"]) == ("torch/torch", "numpy/scratch"))
+    pair = next(p for p in doc["pairs"] if (p["a"], p["b"]) == ("torch/coupled", "numpy/scratch"))
     spec = ExperimentSpec(epochs=20)
     a, b = backends.train("torch", spec, default_data), backends.train("numpy", spec.replace(convention="scratch"), default_data)
     gap = float(np.max(np.abs(a.flat - b.flat)))

@@ -27,11 +27,11 @@ def _onset_and_gap(ref, other):
 
 def test_rmsprop_at_the_optimum_is_at_the_row_order_floor(default_data):
     spec = ExperimentSpec(optimizer="rmsprop", lr=0.01, lam=0.05, init="normal", seed=2)
-    runs = train_all(spec, default_data, [("torch", "torch"), ("jax", "torch"), ("numpy", "torch")])
-    ref = runs["torch/torch"]
+    runs = train_all(spec, default_data, [("torch", "coupled"), ("jax", "coupled"), ("numpy", "coupled")])
+    ref = runs["torch/coupled"]
     floor = floors.row_order_floor(spec, default_data)
     flipped_onset = None
-    for name in ("jax/torch", "numpy/torch"):
+    for name in ("jax/coupled", "numpy/coupled"):
         onset, gap = _onset_and_gap(ref, runs[name])
         assert onset is not None and onset > 300  # within the tolerance for the first 300+ steps
         assert np.max(agreement.compare_pair(ref, runs[name]).per_step[:301]) <= 1e-14
@@ -40,19 +40,19 @@ def test_rmsprop_at_the_optimum_is_at_the_row_order_floor(default_data):
     # a one-ulp change of the start does not show it (the start is forgotten before the optimum) ...
     assert floors.init_ulp_floor(spec, default_data) < 1e-12
     # ... while the same run with the lr of test_optimizers stays exact
-    slow = train_all(spec.replace(lr=1e-3), default_data, [("torch", "torch"), ("jax", "torch")])
-    assert agreement.compare_pair(slow["torch/torch"], slow["jax/torch"]).verdict == "match"
+    slow = train_all(spec.replace(lr=1e-3), default_data, [("torch", "coupled"), ("jax", "coupled")])
+    assert agreement.compare_pair(slow["torch/coupled"], slow["jax/coupled"]).verdict == "match"
 
 
 def test_adadelta_default_lr_parts_ways_where_torch_parts_from_itself(default_data):
     """Adadelta at torch's default lr=1.0: every perturbation, a 1-ulp start or a reversed summation,
     starts to grow at the same step as the cross-framework gap."""
     spec = ExperimentSpec(optimizer="adadelta", lr=1.0, lam=0.05, init="normal", seed=2)
-    runs = train_all(spec, default_data, [("torch", "torch"), ("jax", "torch"), ("numpy", "torch")])
-    ref = runs["torch/torch"]
-    ulp_run = train_all(spec.replace(init_ulps=1), default_data, [("torch", "torch")])["torch/torch"]
+    runs = train_all(spec, default_data, [("torch", "coupled"), ("jax", "coupled"), ("numpy", "coupled")])
+    ref = runs["torch/coupled"]
+    ulp_run = train_all(spec.replace(init_ulps=1), default_data, [("torch", "coupled")])["torch/coupled"]
     floor_onset, floor_gap = _onset_and_gap(ref, ulp_run)
     assert floor_gap > 1e-6  # chaotic: one ulp at the start grows by ten orders of magnitude
-    for name in ("jax/torch", "numpy/torch"):
+    for name in ("jax/coupled", "numpy/coupled"):
         onset, gap = _onset_and_gap(ref, runs[name])
         assert abs(onset - floor_onset) <= 0.05 * floor_onset, (name, onset, floor_onset)

@@ -28,7 +28,7 @@ def test_default_run_table_and_exit_code(default_json):
     (proc, _), _ = default_json
     assert proc.returncode == 1, proc.stderr  # the scratch run is a mismatch, so the exit is 1
     assert proc.stderr == ""
-    for label in ["torch/torch", "jax/torch", "jax/l2-loss", "numpy/torch", "numpy/scratch"]:
+    for label in ["torch/coupled", "jax/coupled", "jax/l2-loss", "numpy/coupled", "numpy/scratch"]:
         assert label in proc.stdout
     assert "scratch lam=0.1 with m=1096 == torch weight_decay=9.124e-05" in proc.stdout
     assert "1096 train / 274 test rows, 4 features" in proc.stdout
@@ -45,10 +45,10 @@ def test_default_json_content(default_json):
         assert len(r["loss"]) == 1000 and len(r["train_accuracy"]) == 1000
     pairs = {(p["a"], p["b"]): p for p in doc["pairs"]}
     assert len(pairs) == len(runs) * (len(runs) - 1) // 2
-    for other in ["jax/torch", "jax/l2-loss", "numpy/torch", "numpy/scratch@lam=109.6"]:
-        p = pairs[("torch/torch", other)]
+    for other in ["jax/coupled", "jax/l2-loss", "numpy/coupled", "numpy/scratch@lam=109.6"]:
+        p = pairs[("torch/coupled", other)]
         assert p["verdict"] == "match" and p["first_divergence_step"] is None and p["max_abs_diff"] <= 1e-12
-    p = pairs[("torch/torch", "numpy/scratch")]
+    p = pairs[("torch/coupled", "numpy/scratch")]
     assert p["verdict"] == "mismatch" and p["first_divergence_step"] >= 1
     assert runs["numpy/scratch"]["equivalent_torch_weight_decay"] == pytest.approx(0.1 / 1096)
     assert doc["environment"]["torch"].startswith("2.13.0")
@@ -120,10 +120,10 @@ def test_the_figure_has_the_three_graphs_and_the_deviation(tmp_path, default_dat
     c = runs.run_all(spec, default_data, reqs)
     fig = plots.figure(c)
     titles = [ax.get_title() for ax in fig.axes]
-    assert titles == ["training loss", "training accuracy", "test accuracy", "deviation from the reference (torch/torch)"]
+    assert titles == ["training loss", "training accuracy", "test accuracy", "deviation from the reference (torch/coupled)"]
     (legend,) = fig.legends
     entries = [t.get_text() for t in legend.get_texts()]
-    assert entries == ["torch/torch = jax/torch = jax/l2-loss = numpy/torch = numpy/scratch@lam=109.6", "numpy/scratch"]
+    assert entries == ["torch/coupled = jax/coupled = jax/l2-loss = numpy/coupled = numpy/scratch@lam=109.6", "numpy/scratch"]
     dev = [t.get_text() for t in fig.axes[3].get_legend().get_texts()]
     assert len(dev) == len(c.outcomes) - 1 + 2 and "match tolerance" in dev and "first divergence" in dev
     assert "numpy/scratch (mismatch)" in dev

@@ -13,15 +13,15 @@ from xreg.core.spec import ExperimentSpec
 
 ARCH = models.architecture("logistic", 4, 2)
 
-SAME_RULE = [("torch", "torch"), ("jax", "torch"), ("jax", "l2-loss"), ("numpy", "torch"), ("numpy", "l2-loss"),
+SAME_RULE = [("torch", "coupled"), ("jax", "coupled"), ("jax", "l2-loss"), ("numpy", "coupled"), ("numpy", "l2-loss"),
              ("torch", "l2-loss")]  # fmt: skip
 
 
 def test_default_problem_agrees_to_1e12_over_1000_steps(default_data):
     runs = train_all(ExperimentSpec(), default_data, SAME_RULE + [("numpy", "scratch")])
-    ref = runs["torch/torch"]
+    ref = runs["torch/coupled"]
     assert ref.steps == 1000 and ref.diverged_at is None
-    for name in ["jax/torch", "jax/l2-loss", "numpy/torch", "numpy/l2-loss", "torch/l2-loss"]:
+    for name in ["jax/coupled", "jax/l2-loss", "numpy/coupled", "numpy/l2-loss", "torch/l2-loss"]:
         assert max_gap(ref, runs[name]) <= 1e-12, name
         assert agreement.compare_pair(ref, runs[name]).verdict == "match"
     scratch = agreement.compare_pair(ref, runs["numpy/scratch"])
@@ -34,7 +34,7 @@ def test_default_problem_agrees_to_1e12_over_1000_steps(default_data):
 def test_scratch_with_lam_times_m_matches_torch(default_data):
     m = default_data.n_train
     spec = ExperimentSpec()
-    torch_run = train_all(spec, default_data, [("torch", "torch")])["torch/torch"]
+    torch_run = train_all(spec, default_data, [("torch", "coupled")])["torch/coupled"]
     for backend in ("numpy", "jax", "torch"):
         scratch = train_all(spec.replace(lam=spec.lam * m), default_data, [(backend, "scratch")])
         assert max_gap(torch_run, scratch[f"{backend}/scratch"]) <= 1e-12
@@ -59,8 +59,8 @@ def test_variants_agree(variant, dataset, default_data, user_data):
     batch = VARIANTS[variant].get("batch_size") or data.n_train
     epochs = -(-1000 // -(-data.n_train // batch))  # enough epochs for >= 1000 steps
     spec = ExperimentSpec(epochs=epochs, **VARIANTS[variant])
-    runs = train_all(spec, data, [("torch", "torch"), ("jax", "torch"), ("jax", "l2-loss"), ("numpy", "torch")])
-    ref = runs["torch/torch"]
+    runs = train_all(spec, data, [("torch", "coupled"), ("jax", "coupled"), ("jax", "l2-loss"), ("numpy", "coupled")])
+    ref = runs["torch/coupled"]
     assert 1000 <= ref.steps < 1000 + epochs and ref.diverged_at is None
     if spec.batch_size:
         assert data.n_train % spec.batch_size != 0  # a short last batch is exercised
@@ -88,10 +88,10 @@ def test_shuffle_permutations_differ_per_epoch_and_cover_all_rows(default_data):
 def test_float32_runs_agree_within_stated_tolerance(default_data):
     spec = ExperimentSpec(dtype="float32")
     runs = train_all(spec, default_data, SAME_RULE)
-    ref = runs["torch/torch"]
+    ref = runs["torch/coupled"]
     for name, run in runs.items():
         p = agreement.compare_pair(ref, run)
         assert p.verdict == "match", (name, p.max_abs_diff, p.final_tolerance)
     # and float32 really ran in float32: it differs from the float64 run by far more than float64 round-off
-    f64 = train_all(ExperimentSpec(), default_data, [("torch", "torch")])["torch/torch"]
+    f64 = train_all(ExperimentSpec(), default_data, [("torch", "coupled")])["torch/coupled"]
     assert 1e-9 < max_gap(ref, f64) < 1e-3

@@ -22,7 +22,7 @@ def test_a_non_finite_loss_is_a_divergence(capsys):
     # lam 1e308: the parameters stay finite (about 1e306) while the penalty and the loss overflow
     assert main(["--lam", "1e308", "--epochs", "2", "--backend", "torch", "--backend", "numpy"]) == 1
     out = capsys.readouterr().out
-    assert "numpy/torch: torch/torch diverged at step 2; numpy/torch diverged at step 2" in out, out
+    assert "numpy/coupled: torch/coupled diverged at step 2; numpy/coupled diverged at step 2" in out, out
 
 
 @pytest.mark.parametrize("expr, message", [

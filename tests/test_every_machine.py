@@ -159,9 +159,9 @@ def test_svg_is_the_same_bytes_every_run_and_report_suffix_in_any_case(tmp_path)
 def test_a_scenario_expecting_a_run_it_does_not_make_is_bad_input(tmp_path, capsys):
     sc = tmp_path / "s.toml"
     sc.write_text('title = "t"\nsummary = "s"\n[compare]\nepochs = 2\nbackend = ["numpy"]\n'
-                  '[[expect]]\na = "numpy/torch"\nb = "jax/nope"\nverdict = "match"\nwhy = "w"\n')  # fmt: skip
+                  '[[expect]]\na = "numpy/coupled"\nb = "jax/nope"\nverdict = "match"\nwhy = "w"\n')  # fmt: skip
     assert main(["compare", str(sc)]) == 2
-    assert "names the pair numpy/torch vs jax/nope" in capsys.readouterr().err
+    assert "names the pair numpy/coupled vs jax/nope" in capsys.readouterr().err
 
 
 # ---- the Markdown report escapes what the user named ---------------------------------------------------------
@@ -204,7 +204,7 @@ def test_closed_stdout_and_an_ascii_locale(tmp_path):
     p = subprocess.run(["sh", "-c", cmd], stderr=subprocess.PIPE, text=True, timeout=120)
     assert p.returncode == 141 and p.stderr.startswith("error: standard output is closed"), p.stderr
     p = _xreg("--epochs", "2", "--backend", "numpy", env={**os.environ, "PYTHONIOENCODING": "ascii"})
-    assert p.returncode == 0 and "numpy/torch" in p.stdout and p.stderr == "", p.stderr
+    assert p.returncode == 0 and "numpy/coupled" in p.stdout and p.stderr == "", p.stderr
 
 
 def test_sweep_count_is_bounded_before_allocation_and_json_dash_is_stdout(tmp_path, capsys, monkeypatch):
@@ -217,7 +217,7 @@ def test_sweep_count_is_bounded_before_allocation_and_json_dash_is_stdout(tmp_pa
 
 
 # ---- scenario files: bounded, never granting outputs or --force, paths beside the file, found by name -----------
-def _scenario(tmp_path, body, expect='[[expect]]\na = "numpy/torch"\nb = "numpy/l2-loss"\nverdict = "match"\nwhy = "w"\n'):
+def _scenario(tmp_path, body, expect='[[expect]]\na = "numpy/coupled"\nb = "numpy/l2-loss"\nverdict = "match"\nwhy = "w"\n'):
     path = tmp_path / "s.toml"
     path.write_text('title = "t"\nsummary = "s"\n' + body + expect)
     return path
@@ -247,11 +247,11 @@ def test_a_scenario_reads_its_files_beside_it_and_a_shipped_one_by_name(tmp_path
                      'convention = ["torch", "l2-loss"]\n')  # fmt: skip
     monkeypatch.chdir(tmp_path)  # not the scenario's folder
     assert main(["compare", str(path)]) == 0
-    assert "ok   numpy/torch vs numpy/l2-loss" in capsys.readouterr().out
+    assert "ok   numpy/coupled vs numpy/l2-loss" in capsys.readouterr().out
     assert main(["compare", "classic_logistic", "--epochs", "3", "--json", "-"]) == 0
     cap = capsys.readouterr()
     assert json.loads(cap.out)["xreg_json"] == 1 and cap.err.startswith("scenario classic_logistic")  # the title on stderr
-    one_error(capsys, 2, ["compare", "classic_logistic", "--epochs", "3", "--backend", "numpy"], "names the pair torch/torch vs")
+    one_error(capsys, 2, ["compare", "classic_logistic", "--epochs", "3", "--backend", "numpy"], "names the pair torch/coupled vs")
     one_error(capsys, 2, ["--epochs", "2", "--list"], "--list lists the shipped scenarios and takes no other flag")
 
 
@@ -274,7 +274,7 @@ def test_an_update_returning_a_grad_tensor_and_printing_keeps_stdout_json(tmp_pa
     code = main(["diagnose", "--update", f"{tmp_path / 'u.py'}:step", "--lr", "0.05", "--lam", "0.1", "--json", "-"])
     cap = capsys.readouterr()
     doc = json.loads(cap.out)
-    assert code == 0 and doc["convention"] == "torch" and doc["lam"] == pytest.approx(0.1) and "step" in cap.err
+    assert code == 0 and doc["convention"] == "coupled" and doc["lam"] == pytest.approx(0.1) and "step" in cap.err
 
 
 # ---- diagnose: higher-rank layouts, different starts, degenerate parameters ---------------------------------------
@@ -513,7 +513,7 @@ def test_a_run_whose_loss_grows_by_orders_is_flagged_unstable(capsys):
     argv = ["--data", "breast_cancer", "--backend", "numpy", "--epochs", "200", "--json", "-", "--quiet"]
     main(argv)
     warnings = json.loads(capsys.readouterr().out)["warnings"]
-    assert any(w.startswith("unstable: the training loss of numpy/torch grew from 0.6931") and "--standardize" in w for w in warnings)
+    assert any(w.startswith("unstable: the training loss of numpy/coupled grew from 0.6931") and "--standardize" in w for w in warnings)
     assert main(argv + ["--standardize"]) == 0
     assert not any("unstable" in w for w in json.loads(capsys.readouterr().out)["warnings"])
 
@@ -527,7 +527,7 @@ def test_the_derived_scratch_run_scales_every_group_strength(capsys):
     doc = json.loads(capsys.readouterr().out)
     derived = next(r for r in doc["runs"] if r["label"].startswith("numpy/scratch@lam="))
     assert derived["label"] == "numpy/scratch@lam=1.438"
-    verdict = {p["b"]: p["verdict"] for p in doc["pairs"] if p["a"] == "torch/torch"}
+    verdict = {p["b"]: p["verdict"] for p in doc["pairs"] if p["a"] == "torch/coupled"}
     assert verdict["numpy/scratch@lam=1.438"] == "match" and verdict["numpy/scratch"] == "mismatch"
 
 
@@ -567,7 +567,7 @@ def test_a_jax_platforms_jax_cannot_start_is_named():
     env = {**os.environ, "JAX_PLATFORMS": "cuda"}  # no JAX CUDA plugin: JAX cannot start that platform
     p = _xreg("--epochs", "2", "--backend", "numpy", "--backend", "jax", "--json", "-", "--quiet", env=env)
     runs = {r["label"]: r for r in json.loads(p.stdout)["runs"]}
-    assert runs["jax/torch"]["status"].startswith("unavailable: JAX cannot start: JAX_PLATFORMS='cuda' names no platform")
+    assert runs["jax/coupled"]["status"].startswith("unavailable: JAX cannot start: JAX_PLATFORMS='cuda' names no platform")
     p = _xreg("sweep", "--sweep", "lr=0.1:1:2", "--epochs", "2", env=env)
     assert p.returncode == 2 and p.stderr.startswith("error: JAX cannot start") and p.stderr.count("\n") == 1, p.stderr
 
@@ -584,8 +584,8 @@ def test_an_address_space_limit_below_what_jax_needs_is_said_not_crashed_into():
     p = run("--epochs 3 --json - --quiet")
     assert p.returncode in (0, 1), (p.returncode, p.stderr[-500:])
     runs = {r["label"]: r for r in json.loads(p.stdout)["runs"]}
-    assert runs["jax/torch"]["status"].startswith("unavailable: the address-space limit (ulimit -v) of 1.43 GiB")
-    assert runs["torch/torch"]["status"] == "ok" and runs["numpy/torch"]["status"] == "ok"
+    assert runs["jax/coupled"]["status"].startswith("unavailable: the address-space limit (ulimit -v) of 1.43 GiB")
+    assert runs["torch/coupled"]["status"] == "ok" and runs["numpy/coupled"]["status"] == "ok"
     p = run("sweep --sweep lr=0.1:1:2 --epochs 2")
     assert p.returncode == 2 and "below the 2.5 GiB jax needs" in p.stderr and p.stderr.count("\n") == 1, p.stderr
 
@@ -634,7 +634,7 @@ def test_review_mends(tmp_path, npz_dir, capsys):
     assert d.first_divergence_step is None
     sc = tmp_path / "s.toml"
     sc.write_text('title = "t"\nsummary = "s"\n[compare]\nepochs = 2\n"json=/tmp/x.json" = true\n'
-                  '[[expect]]\na = "numpy/torch"\nb = "jax/torch"\nverdict = "match"\nwhy = "w"\n')  # fmt: skip
+                  '[[expect]]\na = "numpy/coupled"\nb = "jax/coupled"\nverdict = "match"\nwhy = "w"\n')  # fmt: skip
     one_error(capsys, 2, ["compare", str(sc)], "flag names are words of a-z")
     csv = tmp_path / "blank.csv"
     csv.write_text("x1,label\n1,yes\n2,\n3,no\n4,yes\n")

@@ -38,14 +38,14 @@ def test_the_classic_scratch_loop_is_scratch_with_lam_over_n(tmp_path, capsys, d
     assert code == 0 and doc["convention"] == "scratch" and doc["bias_decayed"] is True
     assert doc["torch_weight_decay"] == pytest.approx(lam / n, rel=1e-6) and doc["lam"] == pytest.approx(lam, rel=1e-6)
     assert doc["residual"] <= 16 and "it matches your code" in doc["verified"]
-    assert doc["runner_up"]["convention"] == "torch"  # the same arithmetic, with lam/n as torch's own lam
+    assert doc["runner_up"]["convention"] == "coupled"  # the same arithmetic, with lam/n as torch's own lam
     assert doc["fix"].startswith("grad = data_grad/n + lam*beta")
 
 
 def test_the_printed_fix_makes_it_torch(tmp_path, capsys, default_data):
     fixed = write(tmp_path, "data_grad / n + lam * beta", "fixed.py")  # the fix, applied by hand
     code, doc = diagnose(capsys, "--update", f"{fixed}:step", "--lam", "0.1")
-    assert code == 0 and doc["convention"] == "torch" and doc["torch_weight_decay"] == pytest.approx(0.1, rel=1e-9)
+    assert code == 0 and doc["convention"] == "coupled" and doc["torch_weight_decay"] == pytest.approx(0.1, rel=1e-9)
     # and against plain torch, not xreg's backend: torch.optim.SGD(weight_decay=lam) from the same start
     from importlib.util import module_from_spec, spec_from_file_location
 
@@ -136,7 +136,7 @@ def test_verification_reruns_torch_and_can_refuse(default_data):
         P.append(P[-1] - 0.05 * (Xb.T @ (1 / (1 + np.exp(-Xb @ P[-1])) - y) / n + 0.01 * P[-1]))
     P = np.array(P)
     result = fu.fit(P, X, y, 0.05, 0.01)
-    assert (result.best.convention, result.best.bias_decayed) == ("torch", True)
+    assert (result.best.convention, result.best.bias_decayed) == ("coupled", True)
     assert fu.verify(result, P, default_data)[0]
     result.best.coefficient *= 1.0 + 1e-6  # a fit one part in a million off: torch must refuse it
     ok, text = fu.verify(result, P, default_data)

@@ -157,3 +157,22 @@ def test_importing_an_optimizer_module_imports_no_framework():
             "print(sorted(m for m in ('torch', 'jax', 'optax', 'keras', 'flax') if m in sys.modules))")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code.replace(", xreg.twins as _", "")], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_the_coupled_convention_keeps_its_old_spelling(capsys, tmp_path):
+    """'torch' named the coupled convention until issue 21 (runs labelled torch/torch): the flag, a spec and a
+    scenario's expected pairs still take it; every label says 'coupled'."""
+    import json
+
+    from xreg.cli import main
+    from xreg.core.spec import ExperimentSpec
+    from xreg.io import scenario
+
+    assert ExperimentSpec(convention="torch").convention == "coupled"
+    assert main(["--convention", "torch", "--backend", "numpy", "--backend", "torch", "--epochs", "3", "--json", "-"]) == 0
+    labels = {r["label"] for r in json.loads(capsys.readouterr().out)["runs"]}
+    assert labels == {"numpy/coupled", "torch/coupled"}
+    toml = tmp_path / "old.toml"
+    toml.write_text('title = "t"\nsummary = "s"\n[compare]\nepochs = 3\n[[expect]]\na = "torch/torch"\nb = "jax/torch/naive"\nverdict = "match"\nwhy = "w"\n')
+    (e,) = scenario.load(toml).expect
+    assert (e.a, e.b) == ("torch/coupled", "jax/coupled/naive")

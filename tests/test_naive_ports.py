@@ -32,8 +32,8 @@ def test_naive_adamw_without_mask_decays_the_bias(default_data):
 
 def test_naive_adadelta_climbs_and_is_reported_as_diverged_or_far(default_data):
     spec = _spec("adadelta")
-    runs = train_all(spec, default_data, [("torch", "torch"), ("jax", "torch", "naive")])
-    ref, naive = runs["torch/torch"], runs["jax/torch/naive"]
+    runs = train_all(spec, default_data, [("torch", "coupled"), ("jax", "coupled", "naive")])
+    ref, naive = runs["torch/coupled"], runs["jax/coupled/naive"]
     # optax.adadelta() without a learning rate performs gradient *ascent*: the loss goes up
     assert naive.loss[-1] > naive.loss[0] > ref.loss[-1]
 
@@ -43,8 +43,8 @@ def test_naive_port_needs_jax_and_a_torch_convention(default_data):
     from xreg.analysis.runs import RunRequest
 
     with pytest.raises(XregInputError, match="use backend 'jax'"):
-        RunRequest("torch", "torch", port="naive").spec_for(_spec("adam"))
-    with pytest.raises(XregInputError, match="use convention 'torch'"):
+        RunRequest("torch", "coupled", port="naive").spec_for(_spec("adam"))
+    with pytest.raises(XregInputError, match="use convention 'coupled'"):
         RunRequest("jax", "scratch", port="naive").spec_for(_spec("rmsprop"))
 
 

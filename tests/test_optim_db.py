@@ -111,7 +111,7 @@ def test_foreach_and_fused_are_the_same_rule(default_data):
 
 
 def test_maximize_keeps_torch_decay_and_negates_a_penalty(default_data, capsys):
-    """maximize: torch's weight_decay still pulls toward 0 (jax/torch and numpy/torch match it), while the
+    """maximize: torch's weight_decay still pulls toward 0 (jax/coupled and numpy/coupled match it), while the
     penalty in the loss is negated with the gradient: another rule, said so, with no scratch lam offered."""
     import json
 
@@ -119,13 +119,13 @@ def test_maximize_keeps_torch_decay_and_negates_a_penalty(default_data, capsys):
 
     assert main(["--optimizer", "adam", "--opt", "maximize=true", "--epochs", "30", "--lr", "0.01", "--json", "-"]) == 1
     doc = json.loads(capsys.readouterr().out)
-    verdict = {p["b"]: p["verdict"] for p in doc["pairs"] if p["a"] == "torch/torch"}
-    assert verdict["jax/torch"] == verdict["numpy/torch"] == "match"
+    verdict = {p["b"]: p["verdict"] for p in doc["pairs"] if p["a"] == "torch/coupled"}
+    assert verdict["jax/coupled"] == verdict["numpy/coupled"] == "match"
     assert verdict["jax/l2-loss"] == "mismatch" and verdict["numpy/scratch"] == "mismatch"
     runs = {r["label"]: r for r in doc["runs"]}
     assert "numpy/scratch@lam" not in " ".join(runs)  # no lam makes scratch equal torch under maximize
     assert "pushes w away from 0" in runs["jax/l2-loss"]["equivalence"]
-    assert "scale(-1.0)" in runs["jax/torch"]["meta"]["chain"]
+    assert "scale(-1.0)" in runs["jax/coupled"]["meta"]["chain"]
 
 
 @pytest.mark.parametrize("flag", ["capturable", "differentiable"])

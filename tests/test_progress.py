@@ -36,7 +36,7 @@ def run_on_a_terminal(args, delay="0"):
 
 def test_a_bar_on_a_terminal_none_with_quiet():
     code, err = run_on_a_terminal(ARGS)
-    assert code == 0 and "500/500" in err and "steps" in err and "numpy/torch" in err
+    assert code == 0 and "500/500" in err and "steps" in err and "numpy/coupled" in err
     code, err = run_on_a_terminal([*ARGS, "--quiet"])
     assert code == 0 and "steps" not in err
 
@@ -48,7 +48,7 @@ def test_no_bar_for_work_shorter_than_the_delay():
 
 def test_no_bar_into_a_pipe():
     p = subprocess.run([sys.executable, "-m", "xreg", *ARGS], capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0 and p.stderr == "" and "numpy/torch" in p.stdout
+    assert p.returncode == 0 and p.stderr == "" and "numpy/coupled" in p.stdout
 
 
 def test_ctrl_c_stops_with_one_line_and_no_file(tmp_path):

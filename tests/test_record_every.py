@@ -40,7 +40,7 @@ def test_a_rule_difference_is_found_at_the_first_kept_step_after_it(default_data
 
 def test_cli_record_every(capsys):
     assert main(["--epochs", "50", "--record-every", "7", "--backend", "torch", "--backend", "numpy"]) == 0
-    assert "numpy/torch" in capsys.readouterr().out
+    assert "numpy/coupled" in capsys.readouterr().out
     assert main(["--epochs", "5", "--record-every", "0"]) == 2
     assert "The 'record_every' parameter must be an int in the range [1, inf]" in capsys.readouterr().err
 

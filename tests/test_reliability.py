@@ -16,7 +16,7 @@ from xreg.core.spec import Dataset, ExperimentSpec
 
 pytestmark = pytest.mark.slow  # the full tier only (pytest -m 'not slow' is the fast one)
 
-ALL = [("torch", "torch"), ("jax", "torch"), ("jax", "l2-loss"), ("numpy", "torch")]
+ALL = [("torch", "coupled"), ("jax", "coupled"), ("jax", "l2-loss"), ("numpy", "coupled")]
 
 
 # ---- divergence -------------------------------------------------------------------------------------
@@ -33,11 +33,11 @@ def test_diverging_run_is_reported_and_the_rest_completes(default_data, tmp_path
     # every same-rule run diverges at the same step: |w| grows ~4x a step, so the penalty lam/2*|w|^2 overflows
     # near |w| ~ 1e154 (about step 256), before the parameters themselves (about step 512)
     assert len(steps) == 1 and 240 < steps.pop() < 280
-    assert status["torch/torch"]["status"].startswith("diverged at step")
+    assert status["torch/coupled"]["status"].startswith("diverged at step")
     assert status["numpy/scratch"]["status"] == "ok"  # lam/m is tiny: this one converges
-    pair = next(p for p in doc["pairs"] if (p["a"], p["b"]) == ("torch/torch", "numpy/scratch"))
+    pair = next(p for p in doc["pairs"] if (p["a"], p["b"]) == ("torch/coupled", "numpy/scratch"))
     assert pair["verdict"] == "mismatch" and pair["first_divergence_step"] is not None
-    same = next(p for p in doc["pairs"] if (p["a"], p["b"]) == ("torch/torch", "jax/torch"))
+    same = next(p for p in doc["pairs"] if (p["a"], p["b"]) == ("torch/coupled", "jax/coupled"))
     assert same["verdict"] == "match" and "diverged" in same["note"]
 
 
@@ -58,7 +58,7 @@ def test_saturated_logits_keep_the_loss_finite(default_data):
                   default_data.y_test, default_data.feature_names)  # fmt: skip
     spec = ExperimentSpec(lr=1e-6, lam=0.1, init="normal", init_scale=1.0, epochs=200)
     runs_ = train_all(spec, big, ALL)
-    ref = runs_["torch/torch"]
+    ref = runs_["torch/coupled"]
     assert ref.diverged_at is None and np.all(np.isfinite(ref.loss)) and ref.loss[0] > 100
     for name, t in runs_.items():
         assert np.all(np.isfinite(t.loss)), name
@@ -81,9 +81,9 @@ def test_separable_data_without_regularization(default_data):
 
 
 def test_huge_decay_factor_is_warned_about(default_data):
-    c = runs.run_all(ExperimentSpec(lr=1.0, lam=3.0, epochs=5), default_data, [runs.RunRequest("numpy", "torch")])
+    c = runs.run_all(ExperimentSpec(lr=1.0, lam=3.0, epochs=5), default_data, [runs.RunRequest("numpy", "coupled")])
     assert any("decay factor 1 - lr*lam = -2" in w for w in table.hazards(c))
-    c = runs.run_all(ExperimentSpec(epochs=5), default_data, [runs.RunRequest("numpy", "torch")])
+    c = runs.run_all(ExperimentSpec(epochs=5), default_data, [runs.RunRequest("numpy", "coupled")])
     assert table.hazards(c) == []
 
 
@@ -95,22 +95,22 @@ def test_genuine_matches_stay_inside_the_tolerance_on_a_20k_step_run(dtype, user
     ~1 ms a step, is held to them over 1000 steps in every parity test, and to NumPy over 2000 here.)"""
     spec = ExperimentSpec(epochs=20000, dtype=dtype, lr=0.05, lam=0.01)
     runs_ = train_all(spec, user_data, [r for r in ALL if r[0] != "torch"])
-    ref = runs_["numpy/torch"]
+    ref = runs_["numpy/coupled"]
     for name, t in runs_.items():
         p = agreement.compare_pair(ref, t)
         assert p.verdict == "match", (name, p.max_abs_diff, p.final_tolerance)
-    short = train_all(spec.replace(epochs=2000), user_data, [("torch", "torch"), ("numpy", "torch")])
-    p = agreement.compare_pair(short["torch/torch"], short["numpy/torch"])
+    short = train_all(spec.replace(epochs=2000), user_data, [("torch", "coupled"), ("numpy", "coupled")])
+    p = agreement.compare_pair(short["torch/coupled"], short["numpy/coupled"])
     assert p.verdict == "match", (p.max_abs_diff, p.final_tolerance)
     if dtype == "float64":  # the smallest real difference: lam vs lam*(1 + 1e-6)
-        nudged = train_all(spec.replace(lam=spec.lam * (1 + 1e-6)), user_data, [("numpy", "torch")])["numpy/torch"]
+        nudged = train_all(spec.replace(lam=spec.lam * (1 + 1e-6)), user_data, [("numpy", "coupled")])["numpy/coupled"]
         p = agreement.compare_pair(ref, nudged)
         assert p.verdict == "mismatch" and p.max_abs_diff > 100 * p.final_tolerance
 
 
 def test_lam_nudge_is_flagged_on_the_default_problem(default_data):
     spec = ExperimentSpec()
-    ref, nudged = (train_all(spec.replace(lam=lam), default_data, [("torch", "torch")])["torch/torch"]
+    ref, nudged = (train_all(spec.replace(lam=lam), default_data, [("torch", "coupled")])["torch/coupled"]
                    for lam in (0.1, 0.1 * (1 + 1e-6)))  # fmt: skip
     p = agreement.compare_pair(ref, nudged)
     assert p.verdict == "mismatch" and p.first_divergence_step == 2  # step 1 starts from w = 0
@@ -137,7 +137,7 @@ def test_same_spec_twice_is_bit_identical(backend, default_data):
 
 def test_json_records_versions_device_and_dtype(default_data):
     c = runs.run_all(ExperimentSpec(epochs=3, dtype="float32"), default_data,
-                     [runs.RunRequest("torch", "torch"), runs.RunRequest("jax", "torch")])  # fmt: skip
+                     [runs.RunRequest("torch", "coupled"), runs.RunRequest("jax", "coupled")])  # fmt: skip
     doc = jsondoc.to_json(c)
     assert doc["spec"]["dtype"] == "float32"
     env = doc["environment"]
@@ -151,11 +151,11 @@ def test_json_records_versions_device_and_dtype(default_data):
 def test_unavailable_backend_is_reported_and_others_run(default_data, monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(backends.BACKENDS, "torch", "xreg.backends.no_such_torch_backend")
     c = runs.run_all(ExperimentSpec(epochs=5), default_data,
-                     [runs.RunRequest(b, "torch") for b in ("torch", "jax", "numpy")])  # fmt: skip
+                     [runs.RunRequest(b, "coupled") for b in ("torch", "jax", "numpy")])  # fmt: skip
     status = {o.label: o.status for o in c.outcomes}
-    assert status["torch/torch"].startswith("unavailable:")
-    assert status["jax/torch"] == "ok" and status["numpy/torch"] == "ok"
-    assert c.reference.label == "jax/torch" and [(p.a, p.b) for p in c.pairs] == [("jax/torch", "numpy/torch")]
+    assert status["torch/coupled"].startswith("unavailable:")
+    assert status["jax/coupled"] == "ok" and status["numpy/coupled"] == "ok"
+    assert c.reference.label == "jax/coupled" and [(p.a, p.b) for p in c.pairs] == [("jax/coupled", "numpy/coupled")]
     out = tmp_path / "r.json"
     assert main(["--epochs", "5", "--json", str(out)]) == 1  # a run is missing: not a full match
     assert "unavailable" in capsys.readouterr().out
@@ -167,7 +167,7 @@ def test_missing_jax_leaves_torch_and_numpy_running(monkeypatch, capsys):
     assert main(["--epochs", "5", "--optimizer", "rmsprop", "--lr", "0.001"]) == 1
     out = capsys.readouterr().out
     assert out.count("unavailable: backend 'jax' is unavailable") == 3  # exact, l2-loss and naive
-    assert "numpy/torch" in out and "match" in out
+    assert "numpy/coupled" in out and "match" in out
 
 
 def test_written_file_has_a_normal_mode(tmp_path):

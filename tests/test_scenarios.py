@@ -29,7 +29,7 @@ def test_every_scenario_shows_its_expected_verdicts(path, capsys, monkeypatch):
     assert [line.split()[0] for line in lines[: len(expected)]] == ["ok"] * len(expected), out
     assert code == 0
     if path.stem == "chaotic_rmsprop":  # the gap between the frameworks is within torch's own floor
-        row = next(r for r in csv.reader(out.splitlines()) if r and r[0] == "jax/torch")
+        row = next(r for r in csv.reader(out.splitlines()) if r and r[0] == "jax/coupled")
         gap = float(row[6])
         assert row[7] == "round-off (chaotic)"
         floor = float(out.split("torch against itself")[1].split(", by ")[1].split()[0])

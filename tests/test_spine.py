@@ -283,7 +283,7 @@ def test_console_script_and_old_entry_point(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(out.read_text())["model"]["parameters"] == {"weight": [1, 4], "bias": [1]}
     old = _py("-m", "xreg.compare", "--epochs", "3", "--backend", "numpy")
-    assert old.returncode == 0 and "numpy/torch" in old.stdout
+    assert old.returncode == 0 and "numpy/coupled" in old.stdout
 
 
 def test_mlp_on_digits_through_the_cli(tmp_path, capsys):

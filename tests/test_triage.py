@@ -24,13 +24,13 @@ def test_chaotic_rmsprop_is_round_off_with_its_floor(tmp_path, capsys):
     assert main([*CHAOTIC, "--json", str(out)]) == 1
     text = capsys.readouterr().out
     verdicts = {line.split()[0]: line for line in text.splitlines() if "/" in line.split(" ")[0]}
-    for label in ("jax/torch", "jax/l2-loss", "numpy/torch", "numpy/scratch@lam=10.96"):
+    for label in ("jax/coupled", "jax/l2-loss", "numpy/coupled", "numpy/scratch@lam=10.96"):
         assert "round-off (chaotic)" in verdicts[label], verdicts[label]
-    for label in ("numpy/scratch", "jax/torch/naive"):
+    for label in ("numpy/scratch", "jax/coupled/naive"):
         assert "mismatch from step" in verdicts[label], verdicts[label]
-    assert "jax/torch: the same rule, parting from step" in text and "torch against itself" in text
+    assert "jax/coupled: the same rule, parting from step" in text and "torch against itself" in text
     doc = json.loads(out.read_text())
-    pair = next(p for p in doc["pairs"] if (p["a"], p["b"]) == ("torch/torch", "jax/torch"))
+    pair = next(p for p in doc["pairs"] if (p["a"], p["b"]) == ("torch/coupled", "jax/coupled"))
     floor = pair["round_off_floor"]
     assert pair["verdict"] == "round-off (chaotic)" and pair["same_rule"] is True
     assert floor["backend"] == "torch" and 20 < floor["onset_step"] <= pair["first_divergence_step"] + 20
@@ -58,14 +58,14 @@ def test_a_rule_change_under_chaos_is_still_a_mismatch(default_data):
     a = backends.train("torch", spec, default_data)
     b = backends.train("torch", spec.replace(lam=0.01 * (1 + 1e-9)), default_data)
     sizes = (default_data.n_train,)
-    outcomes = [runs.RunOutcome(runs.RunRequest("torch", "torch"), spec, "a", a),
-                runs.RunOutcome(runs.RunRequest("numpy", "torch"), spec, "b", b)]  # b claims a's rule  # fmt: skip
+    outcomes = [runs.RunOutcome(runs.RunRequest("torch", "coupled"), spec, "a", a),
+                runs.RunOutcome(runs.RunRequest("numpy", "coupled"), spec, "b", b)]  # b claims a's rule  # fmt: skip
     (judged,) = triage.triage(outcomes, [compare_pair(a, b, ("a", "b"))], default_data, sizes)
     assert judged.verdict == "mismatch" and judged.same_rule and judged.floor is not None
     assert judged.floor.onset is not None and judged.floor.size > 1e-3  # the run is chaotic all the same
     # and the same pair with a's own numpy twin instead is round-off
     c = backends.train("numpy", spec, default_data)
-    (twin,) = triage.triage(outcomes[:1] + [runs.RunOutcome(runs.RunRequest("numpy", "torch"), spec, "b", c)],
+    (twin,) = triage.triage(outcomes[:1] + [runs.RunOutcome(runs.RunRequest("numpy", "coupled"), spec, "b", c)],
                             [compare_pair(a, c, ("a", "b"))], default_data, sizes)  # fmt: skip
     assert twin.verdict == triage.ROUND_OFF
 
@@ -83,7 +83,7 @@ def test_a_rule_change_under_chaos_is_still_a_mismatch(default_data):
 ])  # fmt: skip
 def test_rule_keys_follow_the_conventions_table(kw_a, kw_b, same, default_data):
     base = {"lr": 0.05, "lam": 0.1}
-    outs = [runs.RunOutcome(runs.RunRequest("torch", "torch"), ExperimentSpec(**{**base, **kw}), "x")
+    outs = [runs.RunOutcome(runs.RunRequest("torch", "coupled"), ExperimentSpec(**{**base, **kw}), "x")
             for kw in (kw_a, kw_b)]  # fmt: skip
     keys = [triage.rule_key(o, (1096,), default_data) for o in outs]
     assert (keys[0] == keys[1]) is same, keys

@@ -15,7 +15,7 @@ from xreg.core.spec import Dataset, ExperimentSpec
 DATA = Dataset("worked", np.array([[2.0], [4.0]]), np.array([7.0, 11.0]), np.zeros((0, 1)), np.zeros(0), ("x",))
 SPEC = ExperimentSpec(model="linear", lr=0.1, lam=1.0, epochs=1, init="constant", init_scale=1.0)
 EXPECTED = {  # convention -> (weight, bias), by hand above
-    "torch": (4.1, 1.9),
+    "coupled": (4.1, 1.9),
     "l2-loss": (4.1, 1.9),  # d/dw of lam/2*w^2 is lam*w: the torch update
     "scratch": (4.15, 1.95),
     "decoupled": (4.1, 1.9),  # w - lr*g - lr*lam*w: equal to torch for momentum-free SGD
@@ -56,7 +56,7 @@ def test_where_the_decay_stands_relative_to_clipping(backend):
     w = np.array([1.0, 1.0])
     g = np.array([-32.0, -10.0])  # dL/dw, dL/db at w = b = 1 (see above)
     expected = {
-        "torch": w - 0.1 * (_clipped(g, 1.0) + 1.0 * w),
+        "coupled": w - 0.1 * (_clipped(g, 1.0) + 1.0 * w),
         "scratch": w - 0.1 * _clipped(g + 0.5 * w, 1.0),
         "l2-loss": w - 0.1 * _clipped(g + 1.0 * w, 1.0),  # the penalty is part of the loss, so it is clipped
         "decoupled": w - 0.1 * (_clipped(g, 1.0) + 1.0 * w),  # momentum-free SGD: the same update as torch

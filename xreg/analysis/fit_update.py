@@ -41,7 +41,7 @@ class Form:
 
 
 FORMS: tuple[Form, ...] = (
-    Form("torch", "g <- g + lam*w (torch.optim.SGD weight_decay)", False, lambda c, n: c, "none: it is torch's rule"),
+    Form("coupled", "g <- g + lam*w (torch.optim.SGD weight_decay)", False, lambda c, n: c, "none: it is torch's rule"),
     Form("l2-loss", "min mean(loss) + lam/2*||w||^2", False, lambda c, n: c, "none: its gradient is torch's rule"),
     Form("no-half", "min mean(loss) + lam*||w||^2 (no 1/2: gradient 2*lam*w)", False, lambda c, n: c / 2,
          "penalty = lam/2*||w||^2 (or grad += lam*w), not lam*||w||^2"),
@@ -177,7 +177,7 @@ def verify(result: UpdateFit, P: np.ndarray, data, model: str = "logistic") -> t
     with tempfile.TemporaryDirectory() as tmp:
         start = Path(tmp) / "start.npz"
         np.savez(start, weight=P[0, None, 1:], bias=P[0, :1])
-        spec = ExperimentSpec(model=model, optimizer=PLAIN.name, lr=lr_t, lam=max(wd, 0.0), convention="torch", epochs=result.steps,
+        spec = ExperimentSpec(model=model, optimizer=PLAIN.name, lr=lr_t, lam=max(wd, 0.0), convention="coupled", epochs=result.steps,
                               init_from=str(start), no_decay=() if b.bias_decayed else ("bias",))  # fmt: skip
         traj = train("torch", spec, data)
     Q = np.concatenate([traj.params["bias"].reshape(traj.params["bias"].shape[0], -1), traj.params["weight"].reshape(traj.params["weight"].shape[0], -1)], axis=1)

@@ -90,7 +90,7 @@ def optax_code(rule, names: Mapping[str, str]) -> str | None:
     name = opt.name
     if kind == "coupled" and opt.coupled_form:
         name = opt.coupled_form  # the coupled rule's own class (AdamW coupled is Adam)
-    convention = "decoupled" if kind == "decoupled" or (kind == "none" and opt.native_convention == "decoupled") else "torch"
+    convention = "decoupled" if kind == "decoupled" or (kind == "none" and opt.native_convention == "decoupled") else "coupled"
     left_out = tuple(names[n] for n, c in per.items() if not c) if lam else ()
     try:
         spec = ExperimentSpec(optimizer=name, lr=lr, lam=lam, convention=convention,

@@ -59,9 +59,9 @@ def decoupling_panels(n: int = 32, epochs: int = 200) -> list[Panel]:
     momentum = {"momentum": 0.9}
     (adam_, adamw_), (sgd_,) = adam.OPTIMIZERS, sgd.OPTIMIZERS  # the paper's four panels: Adam and SGD, coupled and decoupled
     return [
-        Panel("Adam + L2", base(optimizer=adam_.name, convention="torch"), (adam_lr, lam)),
+        Panel("Adam + L2", base(optimizer=adam_.name, convention="coupled"), (adam_lr, lam)),
         Panel(adamw_.torch_class, base(optimizer=adamw_.name, convention="decoupled", decoupled_scale="schedule"), (adam_lr, lam)),
-        Panel("SGD + L2", base(optimizer=sgd_.name, options=momentum, convention="torch"), (sgd_lr, lam)),
+        Panel("SGD + L2", base(optimizer=sgd_.name, options=momentum, convention="coupled"), (sgd_lr, lam)),
         Panel("SGDW", base(optimizer=sgd_.name, options=momentum, convention="decoupled", decoupled_scale="schedule"), (sgd_lr, lam)),
     ]  # fmt: skip
 

@@ -66,12 +66,13 @@ class Comparison:
 def default_requests(spec: ExperimentSpec, batch_sizes: tuple[int, ...], data: Dataset) -> list[RunRequest]:
     """torch (reference), jax exact, jax l2-loss, numpy, numpy scratch and, where one lam makes it equal,
     numpy scratch with that lam; plus the naive optax port where it differs from torch."""
-    native = optimizers.get(spec.optimizer).native_convention
+    opt = optimizers.get(spec.optimizer)
+    native = opt.default_convention
     reqs = [RunRequest("torch", native), RunRequest("jax", native)]
-    if native == "torch":
+    if native == "coupled":
         reqs.append(RunRequest("jax", "l2-loss"))
     reqs.append(RunRequest("numpy", native))
-    if native == "torch":
+    if native == "coupled":
         reqs.append(RunRequest("numpy", "scratch"))
         same = not spec.options.get("maximize")  # under maximize no scratch lam reproduces torch (the sign differs)
         lam = conventions.lam_for_torch_weight_decay("scratch", spec.lam, batch_sizes, spec.lr) if same else None
@@ -83,8 +84,8 @@ def default_requests(spec: ExperimentSpec, batch_sizes: tuple[int, ...], data: D
             groups = tuple((p, conventions.lam_for_torch_weight_decay("scratch", v, batch_sizes, spec.lr)) for p, v in spec.group_decay)
             if all(v is not None and math.isfinite(v) for _, v in groups):  # every strength scaled as lam, or the run is not one
                 reqs.append(RunRequest("numpy", "scratch", lam=lam, group_decay=groups if groups else None))
-    if naive_cause(spec.replace(convention=native), data) is not None:
-        reqs.append(RunRequest("jax", native, port="naive"))
+    if native in opt.naive_conventions and naive_cause(spec.replace(convention=native), data) is not None:
+        reqs.append(RunRequest("jax", native, port="naive"))  # (a port of another convention is asked for by name)
     return reqs
 
 
@@ -100,9 +101,9 @@ def requests_from(
     if not backend_names and not convention_names:
         reqs = default_requests(spec, batch_sizes, data)
         if naive and not any(r.port == "naive" for r in reqs):
-            reqs.append(RunRequest("jax", optimizers.get(spec.optimizer).native_convention, port="naive"))
+            reqs.append(RunRequest("jax", optimizers.get(spec.optimizer).default_convention, port="naive"))
         return reqs
-    native = optimizers.get(spec.optimizer).native_convention
+    native = optimizers.get(spec.optimizer).default_convention
     bs = backend_names or list(backends.NAMES)
     cs = convention_names or [native]
     reqs = [RunRequest(b, c) for c, b in itertools.product(cs, bs)]

@@ -255,7 +255,7 @@ def translate(source: str, lr: float | None = None, weight_decay: float | None =
     shown_options = optimizers.shown(resolved)
     optax_code, alias, differs = _optax(spec, batch_size)
     torch_code = _torch_code(opt, lr, wd, shown_options, no_decay, decoupled)
-    coupled = convention == "torch"
+    coupled = convention == "coupled"
     which = "every parameter" if not no_decay else f"every parameter but {', '.join(no_decay)}"
     none: list[str] = []
     lines = (_coupled_lines(opt, resolved, lr, wd, batch_size or rows, which, none) if coupled

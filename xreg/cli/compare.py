@@ -71,9 +71,10 @@ def build_parser(prog: str = "xreg compare", sweep: bool = False, description: s
     g = p.add_argument_group("regularization")
     if sweep:
         g.add_argument("--convention", action="append", help="one of: " + ", ".join(conventions.NAMES) +
-                       " (default: the optimizer's own)")  # fmt: skip
+                       " (default: the optimizer's own; 'torch' is the old name of 'coupled')")  # fmt: skip
     else:
-        g.add_argument("--convention", action="append", help="repeatable; one of: " + ", ".join(conventions.NAMES))
+        g.add_argument("--convention", action="append", help="repeatable; one of: " + ", ".join(conventions.NAMES)
+                       + " ('torch' is the old name of 'coupled')")  # fmt: skip
     g.add_argument("--no-decay", action="append", metavar="PATTERN",
                    help="repeatable; leave parameters matching PATTERN (fnmatch on names; 'bias' matches every "
                    "*bias) out of the regularization")  # fmt: skip
@@ -162,7 +163,7 @@ def spec_from_args(args: argparse.Namespace) -> spec.ExperimentSpec:
                                  "(--convention decoupled decays any optimizer decoupled).")  # fmt: skip
         if not isinstance(flag, bool):
             raise XregInputError(f"--opt decoupled_weight_decay takes true or false; got {flag!r}.")
-        chosen = "decoupled" if flag else "torch"
+        chosen = "decoupled" if flag else "coupled"
         if args.convention and args.convention != [chosen]:
             raise XregInputError(f"--opt decoupled_weight_decay={str(flag).lower()} is --convention {chosen}; "
                                  f"the --convention given is {', '.join(args.convention)}.")  # fmt: skip

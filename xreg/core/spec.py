@@ -104,7 +104,7 @@ class ExperimentSpec:
     optimizer: str = optimizers.DEFAULT
     lr: float = 0.05
     lam: float = 0.1
-    convention: str = "torch"
+    convention: str = "coupled"
     options: Mapping[str, Any] = field(default_factory=dict)
     no_decay: tuple[str, ...] = ()
     group_decay: tuple[tuple[str, float], ...] = ()
@@ -137,6 +137,7 @@ class ExperimentSpec:
         opt = optimizers.get(self.optimizer)
         check_float("lr", self.lr, 0.0, closed="neither")
         check_float("lam", self.lam, 0.0)
+        object.__setattr__(self, "convention", conventions.canonical(self.convention))  # 'torch' is still accepted
         check_choice("convention", self.convention, conventions.NAMES)
         object.__setattr__(self, "no_decay", _patterns("no_decay", self.no_decay))
         object.__setattr__(self, "group_decay", _group_decay(self.group_decay))
@@ -171,7 +172,7 @@ class ExperimentSpec:
                 f"torch.optim.{opt.torch_class} takes no weight_decay: use convention 'l2-loss' (L2 in the loss) or "
                 "'decoupled' (w <- w - lr*lam*w before each step), or lam 0."
             )
-        if opt.native_convention == "decoupled" and self.convention == "torch":
+        if opt.native_convention == "decoupled" and self.convention == "coupled":
             raise XregInputError(
                 f"The optimizer '{self.optimizer}' decays decoupled (torch.optim.{opt.torch_class}); use convention "
                 + (f"'decoupled', or optimizer '{opt.coupled_form}' for coupled weight decay." if opt.coupled_form

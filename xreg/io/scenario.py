@@ -5,7 +5,7 @@
     summary = "torch Adam(weight_decay) adds lam*w to the gradient; AdamW decays decoupled"
     [compare]                   # compare's flags by their long names (dashes or underscores)
     optimizer = "adam"
-    convention = ["torch", "decoupled"]
+    convention = ["coupled", "decoupled"]
     [[expect]]                  # the verdict of one pair of runs, and why
     a = "torch/torch"
     b = "torch/decoupled"
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from xreg.core.checks import XregInputError
+from xreg.semantics.conventions import canonical
 
 VERDICTS = ("match", "mismatch", "round-off (chaotic)")  # 'match' also holds for 'round-off (bfloat16 kernel)'
 # where this CPU's bfloat16 kernel is not the one xreg emulates (xreg.analysis.triage)
@@ -115,12 +116,18 @@ def load(path: str | Path) -> Scenario:
         if str(e["a"]) == str(e["b"]):
             problems.append(f"expect[{i}] pairs the run {e['a']} with itself")
             continue
-        expects.append(Expectation(str(e["a"]), str(e["b"]), e["verdict"], str(e["why"])))
+        expects.append(Expectation(run_label(e["a"]), run_label(e["b"]), e["verdict"], str(e["why"])))
     if not expects:
         problems.append("no [[expect]] entry: a scenario states the verdicts it shows")
     if problems:
         raise XregInputError(f"scenario '{p}': " + "; ".join(problems) + ".")
     return Scenario(p, doc["title"].strip(), doc["summary"].strip(), flags, tuple(expects))
+
+
+def run_label(label: Any) -> str:
+    """A run's label as xreg prints it, its convention in today's spelling (``torch/torch`` is ``torch/coupled``)."""
+    parts = str(label).split("/")
+    return "/".join(parts[:1] + [canonical(parts[1])] + parts[2:]) if len(parts) > 1 else str(label)
 
 
 def _relative_to(folder: Path, key: str, value: Any) -> Any:

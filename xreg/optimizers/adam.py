@@ -113,7 +113,7 @@ _COMMON = dict(
     checks={"betas": betas, "eps": nonneg, "amsgrad": check_bool},
     formula=formula_of(__doc__),
     reference=Reference, direction=direction, naive=naive, naive_alias="optax.adamw",
-    naive_conventions=("torch", "decoupled"), naive_cause=naive_cause,
+    naive_conventions=("coupled", "decoupled"), naive_cause=naive_cause,
     decoupled_alias=decoupled_alias, sum_loss=eps_scaled, fused=True, twins=(scale_by_torch_amsgrad,),
 )  # fmt: skip
 

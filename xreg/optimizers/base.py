@@ -159,11 +159,11 @@ class Optimizer:
     naive_alias: str = ""
     # the conventions a naive port can translate, and why it drifts from torch (None where it is exact):
     # ``naive_cause(options, convention, decays_everything)``
-    naive_conventions: tuple[str, ...] = ("torch",)
+    naive_conventions: tuple[str, ...] = ("coupled",)
     naive_cause: Callable[[Mapping[str, Any], str, bool], str | None] = lambda o, c, all_decayed: None
-    # The convention torch applies for `weight_decay=lam` on this class: 'torch' (coupled L2 in the
-    # gradient) for all but the decoupled classes (AdamW, Adafactor, Muon).
-    native_convention: str = "torch"
+    # The convention torch applies for `weight_decay=lam` on this class: 'coupled' (L2 in the gradient)
+    # for all but the decoupled classes (AdamW, Adafactor, Muon).
+    native_convention: str = "coupled"
     # False: the class takes no ``weight_decay`` at all (Rprop): L2 in the loss and a decoupled decay are its conventions
     takes_weight_decay: bool = True
     cross_checks: tuple[Callable[[Mapping[str, Any]], None], ...] = field(default=())

@@ -108,7 +108,7 @@ OPTIMIZERS = (
         {"betas": betas, "eps": nonneg, "momentum_decay": nonneg},
         formula_of(__doc__),
         reference=Reference, direction=direction, naive=naive, naive_alias="optax.nadam",
-        naive_conventions=("torch", "decoupled"),
+        naive_conventions=("coupled", "decoupled"),
         naive_cause=lambda o, c, a: ("optax NAdam is Dozat's form with momentum b1 at every step; torch's momentum schedule "
                                      f"mu_t = b1*(1-0.5*0.96^(t*{o['momentum_decay']})) starts near b1/2"),
         decoupled_flag=True,

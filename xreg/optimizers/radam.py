@@ -89,7 +89,7 @@ OPTIMIZERS = (
         {"betas": betas, "eps": nonneg},
         formula_of(__doc__),
         reference=Reference, direction=direction, naive=naive, naive_alias="optax.radam",
-        naive_conventions=("torch", "decoupled"),
+        naive_conventions=("coupled", "decoupled"),
         naive_cause=lambda o, c, a: "optax RAdam puts eps on sqrt(v_hat) and switches at rho_t >= 5; torch puts eps on raw sqrt(v), rho_t > 5",
         decoupled_flag=True,
         sum_loss=eps_scaled,

@@ -11,7 +11,7 @@ gradient of the *mean* data loss over a batch of ``m`` rows, ``lr_t`` the learni
 =============  ======================================================  ==============================
 convention     update / objective                                      torch ``weight_decay`` equal
 =============  ======================================================  ==============================
-``torch``      ``g <- g + lam*w`` before the optimizer                 ``lam``
+``coupled``    ``g <- g + lam*w`` before the optimizer                 ``lam``
                (``torch.optim.SGD(weight_decay=lam)``; coupled L2)
 ``l2-loss``    minimise ``mean loss + lam/2*||w||^2`` by autodiff      ``lam``
 ``scratch``    ``g <- (sum_i grad_i + lam*w) / m = g + (lam/m)*w``     ``lam/m``
@@ -50,7 +50,7 @@ NEGATED_BY_MAXIMIZE = (LOSS, GRADIENT)
 
 def sign_under(convention: str, maximize: bool) -> float:
     """-1 where ``maximize`` negates the convention's term with the gradient (it then pushes w away from 0), else 1."""
-    return -1.0 if maximize and CONVENTIONS[convention].enters in NEGATED_BY_MAXIMIZE else 1.0
+    return -1.0 if maximize and get(convention).enters in NEGATED_BY_MAXIMIZE else 1.0
 
 # Coefficients, as functions of the group's strength lam, the batch's row count m and the base lr.
 COEFFICIENTS = {
@@ -76,7 +76,7 @@ class Convention:
 CONVENTIONS: dict[str, Convention] = {
     c.name: c
     for c in [
-        Convention("torch", "g <- g + lam*w", "coupled weight decay, as torch.optim weight_decay",
+        Convention("coupled", "g <- g + lam*w", "coupled weight decay, as torch.optim weight_decay",
                    CLIPPED, "lam", "lam", True),
         Convention("l2-loss", "min mean(loss) + lam/2*||w||^2", "L2 term in a mean loss, autodiff",
                    LOSS, "lam", "lam", True),
@@ -88,15 +88,23 @@ CONVENTIONS: dict[str, Convention] = {
     ]
 }  # fmt: skip
 NAMES: tuple[str, ...] = tuple(CONVENTIONS)
+# Earlier spellings, accepted wherever a convention is named: 'torch' was 'coupled' until issue 21 (a run
+# labelled torch/torch read as two backends).
+ALIASES = {"torch": "coupled"}
+
+
+def canonical(name: str) -> str:
+    """``name`` with an earlier spelling replaced by today's (``torch`` -> ``coupled``)."""
+    return ALIASES.get(name, name) if isinstance(name, str) else name
 
 
 def get(name: str) -> Convention:
-    return CONVENTIONS[name]
+    return CONVENTIONS[canonical(name)]
 
 
 def coefficient_form(convention: str, decoupled_scale: str = "lr") -> str:
     """The coefficient key of ``convention`` (decoupled: 'lam' for the lr scale, 'lam/lr' for the schedule scale)."""
-    c = CONVENTIONS[convention]
+    c = get(convention)
     if c.schedule_coefficient and decoupled_scale == "schedule":
         return c.schedule_coefficient
     return c.coefficient
@@ -110,10 +118,10 @@ def coefficient(form: str, lam, m=1, lr=1.0):
 def gradient_coefficient(convention: str, lam: float, m: int) -> float:
     """``c`` such that the convention adds ``c*w`` to the mean data gradient of a batch of ``m`` rows.
 
-    ``torch``: ``lam``; ``l2-loss``: ``lam`` (d/dw of ``lam/2*||w||^2``); ``scratch``: ``lam/m``;
+    ``coupled``: ``lam``; ``l2-loss``: ``lam`` (d/dw of ``lam/2*||w||^2``); ``scratch``: ``lam/m``;
     ``decoupled`` and ``none``: 0 (nothing enters the gradient).
     """
-    c = CONVENTIONS[convention]
+    c = get(convention)
     return coefficient(c.coefficient, lam, m) if c.coupled else 0.0
 
 
@@ -123,7 +131,7 @@ def decoupled_rate(convention: str, lam: float, lr: float, decoupled_scale: str 
     ``decoupled_scale='lr'``: ``s = lam`` (torch AdamW, optax adamw: decay follows the scheduled lr);
     ``'schedule'``: ``s = lam/lr`` so that the decay is ``eta_t*lam*w`` with ``eta_t = lr_t/lr``.
     """
-    if CONVENTIONS[convention].enters != DIRECTION:
+    if get(convention).enters != DIRECTION:
         return 0.0
     return coefficient(coefficient_form(convention, decoupled_scale), lam, 1, lr)
 
@@ -154,7 +162,7 @@ def penalty(convention: str, lam, m, sq_norm):
     with ``c = gradient_coefficient``; ``decoupled`` records ``lam/2*||w||^2``, the L2 term it equals
     for momentum-free SGD; ``none`` records 0.
     """
-    return l2_penalty(coefficient(CONVENTIONS[convention].penalty, lam, m), sq_norm)
+    return l2_penalty(coefficient(get(convention).penalty, lam, m), sq_norm)
 
 
 @dataclass(frozen=True)
@@ -178,7 +186,7 @@ def torch_weight_decay(
     maximize: bool = False,
 ) -> TorchEquivalent:
     """Map a run's regularization to the torch coupled ``weight_decay`` that gives the same updates."""
-    c = CONVENTIONS[convention]
+    c = get(convention)
     if c.enters == NOWHERE or lam == 0:
         return TorchEquivalent(0.0, "no regularization == torch weight_decay=0")
     if sign_under(convention, maximize) < 0:
@@ -219,7 +227,7 @@ def lam_for_torch_weight_decay(
     ``scratch``: ``lam = weight_decay*m`` (one batch size m); ``decoupled``: ``weight_decay`` ('lr'
     scale) or ``weight_decay*lr`` ('schedule' scale, Loshchilov & Hutter).
     """
-    c = CONVENTIONS[convention]
+    c = get(convention)
     if c.enters == NOWHERE:
         return 0.0 if weight_decay == 0 else None
     form = coefficient_form(convention, decoupled_scale)
