@@ -176,3 +176,10 @@ def test_the_coupled_convention_keeps_its_old_spelling(capsys, tmp_path):
     toml.write_text('title = "t"\nsummary = "s"\n[compare]\nepochs = 3\n[[expect]]\na = "torch/torch"\nb = "jax/torch/naive"\nverdict = "match"\nwhy = "w"\n')
     (e,) = scenario.load(toml).expect
     assert (e.a, e.b) == ("torch/coupled", "jax/coupled/naive")
+
+
+def test_no_function_runs_over_sixty_lines():
+    """A function past 60 lines holds more than one idea (issue 21 split the nine there were)."""
+    long = sorted(f"{p.relative_to(PACKAGE)}:{n.lineno} {n.name} ({n.end_lineno - n.lineno + 1} lines)" for p, tree in _sources()
+                  for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.end_lineno - n.lineno + 1 > 60)  # fmt: skip
+    assert long == []

@@ -563,76 +563,119 @@ def _candidates(base: Rule, target: Flat, names: Sequence[str]) -> list[tuple[Ca
     return out
 
 
+@dataclass(frozen=True)
+class _Sides:
+    """What a cause's fix writer reads: the candidate, the base rule's side (``me``) and the other (``other``)."""
+
+    cand: Candidate | None
+    me: str
+    other: str
+    base: Rule | None
+    base_run: Flat
+    target_run: Flat
+    extra: Mapping[str, Any]
+
+    @property
+    def opt(self) -> optimizers.Optimizer:
+        return optimizers.get(self.base.optimizer)
+
+    @property
+    def kind(self) -> str:
+        return "coupled" if any(self.base.coupled.values()) else "decoupled"
+
+
+def _fix_lr_schedule(x: _Sides) -> dict[str, str]:
+    changes = lambda lr: int(np.sum(np.diff(lr) != 0))  # noqa: E731
+    per_epoch = x.me if changes(x.base_run.lr) < changes(x.target_run.lr) else x.other
+    return {per_epoch: "call scheduler.step() once per batch (after optimizer.step()), as the other run does",
+            "b" if per_epoch == "a" else "a": "step the schedule once per epoch (after the epoch's last batch), as the other run does"}  # fmt: skip
+
+
+def _fix_decay_scale(x: _Sides) -> dict[str, str]:
+    f = x.cand.number
+    c_base = max(getattr(x.base, x.kind).values(), key=abs)
+    inv = _nice_factor(1 / f)
+    scratch = not x.extra.get("code", {}).get(x.other) and str(x.target_run.meta.get("framework", "")) not in ("torch", "optax", "jax", "flax")
+    return {x.me: f"weight_decay={c_base * f:.6g} (x{_nice_factor(f)}), as the other run's coefficient",
+            x.other: f"decay coefficient {c_base:.6g} (x{inv} yours)" + (
+                f": in a scratch loop's (sum_i grad_i + lam*w)/m with m = {inv}, lam = {c_base * float(inv):.6g}" if inv.isdigit() and scratch
+                else f": weight_decay={c_base:.6g}")}  # fmt: skip
+
+
+def _fix_coupled_vs_decoupled(x: _Sides) -> dict[str, str]:
+    """Each side in the other's form, as the optimizer's module spells it in torch (its class, its sibling,
+    ``decoupled_weight_decay=True``), or as a line of the loop / L2 in the loss where torch has none."""
+    opt, c = x.opt, max(getattr(x.base, x.kind).values(), key=abs)
+    rate = c * x.cand.number
+    if x.kind == "coupled":
+        form = opt.torch_form("decoupled")
+        if form is not None:
+            dec = f"torch.optim.{form[0]}(..., weight_decay={rate:.6g}{''.join(', ' + f for f in form[1])})"
+        else:  # torch's class couples its weight_decay: the decay is a line of the loop
+            dec = (f"torch.optim.{opt.torch_class}(...{', weight_decay=0' if opt.takes_weight_decay else ''}) and, before each "
+                   f"optimizer.step(), `with torch.no_grad(): p.mul_(1 - lr*{rate:.6g})` for each decayed p")  # fmt: skip
+        return {x.me: f"decouple the decay: {dec}",
+                x.other: f"couple the decay (L2 in the gradient, weight_decay={c:.6g}) in place of the decoupled one"}  # fmt: skip
+    form = opt.torch_form("coupled")
+    return {x.me: (f"couple the decay: torch.optim.{form[0]}(..., weight_decay={rate:.6g})" if form else
+                   f"couple the decay: L2 in the loss, + {rate:.6g}/2*||w||^2 (torch.optim.{opt.torch_class} has no coupled weight_decay)"),
+            x.other: f"decouple the decay: w <- w - lr*{c:.6g}*w after the direction, as torch's {opt.torch_class}"}  # fmt: skip
+
+
+def _fix_decoupled_lr_scaling(x: _Sides) -> dict[str, str]:
+    s = max(x.base.decoupled.values(), key=abs)
+    if x.base.by_lr:
+        return {x.other: f"decay by lr*{s:.6g}*w (optax.adamw / torch.optim.AdamW multiply by lr) instead of {s * x.cand.number:.6g}*w",
+                x.me: f"weight_decay={s * x.cand.number / float(x.base.lr[0]):.6g} (= the other run's rate / lr, for a constant lr)"}  # fmt: skip
+    return {x.other: f"decay by {s:.6g}*w without lr", x.me: f"decay by lr*{s * x.cand.number:.6g}*w"}
+
+
+def _fix_bias_decay(x: _Sides) -> dict[str, str]:
+    al = x.extra.get("al")
+    side_names = lambda side, rule: [n if side == "a" or al is None else al.b_name[n]  # noqa: E731
+                                     for n, c in {**rule.coupled, **rule.decoupled}.items() if not c]  # fmt: skip
+    left = lambda side, rule: ", ".join(repr(n) for n in side_names(side, rule)) or "none"  # noqa: E731
+    return {x.me: (f"{x.cand.what}: decay every parameter but {left(x.me, x.cand.rule)} (torch: a param group with "
+                   "weight_decay=0 for those; optax: mask=xreg.twins.decay_mask((their names,)))"),
+            x.other: f"decay every parameter but {left(x.other, x.base)}, as the other run"}  # fmt: skip
+
+
+def _fix_optimizer_defaults(x: _Sides) -> dict[str, str]:
+    over = {k: v for k, v in x.cand.rule.options.items() if x.base.options.get(k, None) != v}
+    stated = ", ".join(f"{k}={_g(v)}" for k, v in x.base.options.items() if k in over or k in x.opt.defaults)
+    return {x.other: f"state torch's values: {stated}" + ("; eps outside the root (optax: eps_in_sqrt=False)" if over.get("eps_in_sqrt") else "")
+            + ("; lr > 0 subtracts the direction (optax: learning_rate=lr)" if over.get("lr_scale") else ""),
+            x.me: f"use the other run's form: {x.cand.what}"}  # fmt: skip
+
+
+def _fix_loss_scale(x: _Sides) -> dict[str, str]:
+    r = x.extra["factor"]
+    return {"b": f"divide the loss by {_nice_factor(r)} (B's gradients are {r:.6g}x A's): a mean, not a sum" if r > 1
+            else f"multiply the loss by {_nice_factor(1 / r)}",
+            "a": f"scale the loss by {_nice_factor(r)} (reduction='sum' if that is the row count), or the lr by the same factor for plain SGD"}  # fmt: skip
+
+
+def _fix_round_off(x: _Sides) -> dict[str, str]:
+    return dict.fromkeys("ab", "nothing to fix: compare fewer steps, or run in float64 (the rules are the same)")
+
+
+# One writer per cause of the table (the causes of a class's own options are worded by its module).
+FIX_WRITERS: dict[str, Callable[[_Sides], dict[str, str]]] = {
+    "lr-schedule": _fix_lr_schedule, "decay-scale": _fix_decay_scale, "coupled-vs-decoupled": _fix_coupled_vs_decoupled,
+    "decoupled-lr-scaling": _fix_decoupled_lr_scaling, "bias-decay": _fix_bias_decay, "optimizer-defaults": _fix_optimizer_defaults,
+    "loss-scale": _fix_loss_scale, "round-off": _fix_round_off,
+}  # fmt: skip
+NEEDS_CANDIDATE = ("decay-scale", "coupled-vs-decoupled", "decoupled-lr-scaling", "bias-decay", "optimizer-defaults")
+
+
 def _fixes(code: str, cand: Candidate | None, base_side: str, base: Rule, base_run: Flat, target_run: Flat, extra: Mapping[str, Any]) -> dict[str, str]:
     """The one-line change on each side that makes the runs equal."""
-    t_side = "b" if base_side == "a" else "a"
-    opt = optimizers.get(base.optimizer) if base is not None else None
-    fix: dict[str, str] = {}
-    if code == "lr-schedule":
-        changes = lambda lr: int(np.sum(np.diff(lr) != 0))  # noqa: E731
-        per_epoch_side = base_side if changes(base_run.lr) < changes(target_run.lr) else t_side
-        fix[per_epoch_side] = "call scheduler.step() once per batch (after optimizer.step()), as the other run does"
-        fix["b" if per_epoch_side == "a" else "a"] = "step the schedule once per epoch (after the epoch's last batch), as the other run does"
-    elif code == "decay-scale" and cand is not None:
-        f = cand.number
-        kind = "coupled" if any(base.coupled.values()) else "decoupled"
-        c_base = max(getattr(base, kind).values(), key=abs)
-        fix[base_side] = f"weight_decay={c_base * f:.6g} (x{_nice_factor(f)}), as the other run's coefficient"
-        inv = _nice_factor(1 / f)
-        scratch = not extra.get("code", {}).get(t_side) and str(target_run.meta.get("framework", "")) not in ("torch", "optax", "jax", "flax")
-        fix[t_side] = f"decay coefficient {c_base:.6g} (x{inv} yours)" + (
-            f": in a scratch loop's (sum_i grad_i + lam*w)/m with m = {inv}, lam = {c_base * float(inv):.6g}" if inv.isdigit() and scratch
-            else f": weight_decay={c_base:.6g}")  # fmt: skip
-    elif code == "coupled-vs-decoupled" and cand is not None:
-        kind = "coupled" if any(base.coupled.values()) else "decoupled"
-        c = max(getattr(base, kind).values(), key=abs)
-        rate = c * cand.number
-        if kind == "coupled":
-            form = opt.torch_form("decoupled")
-            if form is not None:
-                cls, flags = form
-                dec = f"torch.optim.{cls}(..., weight_decay={rate:.6g}{''.join(', ' + f for f in flags)})"
-            else:  # torch's class couples its weight_decay: the decay is a line of the loop
-                dec = (f"torch.optim.{opt.torch_class}(...{', weight_decay=0' if opt.takes_weight_decay else ''}) and, before each "
-                       f"optimizer.step(), `with torch.no_grad(): p.mul_(1 - lr*{rate:.6g})` for each decayed p")  # fmt: skip
-            fix[base_side] = f"decouple the decay: {dec}"
-            fix[t_side] = f"couple the decay (L2 in the gradient, weight_decay={c:.6g}) in place of the decoupled one"
-        else:
-            form = opt.torch_form("coupled")
-            fix[base_side] = (f"couple the decay: torch.optim.{form[0]}(..., weight_decay={rate:.6g})" if form else
-                              f"couple the decay: L2 in the loss, + {rate:.6g}/2*||w||^2 (torch.optim.{opt.torch_class} has no coupled weight_decay)")  # fmt: skip
-            fix[t_side] = f"decouple the decay: w <- w - lr*{c:.6g}*w after the direction, as torch's {opt.torch_class}"
-    elif code == "decoupled-lr-scaling" and cand is not None:
-        s = max(base.decoupled.values(), key=abs)
-        if base.by_lr:
-            fix[t_side] = f"decay by lr*{s:.6g}*w (optax.adamw / torch.optim.AdamW multiply by lr) instead of {s * cand.number:.6g}*w"
-            fix[base_side] = f"weight_decay={s * cand.number / float(base.lr[0]):.6g} (= the other run's rate / lr, for a constant lr)"
-        else:
-            fix[t_side] = f"decay by {s:.6g}*w without lr"
-            fix[base_side] = f"decay by lr*{s * cand.number:.6g}*w"
-    elif code == "bias-decay" and cand is not None:
-        al = extra.get("al")
-        side_names = lambda side, rule: [n if side == "a" or al is None else al.b_name[n]  # noqa: E731
-                                         for n, c in {**rule.coupled, **rule.decoupled}.items() if not c]  # fmt: skip
-        left = lambda side, rule: ", ".join(repr(n) for n in side_names(side, rule)) or "none"  # noqa: E731
-        fix[base_side] = (f"{cand.what}: decay every parameter but {left(base_side, cand.rule)} (torch: a param group with "
-                          "weight_decay=0 for those; optax: mask=xreg.twins.decay_mask((their names,)))")  # fmt: skip
-        fix[t_side] = f"decay every parameter but {left(t_side, base)}, as the other run"
-    elif code == "optimizer-defaults" and cand is not None:
-        over = {k: v for k, v in cand.rule.options.items() if base.options.get(k, None) != v}
-        fix[t_side] = f"state torch's values: {', '.join(f'{k}={_g(v)}' for k, v in base.options.items() if k in over or k in opt.defaults)}" + (
-            "; eps outside the root (optax: eps_in_sqrt=False)" if over.get("eps_in_sqrt") else "") + (
-            "; lr > 0 subtracts the direction (optax: learning_rate=lr)" if over.get("lr_scale") else "")
-        fix[base_side] = f"use the other run's form: {cand.what}"
-    elif cand is not None and cand.option is not None:  # a cause of the class's own options: its module words the fixes
-        fix[base_side], fix[t_side] = cand.option.fixes(base.options, cand.number or 0.0)
-    elif code == "loss-scale":
-        r = extra["factor"]
-        fix["b"] = f"divide the loss by {_nice_factor(r)} (B's gradients are {r:.6g}x A's): a mean, not a sum" if r > 1 else f"multiply the loss by {_nice_factor(1 / r)}"
-        fix["a"] = f"scale the loss by {_nice_factor(r)} (reduction='sum' if that is the row count), or the lr by the same factor for plain SGD"
-    elif code == "round-off":
-        fix["a"] = fix["b"] = "nothing to fix: compare fewer steps, or run in float64 (the rules are the same)"
-    return fix
+    x = _Sides(cand, base_side, "b" if base_side == "a" else "a", base, base_run, target_run, extra)
+    if cand is not None and cand.option is not None:  # a cause of the class's own options: its module words the fixes
+        return dict(zip((x.me, x.other), cand.option.fixes(base.options, cand.number or 0.0)))
+    if code not in FIX_WRITERS or (code in NEEDS_CANDIDATE and cand is None):
+        return {}
+    return FIX_WRITERS[code](x)
 
 
 def diagnose(ra: RecordedRun, rb: RecordedRun, labels: tuple[str, str] = ("A", "B"), mapping: Mapping[str, str] | None = None,
@@ -666,52 +709,63 @@ def diagnose(ra: RecordedRun, rb: RecordedRun, labels: tuple[str, str] = ("A", "
 
     j = _gradient_stage(A, B, k, e, tol)
     if j is not None:
-        r, per = _loss_scale(A, B, j, e)
-        own = {side: _own_rule(run, al, side) for side, run in (("a", A), ("b", B))}
-        name = {"a": labels[0], "b": labels[1]}
-        clip = _clip_order(A, B, j, e, own, dt)
-        if clip is not None:
-            first, coef, cls, scale = clip
-            later = "b" if first == "a" else "a"
-            ev = (f"at step {j} the parameters agree and {name[first]}'s recorded gradient is a*g + b*w of {name[later]}'s g "
-                  f"(a = {scale:.6g} != 1, b > 0): {name[first]} adds the decay to the gradient before "
-                  f"clipping it, {name[later]} decays after the clipping (torch's weight_decay); each run's own rule re-simulated "
-                  "from its recorded gradients reproduces it at every step")  # fmt: skip
-            fix = {first: f"clip first, then decay: torch.optim.{cls}(..., weight_decay={coef:.6g}) and clip_grad_norm_ before "
-                          "optimizer.step(), without adding the decay to p.grad",
-                   later: f"decay, then clip: weight_decay=0 and, before clip_grad_norm_, `p.grad.add_(p, alpha={coef:.6g})` for "
-                          "each decayed p"}  # fmt: skip
-            return Diagnosis(**common, stage="gradient", cause="clip-order", evidence=lead + ev, fix=fix)
-        clipped = _clipped_side(A, B)
-        if clipped is not None:
-            side, norm = clipped
-            other = "b" if side == "a" else "a"
-            ev = (f"at step {j} the parameters agree and the recorded gradients do not; {name[side]}'s gradient has the global "
-                  f"norm {norm:.6g} at every one of its {A.steps} steps while {name[other]}'s varies: {name[side]} clips it "
-                  f"(clip_grad_norm_), {name[other]} does not")  # fmt: skip
-            fix = {other: f"clip as the other run: torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm={norm:.6g}) "
-                          "before optimizer.step() (optax: optax.clip_by_global_norm first in the chain)",
-                   side: "do not clip (remove clip_grad_norm_), as the other run"}  # fmt: skip
-            return Diagnosis(**common, stage="gradient", cause="clipping", evidence=lead + ev, fix=fix)
-        if r is not None:
-            base = own["a"] or own["b"]
-            nice = _nice_factor(r)
-            whole = nice.isdigit() or (nice.startswith("1/") and nice[2:].isdigit())
-            if whole and base is not None and all(_reproduces(base, run, dt) for run in (A, B)):
-                ev = (f"at step {j} the parameters agree but B's gradient is {r:.6g}x A's in every parameter "
-                      f"(factor {nice}): the same direction, another scale of the loss; one rule ({base.describe()}) "
-                      "re-simulated from each run's own recorded gradients reproduces both runs at every step")  # fmt: skip
-                return Diagnosis(**common, stage="gradient", cause="loss-scale", evidence=lead + ev,
-                                 fix=_fixes("loss-scale", None, "a", None, A, B, {"factor": r}))  # fmt: skip
-            why = ("not a whole factor (a sum over another number of rows or accumulated steps gives a whole one)" if not whole
-                   else "no one rule re-simulated from each run's own gradients reproduces both runs")  # fmt: skip
-            lead += f"at step {j} B's gradient is {r:.6g}x A's in every parameter, but {why}: not claimed as a loss scale. "
-        ratios = ", ".join(f"{n}: {v:.6g}" for n, v in per.items())
-        ev = (f"at step {j} the parameters agree to round-off and the recorded gradients do not: B/A per parameter {ratios}. "
-              "The loss or the forward pass differs (no constant factor: not a loss scale); no optimizer change explains a gradient")  # fmt: skip
-        return Diagnosis(**common, stage="gradient", cause="unexplained", evidence=lead + ev, fix={})
+        return _gradient_diagnosis(A, B, al, labels, j, dt, common, lead)
+    return _update_diagnosis(A, B, al, k, dt, gaps, common, lead)
 
-    # stage update: find a base rule
+
+def _gradient_diagnosis(A: Flat, B: Flat, al: Alignment, labels: tuple[str, str], j: int, dt: str, common: dict, lead: str) -> Diagnosis:
+    """Stage gradient: at step ``j`` the parameters agree and the recorded gradients do not. The decay on the
+    other side of the clipping, a clipping on one side, a loss scale (each re-simulated), or unexplained."""
+    e = eps(dt)
+    r, per = _loss_scale(A, B, j, e)
+    own = {side: _own_rule(run, al, side) for side, run in (("a", A), ("b", B))}
+    name = {"a": labels[0], "b": labels[1]}
+    clip = _clip_order(A, B, j, e, own, dt)
+    if clip is not None:
+        first, coef, cls, scale = clip
+        later = "b" if first == "a" else "a"
+        ev = (f"at step {j} the parameters agree and {name[first]}'s recorded gradient is a*g + b*w of {name[later]}'s g "
+              f"(a = {scale:.6g} != 1, b > 0): {name[first]} adds the decay to the gradient before "
+              f"clipping it, {name[later]} decays after the clipping (torch's weight_decay); each run's own rule re-simulated "
+              "from its recorded gradients reproduces it at every step")  # fmt: skip
+        fix = {first: f"clip first, then decay: torch.optim.{cls}(..., weight_decay={coef:.6g}) and clip_grad_norm_ before "
+                      "optimizer.step(), without adding the decay to p.grad",
+               later: f"decay, then clip: weight_decay=0 and, before clip_grad_norm_, `p.grad.add_(p, alpha={coef:.6g})` for "
+                      "each decayed p"}  # fmt: skip
+        return Diagnosis(**common, stage="gradient", cause="clip-order", evidence=lead + ev, fix=fix)
+    clipped = _clipped_side(A, B)
+    if clipped is not None:
+        side, norm = clipped
+        other = "b" if side == "a" else "a"
+        ev = (f"at step {j} the parameters agree and the recorded gradients do not; {name[side]}'s gradient has the global "
+              f"norm {norm:.6g} at every one of its {A.steps} steps while {name[other]}'s varies: {name[side]} clips it "
+              f"(clip_grad_norm_), {name[other]} does not")  # fmt: skip
+        fix = {other: f"clip as the other run: torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm={norm:.6g}) "
+                      "before optimizer.step() (optax: optax.clip_by_global_norm first in the chain)",
+               side: "do not clip (remove clip_grad_norm_), as the other run"}  # fmt: skip
+        return Diagnosis(**common, stage="gradient", cause="clipping", evidence=lead + ev, fix=fix)
+    if r is not None:
+        base = own["a"] or own["b"]
+        nice = _nice_factor(r)
+        whole = nice.isdigit() or (nice.startswith("1/") and nice[2:].isdigit())
+        if whole and base is not None and all(_reproduces(base, run, dt) for run in (A, B)):
+            ev = (f"at step {j} the parameters agree but B's gradient is {r:.6g}x A's in every parameter "
+                  f"(factor {nice}): the same direction, another scale of the loss; one rule ({base.describe()}) "
+                  "re-simulated from each run's own recorded gradients reproduces both runs at every step")  # fmt: skip
+            return Diagnosis(**common, stage="gradient", cause="loss-scale", evidence=lead + ev,
+                             fix=_fixes("loss-scale", None, "a", None, A, B, {"factor": r}))  # fmt: skip
+        why = ("not a whole factor (a sum over another number of rows or accumulated steps gives a whole one)" if not whole
+               else "no one rule re-simulated from each run's own gradients reproduces both runs")  # fmt: skip
+        lead += f"at step {j} B's gradient is {r:.6g}x A's in every parameter, but {why}: not claimed as a loss scale. "
+    ratios = ", ".join(f"{n}: {v:.6g}" for n, v in per.items())
+    ev = (f"at step {j} the parameters agree to round-off and the recorded gradients do not: B/A per parameter {ratios}. "
+          "The loss or the forward pass differs (no constant factor: not a loss scale); no optimizer change explains a gradient")  # fmt: skip
+    return Diagnosis(**common, stage="gradient", cause="unexplained", evidence=lead + ev, fix={})
+
+
+
+def _base_rule(A: Flat, B: Flat, al: Alignment) -> tuple[str, Rule | None]:
+    """The side whose rule is known, and that rule: a run's meta first (A's, then B's), else a plain-SGD fit."""
     names_a = {n: n for n in al.names}
     names_b = {al.b_name[n]: n for n in al.names}
     base_side, base = "a", rule_from_meta(A.meta, names_a, A.lr, A.steps)
@@ -723,6 +777,32 @@ def diagnose(ra: RecordedRun, rb: RecordedRun, labels: tuple[str, str] = ("A", "
         base_side, base = "a", fit_sgd(A, al.names)
     if base is None:
         base_side, base = "b", fit_sgd(B, al.names)
+    return base_side, base
+
+
+def _fitted(on_target: Rule, target: Flat, names: Sequence[str], grads_t: np.ndarray, steps_t: int, dt: str, limit: float) -> list[Candidate]:
+    """Every change the cause table knows, its number fitted where it has one (a round number where that
+    reproduces as well), each scored by re-simulation on the other run."""
+    found: list[Candidate] = []
+    for cand, make, x0, bounds in _candidates(on_target, target, names):
+        if make is not None:
+            lo, hi = bounds if bounds else (None, None)
+            x = fit_number(make, x0, target, grads_t, steps_t, dt, lo, hi)
+            cand.number, cand.rule = x, make(x)
+            nice = _nice_factor(x)
+            exact = 1 / float(nice[2:]) if nice.startswith("1/") else float(nice)
+            if exact != x and score(make(exact), target, grads_t, steps_t, dt)[0] <= limit:
+                cand.number, cand.rule = exact, make(exact)  # a round number (1, 1/m, n) where it reproduces as well
+            cand.what = cand.what.format(x=_nice_factor(cand.number))
+        cand.score, cand.worst_step = score(cand.rule, target, grads_t, steps_t, dt)
+        found.append(cand)
+    return found
+
+
+def _update_diagnosis(A: Flat, B: Flat, al: Alignment, k: int, dt: str, gaps: np.ndarray, common: dict, lead: str) -> Diagnosis:
+    """Stage update: one run's rule (its meta, or a plain-SGD fit) and every change of it the cause table
+    knows, each re-simulated on the other run from that run's own recorded state."""
+    base_side, base = _base_rule(A, B, al)
     if base is None:
         ev = "neither run states its rule (record torch with TorchRecorder, or put 'optimizer' and 'groups' in meta) and plain SGD cannot be fitted (no grads or lr)"
         return Diagnosis(**common, stage="update", cause="unexplained", evidence=lead + ev, fix={})
@@ -754,19 +834,7 @@ def diagnose(ra: RecordedRun, rb: RecordedRun, labels: tuple[str, str] = ("A", "
               f"the gap grew from round-off: {gaps[1]:.2e} at step 1, {gaps[k]:.2e} at step {k}")  # fmt: skip
         return Diagnosis(**common, stage=stage, cause="round-off", evidence=lead + ev,
                          fix=_fixes("round-off", None, base_side, base, base_run, target, {}))  # fmt: skip
-    found: list[Candidate] = []
-    for cand, make, x0, bounds in _candidates(on_target, target, al.names):
-        if make is not None:
-            lo, hi = bounds if bounds else (None, None)
-            x = fit_number(make, x0, target, grads_t, steps_t, dt, lo, hi)
-            cand.number, cand.rule = x, make(x)
-            nice = _nice_factor(x)
-            exact = 1 / float(nice[2:]) if nice.startswith("1/") else float(nice)
-            if exact != x and score(make(exact), target, grads_t, steps_t, dt)[0] <= limit:
-                cand.number, cand.rule = exact, make(exact)  # a round number (1, 1/m, n) where it reproduces as well
-            cand.what = cand.what.format(x=_nice_factor(cand.number))
-        cand.score, cand.worst_step = score(cand.rule, target, grads_t, steps_t, dt)
-        found.append(cand)
+    found = _fitted(on_target, target, al.names, grads_t, steps_t, dt, limit)
     order = {c: i for i, c in enumerate(causes.CODES)}
     ranking = sorted(found, key=lambda c: (c.score > limit, order[c.code] if c.score <= limit else 0, c.score))
     rank_json = [{"cause": c.code, "change": c.what, "number": c.number,
@@ -778,20 +846,22 @@ def diagnose(ra: RecordedRun, rb: RecordedRun, labels: tuple[str, str] = ("A", "
         ev = (f"{base_run.label}'s rule ({base_desc}) does not reproduce {target.label} (step {same_step} off by {same_score:.3g}x the one-step "
               f"round-off), and no known change of it does{closest}")  # fmt: skip
         return Diagnosis(**common, stage=stage, cause="unexplained", evidence=lead + ev, fix={})
-    num = ""
-    extra = ""
-    if best.code == "lr-schedule":
-        every = lambda lr: ", ".join(f"{int(v)}" for v in np.unique(np.diff(np.flatnonzero(np.diff(lr) != 0)))[:3]) or "never"  # noqa: E731
-        first = int(np.flatnonzero(~np.isclose(base_run.lr, target.lr, rtol=1e-12, atol=0))[0])
-        extra = (f"; the lr traces first differ at step {first + 1} ({base_run.label} {base_run.lr[first]:.6g}, {target.label} "
-                 f"{target.lr[first]:.6g}); {base_run.label}'s lr changes every {every(base_run.lr)} steps, {target.label}'s every {every(target.lr)}")  # fmt: skip
+    extra = _lr_traces(base_run, target) if best.code == "lr-schedule" else ""
     ev = (f"{base_run.label}'s rule ({base_desc}) does not reproduce {target.label} (step {same_step} off by {same_score:.3g}x the one-step "
-          f"round-off); with {best.what}{num} every one of {target.label}'s {steps_t} steps lands within {best.score:.2g}x of it "
+          f"round-off); with {best.what} every one of {target.label}'s {steps_t} steps lands within {best.score:.2g}x of it "
           f"(re-simulated from {target.label}'s own state){extra}")  # fmt: skip
     codes = fix_code(best, base_side, base, al, A, B)
     return Diagnosis(**common, stage=stage, cause=best.code, evidence=lead + ev,
                      fix=_fixes(best.code, best, base_side, base, base_run, target, {"code": codes, "al": al}),
                      fix_code=codes)  # fmt: skip
+
+
+def _lr_traces(base_run: Flat, target: Flat) -> str:
+    """Where two recorded lr traces first part, and how often each changes."""
+    every = lambda lr: ", ".join(f"{int(v)}" for v in np.unique(np.diff(np.flatnonzero(np.diff(lr) != 0)))[:3]) or "never"  # noqa: E731
+    first = int(np.flatnonzero(~np.isclose(base_run.lr, target.lr, rtol=1e-12, atol=0))[0])
+    return (f"; the lr traces first differ at step {first + 1} ({base_run.label} {base_run.lr[first]:.6g}, {target.label} "
+            f"{target.lr[first]:.6g}); {base_run.label}'s lr changes every {every(base_run.lr)} steps, {target.label}'s every {every(target.lr)}")  # fmt: skip
 
 
 def fix_code(best: Candidate, base_side: str, base: Rule, al: Alignment, A: Flat, B: Flat) -> dict[str, str]:

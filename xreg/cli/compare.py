@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from xreg import backends, models
 from xreg.cli.common import EXIT_MATCH, EXIT_MISMATCH, HelpFormatter, Parser, pairs, real, integer
@@ -28,13 +28,8 @@ DESCRIPTION = ("Train one regularized model (linear, logistic, softmax or a one-
                "by step and explain every difference.")
 
 
-def build_parser(prog: str = "xreg compare", sweep: bool = False, description: str = DESCRIPTION,
-                 epilog: str = ("Exit status: 0 every pair matches or parts by round-off only, 1 a rule differs (or a run diverged "
-                                "or failed), 2 bad input, 3 an output could not be written, 130 interrupted."),
-                 ) -> argparse.ArgumentParser:  # fmt: skip
-    """The experiment's flags (shared with ``xreg sweep``, which passes ``sweep=True``: one convention,
-    --backend names the verifying backends, no --naive/--explain)."""
-    p = Parser(prog=prog, description=description, epilog=epilog, formatter_class=HelpFormatter)
+def _data_flags(p: argparse.ArgumentParser, sweep: bool) -> None:
+    """Where the rows come from: a shipped dataset or a CSV, its split and scaling."""
     g = p.add_argument_group("data")
     g.add_argument("--data", metavar="NAME|PATH.csv",
                    help=f"a shipped dataset ({', '.join(data.SKLEARN_DATASETS)}) or a numeric CSV with a header "
@@ -50,6 +45,10 @@ def build_parser(prog: str = "xreg compare", sweep: bool = False, description: s
     g.add_argument("--map-labels", action="store_true", help="map the sorted distinct labels to 0, 1, ..., K-1")
     g.add_argument("--allow-many-features", action="store_true",
                    help=f"accept more than {data.MAX_FEATURES} feature columns")
+
+
+def _model_flags(p: argparse.ArgumentParser, sweep: bool) -> None:
+    """The model, the torch optimizer by its torch names, its schedule and clipping."""
     g = p.add_argument_group("model and optimizer")
     g.add_argument("--model", default="logistic", help="one of: " + ", ".join(models.NAMES))
     g.add_argument("--hidden", type=integer, metavar="N", help=f"hidden units of --model mlp (default {models.DEFAULT_HIDDEN})")
@@ -68,6 +67,10 @@ def build_parser(prog: str = "xreg compare", sweep: bool = False, description: s
     g.add_argument("--schedule-opt", action="append", metavar="KEY=VALUE",
                    help="schedule option, e.g. gamma=0.98, step_size=100, expr=0.98**epoch")
     g.add_argument("--clip-norm", type=real, help="clip the gradient's global norm (torch clip_grad_norm_)")
+
+
+def _regularization_flags(p: argparse.ArgumentParser, sweep: bool) -> None:
+    """How strongly and where the decay enters, and which parameters it leaves out."""
     g = p.add_argument_group("regularization")
     if sweep:
         g.add_argument("--convention", action="append", help="one of: " + ", ".join(conventions.NAMES) +
@@ -83,6 +86,10 @@ def build_parser(prog: str = "xreg compare", sweep: bool = False, description: s
                    help="repeatable; regularize parameters matching PATTERN with strength VALUE instead of --lam")
     g.add_argument("--decoupled-scale", default="lr",
                    help="decoupled decay times the scheduled lr ('lr', torch/optax) or the schedule only ('schedule')")
+
+
+def _run_flags(p: argparse.ArgumentParser, sweep: bool) -> None:
+    """Which runs, how long, in which precision and on which device, from which start."""
     g = p.add_argument_group("runs")
     if sweep:
         g.add_argument("--backend", action="append",
@@ -108,6 +115,10 @@ def build_parser(prog: str = "xreg compare", sweep: bool = False, description: s
     g.add_argument("--init-from", metavar="PATH.npz", help="initial parameters, arrays named as the model's parameters")
     g.add_argument("--init-scale", type=real, default=0.1,
                    help="std of --init normal, or the value of every parameter with --init constant")
+
+
+def _output_flags(p: argparse.ArgumentParser, sweep: bool) -> None:
+    """What is written: JSON, report, CSV, figure, the table's format."""
     g = p.add_argument_group("output")
     g.add_argument("--json", metavar="PATH", help="write the full comparison as JSON ('-': to stdout, the table to stderr)")
     if not sweep:
@@ -130,6 +141,20 @@ def build_parser(prog: str = "xreg compare", sweep: bool = False, description: s
                        "comparisons/NAME.toml [flags that override the file's])")  # fmt: skip
         g.add_argument("--explain", metavar="OPTIMIZER",
                        help="print the update equations, exact optax chain and naive port of OPTIMIZER, then exit")
+
+
+def build_parser(prog: str = "xreg compare", sweep: bool = False, description: str = DESCRIPTION,
+                 epilog: str = ("Exit status: 0 every pair matches or parts by round-off only, 1 a rule differs (or a run diverged "
+                                "or failed), 2 bad input, 3 an output could not be written, 130 interrupted."),
+                 ) -> argparse.ArgumentParser:  # fmt: skip
+    """The experiment's flags (shared with ``xreg sweep``, which passes ``sweep=True``: one convention,
+    --backend names the verifying backends, no --naive/--explain)."""
+    p = Parser(prog=prog, description=description, epilog=epilog, formatter_class=HelpFormatter)
+    _data_flags(p, sweep)
+    _model_flags(p, sweep)
+    _regularization_flags(p, sweep)
+    _run_flags(p, sweep)
+    _output_flags(p, sweep)
     return p
 
 
@@ -143,6 +168,21 @@ def _schedule_options(items: list[str] | None) -> dict:
     return out
 
 
+def _decoupled_flag(args: argparse.Namespace, flag: Any) -> str:
+    """``--opt decoupled_weight_decay=true|false`` as the convention it names, where the class takes it."""
+    opt = optimizers.get(args.optimizer)
+    if not opt.decoupled_flag:
+        raise XregInputError(f"torch.optim.{opt.torch_class} has no decoupled_weight_decay option "
+                             "(--convention decoupled decays any optimizer decoupled).")  # fmt: skip
+    if not isinstance(flag, bool):
+        raise XregInputError(f"--opt decoupled_weight_decay takes true or false; got {flag!r}.")
+    chosen = "decoupled" if flag else "coupled"
+    if args.convention and [conventions.canonical(c) for c in args.convention] != [chosen]:
+        raise XregInputError(f"--opt decoupled_weight_decay={str(flag).lower()} is --convention {chosen}; "
+                             f"the --convention given is {', '.join(args.convention)}.")  # fmt: skip
+    return chosen
+
+
 def spec_from_args(args: argparse.Namespace) -> spec.ExperimentSpec:
     options = pairs(args.opt, "--opt")
     for name in ("momentum", "dampening"):
@@ -153,21 +193,12 @@ def spec_from_args(args: argparse.Namespace) -> spec.ExperimentSpec:
     if args.map_labels and args.data is None:
         raise XregInputError("--map-labels maps the labels of a --data file or dataset; the embedded data is already 0/1.")
     conventions_given = args.convention or [optimizers.get(args.optimizer).default_convention]
-    if args.decoupled_scale in spec.DECOUPLED_SCALES[1:] and not any(conventions.get(c).schedule_coefficient for c in conventions_given if c in conventions.CONVENTIONS):
+    known = [c for c in conventions_given if conventions.canonical(c) in conventions.CONVENTIONS]
+    if args.decoupled_scale in spec.DECOUPLED_SCALES[1:] and not any(conventions.get(c).schedule_coefficient for c in known):
         raise XregInputError(f"--decoupled-scale {args.decoupled_scale} is read by the decoupled convention only; "
                              f"the runs use {', '.join(conventions_given)}.")  # fmt: skip
     if "decoupled_weight_decay" in options:  # torch's own spelling of --convention decoupled
-        opt, flag = optimizers.get(args.optimizer), options.pop("decoupled_weight_decay")
-        if not opt.decoupled_flag:
-            raise XregInputError(f"torch.optim.{opt.torch_class} has no decoupled_weight_decay option "
-                                 "(--convention decoupled decays any optimizer decoupled).")  # fmt: skip
-        if not isinstance(flag, bool):
-            raise XregInputError(f"--opt decoupled_weight_decay takes true or false; got {flag!r}.")
-        chosen = "decoupled" if flag else "coupled"
-        if args.convention and args.convention != [chosen]:
-            raise XregInputError(f"--opt decoupled_weight_decay={str(flag).lower()} is --convention {chosen}; "
-                                 f"the --convention given is {', '.join(args.convention)}.")  # fmt: skip
-        args.convention = [chosen]
+        args.convention = [_decoupled_flag(args, options.pop("decoupled_weight_decay"))]
     if args.nesterov:
         options["nesterov"] = True
     if args.muon_others is not None:
@@ -222,12 +253,72 @@ def load_data(args: argparse.Namespace, model: str) -> spec.Dataset:
     )
 
 
+def _check_output_flags(args: argparse.Namespace) -> None:
+    """The output paths and their formats, before any training (an existing file, a suffix xreg cannot write)."""
+    from xreg.io.files import check_outputs
+
+    if args.report and not args.report.lower().endswith((".md", ".html", ".htm")):
+        raise XregInputError(f"--report takes PATH.md or PATH.html; got {args.report!r}.")
+    check_outputs({"--json": args.json, "--plot": args.plot, "--report": args.report, "--csv": args.csv},
+                  inputs=(args.data, args.init_from), force=args.force)  # before training, not after
+    if args.plot:
+        from xreg.report.plots import FORMATS
+
+        if os.path.splitext(args.plot)[1].lower() not in FORMATS:
+            raise XregInputError(f"--plot takes PATH.png or PATH.svg (the format is the suffix); got {args.plot!r}.")
+
+
+def _printed(comparison, args: argparse.Namespace, ds, sizes, say) -> dict:
+    """The table (with its headline) and, with --reference optimum, each run's distance to it; the JSON document."""
+    from xreg.core.structure import architecture
+    from xreg.report import jsondoc, table
+
+    base, arch = comparison.spec, architecture(comparison.spec, ds)
+    if args.format != "csv":  # csv: the rows alone
+        say(f"data: {ds.name} ({ds.n_train} train / {ds.X_test.shape[0]} test rows, {ds.n_features} features); "
+            f"{base.model} [{arch.describe()}] + {base.optimizer}, lr={base.lr:g}, lam={base.lam:g}, {base.epochs} epochs, "
+            f"batches of {list(sorted(set(sizes), reverse=True))} rows, {base.dtype}")
+    say(table.table(comparison, args.format))
+    doc = jsondoc.to_json(comparison, params=args.json_params)
+    if getattr(args, "reference", None) == "optimum":
+        from xreg.analysis.optimum import reference_optima
+
+        refs = reference_optima(comparison)
+        say("distance to the optimum of each run's own objective (max |w - w*|):")
+        for r in refs:
+            say(f"  {r.label:<24} " + (f"{r.distance:.3e}  {r.note}" if r.distance is not None else f"-  {r.note}"))
+        doc["reference_optimum"] = [r.to_json() for r in refs]
+    return doc
+
+
+def _outputs(comparison, args: argparse.Namespace, doc: dict) -> list[tuple[str, str | bytes]]:
+    """Every file asked for, rendered first (written all together or not at all); --json - goes to stdout now."""
+    outputs: list[tuple[str, str | bytes]] = []
+    if args.json:
+        import json
+
+        text = json.dumps(doc, indent=1, allow_nan=False) + "\n"
+        if args.json == "-":
+            sys.stdout.write(text)
+        else:
+            outputs.append((args.json, text))
+    if args.plot:
+        from xreg.report import plots
+
+        outputs.append((args.plot, plots.render_for(comparison, args.plot)))
+    if args.report or args.csv:
+        from xreg.report import document
+
+        if args.report:
+            outputs.append((args.report, document.report(comparison, os.path.splitext(args.report)[1].lower())))
+        if args.csv:
+            outputs.append((args.csv, document.trajectories_csv(comparison)))
+    return outputs
+
+
 def run(argv: Sequence[str] | None = None, prog: str = "xreg compare") -> int:
     from xreg.analysis import runs  # heavy imports after argument parsing
     from xreg.core.plan import batch_sizes
-    from xreg.core.structure import architecture
-    from xreg.io.files import check_outputs
-    from xreg.report import jsondoc, table
 
     argv = list(argv if argv is not None else sys.argv[1:])
     if "--list" in argv:
@@ -247,7 +338,6 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg compare") -> int:
         from xreg.cli import explain
 
         spec_from_args(args)  # the values given beside --explain are checked too
-
         print(explain.explain(args.explain))
         return EXIT_MATCH
     base = spec_from_args(args)
@@ -257,15 +347,7 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg compare") -> int:
     requests = runs.requests_from(base, sizes, ds, args.backend, args.convention, args.naive)
     if scenario is not None:
         _check_expected_pairs(scenario, runs.labels_of(base, requests))
-    if args.report and not args.report.lower().endswith((".md", ".html", ".htm")):
-        raise XregInputError(f"--report takes PATH.md or PATH.html; got {args.report!r}.")
-    check_outputs({"--json": args.json, "--plot": args.plot, "--report": args.report, "--csv": args.csv},
-                  inputs=(args.data, args.init_from), force=args.force)  # before training, not after
-    if args.plot:
-        from xreg.report.plots import FORMATS
-
-        if os.path.splitext(args.plot)[1].lower() not in FORMATS:
-            raise XregInputError(f"--plot takes PATH.png or PATH.svg (the format is the suffix); got {args.plot!r}.")
+    _check_output_flags(args)
     from xreg.report.progress import Bars
 
     bars = Bars(enabled=False if args.quiet else None)
@@ -273,43 +355,8 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg compare") -> int:
         comparison = runs.run_all(base, ds, requests, on_run=bars.on_run, max_memory_gib=args.max_memory)
     finally:
         bars.close()
-    arch = architecture(base, ds)
     say = print if args.json != "-" else (lambda *a, **k: print(*a, **k, file=sys.stderr))  # stdout: the JSON alone
-    if args.format != "csv":  # csv: the rows alone
-        say(f"data: {ds.name} ({ds.n_train} train / {ds.X_test.shape[0]} test rows, {ds.n_features} features); "
-            f"{base.model} [{arch.describe()}] + {base.optimizer}, lr={base.lr:g}, lam={base.lam:g}, {base.epochs} epochs, "
-            f"batches of {list(sorted(set(sizes), reverse=True))} rows, {base.dtype}")
-    say(table.table(comparison, args.format))
-    doc = jsondoc.to_json(comparison, params=args.json_params)
-    if getattr(args, "reference", None) == "optimum":
-        from xreg.analysis.optimum import reference_optima
-
-        refs = reference_optima(comparison)
-        say("distance to the optimum of each run's own objective (max |w - w*|):")
-        for r in refs:
-            say(f"  {r.label:<24} " + (f"{r.distance:.3e}  {r.note}" if r.distance is not None else f"-  {r.note}"))
-        doc["reference_optimum"] = [r.to_json() for r in refs]
-    outputs: list[tuple[str, str | bytes]] = []  # rendered first, then written all together or not at all
-    if args.json:
-        import json
-
-        text = json.dumps(doc, indent=1, allow_nan=False) + "\n"
-        if args.json == "-":
-            sys.stdout.write(text)
-        else:
-            outputs.append((args.json, text))
-    if args.plot:
-        from xreg.report import plots
-
-        outputs.append((args.plot, plots.render_for(comparison, args.plot)))
-    if args.report:
-        from xreg.report import document
-
-        outputs.append((args.report, document.report(comparison, os.path.splitext(args.report)[1].lower())))
-    if args.csv:
-        from xreg.report import document
-
-        outputs.append((args.csv, document.trajectories_csv(comparison)))
+    outputs = _outputs(comparison, args, _printed(comparison, args, ds, sizes, say))
     if outputs:
         from xreg.io.files import write_all
 

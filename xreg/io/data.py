@@ -98,20 +98,9 @@ def _check_text_size(path: Path, lines: Sequence[str], delimiter: str) -> None:
                                  f"characters need more than {MAX_TEXT_BYTES / 2**30:g} GiB as text.")  # fmt: skip
 
 
-def read_csv(
-    path: str | Path, target: str, *, delimiter: str = ",", drop: Sequence[str] = (), map_labels: bool = False,
-    drop_missing: bool = False,
-) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Read a numeric CSV with a header (via ``numpy.loadtxt``): the ``target`` column is y, every
-    other column not in ``drop`` a feature (dropped columns are never converted: they may hold text).
-    A target of text labels is kept as text where ``map_labels`` (mapped later); ``drop_missing`` drops
-    every row with an empty or NaN cell in a kept column."""
-    path = Path(path)
-    if not path.is_file():
-        raise XregInputError(f"The data file '{path}' does not exist or is not a file.")
-    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\"\n\r":
-        raise XregInputError(f"The delimiter must be one character (not a quote or newline). Got {delimiter!r} instead.")
-    numbers, cells = _cells(path, delimiter)
+def _header(path: Path, cells: np.ndarray, target: str, drop: Sequence[str]) -> list[str]:
+    """The header row, checked: more than one column (else a hint at the delimiter), every column named and
+    once, data rows after it, the target and the dropped columns in it."""
     header = [str(h) for h in cells[0]]
     if len(header) == 1:
         for other in (";", "\t", "|"):
@@ -131,6 +120,45 @@ def read_csv(
         if name not in header:
             what = "target column" if name == target else "column to drop"
             raise XregInputError(f"The {what} '{name}' is not in '{path}'. Columns: {', '.join(header)}.")
+    return header
+
+
+def _first_bad_cell(path: Path, numeric: np.ndarray, names: Sequence[str], rows: Sequence[int], label_column: int,
+                    drop_missing: bool) -> None:  # fmt: skip
+    """Raise for the first cell, in file order, that is not a plain finite number."""
+    hint = "; --drop-missing drops rows with an empty or NaN cell" if not drop_missing else ""
+    for (r, c), cell in np.ndenumerate(numeric):  # the first bad cell, in file order
+        try:
+            if not is_number(str(cell)):
+                raise ValueError(cell)
+            v = float(cell)
+        except ValueError:
+            label_hint = ("; pass --map-labels to map text labels to 0..K-1" if c == label_column else "") + (hint if cell == "" else "")
+            raise XregInputError(
+                f"Non-numeric value {_cell(cell)} in column '{names[c]}' at line {rows[r]} of '{path}'{label_hint}."
+            ) from None
+        if not math.isfinite(v):
+            raise XregInputError(
+                f"Column '{names[c]}' holds {_cell(cell)} at line {rows[r]} of '{path}'; "
+                f"values must be finite (no NaN or inf){hint if math.isnan(v) else ''}."
+            )
+
+
+def read_csv(
+    path: str | Path, target: str, *, delimiter: str = ",", drop: Sequence[str] = (), map_labels: bool = False,
+    drop_missing: bool = False,
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Read a numeric CSV with a header (via ``numpy.loadtxt``): the ``target`` column is y, every
+    other column not in ``drop`` a feature (dropped columns are never converted: they may hold text).
+    A target of text labels is kept as text where ``map_labels`` (mapped later); ``drop_missing`` drops
+    every row with an empty or NaN cell in a kept column."""
+    path = Path(path)
+    if not path.is_file():
+        raise XregInputError(f"The data file '{path}' does not exist or is not a file.")
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\"\n\r":
+        raise XregInputError(f"The delimiter must be one character (not a quote or newline). Got {delimiter!r} instead.")
+    numbers, cells = _cells(path, delimiter)
+    header = _header(path, cells, target, drop)
     t = header.index(target)
     keep = [i for i, h in enumerate(header) if i != t and h not in drop]
     if not keep:
@@ -157,22 +185,7 @@ def read_csv(
         values = None
     plain = values is not None and set("".join(numeric.ravel().tolist())) <= _PLAIN  # ASCII digits: no '1_00', no '١'
     if not plain or not np.all(np.isfinite(values)):
-        hint = "; --drop-missing drops rows with an empty or NaN cell" if not drop_missing else ""
-        for (r, c), cell in np.ndenumerate(numeric):  # the first bad cell, in file order
-            try:
-                if not is_number(str(cell)):
-                    raise ValueError(cell)
-                v = float(cell)
-            except ValueError:
-                label_hint = ("; pass --map-labels to map text labels to 0..K-1" if c == len(keep) else "") + (hint if cell == "" else "")
-                raise XregInputError(
-                    f"Non-numeric value {_cell(cell)} in column '{names[c]}' at line {rows[r]} of '{path}'{label_hint}."
-                ) from None
-            if not math.isfinite(v):
-                raise XregInputError(
-                    f"Column '{names[c]}' holds {_cell(cell)} at line {rows[r]} of '{path}'; "
-                    f"values must be finite (no NaN or inf){hint if math.isnan(v) else ''}."
-                )
+        _first_bad_cell(path, numeric, names, rows, len(keep), drop_missing)
     if text_labels:
         return values, np.asarray(labels, dtype=str), tuple(names[:-1])
     return values[:, :-1], values[:, -1], tuple(names[:-1])

@@ -15,9 +15,10 @@ model          parameters (torch names and shapes)         loss (mean over the b
 =============  ==========================================  ===============================================
 
 Everything here is NumPy-free math written against an array namespace ``xp`` (``numpy`` or
-``jax.numpy``): the JAX backend differentiates :func:`forward` with ``jax.grad``; the NumPy backend
-uses :func:`backward`, the same forward pass differentiated by hand; the torch backend builds the
-same layers from ``torch.nn.Linear`` and torch's own loss classes.
+``jax.numpy``): the JAX and NumPy backends both use :func:`backward`, the forward pass differentiated by
+hand (XLA compiles its few matrix products better than autodiff's graph; the JAX backend holds it to
+``jax.grad`` of :func:`forward`, tested); the torch backend builds the same layers from ``torch.nn.Linear``
+and torch's own loss classes, differentiated by autograd.
 """
 
 from __future__ import annotations

@@ -43,58 +43,44 @@ def _clean(x: Any) -> Any:
     return x
 
 
+def _run_entry(c: Comparison, o, params: bool) -> dict[str, Any]:
+    """One run: its label and rule, its status and, where it ran, its trajectory's numbers."""
+    t = o.trajectory
+    entry: dict[str, Any] = {
+        "label": o.label,
+        "backend": o.request.backend,
+        "convention": o.spec.convention,
+        "port": o.spec.port,
+        "lam": o.spec.lam if not o.skipped else o.request.lam,
+        "status": o.status,
+        "update": update_formula(o),
+        "recipe": recipe.text(recipe.build(structure(o.spec, c.architecture))),
+    }
+    if o.skipped:
+        entry["explanation"] = explain(c, o)
+    if t is not None:
+        eq = torch_equivalent(c, o)
+        exact = o.spec.port == "exact"
+        entry.update(diverged_at=t.diverged_at, equivalent_torch_weight_decay=eq.weight_decay if exact else None,
+                     equivalence=eq.note if exact else None, explanation=explain(c, o), final_params=t.final_params,
+                     recorded_steps=t.steps_at, loss=t.loss, penalty=t.penalty, train_loss=t.train_loss,
+                     train_accuracy=t.train_accuracy, test_accuracy=t.test_accuracy, meta=dict(t.meta))  # fmt: skip
+        if params:
+            entry["params"] = {n: p for n, p in t.params.items()}
+    return entry
+
+
+def _pair_entry(p) -> dict[str, Any]:
+    return {"a": p.a, "b": p.b, "max_abs_diff": p.max_abs_diff, "max_rel_diff": p.max_rel_diff,
+            "first_divergence_step": p.first_divergence_step, "final_tolerance": p.final_tolerance, "verdict": p.verdict,
+            "note": p.note, "same_rule": p.same_rule, "round_off_floor": p.floor.to_json() if p.floor is not None else None}  # fmt: skip
+
+
 def to_json(c: Comparison, params: bool = False) -> dict[str, Any]:
     """The document; ``params``: every kept step's parameters too (``params`` per run: name -> (rows, *shape)),
     so the figures can be rebuilt from the file."""
-    runs = []
-    for o in c.outcomes:
-        t = o.trajectory
-        entry: dict[str, Any] = {
-            "label": o.label,
-            "backend": o.request.backend,
-            "convention": o.spec.convention,
-            "port": o.spec.port,
-            "lam": o.spec.lam if not o.skipped else o.request.lam,
-            "status": o.status,
-            "update": update_formula(o),
-            "recipe": recipe.text(recipe.build(structure(o.spec, c.architecture))),
-        }
-        if o.skipped:
-            entry["explanation"] = explain(c, o)
-        if t is not None:
-            eq = torch_equivalent(c, o)
-            entry.update(
-                diverged_at=t.diverged_at,
-                equivalent_torch_weight_decay=eq.weight_decay if o.spec.port == "exact" else None,
-                equivalence=eq.note if o.spec.port == "exact" else None,
-                explanation=explain(c, o),
-                final_params=t.final_params,
-                recorded_steps=t.steps_at,
-                loss=t.loss,
-                penalty=t.penalty,
-                train_loss=t.train_loss,
-                train_accuracy=t.train_accuracy,
-                test_accuracy=t.test_accuracy,
-                meta=dict(t.meta),
-            )
-            if params:
-                entry["params"] = {n: p for n, p in t.params.items()}
-        runs.append(entry)
-    pairs = [
-        {
-            "a": p.a,
-            "b": p.b,
-            "max_abs_diff": p.max_abs_diff,
-            "max_rel_diff": p.max_rel_diff,
-            "first_divergence_step": p.first_divergence_step,
-            "final_tolerance": p.final_tolerance,
-            "verdict": p.verdict,
-            "note": p.note,
-            "same_rule": p.same_rule,
-            "round_off_floor": p.floor.to_json() if p.floor is not None else None,
-        }
-        for p in c.pairs
-    ]
+    runs = [_run_entry(c, o, params) for o in c.outcomes]
+    pairs = [_pair_entry(p) for p in c.pairs]
     d = c.data
     return _clean(
         {

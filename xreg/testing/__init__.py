@@ -126,41 +126,20 @@ def _aligned(a: Any, b: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarra
     return pa, {n: np.asarray(_permute(rb.params[al.b_name[n]], al.perm[n]), np.float64) for n in al.names}
 
 
-def assert_optax_matches_torch(tx: Any, make_torch_optimizer: Any, *, model: str = "logistic", steps: int = 20, data: Any = None,
-                               hidden: int | None = None, batch_size: int | None = None, dtype: str = "float64", seed: int = 0) -> None:  # fmt: skip
-    """Train ``model`` (xreg's: linear, logistic, softmax or mlp; torch's parameter names) for ``steps``
-    steps in plain torch with ``make_torch_optimizer(module)`` and in plain optax with ``tx``, from the
-    same start (torch's nn.Linear init from ``seed``) on the same rows (``data``: an
-    :class:`xreg.core.spec.Dataset`, default the embedded one; full batch or in-order batches of
-    ``batch_size``), and assert the runs agree to round-off; a failure says the step, the parameter,
-    the gap and the diagnosed cause."""
-    import jax
-    import jax.numpy as jnp
-    import optax
+def _torch_run(arch: Any, plan: Any, data: Any, batches: list, make_torch_optimizer: Any, dtype: str) -> Any:
+    """The plain torch loop (xreg's module, torch's loss class), recorded."""
     import torch
 
-    from xreg import models
     from xreg.backends.torch.run import build_module, loss_fn
-    from xreg.core.plan import make_plan
-    from xreg.core.spec import ExperimentSpec
-    from xreg.core.structure import architecture
-    from xreg.io.data import default_dataset
-    from xreg.record import Recorder, TorchRecorder
+    from xreg.record import TorchRecorder
 
-    data = default_dataset() if data is None else data
-    per_epoch = -(-data.n_train // (batch_size or data.n_train))
-    spec = ExperimentSpec(model=model, hidden=hidden, init="torch", seed=seed, epochs=-(-steps // per_epoch),
-                          batch_size=batch_size, dtype=dtype)  # fmt: skip
-    arch = architecture(spec, data)
-    plan = make_plan(spec, data.n_train, arch)
-    batches = [rows for _, rows in itertools.islice(plan.batches(), steps)]  # in order, the short last batch kept
     tdt = getattr(torch, dtype)
     module = build_module(arch, tdt)
     with torch.no_grad():
         for n, p in module.named_parameters():
             p.copy_(torch.as_tensor(plan.params0[n]))
     opt = make_torch_optimizer(module)
-    rec_t = TorchRecorder(module, opt)
+    rec = TorchRecorder(module, opt)
     X, y = torch.as_tensor(data.X_train, dtype=tdt), torch.as_tensor(data.y_train, dtype=tdt)
     lossf = loss_fn(arch.head)
     for rows in batches:
@@ -168,9 +147,21 @@ def assert_optax_matches_torch(tx: Any, make_torch_optimizer: Any, *, model: str
         opt.zero_grad()
         loss = lossf(module(X[idx]), y[idx])
         loss.backward()
-        rec_t.log_loss(loss.item())
+        rec.log_loss(loss.item())
         opt.step()
-    rec_t.remove()
+    rec.remove()
+    return rec.run()
+
+
+def _optax_run(arch: Any, plan: Any, data: Any, batches: list, tx: Any, dtype: str) -> Any:
+    """The plain optax loop (``jax.value_and_grad`` of xreg's forward pass), recorded."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from xreg import models
+    from xreg.record import Recorder
+
     with jax.enable_x64(dtype == "float64"):
         params = {n: jnp.asarray(p, dtype) for n, p in plan.params0.items()}
         Xj, yj = jnp.asarray(data.X_train, dtype), jnp.asarray(data.y_train, dtype)
@@ -185,9 +176,33 @@ def assert_optax_matches_torch(tx: Any, make_torch_optimizer: Any, *, model: str
             return optax.apply_updates(params, updates), state, value, grads
 
         state = tx.init(params)
-        rec_o = Recorder(meta={"framework": "optax"})
-        rec_o.log(params)
+        rec = Recorder(meta={"framework": "optax"})
+        rec.log(params)
         for rows in batches:
             params, state, value, grads = step(params, state, Xj[rows], yj[rows])
-            rec_o.log(params, grads=grads, loss=value)
-    assert_trajectories_close(rec_t.run(), rec_o.run(), dtype=dtype)
+            rec.log(params, grads=grads, loss=value)
+    return rec.run()
+
+
+def assert_optax_matches_torch(tx: Any, make_torch_optimizer: Any, *, model: str = "logistic", steps: int = 20, data: Any = None,
+                               hidden: int | None = None, batch_size: int | None = None, dtype: str = "float64", seed: int = 0) -> None:  # fmt: skip
+    """Train ``model`` (xreg's: linear, logistic, softmax or mlp; torch's parameter names) for ``steps``
+    steps in plain torch with ``make_torch_optimizer(module)`` and in plain optax with ``tx``, from the
+    same start (torch's nn.Linear init from ``seed``) on the same rows (``data``: an
+    :class:`xreg.core.spec.Dataset`, default the embedded one; full batch or in-order batches of
+    ``batch_size``), and assert the runs agree to round-off; a failure says the step, the parameter,
+    the gap and the diagnosed cause."""
+    from xreg.core.plan import make_plan
+    from xreg.core.spec import ExperimentSpec
+    from xreg.core.structure import architecture
+    from xreg.io.data import default_dataset
+
+    data = default_dataset() if data is None else data
+    per_epoch = -(-data.n_train // (batch_size or data.n_train))
+    spec = ExperimentSpec(model=model, hidden=hidden, init="torch", seed=seed, epochs=-(-steps // per_epoch),
+                          batch_size=batch_size, dtype=dtype)  # fmt: skip
+    arch = architecture(spec, data)
+    plan = make_plan(spec, data.n_train, arch)
+    batches = [rows for _, rows in itertools.islice(plan.batches(), steps)]  # in order, the short last batch kept
+    torch_run = _torch_run(arch, plan, data, batches, make_torch_optimizer, dtype)
+    assert_trajectories_close(torch_run, _optax_run(arch, plan, data, batches, tx, dtype), dtype=dtype)

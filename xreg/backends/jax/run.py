@@ -68,112 +68,116 @@ def _per_example(head: str, z, y):
     return models.per_example_loss(head, z, y, jnp)
 
 
-@functools.lru_cache(maxsize=128)
-def program(s: Structure) -> SimpleNamespace:
-    """The jit-compiled pieces of one structure: init, step, the scanned run and the per-epoch metrics."""
-    dtype = jnp.dtype(s.dtype)
-    steps = recipe.build(s)
-    in_loss = next((st for st in steps if st.name == "penalty"), None)
-    conv = s.convention
-    lr_of_epoch = lambda lr: schedules.lr_fn(s.schedule, dict(s.schedule_options), lr, jnp)  # noqa: E731
+class _Program:
+    """The pieces of one structure's training, for ``jax.jit``: the objective and its gradient (the data term
+    by hand-written backpropagation, a penalty in the loss by autodiff), one step of the optax chain, and the
+    drivers that scan the steps (every step recorded, every ``every`` steps, or only the end)."""
 
-    def data_loss(params, X, y, valid, m):
-        z = models.forward(s.arch, params, X, jnp)
-        return _masked_sum(_per_example(s.arch.head, z, y), valid) / m
+    def __init__(self, s: Structure):
+        self.s, self.dtype = s, jnp.dtype(s.dtype)
+        self.in_loss = next((st for st in recipe.build(s) if st.name == "penalty"), None)
 
-    def tx_for(hp, lr_t, m):
-        return chain.to_optax(chain.links(s, hp, lr_t, m))
+    def lr_at(self, hp, epoch):
+        """The shared per-epoch schedule's lr of ``epoch``."""
+        return schedules.lr_fn(self.s.schedule, dict(self.s.schedule_options), hp["lr"], jnp)(epoch)
 
-    def regularizer(params, m, hp):
+    def data_loss(self, params, X, y, valid, m):
+        z = models.forward(self.s.arch, params, X, jnp)
+        return _masked_sum(_per_example(self.s.arch.head, z, y), valid) / m
+
+    def tx_for(self, hp, lr_t, m):
+        return chain.to_optax(chain.links(self.s, hp, lr_t, m))
+
+    def regularizer(self, params, m, hp):
         """The penalty the recipe puts in the loss (0 without one), and the recorded penalty term."""
-        sqs = [(lam, sum(jnp.sum(params[n] ** 2) for n in names)) for names, lam in group_strengths(s, hp)]
-        total = jnp.zeros([], dtype)
-        if in_loss is not None:
+        sqs = [(lam, sum(jnp.sum(params[n] ** 2) for n in names)) for names, lam in group_strengths(self.s, hp)]
+        total = jnp.zeros([], self.dtype)
+        if self.in_loss is not None:
             for lam, sq in sqs:
-                c = conventions.coefficient(in_loss.coefficient, lam, m, hp["lr"]).astype(dtype)
+                c = conventions.coefficient(self.in_loss.coefficient, lam, m, hp["lr"]).astype(self.dtype)
                 total = total + conventions.l2_penalty(c, sq)
-        pen = sum((conventions.penalty(conv, lam, m, sq) for lam, sq in sqs), jnp.zeros([], jnp.float64))
+        pen = sum((conventions.penalty(self.s.convention, lam, m, sq) for lam, sq in sqs), jnp.zeros([], jnp.float64))
         return total, pen
 
-    def gradient(params, X, y, valid, m, hp, batched=False):
+    def gradient(self, params, X, y, valid, m, hp, batched=False):
         """The gradient of the objective: the data term by hand-written backpropagation (XLA compiles
         its few matrix products much better than autodiff's graph; equal to ``jax.grad`` to round-off,
         tested), the penalty term, if any, by autodiff."""
-        per = lambda z, y_: _per_example(s.arch.head, z, y_)  # noqa: E731
+        per = lambda z, y_: _per_example(self.s.arch.head, z, y_)  # noqa: E731
         rows_first = not batched and X.shape[0] >= ROWS_FIRST  # measured: the row pass wins on tall X only
-        dl, grads = models.backward(s.arch, params, X, y, jnp, valid, m, per, rows_first=rows_first)
-        pgrads, pen = jax.grad(regularizer, has_aux=True)(params, m, hp)
-        if in_loss is not None:
+        dl, grads = models.backward(self.s.arch, params, X, y, jnp, valid, m, per, rows_first=rows_first)
+        pgrads, pen = jax.grad(self.regularizer, has_aux=True)(params, m, hp)
+        if self.in_loss is not None:
             grads = jax.tree.map(jnp.add, grads, pgrads)
         return grads, (dl, pen)
 
-    def objective(params, X, y, valid, m, hp):
+    def objective(self, params, X, y, valid, m, hp):
         """The same objective for ``jax.grad``: the reference the hand-written gradient is tested against."""
-        penalty, pen = regularizer(params, m, hp)
-        dl = data_loss(params, X, y, valid, m)
+        penalty, pen = self.regularizer(params, m, hp)
+        dl = self.data_loss(params, X, y, valid, m)
         return dl + penalty, (dl, pen)
 
-    def init(params0, hp):
-        return tx_for(hp, hp["lr"].astype(dtype), jnp.ones([], dtype)).init(params0)
+    def init(self, params0, hp):
+        return self.tx_for(hp, hp["lr"].astype(self.dtype), jnp.ones([], self.dtype)).init(params0)
 
-    def one_step(params, opt_state, X, y, valid, epoch, hp, m=None, batched=False):
-        m = (jnp.sum(valid) if m is None else m).astype(dtype)
-        lr_t = jnp.asarray(lr_of_epoch(hp["lr"])(epoch), jnp.float64).astype(dtype)
-        grads, _ = gradient(params, X, y, valid, m, hp, batched)  # the loss and penalty are recorded apart
-        updates, opt_state = tx_for(hp, lr_t, m).update(grads, opt_state, params)
+    def one_step(self, params, opt_state, X, y, valid, epoch, hp, m=None, batched=False):
+        m = (jnp.sum(valid) if m is None else m).astype(self.dtype)
+        lr_t = jnp.asarray(self.lr_at(hp, epoch), jnp.float64).astype(self.dtype)
+        grads, _ = self.gradient(params, X, y, valid, m, hp, batched)  # the loss and penalty are recorded apart
+        updates, opt_state = self.tx_for(hp, lr_t, m).update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state
 
-    def records(prev, hp, X, y, idx, valid, ms):
+    def records(self, prev, hp, X, y, idx, valid, ms):
         """Each step's batch loss and penalty at the parameters before it, computed after the scan from
         the recorded parameters in one batched pass (the scan itself only updates)."""
 
         def one(p, rows, ok, m):
-            m = m.astype(dtype)
+            m = m.astype(self.dtype)
             Xb, yb = (X, y) if rows is None else (X[rows], y[rows])
-            return data_loss(p, Xb, yb, ok, m), regularizer(p, m, hp)[1]
+            return self.data_loss(p, Xb, yb, ok, m), self.regularizer(p, m, hp)[1]
 
         if idx is None:
             return jax.vmap(lambda p, m: one(p, None, None, m))(prev, ms)
         return jax.lax.map(lambda a: one(*a), (prev, idx, valid, ms), batch_size=RECORD_BATCH)
 
-    def run(params0, hp, X, y, Xt, yt, idx, valid, ms, epochs, ends):
+    def run(self, params0, hp, X, y, Xt, yt, idx, valid, ms, epochs, ends):
         """Every step (scan), then the per-epoch metrics at the parameters after each epoch's last step.
 
         ``idx``/``valid`` None: every step is the whole of X in file order (full batch, no shuffle), and
         the step reads X as it is, with no gather and no mask.
         """
-        TRACES[s] += 1  # runs once per compilation
+        TRACES[self.s] += 1  # runs once per compilation
 
         def body(carry, xs):
             params, opt_state = carry
             rows, ok, m, epoch = xs
             Xb, yb = (X, y) if rows is None else (X[rows], y[rows])
-            params, opt_state = one_step(params, opt_state, Xb, yb, ok, epoch, hp, m)
+            params, opt_state = self.one_step(params, opt_state, Xb, yb, ok, epoch, hp, m)
             return (params, opt_state), params
 
-        _, hist = jax.lax.scan(body, (params0, init(params0, hp)), (idx, valid, ms, epochs))
+        _, hist = jax.lax.scan(body, (params0, self.init(params0, hp)), (idx, valid, ms, epochs))
         if idx is None:  # every step is an epoch on all rows: the loss before step e+1 is epoch e's training loss
             every = jax.tree.map(lambda p0, h: jnp.concatenate([p0[None], h]), params0, hist)
-            loss, pen = records(every, hp, X, y, None, None, jnp.concatenate([ms, ms[-1:]]))
-            _, train_acc, test_acc = metrics(hist, X, y, Xt, yt, with_loss=False)
+            loss, pen = self.records(every, hp, X, y, None, None, jnp.concatenate([ms, ms[-1:]]))
+            _, train_acc, test_acc = self.metrics(hist, X, y, Xt, yt, with_loss=False)
             return hist, loss[:-1], pen[:-1], loss[1:], train_acc, test_acc
         prev = jax.tree.map(lambda p0, h: jnp.concatenate([p0[None], h[:-1]]), params0, hist)
-        loss, pen = records(prev, hp, X, y, idx, valid, ms)
-        return (hist, loss, pen, *metrics(jax.tree.map(lambda h: h[ends], hist), X, y, Xt, yt))
+        loss, pen = self.records(prev, hp, X, y, idx, valid, ms)
+        return (hist, loss, pen, *self.metrics(jax.tree.map(lambda h: h[ends], hist), X, y, Xt, yt))
 
-    def run_every(params0, hp, X, y, Xt, yt, idx, valid, ms, epochs, rec, at, every):
+    def run_every(self, params0, hp, X, y, Xt, yt, idx, valid, ms, epochs, rec, at, every):
         """The run keeping the parameters every ``every`` steps and after the last (``record_every``): an
         outer scan over chunks of ``every`` steps keeps one row per chunk, so memory grows with the kept
         rows, not the steps. ``rec``: the step indices whose batch loss is kept (the kept rows but the
         last); ``at``: the kept rows that end an epoch (their per-epoch metrics)."""
-        TRACES[s] += 1
+        TRACES[self.s] += 1
         steps = epochs.shape[0]
         full, tail = divmod(steps, every)
 
         def body(carry, xs):
             rows, ok, m, epoch = xs
             Xb, yb = (X, y) if rows is None else (X[rows], y[rows])
-            params, opt_state = one_step(*carry, Xb, yb, ok, epoch, hp, m)
+            params, opt_state = self.one_step(*carry, Xb, yb, ok, epoch, hp, m)
             return (params, opt_state), None
 
         def chunk(carry, xs):
@@ -182,7 +186,7 @@ def program(s: Structure) -> SimpleNamespace:
 
         xs = (idx, valid, ms, epochs)
         head = jax.tree.map(lambda a: a[: full * every].reshape(full, every, *a.shape[1:]), xs)
-        carry, kept = jax.lax.scan(chunk, (params0, init(params0, hp)), head)
+        carry, kept = jax.lax.scan(chunk, (params0, self.init(params0, hp)), head)
         parts = [jax.tree.map(lambda p: p[None], params0), kept]
         if tail:
             carry, _ = jax.lax.scan(body, carry, jax.tree.map(lambda a: a[full * every :], xs))
@@ -190,38 +194,43 @@ def program(s: Structure) -> SimpleNamespace:
         rows = jax.tree.map(lambda *p: jnp.concatenate(p), *parts)
         prev = jax.tree.map(lambda p: p[:-1], rows)
         pick = (lambda a: None if a is None else a[rec])  # noqa: E731
-        loss, pen = records(prev, hp, X, y, pick(idx), pick(valid), ms[rec])
-        return (rows, loss, pen, *metrics(jax.tree.map(lambda p: p[at], rows), X, y, Xt, yt))
+        loss, pen = self.records(prev, hp, X, y, pick(idx), pick(valid), ms[rec])
+        return (rows, loss, pen, *self.metrics(jax.tree.map(lambda p: p[at], rows), X, y, Xt, yt))
 
-    def fit(params0, hp, X, y, Xt, yt, idx, valid, ms, epochs, batched=False):
+    def fit(self, params0, hp, X, y, Xt, yt, idx, valid, ms, epochs, batched=False):
         """The run with nothing recorded along the way: the final parameters and the metrics at them
         (what a sweep keeps of each grid point; the scan carries only the optimizer state).
         ``batched``: traced under vmap (a sweep), which wants the gradient's matrix-product form."""
-        TRACES[s] += 1
+        TRACES[self.s] += 1
 
         def body(carry, xs):
             rows, ok, m, epoch = xs
             Xb, yb = (X, y) if rows is None else (X[rows], y[rows])
-            params, opt_state = one_step(*carry, Xb, yb, ok, epoch, hp, m, batched)
+            params, opt_state = self.one_step(*carry, Xb, yb, ok, epoch, hp, m, batched)
             return (params, opt_state), None
 
-        (final, _), _ = jax.lax.scan(body, (params0, init(params0, hp)), (idx, valid, ms, epochs))
-        return final, *(v[0] for v in metrics(jax.tree.map(lambda p: p[None], final), X, y, Xt, yt))
+        (final, _), _ = jax.lax.scan(body, (params0, self.init(params0, hp)), (idx, valid, ms, epochs))
+        return final, *(v[0] for v in self.metrics(jax.tree.map(lambda p: p[None], final), X, y, Xt, yt))
 
-    def metrics(ends, X, y, Xt, yt, with_loss=True):
+    def metrics(self, ends, X, y, Xt, yt, with_loss=True):
         full = jnp.ones(X.shape[0], bool)
-        train_loss = jax.vmap(lambda p: data_loss(p, X, y, full, jnp.asarray(X.shape[0], dtype)))(ends) if with_loss else None
+        train_loss = jax.vmap(lambda p: self.data_loss(p, X, y, full, jnp.asarray(X.shape[0], self.dtype)))(ends) if with_loss else None
 
         def accuracy(p, A, b):
-            if A.shape[0] == 0 or not models.HEADS[s.arch.head].classification:
-                return jnp.asarray(jnp.nan, dtype)
-            return jnp.mean(models.correct(s.arch.head, models.forward(s.arch, p, A, jnp), b, jnp).astype(dtype))
+            if A.shape[0] == 0 or not models.HEADS[self.s.arch.head].classification:
+                return jnp.asarray(jnp.nan, self.dtype)
+            return jnp.mean(models.correct(self.s.arch.head, models.forward(self.s.arch, p, A, jnp), b, jnp).astype(self.dtype))
 
         return train_loss, jax.vmap(lambda p: accuracy(p, X, y))(ends), jax.vmap(lambda p: accuracy(p, Xt, yt))(ends)
 
-    return SimpleNamespace(init=jax.jit(init), step=jax.jit(one_step), run=jax.jit(run), fit=fit, dtype=dtype,
-                           run_every=jax.jit(run_every, static_argnames="every"),
-                           gradient=jax.jit(gradient), autodiff=jax.jit(jax.grad(objective, has_aux=True)))
+
+@functools.lru_cache(maxsize=128)
+def program(s: Structure) -> SimpleNamespace:
+    """The jit-compiled pieces of one structure: init, step, the scanned run and the per-epoch metrics."""
+    p = _Program(s)
+    return SimpleNamespace(init=jax.jit(p.init), step=jax.jit(p.one_step), run=jax.jit(p.run), fit=p.fit, dtype=p.dtype,
+                           run_every=jax.jit(p.run_every, static_argnames="every"),
+                           gradient=jax.jit(p.gradient), autodiff=jax.jit(jax.grad(p.objective, has_aux=True)))
 
 
 def _masked_sum(v, valid):
