@@ -100,7 +100,7 @@ def test_cli_json_c_order_and_plot(tmp_path, default_data):
     doc = json.loads(out.read_text())
     assert doc["sweep"]["axes"] == {"lr": pytest.approx([0.01, 0.1**1.5, 0.1]), "lam": [0.0, 0.2]}
     (run,) = doc["runs"]
-    assert run["backend"] == "jax" and run["convention"] == "torch" and run["devices"] == ["cpu:0"]
+    assert run["backend"] == "jax" and run["convention"] == "coupled" and run["devices"] == ["cpu:0"]
     assert np.shape(run["final_loss"]) == (3, 2) and np.shape(run["final_params"]["weight"]) == (3, 2, 1, 4)
     for i, j in ((2, 1), (0, 1), (1, 0)):  # C order: entry [i][j] is (lr_i, lam_j)
         t = backends.train("torch", ExperimentSpec(lr=doc["sweep"]["axes"]["lr"][i], lam=[0.0, 0.2][j], epochs=20),

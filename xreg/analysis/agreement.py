@@ -41,6 +41,13 @@ def eps(dtype: str) -> float:
     return float(np.finfo(np.dtype(dtype)).eps)
 
 
+def first_past(gaps: np.ndarray, tol: np.ndarray) -> int | None:
+    """The first row whose gap is past the tolerance (a NaN gap counts as past), or None: the one rule every
+    verdict, floor, diagnosis and CI assertion reads."""
+    over = np.flatnonzero(~(np.asarray(gaps) <= tol))
+    return int(over[0]) if over.size else None
+
+
 def tolerance(dtype: str, a: np.ndarray, b: np.ndarray, steps_at: np.ndarray | None = None) -> np.ndarray:
     """Per-step tolerance ``C*eps*sum_{j<=k}(|theta_j| + |theta_j - theta_{j-1}|)`` (max norms over both runs)
     for flat parameter histories of shape (rows, p) (``Trajectory.flat``); row 0 (the shared start)
@@ -101,8 +108,8 @@ def compare_pair(a: Trajectory, b: Trajectory, labels: tuple[str, str] | None = 
     # Rows where both runs are finite are compared; the first row where only one is not is a divergence.
     ends = [int(np.searchsorted(steps_at, t.diverged_at)) for t in (a, b) if t.diverged_at is not None]
     last_finite = (min(ends) - 1) if ends else pa.shape[0] - 1
-    over = np.flatnonzero(diff[: last_finite + 1] > tol[: last_finite + 1])
-    first = int(steps_at[over[0]]) if over.size else None
+    row = first_past(diff[: last_finite + 1], tol[: last_finite + 1])
+    first = int(steps_at[row]) if row is not None else None
     if first is None and a.diverged_at != b.diverged_at:
         first = int(steps_at[min(ends)])
     notes = [f"{name} diverged at step {t.diverged_at}" for name, t in ((la, a), (lb, b)) if t.diverged_at is not None]

@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from xreg.analysis.agreement import TOLERANCE_FACTOR, eps, tolerance
+from xreg.analysis.agreement import TOLERANCE_FACTOR, eps, first_past, tolerance
 from xreg.core.checks import XregInputError
 from xreg.io.trajfile import RecordedRun
 from xreg import optimizers
@@ -692,11 +692,10 @@ def diagnose(ra: RecordedRun, rb: RecordedRun, labels: tuple[str, str] = ("A", "
     with np.errstate(invalid="ignore"):
         gaps = np.max(np.abs(A.P - B.P), axis=1, initial=0.0)
     tol = tolerance(dt, A.P, B.P)
-    over = np.flatnonzero(~(gaps <= tol))
-    if not over.size:
+    k = first_past(gaps, tol)
+    if k is None:
         return Diagnosis(**head, first_divergence_step=None, gap=None, stage=None, cause=None,
                          evidence=f"every step within round-off (largest gap {np.max(gaps):.3e}, tolerance {tol[-1]:.3e} at the last step)", fix={})  # fmt: skip
-    k = int(over[0])
     where = max(al.names, key=lambda n: np.nan_to_num(np.max(np.abs(A.P[k, A.slices[n]] - B.P[k, A.slices[n]]), initial=0.0), nan=np.inf))
     lead = f"first divergence at step {k}: '{where}' differs by {gaps[k]:.3e} (tolerance {tol[k]:.3e}, {dt}). "
     common = dict(head, first_divergence_step=k, gap=float(gaps[k]))

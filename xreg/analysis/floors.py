@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from xreg import backends
-from xreg.analysis.agreement import tolerance
+from xreg.analysis.agreement import first_past, tolerance
 from xreg.core import progress
 from xreg.core.spec import Dataset, ExperimentSpec, Trajectory
 
@@ -77,8 +77,8 @@ def measure(run: Trajectory, data: Dataset, backend: str,
         gaps.append(gap)
     per_step = functools.reduce(np.fmax, gaps)
     tol = tolerance(run.spec.dtype, run.flat, run.flat, run.steps_at)
-    over = np.flatnonzero(per_step > tol)
-    onset = int(run.steps_at[over[0]]) if over.size else None
+    row = first_past(per_step, tol)
+    onset = int(run.steps_at[row]) if row is not None else None
     return Floor(backend, onset, float(np.nanmax(per_step)), per_step, tuple(perturbations))
 
 

@@ -25,7 +25,7 @@ from typing import Any, Mapping
 import chex
 import numpy as np
 
-from xreg.analysis.agreement import tolerance
+from xreg.analysis.agreement import first_past, tolerance
 from xreg.core.spec import Trajectory
 from xreg.io import trajfile
 
@@ -92,9 +92,8 @@ def assert_trajectories_close(a: Any, b: Any, *, dtype: str = "float64") -> None
                 for n in names}  # fmt: skip
     worst = np.max(np.stack(list(gaps.values())), axis=0)
     tol = tolerance(dtype, flat_a, flat_b)
-    over = np.flatnonzero(~(worst <= tol))  # NaN counts as over
-    if over.size:
-        k = int(over[0])
+    k = first_past(worst, tol)  # NaN counts as past
+    if k is not None:
         name = max(names, key=lambda n: np.nan_to_num(gaps[n][k], nan=np.inf))
         agree = f"up to step {k - 1} they agree" if k else "they start from different parameters"
         raise AssertionError(
