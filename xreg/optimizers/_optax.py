@@ -48,6 +48,20 @@ def moments(state: Any, updates: Any, b1: Any, b2: Any) -> tuple[Any, Any]:
     return m, v
 
 
+def decays(decoupled: Any, params: Any, updates: Any) -> Any:
+    """A twin's ``decoupled`` argument as a tree of ``k`` per leaf: a tree, a function of the params (as
+    ``xreg.twins.decay_rates``), or None (a tree of None: no decay)."""
+    ks = decoupled(params) if callable(decoupled) else decoupled
+    return ks if ks is not None else jax.tree.map(lambda _: None, updates)
+
+
+def leafwise(fn: Any, *trees: Any) -> tuple[Any, ...]:
+    """``fn`` leaf by leaf over ``trees`` (whose leaves may be None), its tuple of results as a tuple of trees."""
+    out = jax.tree.map(fn, *trees, is_leaf=lambda x: x is None)
+    width = len(jax.tree.leaves(out, is_leaf=lambda x: isinstance(x, tuple))[0])
+    return tuple(jax.tree.map(lambda o: o[i], out, is_leaf=lambda x: isinstance(x, tuple)) for i in range(width))
+
+
 class BufferState(NamedTuple):
     count: Any
     buf: Any

@@ -73,7 +73,7 @@ def scale_by_torch_adafactor(lr_t, beta2_decay, eps, d, decoupled=None):
     import jax.numpy as jnp
     import optax
 
-    from xreg.optimizers._optax import count, narrow, step_t, wide
+    from xreg.optimizers._optax import count, decays, leafwise, narrow, step_t, wide
 
     eps1, eps2 = eps
 
@@ -107,11 +107,8 @@ def scale_by_torch_adafactor(lr_t, beta2_decay, eps, d, decoupled=None):
                 direction = direction + k * p
             return direction, R, C
 
-        ks = decoupled(params) if callable(decoupled) else decoupled
-        ks = ks if ks is not None else jax.tree.map(lambda _: None, updates)
-        out = jax.tree.map(leaf, updates, params, state.row, state.col, ks, is_leaf=lambda x: x is None)
-        pick = lambda i: jax.tree.map(lambda o: o[i], out, is_leaf=lambda x: isinstance(x, tuple))  # noqa: E731
-        return pick(0), AdafactorState(optax.safe_increment(state.count), pick(1), pick(2))
+        moves, R, C = leafwise(leaf, updates, params, state.row, state.col, decays(decoupled, params, updates))
+        return moves, AdafactorState(optax.safe_increment(state.count), R, C)
 
     return optax.GradientTransformation(init, update)
 

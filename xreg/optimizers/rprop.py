@@ -49,11 +49,10 @@ def scale_by_torch_rprop(lr_t, etas, step_sizes, decoupled=None):
     flipped the gradient is zeroed (no step, and the next step's sign test reads 0). ``decoupled``: a tree
     of ``k = lr_t*s`` of a decoupled decay ``w <- w*(1 - k)`` before the step (the direction gains ``k*w``),
     or a function of the params that returns it (``xreg.twins.decay_rates``)."""
-    import jax
     import jax.numpy as jnp
     import optax
 
-    from xreg.optimizers._optax import count, narrow, zeros
+    from xreg.optimizers._optax import count, decays, leafwise, narrow, zeros
 
     (etaminus, etaplus), (smin, smax) = etas, step_sizes
 
@@ -74,11 +73,8 @@ def scale_by_torch_rprop(lr_t, etas, step_sizes, decoupled=None):
             d = jnp.sign(g) * size
             return (d if k is None else d + k * p), g, size
 
-        ks = decoupled(params) if callable(decoupled) else decoupled  # a tree, or xreg.twins.decay_rates(...) of the params
-        ks = ks if ks is not None else jax.tree.map(lambda _: None, updates)
-        out = jax.tree.map(leaf, updates, state.prev, state.size, ks, params, is_leaf=lambda x: x is None)
-        pick = lambda i: jax.tree.map(lambda o: o[i], out, is_leaf=lambda x: isinstance(x, tuple))  # noqa: E731
-        return pick(0), RpropState(optax.safe_increment(state.count), pick(1), pick(2))
+        moves, prev, size = leafwise(leaf, updates, state.prev, state.size, decays(decoupled, params, updates), params)
+        return moves, RpropState(optax.safe_increment(state.count), prev, size)
 
     return optax.GradientTransformation(init, update)
 
