@@ -136,6 +136,7 @@ def _torch_side(name, kind, lr, c):
     return ("torch", lambda p: getattr(torch.optim, cls)(p, lr=lr, weight_decay=c, **extra), {})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, native, lr, c, cause", _table_pairs())
 def test_every_optimizers_printed_fixes_run(name, native, lr, c, cause, prob):
     """Where the class keeps scalar state in torch's default dtype (NAdam, ASGD: ``roundings``), the torch

@@ -5,6 +5,7 @@ registered optimizer implements every hook; the modules import one way, down the
 import ast
 import collections
 import inspect
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,9 @@ from xreg.optimizers import base
 
 PACKAGE = Path(optimizers.__file__).resolve().parents[1]
 NAMES = {o.name for o in optimizers.OPTIMIZERS.values()} | {o.torch_class for o in optimizers.OPTIMIZERS.values()}
+ALIASES = {o.naive_alias.rsplit(".", 1)[-1] for o in optimizers.OPTIMIZERS.values()}
+# a torch class or an optax alias spelled out in a string: torch.optim.AdamW, optax.adamw(, optax.contrib.muon
+SPELLED = re.compile(r"\b(?:torch\.optim\.|optax\.(?:contrib\.)?)(" + "|".join(sorted(NAMES | ALIASES, key=len, reverse=True)) + r")\b")
 
 
 def _sources():
@@ -38,7 +42,7 @@ def _named_optimizers(tree) -> list[tuple[int, str]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
             v = node.value
-            if v in NAMES or v.lower() in NAMES or any(f"torch.optim.{c}(" in v for c in NAMES):
+            if v in NAMES or v.lower() in NAMES or SPELLED.search(v):
                 out.append((node.lineno, v))
     return out
 
@@ -52,6 +56,7 @@ def test_no_module_outside_the_optimizers_names_an_optimizer():
 def test_the_guard_sees_a_planted_name():
     assert _named_optimizers(ast.parse('x = 1\nif name == "adamw":\n    pass\n')) == [(2, "adamw")]
     assert _named_optimizers(ast.parse('code = f"torch.optim.SGD({lr})"')) == [(1, "torch.optim.SGD(")]
+    assert _named_optimizers(ast.parse('x = "as optax.adamw does"')) == [(1, "as optax.adamw does")]
     assert _named_optimizers(ast.parse('"""Adam and SGD are named in prose."""')) == []
 
 

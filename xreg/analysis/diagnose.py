@@ -204,7 +204,8 @@ class Rule:
 
     def describe(self) -> str:
         opt = optimizers.get(self.optimizer)
-        shown = {k: v for k, v in self.options.items() if k not in opt.defaults or v != opt.defaults[k]}
+        shown = {k: v for k, v in self.options.items()
+                 if (k not in opt.defaults or v != opt.defaults[k]) and not (k in opt.roundings and not v)}  # fmt: skip
         parts = [f"{k}={_g(v)}" for k, v in shown.items()]
         for kind, d in (("coupled", self.coupled), ("decoupled" + ("" if self.by_lr else " (not x lr)"), self.decoupled)):
             vals = sorted({_g(v) for v in d.values()})
@@ -281,6 +282,8 @@ def rule_from_meta(meta: Mapping[str, Any], names_of: Mapping[str, str], lr: np.
         if not isinstance(g.get("params", []), list) or not all(isinstance(n, str) for n in g.get("params", [])):
             raise XregInputError(f"{who}: a param group's 'params' must be a list of names; got {str(g['params'])[:80]}.")
     opt = optimizers.get(key)
+    if opt.two_d_only:
+        return None  # Muon steps its other parameters by a second class the meta does not state: no one rule to re-simulate
     g0 = groups[0]
     try:
         options = opt.resolve({k: (tuple(v) if isinstance(v, list) else v) for k, v in g0.items() if k in opt.defaults})
@@ -625,7 +628,8 @@ def _fix_coupled_vs_decoupled(x: _Sides) -> dict[str, str]:
 def _fix_decoupled_lr_scaling(x: _Sides) -> dict[str, str]:
     s = max(x.base.decoupled.values(), key=abs)
     if x.base.by_lr:
-        return {x.other: f"decay by lr*{s:.6g}*w (optax.adamw / torch.optim.AdamW multiply by lr) instead of {s * x.cand.number:.6g}*w",
+        return {x.other: f"decay by lr*{s:.6g}*w (torch's decoupled weight_decay and optax's add_decayed_weights before the lr "
+                         f"multiply by lr) instead of {s * x.cand.number:.6g}*w",
                 x.me: f"weight_decay={s * x.cand.number / float(x.base.lr[0]):.6g} (= the other run's rate / lr, for a constant lr)"}  # fmt: skip
     return {x.other: f"decay by {s:.6g}*w without lr", x.me: f"decay by lr*{s * x.cand.number:.6g}*w"}
 
@@ -642,7 +646,7 @@ def _fix_bias_decay(x: _Sides) -> dict[str, str]:
 
 def _fix_optimizer_defaults(x: _Sides) -> dict[str, str]:
     over = {k: v for k, v in x.cand.rule.options.items() if x.base.options.get(k, None) != v}
-    stated = ", ".join(f"{k}={_g(v)}" for k, v in x.base.options.items() if k in over or k in x.opt.defaults)
+    stated = ", ".join(f"{k}={_g(v)}" for k, v in x.base.options.items() if (k in over or k in x.opt.defaults) and k not in x.opt.roundings)
     return {x.other: f"state torch's values: {stated}" + ("; eps outside the root (optax: eps_in_sqrt=False)" if over.get("eps_in_sqrt") else "")
             + ("; lr > 0 subtracts the direction (optax: learning_rate=lr)" if over.get("lr_scale") else ""),
             x.me: f"use the other run's form: {x.cand.what}"}  # fmt: skip

@@ -41,7 +41,7 @@ class Form:
 
 
 FORMS: tuple[Form, ...] = (
-    Form("coupled", "g <- g + lam*w (torch.optim.SGD weight_decay)", False, lambda c, n: c, "none: it is torch's rule"),
+    Form("coupled", "g <- g + lam*w (torch.optim's weight_decay)", False, lambda c, n: c, "none: it is torch's rule"),
     Form("l2-loss", "min mean(loss) + lam/2*||w||^2", False, lambda c, n: c, "none: its gradient is torch's rule"),
     Form("no-half", "min mean(loss) + lam*||w||^2 (no 1/2: gradient 2*lam*w)", False, lambda c, n: c / 2,
          "penalty = lam/2*||w||^2 (or grad += lam*w), not lam*||w||^2"),
@@ -149,7 +149,7 @@ def fit(P: np.ndarray, X: np.ndarray, y: np.ndarray, lr: float, lam: float, mode
         mask = "" if best.bias_decayed else ', mask=xreg.twins.decay_mask(("bias",))'
         out.equivalent = {
             "torch": f"torch.optim.{PLAIN.torch_class}({groups}, lr={lr_t!r}, weight_decay={wd!r})",
-            "optax": f"optax.chain(optax.add_decayed_weights({wd!r}{mask}), optax.sgd({lr_t!r}))",
+            "optax": f"optax.chain(optax.add_decayed_weights({wd!r}{mask}), {PLAIN.naive_alias}({lr_t!r}))",  # SGD's alias is exact
             "scratch": f"g <- (sum_i grad_i + lam*w)/n with lam = {wd * n:.10g}" + ("" if best.bias_decayed else ", bias not decayed"),
         }  # fmt: skip
         if not best.bias_decayed and not form.sum_loss:

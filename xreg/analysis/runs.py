@@ -101,11 +101,14 @@ def requests_from(
     if not backend_names and not convention_names:
         reqs = default_requests(spec, batch_sizes, data)
         if naive and not any(r.port == "naive" for r in reqs):
-            reqs.append(RunRequest("jax", optimizers.get(spec.optimizer).default_convention, port="naive"))
+            ported = optimizers.naive_convention(spec.optimizer, optimizers.get(spec.optimizer).default_convention)
+            if not any(r.convention == ported for r in reqs):  # the port beside torch in its own convention (Rprop: L2 in the loss)
+                reqs.append(RunRequest("torch", ported))
+            reqs.append(RunRequest("jax", ported, port="naive"))
         return reqs
     native = optimizers.get(spec.optimizer).default_convention
     bs = backend_names or list(backends.NAMES)
-    cs = convention_names or [native]
+    cs = list(dict.fromkeys(conventions.canonical(c) for c in convention_names)) if convention_names else [native]
     reqs = [RunRequest(b, c) for c, b in itertools.product(cs, bs)]
     if naive:
         reqs += [RunRequest("jax", c, port="naive") for c in cs]

@@ -156,9 +156,10 @@ def _sum_loss(opt: optimizers.Optimizer, o: Mapping[str, Any], lr: float, wd: fl
         none.append(f"sum loss: {opt.torch_class} is not invariant to the gradient's scale")
         return None, f"no exact equivalent: {opt.torch_class}'s update is not invariant to scaling the gradient by {M}"
     changed = [f"{k}={v:.6g}" for k, v in extra.items() if v != (lr if k == "lr" else o.get(k))]
-    kept = "the same lr and " if extra.get("lr") == lr else ""
-    why = f"g and its moments scale by {M}" if kept else f"the gradient is {M}x the mean's"
-    return {"weight_decay": wd * M, **extra}, f"sum(loss_i) + {wd * M:.6g}/2*||w||^2 with {kept}{', '.join(changed)} ({why})"
+    said = ", ".join(changed) or "the same settings"
+    why = f"g and its moments scale by {M}" if set(extra) - {"lr"} else f"the gradient is {M}x the mean's"
+    kept = "the same lr and " if changed and extra.get("lr") == lr else ""
+    return {"weight_decay": wd * M, **extra}, f"sum(loss_i) + {wd * M:.6g}/2*||w||^2 with {kept}{said} ({why})"
 
 
 def _check_values(opt: optimizers.Optimizer, lr: float, wd: float, rows: int | None, batch_size: int | None) -> None:
@@ -250,7 +251,7 @@ def translate(source: str, lr: float | None = None, weight_decay: float | None =
     wd = check_float("weight_decay", opt.default_weight_decay if weight_decay is None else weight_decay, 0.0)
     _check_values(opt, lr, wd, rows, batch_size)
     resolved = opt.resolve(options)
-    convention = "decoupled" if decoupled else opt.default_convention
+    convention = "decoupled" if decoupled else opt.native_convention if opt.takes_weight_decay or wd else "coupled"
     spec = ExperimentSpec(optimizer=name, lr=lr, lam=wd, convention=convention, options=options, no_decay=tuple(no_decay))
     shown_options = optimizers.shown(resolved)
     optax_code, alias, differs = _optax(spec, batch_size)

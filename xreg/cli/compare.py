@@ -28,6 +28,11 @@ DESCRIPTION = ("Train one regularized model (linear, logistic, softmax or a one-
                "by step and explain every difference.")
 
 
+def _taking(option: str) -> str:
+    """The optimizers that take ``option`` (a flag's help)."""
+    return ", ".join(n for n, o in optimizers.OPTIMIZERS.items() if option in o.defaults)
+
+
 def _data_flags(p: argparse.ArgumentParser, sweep: bool) -> None:
     """Where the rows come from: a shipped dataset or a CSV, its split and scaling."""
     g = p.add_argument_group("data")
@@ -56,9 +61,9 @@ def _model_flags(p: argparse.ArgumentParser, sweep: bool) -> None:
     g.add_argument("--optimizer", default=optimizers.DEFAULT, help="one of: " + ", ".join(optimizers.OPTIMIZERS))
     g.add_argument("--lr", type=real, default=0.05, help="base learning rate")
     g.add_argument("--lam", type=real, default=0.1, help="regularization strength")
-    g.add_argument("--momentum", type=real, help="momentum (sgd, rmsprop)")
-    g.add_argument("--dampening", type=real, help="dampening (sgd)")
-    g.add_argument("--nesterov", action="store_true", help="Nesterov momentum (sgd)")
+    g.add_argument("--momentum", type=real, help=f"momentum ({_taking('momentum')})")
+    g.add_argument("--dampening", type=real, help=f"dampening ({_taking('dampening')})")
+    g.add_argument("--nesterov", action="store_true", help=f"Nesterov momentum ({_taking('nesterov')})")
     g.add_argument("--muon-others", metavar="NAME", help="--optimizer muon: the class of the parameters that are not "
                    "2-D, with torch's defaults and the same lr and weight_decay: " + ", ".join(muon.OTHERS) + f" (default {muon.OTHERS[0]})")
     g.add_argument("--opt", action="append", metavar="KEY=VALUE",

@@ -57,7 +57,8 @@ def explain(name: str, lr: float | None = None, lam: float | None = None, option
         f"  recipe         {recipe.text(recipe.build(structure(spec, EXAMPLE_ARCH)))}",
         f"exact optax (lam={spec.lam:g}):",
         f"  {exact}",
-        "naive optax port:",
+        "naive optax port" + ("" if optimizers.naive_convention(name, spec.convention) == spec.convention
+                              else f" (of convention '{optimizers.naive_convention(name, spec.convention)}')") + ":",
         f"  {naive}",
         f"  differs: {cause}" if cause else "  differs: nothing, the stock alias is exact here",
     ]

@@ -167,7 +167,8 @@ class ExperimentSpec:
             self, "schedule_options",
             MappingProxyType(schedules.resolve(self.schedule, dict(self.schedule_options), self.epochs)),
         )
-        if not opt.takes_weight_decay and self.lam and conventions.get(self.convention).enters == conventions.CLIPPED:
+        decays = bool(self.lam) or any(v for _, v in self.group_decay)
+        if not opt.takes_weight_decay and decays and conventions.get(self.convention).enters == conventions.CLIPPED:
             raise XregInputError(
                 f"torch.optim.{opt.torch_class} takes no weight_decay: use convention 'l2-loss' (L2 in the loss) or "
                 "'decoupled' (w <- w - lr*lam*w before each step), or lam 0."

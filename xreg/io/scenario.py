@@ -113,7 +113,7 @@ def load(path: str | Path) -> Scenario:
         if not isinstance(e, dict) or sorted(e) != ["a", "b", "verdict", "why"] or e.get("verdict") not in VERDICTS:
             problems.append(f"expect[{i}] needs a, b, verdict ({' or '.join(VERDICTS)}) and why")
             continue
-        if str(e["a"]) == str(e["b"]):
+        if run_label(e["a"]) == run_label(e["b"]):
             problems.append(f"expect[{i}] pairs the run {e['a']} with itself")
             continue
         expects.append(Expectation(run_label(e["a"]), run_label(e["b"]), e["verdict"], str(e["why"])))
@@ -127,7 +127,10 @@ def load(path: str | Path) -> Scenario:
 def run_label(label: Any) -> str:
     """A run's label as xreg prints it, its convention in today's spelling (``torch/torch`` is ``torch/coupled``)."""
     parts = str(label).split("/")
-    return "/".join(parts[:1] + [canonical(parts[1])] + parts[2:]) if len(parts) > 1 else str(label)
+    if len(parts) < 2:
+        return str(label)
+    convention, suffix = re.match(r"([^@#]*)(.*)", parts[1]).groups()  # numpy/scratch@lam=109.6, torch/torch#2
+    return "/".join(parts[:1] + [canonical(convention) + suffix] + parts[2:])
 
 
 def _relative_to(folder: Path, key: str, value: Any) -> Any:

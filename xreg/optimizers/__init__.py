@@ -57,12 +57,11 @@ def naive_convention(name: str, convention: str) -> str:
 
 def check_naive(name: str, convention: str) -> None:
     """A naive port translates torch's own ``weight_decay``: the coupled form, or the decoupled one."""
-    allowed = get(name).naive_conventions
-    if convention not in allowed:
-        said = " or ".join(repr(c) for c in allowed)
-        raise XregInputError(
-            f"A naive port of '{name}' translates torch's weight_decay; use convention {said}. Got {convention!r} instead."
-        )
+    opt = get(name)
+    if convention not in opt.naive_conventions:
+        said = " or ".join(repr(c) for c in opt.naive_conventions)
+        what = "torch's weight_decay" if opt.takes_weight_decay else f"torch.optim.{opt.torch_class}, which has no weight_decay, with L2 in the loss"
+        raise XregInputError(f"A naive port of '{name}' translates {what}; use convention {said}. Got {convention!r} instead.")
 
 
 def twins() -> dict[str, Any]:

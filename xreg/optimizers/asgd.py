@@ -111,7 +111,8 @@ OPTIMIZERS = (
         formula_of(__doc__),
         reference=Reference, direction=direction, naive=naive, naive_alias="optax.sgd",
         naive_cause=lambda o, c, a: "optax has no ASGD: the lambd decay w*(1-lambd*eta_t) and the eta_t step-size schedule are dropped",
-        momentum_free=lambda o: True,
+        # not momentum-free as the translations mean it: a coupled decay is scaled by eta_t, a decoupled one by
+        # lr_t (and its product with lambd*eta_t), so the two are other rules
         own_step_size=True,
         run_check=_run_check,
         recorded=lambda o, meta: {**o, "float32_eta": float32_default(meta)}, roundings=("float32_eta",),

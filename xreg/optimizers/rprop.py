@@ -73,7 +73,8 @@ def scale_by_torch_rprop(lr_t, etas, step_sizes, decoupled=None):
             d = jnp.sign(g) * size
             return (d if k is None else d + k * p), g, size
 
-        moves, prev, size = leafwise(leaf, updates, state.prev, state.size, decays(decoupled, params, updates), params)
+        ks = decays(decoupled, params, updates)
+        moves, prev, size = leafwise(leaf, updates, state.prev, state.size, ks, ks if params is None else params)
         return moves, RpropState(optax.safe_increment(state.count), prev, size)
 
     return optax.GradientTransformation(init, update)
@@ -121,6 +122,7 @@ OPTIMIZERS = (
         naive_cause=lambda o, c, a: ("optax.rprop returns the previous step's update (its first step is zero) and "
                                      "does not clamp the first step size lr into step_sizes (torch does)"),
         takes_weight_decay=False,
+        sum_loss=lambda o, lr, M: {"lr": lr},  # it reads sign(g) and sign(g*g_prev) only: a gradient scaled by M steps alike
         own_step_size=True,
         twins=(scale_by_torch_rprop,),
         order=120,

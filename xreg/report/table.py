@@ -42,6 +42,7 @@ def torch_equivalent(c: Comparison, outcome: RunOutcome) -> conventions.TorchEqu
         momentum=float(s.options.get("momentum", 0.0)),
         decoupled_scale=s.decoupled_scale,
         maximize=bool(s.options.get("maximize")),
+        takes_weight_decay=optimizers.get(s.optimizer).takes_weight_decay,
     )
 
 

@@ -184,11 +184,15 @@ def torch_weight_decay(
     momentum: float = 0.0,
     decoupled_scale: str = "lr",
     maximize: bool = False,
+    takes_weight_decay: bool = True,
 ) -> TorchEquivalent:
     """Map a run's regularization to the torch coupled ``weight_decay`` that gives the same updates."""
     c = get(convention)
     if c.enters == NOWHERE or lam == 0:
         return TorchEquivalent(0.0, "no regularization == torch weight_decay=0")
+    if not takes_weight_decay:
+        return TorchEquivalent(None, f"{optimizer} takes no weight_decay: the {convention} lam={lam:.4g} is a term of the loss "
+                                     "or a line of the loop, not an argument")
     if sign_under(convention, maximize) < 0:
         return TorchEquivalent(None, f"under maximize=True the {convention} term is negated with the gradient and "
                                      "pushes w away from 0; torch's weight_decay still pulls toward 0: none reproduces it")
