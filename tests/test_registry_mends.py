@@ -68,3 +68,11 @@ def test_a_muon_meta_states_no_single_rule():
 def test_asgd_coupled_and_decoupled_are_two_rules():
     t = translate("torch.asgd", lr=0.05, weight_decay=1e-2)
     assert t.decoupled_rate.startswith("no exact equivalent")
+
+
+def test_rprops_translation_and_report_say_it_has_no_weight_decay(capsys, tmp_path):
+    t = translate("torch.rprop")
+    assert "has no weight_decay" in t.decoupled_rate and not any("rescaled" in x for x in t.no_exact_equivalent)
+    report = tmp_path / "r.md"
+    assert main(["--optimizer", "rprop", "--epochs", "5", "--backend", "numpy", "--report", str(report)]) == 0
+    assert "a line of the loop (w <- w - lr*lam*w before each step)" in report.read_text()

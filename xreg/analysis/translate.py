@@ -195,7 +195,10 @@ def _coupled_lines(opt: optimizers.Optimizer, o: Mapping[str, Any], lr: float, w
     scratch = (f"g = (sum_i grad_i + lam*w)/m with lam = {lam}" + (f" (m = {M} rows a step)" if M else " (m = the rows of each batch)")
                + f" on {which}; then " + ("w <- w - lr*g" if opt.plain(o) else f"torch's {opt.torch_class} update on g"))  # fmt: skip
     sum_settings, l2_sum = _sum_loss(opt, o, lr, wd, M, none)
-    if opt.momentum_free(o):
+    if not opt.takes_weight_decay:  # no decay to move (weight_decay is 0 here)
+        dec = (f"torch.optim.{opt.torch_class} has no weight_decay: a decoupled decay is a line of the loop, "
+               "w <- w - lr*lam*w before each step (xreg compare --convention decoupled)")  # fmt: skip
+    elif opt.momentum_free(o):
         dec = (f"w <- w - lr*{wd:g}*w before the step: the same as the coupled decay for {opt.torch_class} without momentum "
                "(optax.add_decayed_weights after the direction)")  # fmt: skip
     else:

@@ -191,8 +191,9 @@ def torch_weight_decay(
     if c.enters == NOWHERE or lam == 0:
         return TorchEquivalent(0.0, "no regularization == torch weight_decay=0")
     if not takes_weight_decay:
-        return TorchEquivalent(None, f"{optimizer} takes no weight_decay: the {convention} lam={lam:.4g} is a term of the loss "
-                                     "or a line of the loop, not an argument")
+        where = {LOSS: "a term of the loss", DIRECTION: "a line of the loop (w <- w - lr*lam*w before each step)"}.get(
+            c.enters, "a line of the loop (added to the gradient)")
+        return TorchEquivalent(None, f"{optimizer} takes no weight_decay: the {convention} lam={lam:.4g} is {where}, not an argument")
     if sign_under(convention, maximize) < 0:
         return TorchEquivalent(None, f"under maximize=True the {convention} term is negated with the gradient and "
                                      "pushes w away from 0; torch's weight_decay still pulls toward 0: none reproduces it")
