@@ -254,7 +254,7 @@ def translate(source: str, lr: float | None = None, weight_decay: float | None =
     wd = check_float("weight_decay", opt.default_weight_decay if weight_decay is None else weight_decay, 0.0)
     _check_values(opt, lr, wd, rows, batch_size)
     resolved = opt.resolve(options)
-    convention = "decoupled" if decoupled else opt.native_convention if opt.takes_weight_decay or wd else "coupled"
+    convention = "decoupled" if decoupled else opt.native_convention  # Rprop's: coupled, at weight_decay 0 (no decay)
     spec = ExperimentSpec(optimizer=name, lr=lr, lam=wd, convention=convention, options=options, no_decay=tuple(no_decay))
     shown_options = optimizers.shown(resolved)
     optax_code, alias, differs = _optax(spec, batch_size)

@@ -48,6 +48,7 @@ def explain(name: str, lr: float | None = None, lam: float | None = None, option
     if not opt.takes_weight_decay:
         wd = "none in torch: decoupled, w <- w - lr*lam*w before each step by a line of the loop (or L2 in the loss)"
     wd_arg = f"weight_decay={'lam' if lam is None else f'{lam:g}'}, " if opt.takes_weight_decay else ""
+    ported = optimizers.naive_convention(name, spec.convention)  # the convention the naive port is shown for
     lines = [
         f"torch.optim.{opt.torch_class}(lr={spec.lr:g}, {wd_arg}{defaults})"
         + (f" on the 2-D parameters; torch.optim.{optimizers.get(resolved['others']).torch_class}(lr={spec.lr:g}, weight_decay="
@@ -57,8 +58,7 @@ def explain(name: str, lr: float | None = None, lam: float | None = None, option
         f"  recipe         {recipe.text(recipe.build(structure(spec, EXAMPLE_ARCH)))}",
         f"exact optax (lam={spec.lam:g}):",
         f"  {exact}",
-        "naive optax port" + ("" if optimizers.naive_convention(name, spec.convention) == spec.convention
-                              else f" (of convention '{optimizers.naive_convention(name, spec.convention)}')") + ":",
+        "naive optax port" + ("" if ported == spec.convention else f" (of convention '{ported}')") + ":",
         f"  {naive}",
         f"  differs: {cause}" if cause else "  differs: nothing, the stock alias is exact here",
     ]
