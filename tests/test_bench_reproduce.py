@@ -60,8 +60,8 @@ def test_hand_written_gradient_is_autodiff(model, head_data, convention, default
         X, y = ds.X_train[:12], ds.y_train[:12]
         valid = np.arange(12) < 10
         hpc = jax_run.cast_hparams(hp, prog.dtype)
-        mine, (loss, pen) = prog.gradient(params, X, y, valid, np.float64(10), hpc)
-        theirs, (loss2, pen2) = prog.autodiff(params, X, y, valid, np.float64(10), hpc)
+        mine, (loss, pen), _ = prog.gradient(params, {}, X, y, valid, np.float64(10), hpc)
+        theirs, (loss2, pen2) = prog.autodiff(params, {}, X, y, valid, np.float64(10), hpc)
     for n in s.arch.names:
         np.testing.assert_allclose(np.asarray(mine[n]), np.asarray(theirs[n]), rtol=1e-12, atol=1e-14)
     assert float(loss) == pytest.approx(float(loss2), rel=1e-14) and float(pen) == pytest.approx(float(pen2), rel=1e-14)

@@ -56,8 +56,14 @@ def _model_flags(p: argparse.ArgumentParser, sweep: bool) -> None:
     """The model, the torch optimizer by its torch names, its schedule and clipping."""
     g = p.add_argument_group("model and optimizer")
     g.add_argument("--model", default="logistic", help="one of: " + ", ".join(models.NAMES))
-    g.add_argument("--hidden", type=integer, metavar="N", help=f"hidden units of --model mlp (default {models.DEFAULT_HIDDEN})")
-    g.add_argument("--activation", help="activation of --model mlp: tanh (default) or relu")
+    g.add_argument("--hidden", metavar="N[,N...]", help="hidden widths of --model mlp, one per hidden layer, e.g. 32,16 "
+                   f"(default {models.DEFAULT_HIDDEN})")  # fmt: skip
+    g.add_argument("--activation", help="activation of --model mlp: tanh (default), relu, gelu (exact, torch's default) "
+                   "or gelu-tanh (the tanh approximation, flax's default)")  # fmt: skip
+    g.add_argument("--norm", help="norm after each hidden layer of --model mlp: none (default), batch (torch's "
+                   "BatchNorm1d) or layer (LayerNorm)")  # fmt: skip
+    g.add_argument("--dropout", type=real, help="dropout probability after each hidden activation of --model mlp, in "
+                   "[0, 1); the masks are drawn once from --seed and shared by every backend")  # fmt: skip
     g.add_argument("--optimizer", default=optimizers.DEFAULT, help="one of: " + ", ".join(optimizers.OPTIMIZERS))
     g.add_argument("--lr", type=real, default=0.05, help="base learning rate")
     g.add_argument("--lam", type=real, default=0.1, help="regularization strength")
@@ -219,6 +225,8 @@ def spec_from_args(args: argparse.Namespace) -> spec.ExperimentSpec:
         model=args.model,
         hidden=args.hidden,
         activation=args.activation,
+        norm=args.norm,
+        dropout=0.0 if args.dropout is None else args.dropout,
         optimizer=args.optimizer,
         lr=args.lr,
         lam=args.lam,

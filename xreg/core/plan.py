@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator, Mapping, NamedTuple
 
 import numpy as np
 
 from xreg.core.checks import XregInputError
 from xreg.core.spec import ExperimentSpec
+from xreg import models
 from xreg.models import Architecture
 
 
@@ -34,6 +35,7 @@ class Batch(NamedTuple):
     y: np.ndarray  # (m,)
     epoch: int  # 0-based epoch: the lr schedule's argument
     epoch_end: bool  # the last batch of its epoch (torch steps its lr_scheduler after it)
+    drop: list[np.ndarray] | None = None  # per hidden block, the rows' dropout multipliers (None: no dropout)
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,6 +43,12 @@ class TrainingPlan:
     params0: Mapping[str, np.ndarray]  # name -> float64 array in the model's shape
     order: np.ndarray  # (epochs, n) int64: row visited at each position of each epoch
     batch_sizes: tuple[int, ...]  # rows in each batch of an epoch; the last may be short
+    buffers0: Mapping[str, np.ndarray] = field(default_factory=dict)  # batch norm's running statistics at the start
+    drop: tuple[np.ndarray, ...] = ()  # per hidden block, (steps, B, H): each step's dropout multipliers keep/(1-p)
+
+    def drop_at(self, step: int, rows: int) -> list[np.ndarray] | None:
+        """Step ``step``'s dropout multipliers for its ``rows`` rows, per hidden block (None: no dropout)."""
+        return [d[step, :rows] for d in self.drop] if self.drop else None
 
     @property
     def n_batches(self) -> int:
@@ -61,7 +69,7 @@ class TrainingPlan:
         """Every step's :class:`Batch` of the rows of ``X``, ``y``, in order."""
         nb = self.n_batches
         for k, (epoch, rows) in enumerate(self.batches()):
-            yield Batch(X[rows], y[rows], epoch, (k + 1) % nb == 0)
+            yield Batch(X[rows], y[rows], epoch, (k + 1) % nb == 0, self.drop_at(k, len(rows)))
 
     @property
     def in_file_order(self) -> bool:
@@ -210,9 +218,10 @@ def load_npz(path: str, arch: Architecture) -> dict[str, np.ndarray]:
 def initial_params(spec: ExperimentSpec, arch: Architecture, rng: np.random.Generator) -> dict[str, np.ndarray]:
     if spec.init_from is not None:
         return load_npz(spec.init_from, arch)
-    out = {}
+    out = {n: np.ones(shape) if n.endswith("weight") else np.zeros(shape)  # a norm's scale 1 and shift 0 (torch's, flax's)
+           for n, shape in arch.shapes.items() if n not in arch.dense_names}  # fmt: skip
     for prefix, fan_in, _ in arch.layers:
-        for name in (prefix + "weight", prefix + "bias"):
+        for name in (n for n in (prefix + "weight", prefix + "bias") if n in arch.shapes):
             shape = arch.shapes[name]
             if spec.init == "normal":
                 out[name] = spec.init_scale * rng.standard_normal(shape)
@@ -221,7 +230,26 @@ def initial_params(spec: ExperimentSpec, arch: Architecture, rng: np.random.Gene
                 out[name] = rng.uniform(-bound, bound, shape)
             else:
                 out[name] = np.full(shape, spec.init_scale if spec.init == "constant" else 0.0)
-    return out
+    return {n: out[n] for n in arch.names}
+
+
+DROP_BUDGET_BYTES = 2**30  # the dropout multipliers of a run (steps x batch rows x hidden units x 8 bytes)
+
+
+def dropout_multipliers(spec: ExperimentSpec, arch: Architecture, steps: int, rows: int) -> tuple[np.ndarray, ...]:
+    """Each step's dropout multipliers ``keep/(1-p)`` (keep = U >= p) per hidden block, (steps, rows, H),
+    drawn from their own generator ``default_rng([seed, 1])`` block by block (the parameters' and the
+    batch order's draws are untouched), shared by every backend so the runs stay comparable step by step."""
+    if arch.dropout <= 0 or not arch.hidden:
+        return ()
+    need = steps * rows * sum(arch.hidden) * 8
+    if need > DROP_BUDGET_BYTES:
+        raise XregInputError(
+            f"The dropout masks would take {need / 2**30:.3g} GiB ({steps} steps x {rows} rows x {sum(arch.hidden)} hidden "
+            f"units x 8 bytes), over {DROP_BUDGET_BYTES / 2**30:g} GiB: run fewer epochs, smaller batches or narrower layers."
+        )
+    rng = np.random.default_rng([spec.seed, 1])
+    return tuple(np.where(rng.random((steps, rows, h)) >= arch.dropout, 1.0 / (1.0 - arch.dropout), 0.0) for h in arch.hidden)
 
 
 def make_plan(spec: ExperimentSpec, n_rows: int, arch: Architecture) -> TrainingPlan:
@@ -240,4 +268,5 @@ def make_plan(spec: ExperimentSpec, n_rows: int, arch: Architecture) -> Training
         bounds = np.cumsum((0,) + sizes)
         flipped = np.concatenate([np.arange(hi - 1, lo - 1, -1) for lo, hi in zip(bounds[:-1], bounds[1:])])
         order = order[:, flipped] if spec.shuffle else np.broadcast_to(flipped, order.shape)
-    return TrainingPlan(params0, order, sizes)
+    drop = dropout_multipliers(spec, arch, spec.epochs * len(sizes), max(sizes))
+    return TrainingPlan(params0, order, sizes, models.initial_buffers(arch), drop)

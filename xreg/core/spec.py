@@ -63,7 +63,10 @@ class ExperimentSpec:
 
     Attributes:
       model: 'logistic', 'linear', 'softmax' or 'mlp' (see :mod:`xreg.models`).
-      hidden, activation: the MLP's hidden width and activation ('tanh' or 'relu').
+      hidden, activation: the MLP's hidden widths (one int, or a tuple: any depth; stored as a tuple) and its
+        activation ('tanh', 'relu', 'gelu' exact, 'gelu-tanh').
+      norm: the MLP's norm after each hidden dense layer: 'none', 'batch' (torch's BatchNorm1d) or 'layer'.
+      dropout: the MLP's dropout probability after each hidden activation, in [0, 1).
       optimizer: a torch.optim name in lower case (see :mod:`xreg.semantics.optimizers`).
       lr: base learning rate, > 0.
       lam: regularization strength, >= 0, read through ``convention``.
@@ -99,8 +102,10 @@ class ExperimentSpec:
     """
 
     model: str = "logistic"
-    hidden: int | None = None
+    hidden: int | tuple[int, ...] | None = None
     activation: str | None = None
+    norm: str | None = None
+    dropout: float = 0.0
     optimizer: str = optimizers.DEFAULT
     lr: float = 0.05
     lam: float = 0.1
@@ -130,10 +135,17 @@ class ExperimentSpec:
     def __post_init__(self) -> None:
         row = models.get(self.model)
         if row.hidden:
-            object.__setattr__(self, "hidden", check_int("hidden", models.DEFAULT_HIDDEN if self.hidden is None else self.hidden, 1, 100_000))
+            object.__setattr__(self, "hidden", models.hidden_widths(models.DEFAULT_HIDDEN if self.hidden is None else self.hidden))
             object.__setattr__(self, "activation", check_choice("activation", self.activation or "tanh", models.ACTIVATIONS))
-        elif self.hidden is not None or self.activation is not None:
-            raise XregInputError(f"The 'hidden' and 'activation' parameters are for the mlp model, not '{self.model}'.")
+            object.__setattr__(self, "norm", check_choice("norm", self.norm or "none", models.NORMS))
+            object.__setattr__(self, "dropout", check_float("dropout", self.dropout, 0.0, 1.0, closed="left"))
+        else:
+            given = [k for k, v in (("hidden", self.hidden), ("activation", self.activation),
+                                    ("norm", None if self.norm == "none" else self.norm), ("dropout", self.dropout or None)) if v is not None]  # fmt: skip
+            if given:
+                raise XregInputError(f"The {' and '.join(repr(k) for k in given)} parameter{'s are' if len(given) > 1 else ' is'} for the "
+                                     f"mlp model (its hidden layers), not '{self.model}'.")  # fmt: skip
+            object.__setattr__(self, "norm", "none")
         opt = optimizers.get(self.optimizer)
         check_float("lr", self.lr, 0.0, closed="neither")
         check_float("lam", self.lam, 0.0)
@@ -194,6 +206,8 @@ class ExperimentSpec:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["options"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.options.items()}
         out["schedule_options"] = dict(self.schedule_options)
+        if self.hidden is not None:  # one width as the number it was (the files written before deeper stacks)
+            out["hidden"] = self.hidden[0] if len(self.hidden) == 1 else list(self.hidden)
         out["no_decay"] = list(self.no_decay)
         out["group_decay"] = {k: v for k, v in self.group_decay}
         return out
@@ -293,6 +307,8 @@ class Trajectory:
       diverged_at: first 1-based step whose parameters or loss are not finite (the first recorded one),
         else None.
       steps_at: (rows,) steps done at each row: 0, K, 2K, ..., and the last step (``record_every`` K).
+      buffers: buffer name -> (rows, *shape), as ``params`` (batch norm's running statistics and step
+        count); compared like parameters (``flat`` holds both).
     """
 
     backend: str
@@ -306,6 +322,7 @@ class Trajectory:
     diverged_at: int | None = None
     meta: Mapping[str, str] = field(default_factory=dict)
     steps_at: np.ndarray | None = None
+    buffers: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.steps_at is None:
@@ -323,9 +340,9 @@ class Trajectory:
 
     @property
     def flat(self) -> np.ndarray:
-        """(steps + 1, P): every parameter flattened and side by side, in name order."""
+        """(steps + 1, P): every parameter flattened and side by side, in name order, then every buffer."""
         rows = next(iter(self.params.values())).shape[0]
-        return np.concatenate([p.reshape(rows, -1) for p in self.params.values()], axis=1)
+        return np.concatenate([p.reshape(rows, -1) for p in (*self.params.values(), *self.buffers.values())], axis=1)
 
     def at(self, step: int) -> dict[str, np.ndarray]:
         """The parameter tree after ``step`` steps (0 = initial)."""
@@ -339,9 +356,10 @@ class Trajectory:
 def make_trajectory(backend: str, spec: ExperimentSpec, params: Mapping[str, Any], **arrays: Any) -> Trajectory:
     """Assemble a :class:`Trajectory` the same way for every backend (float64 copies, first non-finite step)."""
     f64 = {name: np.array(p, dtype=np.float64) for name, p in params.items()}
+    buffers = {name: np.array(b, dtype=np.float64) for name, b in arrays.pop("buffers", {}).items()}
     rows = next(iter(f64.values())).shape[0]
     finite = np.ones(rows, bool)
-    for p in f64.values():
+    for p in (*f64.values(), *buffers.values()):
         finite &= np.isfinite(p.reshape(rows, -1)).all(axis=1)
     meta = arrays.pop("meta", {})
     steps_at = np.asarray(arrays.pop("steps_at", np.arange(rows)), dtype=np.int64)
@@ -359,6 +377,7 @@ def make_trajectory(backend: str, spec: ExperimentSpec, params: Mapping[str, Any
         backend=backend,
         spec=spec,
         params=f64,
+        buffers=buffers,
         diverged_at=diverged,
         meta=dict(meta),
         steps_at=steps_at,

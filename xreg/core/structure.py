@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 from xreg import models
 from xreg.core.checks import XregInputError
+from xreg.core.plan import batch_sizes
 from xreg.core.spec import Dataset, ExperimentSpec
 from xreg import optimizers
 
@@ -80,7 +81,15 @@ def decay_groups(spec: ExperimentSpec, names: tuple[str, ...]) -> tuple[tuple[st
 
 def architecture(spec: ExperimentSpec, data: Dataset) -> models.Architecture:
     n_classes = 1 if spec.model == "linear" else data.n_classes
-    return models.architecture(spec.model, data.n_features, n_classes, spec.hidden, spec.activation)
+    arch = models.architecture(spec.model, data.n_features, n_classes, spec.hidden, spec.activation, spec.norm, spec.dropout)
+    if arch.norm == "batch":
+        if min(batch_sizes(spec, data.n_train)) < 2:
+            raise XregInputError(
+                f"Batch norm needs at least 2 rows in every batch (torch: 'Expected more than 1 value per channel when "
+                f"training'); {data.n_train} training rows in batches of {spec.batch_size or data.n_train} leave a batch of "
+                f"{min(batch_sizes(spec, data.n_train))}: choose another --batch-size, or --norm layer."
+            )
+    return arch
 
 
 def structure(spec: ExperimentSpec, arch: models.Architecture) -> Structure:

@@ -9,12 +9,24 @@ model          parameters (torch names and shapes)         loss (mean over the b
 ``linear``     ``weight`` (1, d), ``bias`` (1,)            MSE ``(z - y)^2``
 ``logistic``   ``weight`` (1, d), ``bias`` (1,)            BCE on logits ``log(1 + e^z) - y*z``, y in {0, 1}
 ``softmax``    ``weight`` (K, d), ``bias`` (K,)            cross-entropy ``logsumexp(z) - z_y``, y in 0..K-1
-``mlp``        ``hidden.weight`` (H, d), ``hidden.bias``   ``tanh`` or ``relu`` after the hidden layer;
-               (H,), ``out.weight`` (K, H), ``out.bias``   the logistic head (K = 1) for two classes, the
-               (K,)                                        softmax head for more
+``mlp``        ``hidden.weight`` (H, d), ``hidden.bias``   hidden blocks, then the logistic head (K = 1)
+               (H,), ``out.weight`` (K, H), ``out.bias``   for two classes, the softmax head for more
+               (K,)
 =============  ==========================================  ===============================================
 
-Everything here is NumPy-free math written against an array namespace ``xp`` (``numpy`` or
+The MLP's hidden blocks (``hidden=(H1, H2, ...)``, any depth) are each ``dense -> norm -> activation ->
+dropout``, as a torch user writes them: ``nn.Linear``; then ``nn.BatchNorm1d`` (train mode: normalized
+by the batch's biased variance, ``running_mean``/``running_var`` moved by ``momentum`` 0.1 towards the
+batch mean and the *unbiased* variance, ``num_batches_tracked`` counted; eval mode: normalized by the
+running statistics) or ``nn.LayerNorm`` (each row by its own mean and biased variance), both with eps
+1e-5 and an affine ``weight`` (ones) and ``bias`` (zeros), or no norm; then ``tanh``, ``relu``, ``gelu``
+(exact, ``0.5*x*(1 + erf(x/sqrt(2)))``, torch's default) or ``gelu-tanh`` (``approximate='tanh'``, flax's
+default); then dropout, ``x * keep / (1 - p)`` with the keep mask of each step drawn once in NumPy
+(:mod:`xreg.core.plan`) and fed to every backend. A dense layer before a batch norm has no bias
+(``nn.Linear(bias=False)``: the norm's mean cancels it). One hidden block is named ``hidden.``/``norm.``;
+deeper stacks ``hidden1.``, ``norm1.``, ``hidden2.``, ...
+
+Everything here is framework-free math written against an array namespace ``xp`` (``numpy`` or
 ``jax.numpy``): the JAX and NumPy backends both use :func:`backward`, the forward pass differentiated by
 hand (XLA compiles its few matrix products better than autodiff's graph; the JAX backend holds it to
 ``jax.grad`` of :func:`forward`, tested); the torch backend builds the same layers from ``torch.nn.Linear``
@@ -30,8 +42,14 @@ from typing import Any
 from xreg.core.checks import XregInputError, check_choice, check_int
 
 NAMES = ("logistic", "linear", "softmax", "mlp")
-ACTIVATIONS = ("tanh", "relu")
+ACTIVATIONS = ("tanh", "relu", "gelu", "gelu-tanh")
+NORMS = ("none", "batch", "layer")
 DEFAULT_HIDDEN = 16
+MAX_WIDTH = 100_000
+# torch's defaults, the arithmetic every backend reproduces: nn.BatchNorm1d(momentum=0.1, eps=1e-5), nn.LayerNorm(eps=1e-5)
+BATCH_NORM_MOMENTUM = 0.1
+NORM_EPS = 1e-5
+BUFFERS = ("running_mean", "running_var", "num_batches_tracked")  # nn.BatchNorm1d's, in its named_buffers() order
 
 
 @dataclass(frozen=True)
@@ -92,23 +110,58 @@ class Architecture:
     n_features: int
     n_outputs: int
     head: str
-    hidden: int | None = None
+    hidden: tuple[int, ...] | None = None  # the MLP's hidden widths, input side first
     activation: str | None = None
+    norm: str = "none"  # the hidden blocks' norm: 'none', 'batch' or 'layer'
+    dropout: float = 0.0  # the hidden blocks' dropout probability
+
+    @property
+    def blocks(self) -> tuple[tuple[str, str], ...]:
+        """(dense prefix, norm prefix) of each hidden block, input first."""
+        if not self.hidden:
+            return ()
+        if len(self.hidden) == 1:
+            return (("hidden.", "norm."),)
+        return tuple((f"hidden{i}.", f"norm{i}.") for i in range(1, len(self.hidden) + 1))
 
     @property
     def layers(self) -> tuple[tuple[str, int, int], ...]:
         """(name prefix, fan_in, fan_out) of each dense layer, input first."""
-        if self.hidden is None:
+        if not self.hidden:
             return (("", self.n_features, self.n_outputs),)
-        return (("hidden.", self.n_features, self.hidden), ("out.", self.hidden, self.n_outputs))
+        fans = (self.n_features, *self.hidden, self.n_outputs)
+        prefixes = [d for d, _ in self.blocks] + ["out."]
+        return tuple((p, fans[i], fans[i + 1]) for i, p in enumerate(prefixes))
 
     @property
     def shapes(self) -> dict[str, tuple[int, ...]]:
         """Parameter name -> shape, in torch's ``named_parameters()`` order."""
         out: dict[str, tuple[int, ...]] = {}
+        norms = dict(self.blocks)
         for prefix, fan_in, fan_out in self.layers:
             out[prefix + "weight"] = (fan_out, fan_in)
-            out[prefix + "bias"] = (fan_out,)
+            if self.has_bias(prefix):
+                out[prefix + "bias"] = (fan_out,)
+            if prefix in norms and self.norm != "none":
+                out[norms[prefix] + "weight"] = (fan_out,)
+                out[norms[prefix] + "bias"] = (fan_out,)
+        return out
+
+    def has_bias(self, prefix: str) -> bool:
+        """Whether the dense layer ``prefix`` has a bias: not before a batch norm, whose mean subtraction
+        cancels it (its gradient is zero but for round-off, which Adam-like optimizers turn into full-size
+        steps of random sign), as torch models write ``nn.Linear(..., bias=False)`` there."""
+        return not (self.norm == "batch" and prefix in dict(self.blocks))
+
+    @property
+    def buffer_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Buffer name -> shape, in torch's ``named_buffers()`` order: batch norm's running statistics and
+        its step count (a float here, as every recorded array)."""
+        if self.norm != "batch":
+            return {}
+        out: dict[str, tuple[int, ...]] = {}
+        for (_, norm), width in zip(self.blocks, self.hidden):
+            out.update({norm + "running_mean": (width,), norm + "running_var": (width,), norm + "num_batches_tracked": ()})
         return out
 
     @property
@@ -116,45 +169,149 @@ class Architecture:
         return tuple(self.shapes)
 
     @property
+    def dense_names(self) -> tuple[str, ...]:
+        """The dense layers' weights and biases (what an init family draws)."""
+        return tuple(p + k for p, _, _ in self.layers for k in ("weight", "bias") if p + k in self.shapes)
+
+    @property
     def size(self) -> int:
         return sum(math.prod(s) for s in self.shapes.values())
+
+    @property
+    def width(self) -> int:
+        """The widest activation a row makes (the memory of a batch's forward pass)."""
+        return max((self.n_outputs, *(self.hidden or ())))
+
+    @property
+    def layered(self) -> bool:
+        """Anything but dense layers with tanh or relu between them: a norm, dropout or GELU (the JAX
+        backend realizes these with flax.nnx modules; plain dense stacks with the hand-written backward)."""
+        return self.norm != "none" or self.dropout > 0 or self.activation in ("gelu", "gelu-tanh")
 
     def describe(self) -> str:
         return ", ".join(f"{n} {tuple(s)}" for n, s in self.shapes.items())
 
 
-def architecture(
-    model: str, n_features: int, n_classes: int, hidden: int | None = None, activation: str | None = None
-) -> Architecture:
+def initial_buffers(arch: Architecture) -> dict[str, Any]:
+    """torch's start: running mean 0, running variance 1, no batches tracked."""
+    import numpy as np
+
+    return {n: np.ones(s) if n.endswith("running_var") else np.zeros(s) for n, s in arch.buffer_shapes.items()}
+
+
+def hidden_widths(value) -> tuple[int, ...]:
+    """``--hidden``: one width or several (``32,16``, a list), each a whole number >= 1."""
+    if isinstance(value, str):
+        parts = [v.strip() for v in value.split(",")]
+        if not parts or any(not p.isdigit() for p in parts):  # isdigit: no sign, no '1.5', no empty part
+            raise XregInputError(f"The 'hidden' parameter must be widths like 32 or 32,16 (whole numbers >= 1). Got {value!r} instead.")
+        value = [int(p) for p in parts]
+    widths = (value,) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(widths, (tuple, list)) or not widths:
+        raise XregInputError(f"The 'hidden' parameter must be a width or a list of widths. Got {value!r} instead.")
+    return tuple(check_int("hidden", w, 1, MAX_WIDTH) for w in widths)
+
+
+def architecture(model: str, n_features: int, n_classes: int, hidden=None, activation: str | None = None,
+                 norm: str | None = None, dropout: float = 0.0) -> Architecture:  # fmt: skip
     """The architecture of ``model`` for ``n_features`` inputs and ``n_classes`` classes (1 for regression)."""
     row = get(model)
     head = row.head(n_classes)
     n_out = n_classes if head == "ce" else 1
     if not row.hidden:
         return Architecture(model, n_features, n_out, head)
-    hidden = check_int("hidden", DEFAULT_HIDDEN if hidden is None else hidden, 1, 100_000)
+    hidden = hidden_widths(DEFAULT_HIDDEN if hidden is None else hidden)
     activation = check_choice("activation", activation or "tanh", ACTIVATIONS)
-    return Architecture(model, n_features, n_out, head, hidden, activation)
+    norm = check_choice("norm", norm or "none", NORMS)
+    return Architecture(model, n_features, n_out, head, hidden, activation, norm, float(dropout))
 
 
 # ---- the math, once, in an array namespace xp ------------------------------------------------------
+_GELU_C = math.sqrt(2.0 / math.pi)
+
+
+def _erf(xp):
+    if xp.__name__ == "numpy":
+        from scipy.special import erf
+
+        return erf
+    from jax.scipy.special import erf  # only where the caller already runs JAX
+
+    return erf
+
+
 def activate(name: str, z, xp):
-    return xp.tanh(z) if name == "tanh" else xp.maximum(z, 0.0)
+    if name == "tanh":
+        return xp.tanh(z)
+    if name == "relu":
+        return xp.maximum(z, 0.0)
+    if name == "gelu":
+        return 0.5 * z * (1.0 + _erf(xp)(z / math.sqrt(2.0)))
+    return 0.5 * z * (1.0 + xp.tanh(_GELU_C * (z + 0.044715 * z**3)))
 
 
 def activation_derivative(name: str, z, a, xp):
     """d act(z)/dz from the pre-activation z and the activation a = act(z)."""
-    return 1 - a * a if name == "tanh" else (z > 0).astype(z.dtype)
+    if name == "tanh":
+        return 1 - a * a
+    if name == "relu":
+        return (z > 0).astype(z.dtype)
+    if name == "gelu":  # Phi(z) + z*phi(z)
+        return 0.5 * (1.0 + _erf(xp)(z / math.sqrt(2.0))) + z * xp.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+    t = xp.tanh(_GELU_C * (z + 0.044715 * z**3))
+    return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * _GELU_C * (1.0 + 3 * 0.044715 * z * z)
 
 
-def forward(arch: Architecture, params: dict[str, Any], X, xp, keep: bool = False):
-    """Logits (m, K) of the rows of X; with ``keep`` also the list of (input, pre-activation) per layer."""
-    h, kept = X, []
+def _normalize(kind: str, u, w, b, buffers, prefix, xp, train: bool, m=None):
+    """Batch or layer norm of the dense output u (m, H): (normalized, affine output, 1/std, new buffers)."""
+    axis = 0 if kind == "batch" else 1
+    if kind == "batch" and not train:
+        mean, var = buffers[prefix + "running_mean"], buffers[prefix + "running_var"]
+    else:
+        mean = xp.mean(u, axis=axis, keepdims=True)
+        var = xp.mean((u - mean) ** 2, axis=axis, keepdims=True)  # biased: what normalizes, in both norms
+    inv = 1.0 / xp.sqrt(var + NORM_EPS)
+    xhat = (u - mean) * inv
+    new = {}
+    if kind == "batch" and train and buffers is not None:  # torch: the running variance moves towards the *unbiased* batch variance
+        n, mom = u.shape[0] if m is None else m, BATCH_NORM_MOMENTUM
+        new = {prefix + "running_mean": (1 - mom) * buffers[prefix + "running_mean"] + mom * mean[0],
+               prefix + "running_var": (1 - mom) * buffers[prefix + "running_var"] + mom * var[0] * (n / (n - 1)),
+               prefix + "num_batches_tracked": buffers[prefix + "num_batches_tracked"] + 1}  # fmt: skip
+    return xhat, xhat * w + b, inv, new
+
+
+def forward(arch: Architecture, params: dict[str, Any], X, xp, keep: bool = False, *, buffers=None, drop=None,
+            train: bool = True):  # fmt: skip
+    """Logits (m, K) of the rows of X; with ``keep`` also ``(kept, new_buffers)``: per dense layer its input
+    and output, and per hidden block what the backward pass reads. ``buffers``: batch norm's running
+    statistics (eval mode normalizes by them; train mode returns them moved); ``drop``: per hidden block the
+    dropout multiplier ``keep/(1-p)`` of each row (m, H), or None (eval mode: no dropout)."""
+    h, kept, new = X, [], {}
+    norms = dict(arch.blocks)
     for i, (prefix, _, _) in enumerate(arch.layers):
-        z = h @ params[prefix + "weight"].T + params[prefix + "bias"]
-        kept.append((h, z))
-        h = z if i == len(arch.layers) - 1 else activate(arch.activation, z, xp)
-    return (h, kept) if keep else h
+        z = h @ params[prefix + "weight"].T
+        if arch.has_bias(prefix):
+            z = z + params[prefix + "bias"]
+        if i == len(arch.layers) - 1:
+            kept.append((h, z, None))
+            h = z
+            break
+        block: dict[str, Any] = {}
+        u = z
+        if arch.norm != "none":
+            n = norms[prefix]
+            block["xhat"], u, block["inv"], moved = _normalize(arch.norm, z, params[n + "weight"], params[n + "bias"],
+                                                               buffers, n, xp, train)  # fmt: skip
+            new.update(moved)
+        a = activate(arch.activation, u, xp)
+        block["u"], block["a"] = u, a
+        if drop is not None and arch.dropout > 0:
+            block["drop"] = drop[i]
+            a = a * drop[i]
+        kept.append((h, z, block))
+        h = a
+    return (h, (kept, new)) if keep else h
 
 
 def per_example_loss(head: str, z, y, xp):
@@ -188,35 +345,60 @@ def correct(head: str, z, y, xp):
 
 
 def backward(arch: Architecture, params: dict[str, Any], X, y, xp, valid=None, m=None, per_example=None,
-             rows_first: bool = False):  # fmt: skip
+             rows_first: bool = False, *, buffers=None, drop=None, with_buffers: bool = False):  # fmt: skip
     """Mean loss over the rows of X and its gradient by parameter name: backpropagation by hand.
 
-    ``valid`` (bool per row) leaves padding rows out of both, and ``m`` is then the number of real rows;
-    ``per_example(z, y)`` replaces :func:`per_example_loss` for the recorded loss (not the gradient).
+    ``valid`` (bool per row) leaves padding rows out of both, and ``m`` is then the number of real rows
+    (dense stacks only: a batch norm's statistics would count the padding); ``per_example(z, y)`` replaces
+    :func:`per_example_loss` for the recorded loss (not the gradient).
     ``rows_first``: a one-output layer's weight gradient as ``sum_i delta_i * x_i`` (one pass over the
     rows: XLA reads a tall X at twice the speed of its matrix-vector product); otherwise ``X^T delta``,
     the form XLA batches into one matrix product under ``vmap``. The same sum, rounded differently.
+    ``buffers``/``drop`` as for :func:`forward` (train mode); ``with_buffers`` also returns the moved buffers.
     """
+    if valid is not None and arch.layered:
+        raise ValueError("backward: padded batches are for dense stacks; a norm's statistics would count the padding")
     m = X.shape[0] if m is None else m
-    z, kept = forward(arch, params, X, xp, keep=True)
+    z, (kept, moved) = forward(arch, params, X, xp, keep=True, buffers=buffers, drop=drop)
     per = (per_example or (lambda z_, y_: per_example_loss(arch.head, z_, y_, xp)))(z, y)
     delta = loss_gradient(arch.head, z, y, xp) / m
     if valid is not None:
         per, delta = xp.where(valid, per, 0.0), xp.where(valid[:, None], delta, 0.0)
     loss = xp.sum(per) / m
     grads = {}
+    norms = dict(arch.blocks)
     for i in range(len(arch.layers) - 1, -1, -1):
         prefix = arch.layers[i][0]
-        inp, _ = kept[i]
+        inp = kept[i][0]
         if rows_first and delta.shape[1] == 1:
             grads[prefix + "weight"] = xp.sum(inp * delta, axis=0)[None, :]
         else:
             grads[prefix + "weight"] = (inp.T @ delta).T  # not delta.T @ inp: XLA batches this form 5x faster under vmap
-        grads[prefix + "bias"] = xp.ones(delta.shape[0], delta.dtype) @ delta  # a product, as the weight's
-        if i:
-            z_prev = kept[i - 1][1]
-            delta = (delta @ params[prefix + "weight"]) * activation_derivative(arch.activation, z_prev, inp, xp)
-    return loss, {n: grads[n] for n in arch.names}
+        if arch.has_bias(prefix):
+            grads[prefix + "bias"] = xp.ones(delta.shape[0], delta.dtype) @ delta  # a product, as the weight's
+        if not i:
+            break
+        below, block = arch.layers[i - 1][0], kept[i - 1][2]
+        d = delta @ params[prefix + "weight"]
+        if "drop" in block:
+            d = d * block["drop"]
+        delta = d * activation_derivative(arch.activation, block["u"], block["a"], xp)
+        if arch.norm != "none":
+            delta = _norm_backward(arch.norm, delta, block, params, norms[below], grads, xp)
+    out = (loss, {n: grads[n] for n in arch.names})
+    return (*out, moved) if with_buffers else out
+
+
+def _norm_backward(kind: str, du, block, params, prefix: str, grads: dict, xp):
+    """The gradient of a batch or layer norm: its affine parameters' into ``grads``, the input's returned.
+    With xhat = (u - mean)*inv: du_in = inv*(dxhat - mean(dxhat) - xhat*mean(dxhat*xhat)) over the
+    normalized axis (the batch for batch norm, the features for layer norm)."""
+    xhat, inv = block["xhat"], block["inv"]
+    grads[prefix + "weight"] = xp.sum(du * xhat, axis=0)
+    grads[prefix + "bias"] = xp.sum(du, axis=0)
+    dxhat = du * params[prefix + "weight"]
+    axis = 0 if kind == "batch" else 1
+    return inv * (dxhat - xp.mean(dxhat, axis=axis, keepdims=True) - xhat * xp.mean(dxhat * xhat, axis=axis, keepdims=True))
 
 
 def check_labels(model: str, y, n_classes: int) -> None:

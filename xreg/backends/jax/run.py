@@ -6,7 +6,7 @@ them share one compilation. Each step builds the chain of :mod:`chain` from the 
 step's lr and batch size; the whole run is one ``lax.scan`` of that step. float64 is switched on only
 inside this backend's calls (``jax.enable_x64``), never for the whole process.
 
-Contract: ``init(structure, hparams, params0) -> State``; ``step(state, batch, hparams) -> State``
+Contract: ``init(structure, hparams, params0[, buffers0]) -> State``; ``step(state, batch, hparams) -> State``
 (pure); ``train(spec, data) -> Trajectory`` scans the same step.
 """
 
@@ -42,6 +42,7 @@ class State(NamedTuple):
     structure: Structure
     params: Any  # name -> array
     opt_state: Any
+    buffers: Any = {}  # batch norm's running statistics, name -> array
 
 
 def cast_hparams(hp: Mapping[str, Any], dtype) -> dict[str, Any]:
@@ -70,20 +71,36 @@ def _per_example(head: str, z, y):
 
 class _Program:
     """The pieces of one structure's training, for ``jax.jit``: the objective and its gradient (the data term
-    by hand-written backpropagation, a penalty in the loss by autodiff), one step of the optax chain, and the
-    drivers that scan the steps (every step recorded, every ``every`` steps, or only the end)."""
+    by hand-written backpropagation for dense stacks, by ``jax.grad`` of the flax.nnx modules of
+    :mod:`nets` for layered ones; a penalty in the loss by autodiff), one step of the optax chain, and the
+    drivers that scan the steps (every step recorded, every ``every`` steps, or only the end).
+
+    The scan carries ``(params, buffers, opt_state)``: ``buffers`` are batch norm's running statistics
+    (empty for the other models); ``drop`` (per hidden block, (steps, B, H)) the steps' dropout multipliers."""
 
     def __init__(self, s: Structure):
         self.s, self.dtype = s, jnp.dtype(s.dtype)
         self.in_loss = next((st for st in recipe.build(s) if st.name == "penalty"), None)
+        self.net = None
+        if s.arch.layered:
+            from xreg.backends.jax import nets
+
+            self.net = nets.net(s.arch, s.dtype)
 
     def lr_at(self, hp, epoch):
         """The shared per-epoch schedule's lr of ``epoch``."""
         return schedules.lr_fn(self.s.schedule, dict(self.s.schedule_options), hp["lr"], jnp)(epoch)
 
-    def data_loss(self, params, X, y, valid, m):
-        z = models.forward(self.s.arch, params, X, jnp)
-        return _masked_sum(_per_example(self.s.arch.head, z, y), valid) / m
+    def logits(self, params, buffers, X, drop=None, valid=None, train=True):
+        """(logits, moved buffers) of the rows of X: train mode (the batch's statistics, the step's dropout)
+        or eval mode (running statistics, no dropout)."""
+        if self.net is None:
+            return models.forward(self.s.arch, params, X, jnp), buffers
+        return self.net.apply(params, buffers, X, drop, valid, train)
+
+    def data_loss(self, params, buffers, X, y, valid, m, drop=None, train=True):
+        z, moved = self.logits(params, buffers, X, drop, valid, train)
+        return _masked_sum(_per_example(self.s.arch.head, z, y), valid) / m, moved
 
     def tx_for(self, hp, lr_t, m):
         return chain.to_optax(chain.links(self.s, hp, lr_t, m))
@@ -99,73 +116,91 @@ class _Program:
         pen = sum((conventions.penalty(self.s.convention, lam, m, sq) for lam, sq in sqs), jnp.zeros([], jnp.float64))
         return total, pen
 
-    def gradient(self, params, X, y, valid, m, hp, batched=False):
-        """The gradient of the objective: the data term by hand-written backpropagation (XLA compiles
-        its few matrix products much better than autodiff's graph; equal to ``jax.grad`` to round-off,
-        tested), the penalty term, if any, by autodiff."""
-        per = lambda z, y_: _per_example(self.s.arch.head, z, y_)  # noqa: E731
-        rows_first = not batched and X.shape[0] >= ROWS_FIRST  # measured: the row pass wins on tall X only
-        dl, grads = models.backward(self.s.arch, params, X, y, jnp, valid, m, per, rows_first=rows_first)
+    def gradient(self, params, buffers, X, y, valid, m, hp, drop=None, batched=False):
+        """The gradient of the objective and the moved buffers: for a dense stack the data term by
+        hand-written backpropagation (XLA compiles its few matrix products much better than autodiff's
+        graph; equal to ``jax.grad`` to round-off, tested), for a layered one by ``jax.grad`` of the flax
+        modules; the penalty term, if any, by autodiff."""
+        if self.net is None:
+            per = lambda z, y_: _per_example(self.s.arch.head, z, y_)  # noqa: E731
+            rows_first = not batched and X.shape[0] >= ROWS_FIRST  # measured: the row pass wins on tall X only
+            dl, grads = models.backward(self.s.arch, params, X, y, jnp, valid, m, per, rows_first=rows_first)
+            moved = buffers
+        else:
+            (dl, moved), grads = jax.value_and_grad(self.data_loss, has_aux=True)(params, buffers, X, y, valid, m, drop)
         pgrads, pen = jax.grad(self.regularizer, has_aux=True)(params, m, hp)
         if self.in_loss is not None:
             grads = jax.tree.map(jnp.add, grads, pgrads)
-        return grads, (dl, pen)
+        return grads, (dl, pen), moved
 
-    def objective(self, params, X, y, valid, m, hp):
+    def objective(self, params, buffers, X, y, valid, m, hp, drop=None):
         """The same objective for ``jax.grad``: the reference the hand-written gradient is tested against."""
         penalty, pen = self.regularizer(params, m, hp)
-        dl = self.data_loss(params, X, y, valid, m)
+        dl, _ = self.data_loss(params, buffers, X, y, valid, m, drop)
         return dl + penalty, (dl, pen)
 
     def init(self, params0, hp):
         return self.tx_for(hp, hp["lr"].astype(self.dtype), jnp.ones([], self.dtype)).init(params0)
 
-    def one_step(self, params, opt_state, X, y, valid, epoch, hp, m=None, batched=False):
+    def one_step(self, params, buffers, opt_state, X, y, valid, epoch, hp, m=None, drop=None, batched=False):
         m = (jnp.sum(valid) if m is None else m).astype(self.dtype)
         lr_t = jnp.asarray(self.lr_at(hp, epoch), jnp.float64).astype(self.dtype)
-        grads, _ = self.gradient(params, X, y, valid, m, hp, batched)  # the loss and penalty are recorded apart
+        grads, _, buffers = self.gradient(params, buffers, X, y, valid, m, hp, drop, batched)  # the loss is recorded apart
         updates, opt_state = self.tx_for(hp, lr_t, m).update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state
+        return optax.apply_updates(params, updates), buffers, opt_state
 
-    def records(self, prev, hp, X, y, idx, valid, ms):
-        """Each step's batch loss and penalty at the parameters before it, computed after the scan from
-        the recorded parameters in one batched pass (the scan itself only updates)."""
+    def _body(self, X, y, hp, batched=False):
+        """One scanned step: ``(params, buffers, opt_state)`` and the step's ``(rows, valid, m, epoch, drop)``."""
 
-        def one(p, rows, ok, m):
+        def body(carry, xs):
+            rows, ok, m, epoch, drop = xs
+            Xb, yb = (X, y) if rows is None else (X[rows], y[rows])
+            return self.one_step(*carry, Xb, yb, ok, epoch, hp, m, drop or None, batched), None
+
+        return body
+
+    def records(self, prev, hp, X, y, idx, valid, ms, drop):
+        """Each step's batch loss and penalty at the parameters before it (train mode, the step's dropout),
+        computed after the scan from the recorded parameters in one batched pass (the scan only updates).
+        ``prev``: the (params, buffers) rows before each step."""
+
+        def one(p, b, rows, ok, m, dr):
             m = m.astype(self.dtype)
             Xb, yb = (X, y) if rows is None else (X[rows], y[rows])
-            return self.data_loss(p, Xb, yb, ok, m), self.regularizer(p, m, hp)[1]
+            return self.data_loss(p, b, Xb, yb, ok, m, dr or None)[0], self.regularizer(p, m, hp)[1]
 
-        if idx is None:
-            return jax.vmap(lambda p, m: one(p, None, None, m))(prev, ms)
-        return jax.lax.map(lambda a: one(*a), (prev, idx, valid, ms), batch_size=RECORD_BATCH)
+        if idx is None and not drop:
+            return jax.vmap(lambda p, b, m: one(p, b, None, None, m, ()))(*prev, ms)
+        return jax.lax.map(lambda a: one(*a), (*prev, idx, valid, ms, drop), batch_size=RECORD_BATCH)
 
-    def run(self, params0, hp, X, y, Xt, yt, idx, valid, ms, epochs, ends):
+    def run(self, start, hp, X, y, Xt, yt, idx, valid, ms, epochs, drop, ends):
         """Every step (scan), then the per-epoch metrics at the parameters after each epoch's last step.
+        ``start``: (params0, buffers0).
 
         ``idx``/``valid`` None: every step is the whole of X in file order (full batch, no shuffle), and
         the step reads X as it is, with no gather and no mask.
         """
         TRACES[self.s] += 1  # runs once per compilation
+        body = self._body(X, y, hp)
 
-        def body(carry, xs):
-            params, opt_state = carry
-            rows, ok, m, epoch = xs
-            Xb, yb = (X, y) if rows is None else (X[rows], y[rows])
-            params, opt_state = self.one_step(params, opt_state, Xb, yb, ok, epoch, hp, m)
-            return (params, opt_state), params
+        def kept(carry, xs):
+            carry, _ = body(carry, xs)
+            return carry, carry[:2]
 
-        _, hist = jax.lax.scan(body, (params0, self.init(params0, hp)), (idx, valid, ms, epochs))
-        if idx is None:  # every step is an epoch on all rows: the loss before step e+1 is epoch e's training loss
-            every = jax.tree.map(lambda p0, h: jnp.concatenate([p0[None], h]), params0, hist)
-            loss, pen = self.records(every, hp, X, y, None, None, jnp.concatenate([ms, ms[-1:]]))
-            _, train_acc, test_acc = self.metrics(hist, X, y, Xt, yt, with_loss=False)
-            return hist, loss[:-1], pen[:-1], loss[1:], train_acc, test_acc
-        prev = jax.tree.map(lambda p0, h: jnp.concatenate([p0[None], h[:-1]]), params0, hist)
-        loss, pen = self.records(prev, hp, X, y, idx, valid, ms)
+        _, hist = jax.lax.scan(kept, (*start, self.init(start[0], hp)), (idx, valid, ms, epochs, drop))
+        with_start = lambda s0, h: jnp.concatenate([s0[None], h])  # noqa: E731
+        if idx is None and not drop:  # every step is an epoch on all rows: the loss before step e+1 is epoch e's training loss
+            every = jax.tree.map(with_start, start, hist)
+            loss, pen = self.records(every, hp, X, y, None, None, jnp.concatenate([ms, ms[-1:]]), drop)
+            if self.net is None:
+                _, train_acc, test_acc = self.metrics(hist, X, y, Xt, yt, with_loss=False)
+                return hist, loss[:-1], pen[:-1], loss[1:], train_acc, test_acc
+            return hist, loss[:-1], pen[:-1], *self.metrics(hist, X, y, Xt, yt)  # eval mode differs from train mode
+        prev = jax.tree.map(lambda s0, h: jnp.concatenate([s0[None], h[:-1]]), start, hist)
+        loss, pen = self.records(prev, hp, X, y, idx, valid, ms, drop)
         return (hist, loss, pen, *self.metrics(jax.tree.map(lambda h: h[ends], hist), X, y, Xt, yt))
 
-    def run_every(self, params0, hp, X, y, Xt, yt, idx, valid, ms, epochs, rec, at, every):
+    def run_every(self, start, hp, X, y, Xt, yt, idx, valid, ms, epochs, drop, rec, at, every):
         """The run keeping the parameters every ``every`` steps and after the last (``record_every``): an
         outer scan over chunks of ``every`` steps keeps one row per chunk, so memory grows with the kept
         rows, not the steps. ``rec``: the step indices whose batch loss is kept (the kept rows but the
@@ -173,55 +208,50 @@ class _Program:
         TRACES[self.s] += 1
         steps = epochs.shape[0]
         full, tail = divmod(steps, every)
-
-        def body(carry, xs):
-            rows, ok, m, epoch = xs
-            Xb, yb = (X, y) if rows is None else (X[rows], y[rows])
-            params, opt_state = self.one_step(*carry, Xb, yb, ok, epoch, hp, m)
-            return (params, opt_state), None
+        body = self._body(X, y, hp)
 
         def chunk(carry, xs):
             carry, _ = jax.lax.scan(body, carry, xs)
-            return carry, carry[0]
+            return carry, carry[:2]
 
-        xs = (idx, valid, ms, epochs)
+        xs = (idx, valid, ms, epochs, drop)
         head = jax.tree.map(lambda a: a[: full * every].reshape(full, every, *a.shape[1:]), xs)
-        carry, kept = jax.lax.scan(chunk, (params0, self.init(params0, hp)), head)
-        parts = [jax.tree.map(lambda p: p[None], params0), kept]
+        carry, kept = jax.lax.scan(chunk, (*start, self.init(start[0], hp)), head)
+        parts = [jax.tree.map(lambda p: p[None], start), kept]
         if tail:
             carry, _ = jax.lax.scan(body, carry, jax.tree.map(lambda a: a[full * every :], xs))
-            parts.append(jax.tree.map(lambda p: p[None], carry[0]))
+            parts.append(jax.tree.map(lambda p: p[None], carry[:2]))
         rows = jax.tree.map(lambda *p: jnp.concatenate(p), *parts)
         prev = jax.tree.map(lambda p: p[:-1], rows)
         pick = (lambda a: None if a is None else a[rec])  # noqa: E731
-        loss, pen = self.records(prev, hp, X, y, pick(idx), pick(valid), ms[rec])
+        loss, pen = self.records(prev, hp, X, y, pick(idx), pick(valid), ms[rec], tuple(d[rec] for d in drop))
         return (rows, loss, pen, *self.metrics(jax.tree.map(lambda p: p[at], rows), X, y, Xt, yt))
 
-    def fit(self, params0, hp, X, y, Xt, yt, idx, valid, ms, epochs, batched=False):
+    def fit(self, start, hp, X, y, Xt, yt, idx, valid, ms, epochs, drop, batched=False):
         """The run with nothing recorded along the way: the final parameters and the metrics at them
         (what a sweep keeps of each grid point; the scan carries only the optimizer state).
         ``batched``: traced under vmap (a sweep), which wants the gradient's matrix-product form."""
         TRACES[self.s] += 1
-
-        def body(carry, xs):
-            rows, ok, m, epoch = xs
-            Xb, yb = (X, y) if rows is None else (X[rows], y[rows])
-            params, opt_state = self.one_step(*carry, Xb, yb, ok, epoch, hp, m, batched)
-            return (params, opt_state), None
-
-        (final, _), _ = jax.lax.scan(body, (params0, self.init(params0, hp)), (idx, valid, ms, epochs))
-        return final, *(v[0] for v in self.metrics(jax.tree.map(lambda p: p[None], final), X, y, Xt, yt))
+        body = self._body(X, y, hp, batched)
+        (final, buffers, _), _ = jax.lax.scan(body, (*start, self.init(start[0], hp)), (idx, valid, ms, epochs, drop))
+        ends = jax.tree.map(lambda p: p[None], (final, buffers))
+        return final, *(v[0] for v in self.metrics(ends, X, y, Xt, yt))
 
     def metrics(self, ends, X, y, Xt, yt, with_loss=True):
+        """Mean loss and accuracies at the (params, buffers) rows ``ends``, in eval mode."""
         full = jnp.ones(X.shape[0], bool)
-        train_loss = jax.vmap(lambda p: self.data_loss(p, X, y, full, jnp.asarray(X.shape[0], self.dtype)))(ends) if with_loss else None
+        n = jnp.asarray(X.shape[0], self.dtype)
+        eval_loss = lambda p, b: self.data_loss(p, b, X, y, full, n, train=False)[0]  # noqa: E731
+        train_loss = jax.vmap(eval_loss)(*ends) if with_loss else None
 
-        def accuracy(p, A, b):
+        def accuracy(p, b, A, t):
             if A.shape[0] == 0 or not models.HEADS[self.s.arch.head].classification:
                 return jnp.asarray(jnp.nan, self.dtype)
-            return jnp.mean(models.correct(self.s.arch.head, models.forward(self.s.arch, p, A, jnp), b, jnp).astype(self.dtype))
+            z, _ = self.logits(p, b, A, train=False)
+            return jnp.mean(models.correct(self.s.arch.head, z, t, jnp).astype(self.dtype))
 
-        return train_loss, jax.vmap(lambda p: accuracy(p, X, y))(ends), jax.vmap(lambda p: accuracy(p, Xt, yt))(ends)
+        return (train_loss, jax.vmap(lambda p, b: accuracy(p, b, X, y))(*ends),
+                jax.vmap(lambda p, b: accuracy(p, b, Xt, yt))(*ends))  # fmt: skip
 
 
 @functools.lru_cache(maxsize=128)
@@ -240,23 +270,25 @@ def _masked_sum(v, valid):
 def _inputs(plan, data: Dataset, dtype, put=jnp.asarray) -> tuple:
     """What every run of a plan reads besides the parameters and hyperparameters, each through ``put``
     (the default device, ``device_put``, or a sharding): the data in the run's dtype, the batch rows and
-    their mask (None for a full batch in file order), the rows of each step and its epoch."""
+    their mask (None for a full batch in file order), the rows of each step, its epoch, and its dropout
+    multipliers per hidden block (an empty tuple without dropout)."""
     idx, valid = (None, None) if plan.in_file_order else plan.padded_indices()
     cast = lambda a: put(np.asarray(a, dtype))  # noqa: E731
     return (cast(data.X_train), cast(data.y_train), cast(data.X_test), cast(data.y_test),
             None if idx is None else put(idx), None if valid is None else put(valid),
-            put(plan.rows_of_step()), put(plan.epoch_of_step()))  # fmt: skip
+            put(plan.rows_of_step()), put(plan.epoch_of_step()), tuple(cast(d) for d in plan.drop))  # fmt: skip
 
 
 def _tree(params0: Mapping[str, np.ndarray], dtype) -> dict[str, Any]:
     return {n: jnp.asarray(np.asarray(p), dtype) for n, p in params0.items()}
 
 
-def init(s: Structure, hp: Mapping[str, Any], params0: Mapping[str, np.ndarray]) -> State:
+def init(s: Structure, hp: Mapping[str, Any], params0: Mapping[str, np.ndarray], buffers0: Mapping[str, np.ndarray] | None = None) -> State:
     with jax.enable_x64(True):
         prog = program(s)
         params = _tree(params0, prog.dtype)
-        return State(s, params, prog.init(params, cast_hparams(hp, prog.dtype)))
+        buffers = _tree(models.initial_buffers(s.arch) if buffers0 is None else buffers0, prog.dtype)
+        return State(s, params, prog.init(params, cast_hparams(hp, prog.dtype)), buffers)
 
 
 def step(state: State, batch: Batch, hp: Mapping[str, Any]) -> State:
@@ -265,13 +297,24 @@ def step(state: State, batch: Batch, hp: Mapping[str, Any]) -> State:
         prog = program(state.structure)
         cast = lambda a: jnp.asarray(np.asarray(a), prog.dtype)  # noqa: E731
         valid = jnp.ones(len(batch.y), bool)
-        params, opt_state = prog.step(state.params, state.opt_state, cast(batch.X), cast(batch.y), valid,
-                                            batch.epoch, cast_hparams(hp, prog.dtype))  # fmt: skip
-        return State(state.structure, params, opt_state)
+        drop = None if batch.drop is None else tuple(cast(d) for d in batch.drop)
+        params, buffers, opt_state = prog.step(state.params, state.buffers, state.opt_state, cast(batch.X), cast(batch.y),
+                                               valid, batch.epoch, cast_hparams(hp, prog.dtype), None, drop)  # fmt: skip
+        return State(state.structure, params, opt_state, buffers)
 
 
 def params_of(state: State) -> dict[str, np.ndarray]:
     return {n: np.asarray(p, np.float64) for n, p in state.params.items()}
+
+
+def buffers_of(state: State) -> dict[str, np.ndarray]:
+    return {n: np.asarray(b, np.float64) for n, b in state.buffers.items()}
+
+
+def nets_version() -> str:
+    from xreg.backends.jax import nets
+
+    return nets.flax_version()
 
 
 def chain_text(s: Structure, hp: Mapping[str, Any]) -> str:
@@ -287,26 +330,27 @@ def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
     place = jax.default_device(found[0]) if spec.device else contextlib.nullcontext()
     with jax.enable_x64(True), place:
         prog = program(s)
-        params0 = _tree(plan.params0, prog.dtype)
-        args = (params0, cast_hparams(hp, prog.dtype), *_inputs(plan, data, prog.dtype))
+        start = (_tree(plan.params0, prog.dtype), _tree(plan.buffers0, prog.dtype))
+        args = (start, cast_hparams(hp, prog.dtype), *_inputs(plan, data, prog.dtype))
         kept = plan.recorded(spec.record_every)
         if spec.record_every == 1:
             hist, loss, pen, train_loss, train_acc, test_acc = prog.run(*args, plan.epoch_ends())
-            params = {n: np.concatenate([np.asarray(params0[n])[None], np.asarray(hist[n])]) for n in s.arch.names}
+            rows = jax.tree.map(lambda s0, h: np.concatenate([np.asarray(s0)[None], np.asarray(h)]), start, hist)
         else:
             ends = plan.epoch_ends() + 1  # steps done after each epoch
             shown = np.flatnonzero(np.isin(ends, kept))  # epochs whose parameters are kept
             rows, loss, pen, *shown_metrics = prog.run_every(*args, kept[:-1], np.searchsorted(kept, ends[shown]),
                                                              every=spec.record_every)  # fmt: skip
-            params = {n: np.asarray(rows[n]) for n in s.arch.names}
             train_loss, train_acc, test_acc = (np.full(spec.epochs, np.nan) for _ in range(3))
             for full, part in zip((train_loss, train_acc, test_acc), shown_metrics):
                 full[shown] = np.asarray(part)
     progress.tick(int(kept[-1]))  # one compiled scan: every step is done at once
+    params, buffers = ({n: np.asarray(tree[n]) for n in tree} for tree in rows)
     return make_trajectory(
         NAME,
         spec,
-        params,
+        {n: params[n] for n in s.arch.names},
+        buffers={n: buffers[n] for n in s.arch.buffer_shapes},
         loss=loss,
         penalty=pen,
         train_loss=train_loss,
@@ -318,6 +362,7 @@ def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
             "optax": optax.__version__,
             "device": str(jax.devices(spec.device)[0].platform),
             "chain": chain_text(s, hp),
+            **({"flax": nets_version()} if s.arch.layered else {}),
             "recipe": recipe.text(recipe.build(s)),
         },
     )
@@ -368,12 +413,12 @@ def _grid_fit(s: Structure, mesh):
     jit traces it again for another chunk size or batch layout, as for any other input shapes."""
     from jax.sharding import PartitionSpec as P
 
-    batched = jax.vmap(functools.partial(program(s).fit, batched=True), in_axes=(None, 0) + (None,) * 8)
+    batched = jax.vmap(functools.partial(program(s).fit, batched=True), in_axes=(None, 0) + (None,) * 9)
 
     def local(params0, hp, *rest):  # hp leaves: (chunks on this device, chunk)
         return jax.lax.map(lambda h: batched(params0, h, *rest), hp)
 
-    in_specs = (P(), P("grid")) + (P(),) * 8
+    in_specs = (P(), P("grid")) + (P(),) * 9
     return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=in_specs, out_specs=P("grid"), check_vma=False))
 
 
@@ -411,8 +456,7 @@ def sweep(specs: list[ExperimentSpec], data: Dataset, platform: str | None = Non
     with jax.enable_x64(True):
         for s, members in groups.items():
             prog = program(s)
-            width = max([s.arch.n_outputs] + ([s.arch.hidden] if s.arch.hidden else []))
-            chunk = chunk_size(len(members), max(plan.batch_sizes) * width)
+            chunk = chunk_size(len(members), max(plan.batch_sizes) * s.arch.width)
             chunks = -(-len(members) // chunk)
             pad = members + [members[-1]] * ((chunks + (-chunks % len(devs))) * chunk - len(members))
             stacked = jax.tree.map(lambda *leaves: np.asarray(leaves, np.float64), *[splits[i][1] for i in pad])
@@ -420,8 +464,8 @@ def sweep(specs: list[ExperimentSpec], data: Dataset, platform: str | None = Non
             narrow = jax.tree.map(lambda a: a.astype(prog.dtype), {"options": stacked["options"], "clip_norm": stacked["clip_norm"]})
             hp = jax.tree.map(lambda a: _global(a.reshape(-1, chunk), on_grid), {**wide, **narrow})
             everywhere = lambda a: _global(a, replicated)  # noqa: E731
-            params0 = jax.tree.map(lambda p: everywhere(np.asarray(p, prog.dtype)), dict(plan.params0))
-            result = _grid_fit(s, mesh)(params0, hp, *_inputs(plan, data, prog.dtype, everywhere))
+            start = jax.tree.map(lambda p: everywhere(np.asarray(p, prog.dtype)), (dict(plan.params0), dict(plan.buffers0)))
+            result = _grid_fit(s, mesh)(start, hp, *_inputs(plan, data, prog.dtype, everywhere))
             if jax.process_count() > 1:
                 result = multihost_utils.process_allgather(result, tiled=True)
             flat = lambda a: np.asarray(a, np.float64).reshape(-1, *np.shape(a)[2:])[: len(members)]  # noqa: E731
@@ -447,14 +491,14 @@ def fitter(spec: ExperimentSpec, data: Dataset):
         prog = program(s)
         fit = jax.jit(prog.fit)
         fixed = _inputs(plan, data, prog.dtype, jax.device_put)
-        params0 = _tree(plan.params0, prog.dtype)
+        start = (_tree(plan.params0, prog.dtype), _tree(plan.buffers0, prog.dtype))
 
     def go(other: ExperimentSpec) -> dict[str, np.ndarray]:
         s2, hp = split(other, data)
         if s2 != s:
             raise ValueError("fitter: the spec's structure changed; make a new fitter.")
         with jax.enable_x64(True):
-            final = fit(params0, cast_hparams(hp, prog.dtype), *fixed)[0]
+            final = fit(start, cast_hparams(hp, prog.dtype), *fixed)[0]
             return {n: np.asarray(p) for n, p in jax.block_until_ready(final).items()}
 
     return go

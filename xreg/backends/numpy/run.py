@@ -78,12 +78,15 @@ class State(NamedTuple):
     theta: np.ndarray  # flat parameters in the run's dtype
     optimizer: Any  # the optimizer's NumPy reference (its buffers are the optimizer state)
     t: int  # steps taken
+    buffers: Mapping[str, np.ndarray] = {}  # batch norm's running statistics (the model's state), run dtype
 
 
-def init(s: Structure, hp: Mapping[str, Any], params0: Mapping[str, np.ndarray]) -> State:
-    theta = layout_of(s.arch).flat(params0, np.dtype(s.dtype))
+def init(s: Structure, hp: Mapping[str, Any], params0: Mapping[str, np.ndarray], buffers0: Mapping[str, np.ndarray] | None = None) -> State:
+    dt = np.dtype(s.dtype)
+    theta = layout_of(s.arch).flat(params0, dt)
     reference = optimizers.get(s.optimizer).reference(hp["options"], dict(s.flags), theta, layout_of(s.arch))
-    return State(s, theta, reference, 0)
+    buffers = {n: np.asarray(b, dt) for n, b in (models.initial_buffers(s.arch) if buffers0 is None else buffers0).items()}
+    return State(s, theta, reference, 0, buffers)
 
 
 def _advance(state: State, batch: Batch, hp: Mapping[str, Any]) -> tuple[State, float, float]:
@@ -93,7 +96,8 @@ def _advance(state: State, batch: Batch, hp: Mapping[str, Any]) -> tuple[State, 
     theta, t, m = state.theta, state.t + 1, len(batch.y)
     lr = dt.type(schedules.lr_fn(s.schedule, dict(s.schedule_options), hp["lr"], np)(batch.epoch))
     X, y = np.asarray(batch.X, dt), np.asarray(batch.y, dt)
-    loss, grads = models.backward(s.arch, layout.tree(theta), X, y, np)
+    drop = None if batch.drop is None else [np.asarray(d, dt) for d in batch.drop]
+    loss, grads, moved = models.backward(s.arch, layout.tree(theta), X, y, np, buffers=state.buffers, drop=drop, with_buffers=True)
     g = layout.flat(grads, dt)
     groups = group_strengths(s, hp)
     sq = [(lam, sum(float(np.sum(theta[layout.slices[n]] ** 2)) for n in names)) for names, lam in groups]
@@ -116,7 +120,7 @@ def _advance(state: State, batch: Batch, hp: Mapping[str, Any]) -> tuple[State, 
             for dec in (d for d in steps if d.where == conventions.DIRECTION):
                 theta = theta - (lr * coef(dec)) * theta  # torch's place: before the optimizer's own update
             theta = state.optimizer.step(theta, g, lr, t).astype(dt, copy=False)  # + scale_by_lr
-    return State(s, theta, state.optimizer, t), float(loss), float(penalty)
+    return State(s, theta, state.optimizer, t, {**state.buffers, **moved}), float(loss), float(penalty)
 
 
 def step(state: State, batch: Batch, hp: Mapping[str, Any]) -> State:
@@ -129,9 +133,14 @@ def params_of(state: State) -> dict[str, np.ndarray]:
     return {n: p.astype(np.float64) for n, p in layout_of(state.structure.arch).tree(state.theta).items()}
 
 
-def metrics(arch: models.Architecture, params: Mapping[str, np.ndarray], X, y) -> tuple[float, float]:
-    """Mean loss and accuracy (NaN for regression or no rows) of ``params`` on X, y."""
-    z = models.forward(arch, params, X, np)
+def buffers_of(state: State) -> dict[str, np.ndarray]:
+    return {n: np.asarray(b, np.float64) for n, b in state.buffers.items()}
+
+
+def metrics(arch: models.Architecture, params: Mapping[str, np.ndarray], X, y, buffers=None) -> tuple[float, float]:
+    """Mean loss and accuracy (NaN for regression or no rows) of ``params`` on X, y, in eval mode (batch
+    norm by its running statistics ``buffers``, no dropout)."""
+    z = models.forward(arch, params, X, np, buffers=buffers, train=False)
     loss = float(np.mean(models.per_example_loss(arch.head, z, y, np))) if len(y) else math.nan
     if not models.HEADS[arch.head].classification or not len(y):
         return loss, math.nan
@@ -146,11 +155,14 @@ def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
     dt = np.dtype(spec.dtype)
     plan = make_plan(spec, data.n_train, s.arch)
     X, y, Xt, yt = (np.asarray(a, dt) for a in (data.X_train, data.y_train, data.X_test, data.y_test))
-    state = init(s, hp, plan.params0)
+    state = init(s, hp, plan.params0, plan.buffers0)
     layout = layout_of(s.arch)
     rows = plan.recorded(spec.record_every)
     hist = np.full((len(rows), layout.size), np.nan)
     hist[0] = state.theta
+    bufs = {n: np.full((len(rows), *shape), np.nan) for n, shape in s.arch.buffer_shapes.items()}
+    for n in bufs:
+        bufs[n][0] = state.buffers[n]
     loss, pen = np.full(len(rows) - 1, np.nan), np.full(len(rows) - 1, np.nan)
     train_loss, train_acc, test_acc = (np.full(spec.epochs, np.nan) for _ in range(3))
     with np.errstate(all="ignore"):  # a diverging run is recorded, not raised
@@ -164,12 +176,14 @@ def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
             after = int(np.searchsorted(rows, k + 1))  # the first kept row at or after this step
             if rows[after] == k + 1 or not finite:
                 hist[after] = state.theta  # a divergence shows at the next kept row
+                for n in bufs:
+                    bufs[n][after] = state.buffers[n]
             if not finite:
                 break
             if batch.epoch_end and rows[after] == k + 1:  # an epoch's metrics where its parameters are kept
                 params = layout.tree(state.theta)
-                train_loss[batch.epoch], train_acc[batch.epoch] = metrics(s.arch, params, X, y)
-                test_acc[batch.epoch] = metrics(s.arch, params, Xt, yt)[1]
+                train_loss[batch.epoch], train_acc[batch.epoch] = metrics(s.arch, params, X, y, state.buffers)
+                test_acc[batch.epoch] = metrics(s.arch, params, Xt, yt, state.buffers)[1]
     params = {n: hist[:, sl].reshape((-1, *layout.shapes[n])) for n, sl in layout.slices.items()}
-    return make_trajectory(NAME, spec, params, loss=loss, penalty=pen, train_loss=train_loss, train_accuracy=train_acc,
+    return make_trajectory(NAME, spec, params, buffers=bufs, loss=loss, penalty=pen, train_loss=train_loss, train_accuracy=train_acc,
                            test_accuracy=test_acc, steps_at=rows, meta={"numpy": np.__version__})  # fmt: skip

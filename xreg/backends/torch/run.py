@@ -46,17 +46,38 @@ from xreg.semantics import conventions, schedules
 NAME = "torch"
 
 
+ACTIVATION_MODULES = {"tanh": lambda: torch.nn.Tanh(), "relu": lambda: torch.nn.ReLU(), "gelu": lambda: torch.nn.GELU(),
+                      "gelu-tanh": lambda: torch.nn.GELU(approximate="tanh")}  # fmt: skip
+
+
 class MLP(torch.nn.Module):
-    """``hidden`` -> activation -> ``out``: parameters named ``hidden.weight`` ... ``out.bias``."""
+    """The hidden blocks ``nn.Linear -> nn.BatchNorm1d | nn.LayerNorm -> activation -> dropout``, then
+    ``out``: parameters and buffers named as :mod:`xreg.models` names them (``hidden.weight`` ...
+    ``out.bias``; ``hidden1.``, ``norm1.``, ... for deeper stacks). The norms are torch's defaults
+    (momentum 0.1, eps 1e-5). Dropout multiplies by the step's multipliers ``keep/(1-p)``, given
+    (``nn.Dropout`` draws its own mask from torch's generator; these are drawn once for every backend)."""
 
     def __init__(self, arch: models.Architecture, dtype: torch.dtype):
         super().__init__()
-        self.hidden = torch.nn.Linear(arch.n_features, arch.hidden, dtype=dtype)
-        self.out = torch.nn.Linear(arch.hidden, arch.n_outputs, dtype=dtype)
-        self.act = torch.tanh if arch.activation == "tanh" else torch.relu
+        self.arch = arch
+        for (dense, norm), (_, fan_in, width) in zip(arch.blocks, arch.layers):
+            setattr(self, dense[:-1], torch.nn.Linear(fan_in, width, bias=arch.has_bias(dense), dtype=dtype))
+            if arch.norm == "batch":
+                setattr(self, norm[:-1], torch.nn.BatchNorm1d(width, dtype=dtype))
+            elif arch.norm == "layer":
+                setattr(self, norm[:-1], torch.nn.LayerNorm(width, dtype=dtype))
+        self.out = torch.nn.Linear(arch.layers[-1][1], arch.n_outputs, dtype=dtype)
+        self.act = ACTIVATION_MODULES[arch.activation]()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(self.act(self.hidden(x)))
+    def forward(self, x: torch.Tensor, drop: list[torch.Tensor] | None = None) -> torch.Tensor:
+        for i, (dense, norm) in enumerate(self.arch.blocks):
+            x = getattr(self, dense[:-1])(x)
+            if self.arch.norm != "none":
+                x = getattr(self, norm[:-1])(x)
+            x = self.act(x)
+            if drop is not None:
+                x = x * drop[i]
+        return self.out(x)
 
 
 def build_module(arch: models.Architecture, dtype: torch.dtype) -> torch.nn.Module:
@@ -205,23 +226,30 @@ def make_scheduler(s: Structure, optimizer: Any):
     return None
 
 
-def init(s: Structure, hp: Mapping[str, Any], params0: Mapping[str, np.ndarray]) -> State:
+def init(s: Structure, hp: Mapping[str, Any], params0: Mapping[str, np.ndarray], buffers0: Mapping[str, np.ndarray] | None = None) -> State:
     with default_dtype(s.dtype):
-        return _init(s, hp, params0)
+        return _init(s, hp, params0, models.initial_buffers(s.arch) if buffers0 is None else buffers0)
 
 
-def _init(s: Structure, hp: Mapping[str, Any], params0: Mapping[str, np.ndarray]) -> State:
+def _init(s: Structure, hp: Mapping[str, Any], params0: Mapping[str, np.ndarray], buffers0: Mapping[str, np.ndarray]) -> State:
     dtype = getattr(torch, s.dtype)
     model = build_module(s.arch, dtype)
     with torch.no_grad():
         for name, p in model.named_parameters():
             p.copy_(torch.as_tensor(np.asarray(params0[name]), dtype=dtype))
+        for name, b in model.named_buffers():  # num_batches_tracked stays torch's int64
+            b.copy_(torch.as_tensor(np.asarray(buffers0[name])))
     optimizer = make_optimizer(s, hp, model)
     return State(s, model, optimizer, make_scheduler(s, optimizer), hp)
 
 
-def _advance(state: State, epoch_end: bool, X: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """One update in place; returns the batch loss and the recorded penalty."""
+def _forward(model: torch.nn.Module, X: torch.Tensor, drop: list[torch.Tensor] | None) -> torch.Tensor:
+    return model(X, drop) if isinstance(model, MLP) else model(X)
+
+
+def _advance(state: State, epoch_end: bool, X: torch.Tensor, y: torch.Tensor, drop=None) -> tuple[float, float]:
+    """One update in place (the model in train mode: batch norm moves its buffers); returns the batch loss
+    and the recorded penalty. ``drop``: the step's dropout multipliers per hidden block, or None."""
     s, model, optimizer, hp = state.structure, state.model, state.optimizer, state.hp
     named = dict(model.named_parameters())
     places, m = _steps(s), len(y)
@@ -229,7 +257,7 @@ def _advance(state: State, epoch_end: bool, X: torch.Tensor, y: torch.Tensor) ->
     torch_place, _ = _torch_decay(s)
     with torch.enable_grad():
         optimizer.zero_grad()
-        data_loss = loss_fn(s.arch.head)(model(X), y)
+        data_loss = loss_fn(s.arch.head)(_forward(model, X, drop), y)
         with torch.set_grad_enabled(conventions.LOSS in places):  # the norms enter the graph only as a loss term
             sqs = [(lam, sum((p * p).sum() for p in ps)) for ps, lam in groups]
         objective = data_loss
@@ -265,12 +293,14 @@ def step(state: State, batch: Batch, hp: Mapping[str, Any]) -> State:
 
 
 def _step(state: State, batch: Batch, hp: Mapping[str, Any]) -> State:
-    new = init(state.structure, hp, params_of(state))
+    new = init(state.structure, hp, params_of(state), buffers_of(state))
     new.optimizer.load_state_dict(copy.deepcopy(state.optimizer.state_dict()))
     if state.scheduler is not None:
         new.scheduler.load_state_dict(state.scheduler.state_dict())
     dtype = getattr(torch, state.structure.dtype)
-    _advance(new, batch.epoch_end, torch.as_tensor(batch.X, dtype=dtype), torch.as_tensor(batch.y, dtype=dtype))
+    t = lambda a: torch.as_tensor(np.asarray(a), dtype=dtype)  # noqa: E731
+    drop = None if batch.drop is None else [t(d) for d in batch.drop]
+    _advance(new, batch.epoch_end, t(batch.X), t(batch.y), drop)
     return new
 
 
@@ -278,30 +308,37 @@ def params_of(state: State) -> dict[str, np.ndarray]:
     return {n: p.detach().double().cpu().numpy().copy() for n, p in state.model.named_parameters()}
 
 
+def buffers_of(state: State) -> dict[str, np.ndarray]:
+    return {n: b.detach().double().cpu().numpy().copy() for n, b in state.model.named_buffers()}
+
+
 METRIC_BLOCK = 2**24  # logits held at once (epochs x rows x outputs) when computing the per-epoch metrics
 
 
 def _epoch_metrics(arch: models.Architecture, model: torch.nn.Module, hist: Mapping[str, np.ndarray],
                    rows: np.ndarray, X: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Mean loss and accuracy on (X, y) at the recorded parameters ``hist[n][rows]``: torch's own forward
-    and loss, vmapped over the epochs (``torch.func``) a block at a time, after the training loop rather
-    than inside it (where they cost two forward passes per epoch)."""
+    """Mean loss and accuracy on (X, y) at the recorded parameters and buffers ``hist[n][rows]``: torch's own
+    forward in eval mode (batch norm by its running statistics, no dropout) and loss, vmapped over the
+    epochs (``torch.func``) a block at a time, after the training loop rather than inside it (where they
+    cost two forward passes per epoch)."""
     from torch.func import functional_call, vmap
 
     loss, acc = np.full(len(rows), np.nan), np.full(len(rows), np.nan)
     if X.shape[0] == 0 or len(rows) == 0:
         return loss, acc
     lf = loss_fn(arch.head)
-    width = max([arch.n_outputs] + ([arch.hidden] if arch.hidden else []))
-    block = max(1, METRIC_BLOCK // (X.shape[0] * width))
+    block = max(1, METRIC_BLOCK // (X.shape[0] * arch.width))
+    model.eval()
     for lo in range(0, len(rows), block):
         sel = rows[lo : lo + block]
-        p = {n: torch.as_tensor(h[sel], dtype=X.dtype, device=X.device) for n, h in hist.items()}
+        p = {n: torch.as_tensor(h[sel], dtype=torch.int64 if n.endswith("num_batches_tracked") else X.dtype, device=X.device)
+             for n, h in hist.items()}  # fmt: skip
         z = vmap(lambda q: functional_call(model, q, (X,)))(p)
         loss[lo : lo + len(sel)] = vmap(lambda zz: lf(zz, y))(z).double().cpu().numpy()
         if models.HEADS[arch.head].classification:
             zn, yn = z.double().cpu().numpy(), y.double().cpu().numpy()
             acc[lo : lo + len(sel)] = [np.mean(models.correct(arch.head, ze, yn, np)) for ze in zn]
+    model.train()
     return loss, acc
 
 
@@ -347,10 +384,11 @@ def _train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
     X, y, Xt, yt = t(data.X_train), t(data.y_train), t(data.X_test), t(data.y_test)
     plan = make_plan(spec, data.n_train, s.arch)
     state = init(s, hp, plan.params0)
-    names = s.arch.names
     kept = plan.recorded(spec.record_every)  # steps done at each kept row
-    hist = {n: np.full((len(kept), *shape), np.nan) for n, shape in s.arch.shapes.items()}
-    named = dict(state.model.named_parameters())
+    shapes = {**s.arch.shapes, **s.arch.buffer_shapes}
+    names = tuple(shapes)
+    hist = {n: np.full((len(kept), *shape), np.nan) for n, shape in shapes.items()}
+    named = {**dict(state.model.named_parameters()), **dict(state.model.named_buffers())}
     for n in names:  # the start this run computes from: params0 rounded to the run's dtype
         hist[n][0] = named[n].detach().double().cpu().numpy()
     loss_hist, pen_hist = np.full(len(kept) - 1, np.nan), np.full(len(kept) - 1, np.nan)
@@ -361,7 +399,8 @@ def _train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
             idx = torch.from_numpy(np.array(rows))
             epoch_end = (k + 1) % plan.n_batches == 0
             row = int(np.searchsorted(kept, k))
-            step_loss, step_pen = _advance(state, epoch_end, X[idx], y[idx])
+            drop = plan.drop_at(k, len(rows))
+            step_loss, step_pen = _advance(state, epoch_end, X[idx], y[idx], None if drop is None else [t(d) for d in drop])
             if kept[row] == k:
                 loss_hist[row], pen_hist[row] = step_loss, step_pen
             now = {n: named[n].detach().double().cpu().numpy() for n in names}
@@ -380,7 +419,7 @@ def _train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
         train_loss[shown], train_acc[shown] = _epoch_metrics(s.arch, state.model, hist, at, X, y)
         test_acc[shown] = _epoch_metrics(s.arch, state.model, hist, at, Xt, yt)[1]
     return make_trajectory(
-        NAME, spec, hist, loss=loss_hist, penalty=pen_hist, train_loss=train_loss, train_accuracy=train_acc,
+        NAME, spec, {n: hist[n] for n in s.arch.names}, buffers={n: hist[n] for n in s.arch.buffer_shapes}, loss=loss_hist, penalty=pen_hist, train_loss=train_loss, train_accuracy=train_acc,
         test_accuracy=test_acc, steps_at=kept,
         meta={"torch": torch.__version__, "device": str(X.device), "threads": str(torch.get_num_threads()),
               "default_dtype": str(torch.get_default_dtype())},

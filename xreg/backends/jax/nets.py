@@ -1,0 +1,122 @@
+"""The layered models of :mod:`xreg.models` as flax.nnx modules, configured to compute torch's arithmetic.
+
+Each hidden block is ``nnx.Linear -> nnx.BatchNorm | nnx.LayerNorm -> activation -> dropout``, then the
+``out`` ``nnx.Linear``, with these settings (flax's defaults differ; the porting conventions):
+
+* ``nnx.Linear``: its kernel is torch's weight transposed, ``(in, out)``; no bias before a batch norm;
+* ``nnx.BatchNorm(momentum=1 - 0.1, epsilon=1e-5, use_fast_variance=False)``: flax's momentum is the
+  running statistics' *decay* (torch's ``momentum`` is the new batch's weight), and its variance is the
+  two-pass one. flax moves ``var`` towards the *biased* batch variance and has no option for torch's
+  unbiased one, so :class:`TorchBatchNorm` is ``nnx.BatchNorm`` with that one update replaced
+  (``var * n/(n - 1)``) and flax's own statistics and normalization kept;
+* ``nnx.LayerNorm(epsilon=1e-5, use_fast_variance=False)``;
+* ``nnx.gelu(approximate=False)`` for torch's exact GELU, ``approximate=True`` for ``gelu-tanh``;
+* dropout multiplies by the step's given multipliers ``keep/(1-p)`` (``nnx.Dropout`` draws its own
+  mask from ``nnx.Rngs``; the masks are drawn once in NumPy for every backend).
+
+The parameters stay in torch's names and layout (the optimizer's tree, as in the dense path): each call
+loads them into a merged copy of the module (``nnx.merge``), so the whole forward is a pure function
+that ``jax.grad`` differentiates and ``jax.jit``/``lax.scan`` compile.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from flax.nnx.nn.normalization import _compute_stats, _normalize
+
+from xreg import models
+
+ACTIVATIONS = {"tanh": jnp.tanh, "relu": nnx.relu, "gelu": functools.partial(nnx.gelu, approximate=False),
+               "gelu-tanh": functools.partial(nnx.gelu, approximate=True)}  # fmt: skip
+
+
+class TorchBatchNorm(nnx.BatchNorm):
+    """``nnx.BatchNorm`` whose running variance moves towards the unbiased batch variance, as torch's does.
+    ``mask`` (rows, 1): the batch's real rows (a padded batch's statistics count only those)."""
+
+    def __call__(self, x, use_running_average=None, *, mask=None):
+        if use_running_average:
+            return super().__call__(x, use_running_average=True)
+        mean, var = _compute_stats(x, (0,), dtype=self.dtype, use_fast_variance=False, mask=mask)
+        n = x.shape[0] if mask is None else jnp.sum(mask).astype(x.dtype)
+        self.mean[...] = self.momentum * self.mean[...] + (1 - self.momentum) * mean
+        self.var[...] = self.momentum * self.var[...] + (1 - self.momentum) * var * (n / (n - 1))
+        return _normalize(x, mean, var, self.scale[...], self.bias[...], (0,), (1,), self.dtype, self.epsilon)
+
+
+class FlaxMLP(nnx.Module):
+    def __init__(self, arch: models.Architecture, dtype, rngs: nnx.Rngs):
+        self.arch = arch
+        for (dense, norm), (_, fan_in, width) in zip(arch.blocks, arch.layers):
+            setattr(self, dense[:-1], nnx.Linear(fan_in, width, use_bias=arch.has_bias(dense), param_dtype=dtype, rngs=rngs))
+            if arch.norm == "batch":
+                setattr(self, norm[:-1], TorchBatchNorm(width, momentum=1 - models.BATCH_NORM_MOMENTUM, epsilon=models.NORM_EPS,
+                                                        use_fast_variance=False, param_dtype=dtype, rngs=rngs))  # fmt: skip
+            elif arch.norm == "layer":
+                setattr(self, norm[:-1], nnx.LayerNorm(width, epsilon=models.NORM_EPS, use_fast_variance=False,
+                                                       param_dtype=dtype, rngs=rngs))  # fmt: skip
+        self.out = nnx.Linear(arch.layers[-1][1], arch.n_outputs, param_dtype=dtype, rngs=rngs)
+
+    def __call__(self, x, drop, mask, train: bool):
+        act = ACTIVATIONS[self.arch.activation]
+        for i, (dense, norm) in enumerate(self.arch.blocks):
+            x = getattr(self, dense[:-1])(x)
+            if self.arch.norm == "batch":
+                x = getattr(self, norm[:-1])(x, use_running_average=not train, mask=mask)
+            elif self.arch.norm == "layer":
+                x = getattr(self, norm[:-1])(x)
+            x = act(x)
+            if train and drop is not None:
+                x = x * drop[i]
+        return self.out(x)
+
+
+# flax's variable of a module -> how it is read from torch's named parameters and buffers
+_FROM_TORCH = {
+    "kernel": lambda p, b, name: p[name + ".weight"].T,
+    "bias": lambda p, b, name: p[name + ".bias"],
+    "scale": lambda p, b, name: p[name + ".weight"],
+    "mean": lambda p, b, name: b[name + ".running_mean"],
+    "var": lambda p, b, name: b[name + ".running_var"],
+}
+
+
+class Net:
+    """One architecture's flax module, split once (``nnx.split``) and applied as a pure function."""
+
+    def __init__(self, arch: models.Architecture, dtype):
+        self.arch = arch
+        self.graphdef, state = nnx.split(FlaxMLP(arch, dtype, nnx.Rngs(0)))
+        leaves, self.treedef = jax.tree_util.tree_flatten_with_path(state)
+        self.keys = [tuple(str(getattr(e, "key", getattr(e, "name", e))) for e in path)[:2] for path, _ in leaves]
+
+    def apply(self, params, buffers, X, drop=None, mask=None, train: bool = True):
+        """(logits, moved buffers): the forward pass in train mode (batch statistics, the step's dropout) or
+        eval mode (running statistics, no dropout); ``mask`` (rows,) the real rows of a padded batch."""
+        leaves = [_FROM_TORCH[field](params, buffers, module) for module, field in self.keys]
+        net = nnx.merge(self.graphdef, jax.tree_util.tree_unflatten(self.treedef, leaves))
+        z = net(X, drop, None if mask is None else mask[:, None], train)
+        if not train or self.arch.norm != "batch":
+            return z, dict(buffers)
+        moved = {}
+        for _, norm in self.arch.blocks:
+            layer = getattr(net, norm[:-1])
+            moved.update({norm + "running_mean": layer.mean[...], norm + "running_var": layer.var[...],
+                          norm + "num_batches_tracked": buffers[norm + "num_batches_tracked"] + 1})  # fmt: skip
+        return z, moved
+
+
+@functools.lru_cache(maxsize=64)
+def net(arch: models.Architecture, dtype: str) -> Net:
+    return Net(arch, jnp.dtype(dtype))
+
+
+def flax_version() -> str:
+    import flax
+
+    return flax.__version__
