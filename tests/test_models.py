@@ -43,7 +43,7 @@ def test_digits_is_what_the_acceptance_names(digits):
     assert digits.n_train == 1438 and digits.n_train % 128 == 30  # 11 full batches and a short one
     np.testing.assert_allclose(digits.X_train.mean(axis=0), 0, atol=1e-12)  # standardized on the training split
     spec = make_spec("mlp", "sgd", ())
-    assert spec.init == "torch" and spec.activation == "tanh" and spec.hidden == 16
+    assert spec.init == "torch" and spec.activation == "tanh" and spec.hidden == (16,)
 
 
 def _grid():

@@ -39,7 +39,7 @@ class Optimum:
 
 def coefficients(spec: ExperimentSpec, data: Dataset, batch_sizes: tuple[int, ...]) -> dict[str, float] | str:
     """The ``c`` each parameter's decay adds to the mean gradient at a fixed point, or why there is none."""
-    if models.get(spec.model).hidden:
+    if not models.get(spec.model).convex:
         return f"the {spec.model} objective is not convex: no single optimum to measure against"
     s, hp = split(spec, data)
     conv = conventions.get(spec.convention)

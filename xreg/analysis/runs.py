@@ -155,7 +155,7 @@ def run_all(spec: ExperimentSpec, data: Dataset, requests: list[RunRequest],
     specs = [r.spec_for(spec) for r in requests]  # all input errors surface before any training
     arch, sizes = architecture(spec, data), batch_sizes(spec, data.n_train)
     made = sum(not r.skip for r in requests)
-    check_record_budget(spec.epochs * len(sizes), spec.record_every, sum(math.prod(s) for s in arch.shapes.values()), made,
+    check_record_budget(spec.epochs * len(sizes), spec.record_every, sum(math.prod(s) for s in (*arch.shapes.values(), *arch.buffer_shapes.values())), made,
                         max_memory_gib, spare=2)  # fmt: skip
     for name in dict.fromkeys(r.backend for r in requests):
         try:

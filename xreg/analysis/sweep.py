@@ -229,6 +229,7 @@ def run_sweep(
     seconds = {"grid": time.perf_counter() - t0}
     grid = {k: np.asarray(out[k]).reshape(shape) for k in ("final_loss", "train_accuracy", "test_accuracy")}
     grid["final_params"] = {n: a.reshape(shape + a.shape[1:]) for n, a in out["final_params"].items()}
+    grid["final_buffers"] = {n: a.reshape(shape + a.shape[1:]) for n, a in out.get("final_buffers", {}).items()}
     grid["devices"] = out["devices"]
     grid["structures"] = out["structures"]
     grid["compilations"] = out["compilations"]
@@ -254,7 +255,8 @@ def _verify(name: str, spec: ExperimentSpec, data: Dataset, idx, point, grid) ->
         return Verified(idx, point, name, float("nan"), grid_loss, float("nan"), float("nan"), "failed",
                         f"{type(exc).__name__}: {exc}")  # fmt: skip
     theirs = traj.flat
-    mine = np.concatenate([np.asarray(grid["final_params"][n][idx]).reshape(-1) for n in traj.params])
+    kept = {**grid["final_params"], **grid.get("final_buffers", {})}  # the flat order: parameters, then buffers
+    mine = np.concatenate([np.asarray(kept[n][idx]).reshape(-1) for n in (*traj.params, *traj.buffers)])
     gap = float(np.max(np.abs(theirs[-1] - mine))) if mine.size else 0.0
     tol = float(tolerance(spec.dtype, theirs, theirs, traj.steps_at)[-1])
     both_nan = not np.all(np.isfinite(theirs[-1])) and not np.all(np.isfinite(mine))

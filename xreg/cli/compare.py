@@ -23,7 +23,7 @@ from xreg.optimizers import muon
 from xreg.semantics import conventions, schedules
 
 
-DESCRIPTION = ("Train one regularized model (linear, logistic, softmax or a one-hidden-layer MLP) in PyTorch, "
+DESCRIPTION = ("Train one regularized model (linear, logistic, softmax, an MLP or a small CNN) in PyTorch, "
                "JAX/Optax and NumPy with the same data, initial parameters and batch order; compare the runs step "
                "by step and explain every difference.")
 
@@ -62,8 +62,16 @@ def _model_flags(p: argparse.ArgumentParser, sweep: bool) -> None:
                    "or gelu-tanh (the tanh approximation, flax's default)")  # fmt: skip
     g.add_argument("--norm", help="norm after each hidden layer of --model mlp: none (default), batch (torch's "
                    "BatchNorm1d) or layer (LayerNorm)")  # fmt: skip
-    g.add_argument("--dropout", type=real, help="dropout probability after each hidden activation of --model mlp, in "
-                   "[0, 1); the masks are drawn once from --seed and shared by every backend")  # fmt: skip
+    g.add_argument("--dropout", type=real, help="dropout probability after each hidden activation of --model mlp (after "
+                   "the pooling of --model cnn), in [0, 1); the masks are drawn once from --seed and shared by every backend")  # fmt: skip
+    g.add_argument("--channels", type=integer, help=f"--model cnn: output channels of its conv2d (default {models.DEFAULT_CONV['channels']}); "
+                   "the cnn reads each row as the dataset's image (digits: 1 x 8 x 8)")  # fmt: skip
+    g.add_argument("--kernel-size", type=integer, help=f"--model cnn: the conv's k x k kernel (default {models.DEFAULT_CONV['kernel_size']})")
+    g.add_argument("--stride", type=integer, help=f"--model cnn: the conv's stride (default {models.DEFAULT_CONV['stride']})")
+    g.add_argument("--padding", type=integer, help="--model cnn: the conv's zero padding on every side, torch's padding=P "
+                   f"(default {models.DEFAULT_CONV['padding']})")  # fmt: skip
+    g.add_argument("--pool", help="--model cnn: max (default) or avg pooling")
+    g.add_argument("--pool-size", type=integer, help=f"--model cnn: the q x q pooling window and stride (default {models.DEFAULT_CONV['pool_size']})")
     g.add_argument("--optimizer", default=optimizers.DEFAULT, help="one of: " + ", ".join(optimizers.OPTIMIZERS))
     g.add_argument("--lr", type=real, default=0.05, help="base learning rate")
     g.add_argument("--lam", type=real, default=0.1, help="regularization strength")
@@ -227,6 +235,7 @@ def spec_from_args(args: argparse.Namespace) -> spec.ExperimentSpec:
         activation=args.activation,
         norm=args.norm,
         dropout=0.0 if args.dropout is None else args.dropout,
+        **{k: getattr(args, k) for k in models.CONV_OPTIONS},
         optimizer=args.optimizer,
         lr=args.lr,
         lam=args.lam,

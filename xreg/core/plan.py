@@ -220,7 +220,7 @@ def initial_params(spec: ExperimentSpec, arch: Architecture, rng: np.random.Gene
         return load_npz(spec.init_from, arch)
     out = {n: np.ones(shape) if n.endswith("weight") else np.zeros(shape)  # a norm's scale 1 and shift 0 (torch's, flax's)
            for n, shape in arch.shapes.items() if n not in arch.dense_names}  # fmt: skip
-    for prefix, fan_in, _ in arch.layers:
+    for prefix, fan_in in arch.init_layers:
         for name in (n for n in (prefix + "weight", prefix + "bias") if n in arch.shapes):
             shape = arch.shapes[name]
             if spec.init == "normal":
@@ -240,16 +240,17 @@ def dropout_multipliers(spec: ExperimentSpec, arch: Architecture, steps: int, ro
     """Each step's dropout multipliers ``keep/(1-p)`` (keep = U >= p) per hidden block, (steps, rows, H),
     drawn from their own generator ``default_rng([seed, 1])`` block by block (the parameters' and the
     batch order's draws are untouched), shared by every backend so the runs stay comparable step by step."""
-    if arch.dropout <= 0 or not arch.hidden:
+    widths = arch.dropout_widths
+    if arch.dropout <= 0 or not widths:
         return ()
-    need = steps * rows * sum(arch.hidden) * 8
+    need = steps * rows * sum(widths) * 8
     if need > DROP_BUDGET_BYTES:
         raise XregInputError(
-            f"The dropout masks would take {need / 2**30:.3g} GiB ({steps} steps x {rows} rows x {sum(arch.hidden)} hidden "
+            f"The dropout masks would take {need / 2**30:.3g} GiB ({steps} steps x {rows} rows x {sum(widths)} dropped "
             f"units x 8 bytes), over {DROP_BUDGET_BYTES / 2**30:g} GiB: run fewer epochs, smaller batches or narrower layers."
         )
     rng = np.random.default_rng([spec.seed, 1])
-    return tuple(np.where(rng.random((steps, rows, h)) >= arch.dropout, 1.0 / (1.0 - arch.dropout), 0.0) for h in arch.hidden)
+    return tuple(np.where(rng.random((steps, rows, h)) >= arch.dropout, 1.0 / (1.0 - arch.dropout), 0.0) for h in widths)
 
 
 def make_plan(spec: ExperimentSpec, n_rows: int, arch: Architecture) -> TrainingPlan:

@@ -66,7 +66,9 @@ class ExperimentSpec:
       hidden, activation: the MLP's hidden widths (one int, or a tuple: any depth; stored as a tuple) and its
         activation ('tanh', 'relu', 'gelu' exact, 'gelu-tanh').
       norm: the MLP's norm after each hidden dense layer: 'none', 'batch' (torch's BatchNorm1d) or 'layer'.
-      dropout: the MLP's dropout probability after each hidden activation, in [0, 1).
+      dropout: the MLP's dropout probability after each hidden activation, in [0, 1) (the cnn's: after the pooling).
+      channels, kernel_size, stride, padding, pool, pool_size: the cnn's conv2d (8 channels, 3x3, stride 1,
+        padding 1) and pooling ('max' or 'avg', 2x2) on rows read as images (the dataset's ``image_shape``).
       optimizer: a torch.optim name in lower case (see :mod:`xreg.semantics.optimizers`).
       lr: base learning rate, > 0.
       lam: regularization strength, >= 0, read through ``convention``.
@@ -106,6 +108,12 @@ class ExperimentSpec:
     activation: str | None = None
     norm: str | None = None
     dropout: float = 0.0
+    channels: int | None = None
+    kernel_size: int | None = None
+    stride: int | None = None
+    padding: int | None = None
+    pool: str | None = None
+    pool_size: int | None = None
     optimizer: str = optimizers.DEFAULT
     lr: float = 0.05
     lam: float = 0.1
@@ -134,18 +142,7 @@ class ExperimentSpec:
 
     def __post_init__(self) -> None:
         row = models.get(self.model)
-        if row.hidden:
-            object.__setattr__(self, "hidden", models.hidden_widths(models.DEFAULT_HIDDEN if self.hidden is None else self.hidden))
-            object.__setattr__(self, "activation", check_choice("activation", self.activation or "tanh", models.ACTIVATIONS))
-            object.__setattr__(self, "norm", check_choice("norm", self.norm or "none", models.NORMS))
-            object.__setattr__(self, "dropout", check_float("dropout", self.dropout, 0.0, 1.0, closed="left"))
-        else:
-            given = [k for k, v in (("hidden", self.hidden), ("activation", self.activation),
-                                    ("norm", None if self.norm == "none" else self.norm), ("dropout", self.dropout or None)) if v is not None]  # fmt: skip
-            if given:
-                raise XregInputError(f"The {' and '.join(repr(k) for k in given)} parameter{'s are' if len(given) > 1 else ' is'} for the "
-                                     f"mlp model (its hidden layers), not '{self.model}'.")  # fmt: skip
-            object.__setattr__(self, "norm", "none")
+        self._check_model_fields(row)
         opt = optimizers.get(self.optimizer)
         check_float("lr", self.lr, 0.0, closed="neither")
         check_float("lam", self.lam, 0.0)
@@ -192,6 +189,30 @@ class ExperimentSpec:
                    else "'decoupled' (the class has no coupled form).")
             )
 
+    def _check_model_fields(self, row: "models.Model") -> None:
+        """The model's own fields resolved (hidden widths, activation, norm, dropout, the cnn's conv), and
+        a field given to a model that has no such part refused."""
+        if row.hidden:
+            object.__setattr__(self, "hidden", models.hidden_widths(models.DEFAULT_HIDDEN if self.hidden is None else self.hidden))
+        if row.layers:
+            object.__setattr__(self, "activation", check_choice("activation", self.activation or "tanh", models.ACTIVATIONS))
+            object.__setattr__(self, "norm", check_choice("norm", self.norm or "none", models.NORMS))
+            object.__setattr__(self, "dropout", check_float("dropout", self.dropout, 0.0, 1.0, closed="left"))
+        if row.name == "cnn":
+            for k, v in models.DEFAULT_CONV.items():
+                object.__setattr__(self, k, v if getattr(self, k) is None else getattr(self, k))
+        misplaced = [k for k, v, ok in (
+            ("hidden", self.hidden, row.hidden), ("activation", self.activation, row.layers),
+            ("norm", None if self.norm in (None, "none") else self.norm, row.layers), ("dropout", self.dropout or None, row.layers),
+            *((k, getattr(self, k), row.name == "cnn") for k in models.CONV_OPTIONS)) if v is not None and not ok]  # fmt: skip
+        if misplaced:
+            where = "the mlp model (its hidden layers)" if misplaced[0] == "hidden" else (
+                "the cnn model" if misplaced[0] in models.CONV_OPTIONS else "the mlp and cnn models")
+            raise XregInputError(f"The {' and '.join(repr(k) for k in misplaced)} parameter{'s are' if len(misplaced) > 1 else ' is'} "
+                                 f"for {where}, not '{self.model}'.")  # fmt: skip
+        if not row.layers:
+            object.__setattr__(self, "norm", "none")
+
     def replace(self, **changes: Any) -> "ExperimentSpec":
         return dataclasses.replace(self, **changes)
 
@@ -224,6 +245,7 @@ class Dataset:
     y_test: np.ndarray
     feature_names: tuple[str, ...]
     target: str = "y"
+    image_shape: tuple[int, int, int] | None = None  # (channels, height, width) where each row is an image, C-major (digits: 1 x 8 x 8)
 
     def __post_init__(self) -> None:
         for label, arr, ndim in (

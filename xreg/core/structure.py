@@ -81,7 +81,9 @@ def decay_groups(spec: ExperimentSpec, names: tuple[str, ...]) -> tuple[tuple[st
 
 def architecture(spec: ExperimentSpec, data: Dataset) -> models.Architecture:
     n_classes = 1 if spec.model == "linear" else data.n_classes
-    arch = models.architecture(spec.model, data.n_features, n_classes, spec.hidden, spec.activation, spec.norm, spec.dropout)
+    conv = {k: getattr(spec, k) for k in models.CONV_OPTIONS}
+    arch = models.architecture(spec.model, data.n_features, n_classes, spec.hidden, spec.activation, spec.norm, spec.dropout,
+                               conv, data.image_shape)  # fmt: skip
     if arch.norm == "batch":
         if min(batch_sizes(spec, data.n_train)) < 2:
             raise XregInputError(

@@ -13,6 +13,7 @@ Labels: ``linear`` takes any real target; ``logistic`` two classes 0/1; ``softma
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import math
 from importlib import resources
@@ -337,7 +338,7 @@ def standardized(data: Dataset) -> Dataset:
                              "deviation in float64 (near 1e308); rescale it in the file first.")  # fmt: skip
     std = np.where(std > 0, std, 1.0)
     return Dataset(f"{data.name} (standardized)", (data.X_train - mean) / std, data.y_train,
-                   (data.X_test - mean) / std, data.y_test, data.feature_names, data.target)  # fmt: skip
+                   (data.X_test - mean) / std, data.y_test, data.feature_names, data.target, data.image_shape)  # fmt: skip
 
 
 def load(
@@ -362,6 +363,8 @@ def load(
         name, X, y, names, column = _default_raw() if source is None else _sklearn_raw(source)
         data = _two_classes(split(name, X, prepare_labels(y, model, map_labels), names, column, test_fraction), model,
                             test_fraction)  # fmt: skip
+        if source == "digits" and data.n_features == 64:  # 8 x 8 grey images, row by row
+            data = dataclasses.replace(data, image_shape=(1, 8, 8))
     else:
         if target is None:
             raise XregInputError(

@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from xreg.core.checks import XregInputError, check_choice, check_int
+from xreg.models import conv
+from xreg.models.conv import POOLS, Conv
 
 NAMES = ("logistic", "linear", "softmax", "mlp")
 ACTIVATIONS = ("tanh", "relu", "gelu", "gelu-tanh")
@@ -75,16 +77,21 @@ class Model:
     """One row of the model table: how many outputs it has for K classes, and its head."""
 
     name: str
-    hidden: bool  # one hidden layer
+    hidden: bool  # hidden dense layers (``hidden``)
     summary: str
     default_init: str
+    layers: bool = False  # norms, activations and dropout (the mlp and the cnn)
 
     def head(self, n_classes: int) -> str:
         if self.name == "linear":
             return "mse"
-        if self.name == "logistic" or (self.name == "mlp" and n_classes == 2):
+        if self.name == "logistic" or (self.layers and n_classes == 2):
             return "bce"
         return "ce"
+
+    @property
+    def convex(self) -> bool:
+        return not self.layers
 
 
 MODELS: dict[str, Model] = {
@@ -93,7 +100,8 @@ MODELS: dict[str, Model] = {
         Model("logistic", False, "binary logistic regression", "zeros"),
         Model("linear", False, "least squares", "zeros"),
         Model("softmax", False, "K-class softmax regression", "zeros"),
-        Model("mlp", True, "one hidden layer, logistic or softmax head", "torch"),
+        Model("mlp", True, "hidden layers (any depth), logistic or softmax head", "torch", layers=True),
+        Model("cnn", False, "conv -> norm -> activation -> pooling on image rows, then a dense head", "torch", layers=True),
     ]
 }
 
@@ -114,10 +122,13 @@ class Architecture:
     activation: str | None = None
     norm: str = "none"  # the hidden blocks' norm: 'none', 'batch' or 'layer'
     dropout: float = 0.0  # the hidden blocks' dropout probability
+    conv: Conv | None = None  # the cnn's convolution and pooling
 
     @property
     def blocks(self) -> tuple[tuple[str, str], ...]:
-        """(dense prefix, norm prefix) of each hidden block, input first."""
+        """(dense or conv prefix, norm prefix) of each hidden block, input first."""
+        if self.conv is not None:
+            return (("conv.", "norm."),)
         if not self.hidden:
             return ()
         if len(self.hidden) == 1:
@@ -127,6 +138,8 @@ class Architecture:
     @property
     def layers(self) -> tuple[tuple[str, int, int], ...]:
         """(name prefix, fan_in, fan_out) of each dense layer, input first."""
+        if self.conv is not None:
+            return (("out.", self.conv.features, self.n_outputs),)
         if not self.hidden:
             return (("", self.n_features, self.n_outputs),)
         fans = (self.n_features, *self.hidden, self.n_outputs)
@@ -138,6 +151,14 @@ class Architecture:
         """Parameter name -> shape, in torch's ``named_parameters()`` order."""
         out: dict[str, tuple[int, ...]] = {}
         norms = dict(self.blocks)
+        if self.conv is not None:
+            c = self.conv
+            out["conv.weight"] = (c.channels, c.image[0], c.kernel, c.kernel)  # OIHW
+            if self.has_bias("conv."):
+                out["conv.bias"] = (c.channels,)
+            if self.norm != "none":  # BatchNorm2d per channel; LayerNorm([C, H', W']) per element of the map
+                affine = (c.channels,) if self.norm == "batch" else (c.channels, *c.out_hw)
+                out.update({"norm.weight": affine, "norm.bias": affine})
         for prefix, fan_in, fan_out in self.layers:
             out[prefix + "weight"] = (fan_out, fan_in)
             if self.has_bias(prefix):
@@ -160,7 +181,7 @@ class Architecture:
         if self.norm != "batch":
             return {}
         out: dict[str, tuple[int, ...]] = {}
-        for (_, norm), width in zip(self.blocks, self.hidden):
+        for (_, norm), width in zip(self.blocks, self.hidden or (self.conv.channels,)):
             out.update({norm + "running_mean": (width,), norm + "running_var": (width,), norm + "num_batches_tracked": ()})
         return out
 
@@ -171,7 +192,18 @@ class Architecture:
     @property
     def dense_names(self) -> tuple[str, ...]:
         """The dense layers' weights and biases (what an init family draws)."""
-        return tuple(p + k for p, _, _ in self.layers for k in ("weight", "bias") if p + k in self.shapes)
+        return tuple(p + k for p, _ in self.init_layers for k in ("weight", "bias") if p + k in self.shapes)
+
+    @property
+    def init_layers(self) -> tuple[tuple[str, int], ...]:
+        """(prefix, fan_in) of each conv or dense layer, input first: what an init family draws, in order."""
+        conv = (("conv.", self.conv.fan_in),) if self.conv is not None else ()
+        return conv + tuple((p, fan_in) for p, fan_in, _ in self.layers)
+
+    @property
+    def dropout_widths(self) -> tuple[int, ...]:
+        """Units each dropout multiplies, per block: the hidden widths, or the cnn's pooled features."""
+        return (self.conv.features,) if self.conv is not None else tuple(self.hidden or ())
 
     @property
     def size(self) -> int:
@@ -180,16 +212,18 @@ class Architecture:
     @property
     def width(self) -> int:
         """The widest activation a row makes (the memory of a batch's forward pass)."""
-        return max((self.n_outputs, *(self.hidden or ())))
+        conv = (self.conv.channels * self.conv.out_hw[0] * self.conv.out_hw[1],) if self.conv is not None else ()
+        return max((self.n_outputs, *(self.hidden or ()), *conv))
 
     @property
     def layered(self) -> bool:
         """Anything but dense layers with tanh or relu between them: a norm, dropout or GELU (the JAX
         backend realizes these with flax.nnx modules; plain dense stacks with the hand-written backward)."""
-        return self.norm != "none" or self.dropout > 0 or self.activation in ("gelu", "gelu-tanh")
+        return self.conv is not None or self.norm != "none" or self.dropout > 0 or self.activation in ("gelu", "gelu-tanh")
 
     def describe(self) -> str:
-        return ", ".join(f"{n} {tuple(s)}" for n, s in self.shapes.items())
+        shapes = ", ".join(f"{n} {tuple(s)}" for n, s in self.shapes.items())
+        return shapes if self.conv is None else f"{self.conv.describe()}; {shapes}"
 
 
 def initial_buffers(arch: Architecture) -> dict[str, Any]:
@@ -212,17 +246,47 @@ def hidden_widths(value) -> tuple[int, ...]:
     return tuple(check_int("hidden", w, 1, MAX_WIDTH) for w in widths)
 
 
+DEFAULT_CONV = {"channels": 8, "kernel_size": 3, "stride": 1, "padding": 1, "pool": "max", "pool_size": 2}
+CONV_OPTIONS = tuple(DEFAULT_CONV)
+
+
+def make_conv(image: tuple[int, int, int] | None, n_features: int, options: dict[str, Any]) -> Conv:
+    """The cnn's conv and pooling from ``options`` (``DEFAULT_CONV``'s names), checked against the image."""
+    if image is None:
+        raise XregInputError("The cnn model reads each row as an image, and these rows have no image shape "
+                             "(a shipped image dataset has one: --data digits, 1 x 8 x 8).")  # fmt: skip
+    if math.prod(image) != n_features:
+        raise XregInputError(f"The image shape {'x'.join(map(str, image))} does not hold the {n_features} features of a row.")
+    o = {**DEFAULT_CONV, **{k: v for k, v in options.items() if v is not None}}
+    conv = Conv(tuple(image), check_int("channels", o["channels"], 1, 4096), check_int("kernel_size", o["kernel_size"], 1, 64),
+                check_int("stride", o["stride"], 1, 64), check_int("padding", o["padding"], 0, 64),
+                check_choice("pool", o["pool"], POOLS), check_int("pool_size", o["pool_size"], 1, 64))  # fmt: skip
+    h, w = image[1:]
+    if min(conv.out_hw) < 1:
+        raise XregInputError(f"A {conv.kernel}x{conv.kernel} kernel with padding {conv.padding} does not fit the {h}x{w} "
+                             "image: use a smaller --kernel-size or more --padding.")  # fmt: skip
+    if min(conv.pooled_hw) < 1:
+        oh, ow = conv.out_hw
+        raise XregInputError(f"A {conv.pool_size}x{conv.pool_size} pooling does not fit the {oh}x{ow} map the conv makes "
+                             f"of the {h}x{w} image: use a --pool-size of at most {min(oh, ow)}.")  # fmt: skip
+    return conv
+
+
 def architecture(model: str, n_features: int, n_classes: int, hidden=None, activation: str | None = None,
-                 norm: str | None = None, dropout: float = 0.0) -> Architecture:  # fmt: skip
-    """The architecture of ``model`` for ``n_features`` inputs and ``n_classes`` classes (1 for regression)."""
+                 norm: str | None = None, dropout: float = 0.0, conv: dict[str, Any] | None = None,
+                 image: tuple[int, int, int] | None = None) -> Architecture:  # fmt: skip
+    """The architecture of ``model`` for ``n_features`` inputs and ``n_classes`` classes (1 for regression);
+    the cnn's ``conv`` options (``DEFAULT_CONV``) read rows as images of shape ``image``."""
     row = get(model)
     head = row.head(n_classes)
     n_out = n_classes if head == "ce" else 1
-    if not row.hidden:
+    if not row.layers:
         return Architecture(model, n_features, n_out, head)
-    hidden = hidden_widths(DEFAULT_HIDDEN if hidden is None else hidden)
     activation = check_choice("activation", activation or "tanh", ACTIVATIONS)
     norm = check_choice("norm", norm or "none", NORMS)
+    if model == "cnn":
+        return Architecture(model, n_features, n_out, head, None, activation, norm, float(dropout), make_conv(image, n_features, conv or {}))
+    hidden = hidden_widths(DEFAULT_HIDDEN if hidden is None else hidden)
     return Architecture(model, n_features, n_out, head, hidden, activation, norm, float(dropout))
 
 
@@ -262,23 +326,65 @@ def activation_derivative(name: str, z, a, xp):
     return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * _GELU_C * (1.0 + 3 * 0.044715 * z * z)
 
 
+def _norm_axes(kind: str, ndim: int) -> tuple[int, ...]:
+    """The axes a norm averages over: batch norm every axis but the channel (1), layer norm every axis but the rows."""
+    return (0, *range(2, ndim)) if kind == "batch" else tuple(range(1, ndim))
+
+
+def _per_channel(v, u):
+    """A per-channel vector (C,) shaped to broadcast against u (N, C, ...)."""
+    return v.reshape((1, -1) + (1,) * (u.ndim - 2))
+
+
 def _normalize(kind: str, u, w, b, buffers, prefix, xp, train: bool, m=None):
-    """Batch or layer norm of the dense output u (m, H): (normalized, affine output, 1/std, new buffers)."""
-    axis = 0 if kind == "batch" else 1
+    """Batch or layer norm of u (N, C) or (N, C, H, W): (normalized, affine output, 1/std, new buffers)."""
+    axes = _norm_axes(kind, u.ndim)
+    if kind == "batch":
+        w, b = _per_channel(w, u), _per_channel(b, u)
     if kind == "batch" and not train:
-        mean, var = buffers[prefix + "running_mean"], buffers[prefix + "running_var"]
+        mean, var = _per_channel(buffers[prefix + "running_mean"], u), _per_channel(buffers[prefix + "running_var"], u)
     else:
-        mean = xp.mean(u, axis=axis, keepdims=True)
-        var = xp.mean((u - mean) ** 2, axis=axis, keepdims=True)  # biased: what normalizes, in both norms
+        mean = xp.mean(u, axis=axes, keepdims=True)
+        var = xp.mean((u - mean) ** 2, axis=axes, keepdims=True)  # biased: what normalizes, in both norms
     inv = 1.0 / xp.sqrt(var + NORM_EPS)
     xhat = (u - mean) * inv
     new = {}
     if kind == "batch" and train and buffers is not None:  # torch: the running variance moves towards the *unbiased* batch variance
-        n, mom = u.shape[0] if m is None else m, BATCH_NORM_MOMENTUM
-        new = {prefix + "running_mean": (1 - mom) * buffers[prefix + "running_mean"] + mom * mean[0],
-               prefix + "running_var": (1 - mom) * buffers[prefix + "running_var"] + mom * var[0] * (n / (n - 1)),
+        n, mom = math.prod(u.shape[a] for a in axes), BATCH_NORM_MOMENTUM
+        new = {prefix + "running_mean": (1 - mom) * buffers[prefix + "running_mean"] + mom * mean.reshape(-1),
+               prefix + "running_var": (1 - mom) * buffers[prefix + "running_var"] + mom * var.reshape(-1) * (n / (n - 1)),
                prefix + "num_batches_tracked": buffers[prefix + "num_batches_tracked"] + 1}  # fmt: skip
     return xhat, xhat * w + b, inv, new
+
+
+def _block(arch: Architecture, params, z, prefix: str, xp, buffers, train: bool):
+    """The norm and activation of one block's pre-activation z: (activation, what the backward pass reads, moved buffers)."""
+    block: dict[str, Any] = {}
+    u, moved = z, {}
+    if arch.norm != "none":
+        block["xhat"], u, block["inv"], moved = _normalize(arch.norm, z, params[prefix + "weight"], params[prefix + "bias"],
+                                                           buffers, prefix, xp, train)  # fmt: skip
+    a = activate(arch.activation, u, xp)
+    block["u"], block["a"] = u, a
+    return a, block, moved
+
+
+def _cnn_forward(arch: Architecture, params, X, xp, buffers, drop, train):
+    """conv -> norm -> activation -> pool -> flatten (C-major) -> dropout: the head's input and the kept values."""
+    c = arch.conv
+    x = X.reshape((X.shape[0], *c.image))
+    P = conv.patches(x, c, xp)
+    z = conv.conv_forward(P, params["conv.weight"], xp)
+    if arch.has_bias("conv."):
+        z = z + _per_channel(params["conv.bias"], z)
+    a, block, moved = _block(arch, params, z, "norm.", xp, buffers, train)
+    pooled, block["choice"] = conv.pool_forward(a, c, xp)
+    block["P"], block["shape"] = P, a.shape
+    h = pooled.reshape(X.shape[0], -1)
+    if drop is not None and arch.dropout > 0:
+        block["drop"] = drop[0]
+        h = h * drop[0]
+    return h, block, moved
 
 
 def forward(arch: Architecture, params: dict[str, Any], X, xp, keep: bool = False, *, buffers=None, drop=None,
@@ -288,6 +394,9 @@ def forward(arch: Architecture, params: dict[str, Any], X, xp, keep: bool = Fals
     statistics (eval mode normalizes by them; train mode returns them moved); ``drop``: per hidden block the
     dropout multiplier ``keep/(1-p)`` of each row (m, H), or None (eval mode: no dropout)."""
     h, kept, new = X, [], {}
+    if arch.conv is not None:
+        h, cblock, new = _cnn_forward(arch, params, X, xp, buffers, drop, train)
+        new = dict(new)
     norms = dict(arch.blocks)
     for i, (prefix, _, _) in enumerate(arch.layers):
         z = h @ params[prefix + "weight"].T
@@ -297,20 +406,15 @@ def forward(arch: Architecture, params: dict[str, Any], X, xp, keep: bool = Fals
             kept.append((h, z, None))
             h = z
             break
-        block: dict[str, Any] = {}
-        u = z
-        if arch.norm != "none":
-            n = norms[prefix]
-            block["xhat"], u, block["inv"], moved = _normalize(arch.norm, z, params[n + "weight"], params[n + "bias"],
-                                                               buffers, n, xp, train)  # fmt: skip
-            new.update(moved)
-        a = activate(arch.activation, u, xp)
-        block["u"], block["a"] = u, a
+        a, block, moved = _block(arch, params, z, norms[prefix], xp, buffers, train)
+        new.update(moved)
         if drop is not None and arch.dropout > 0:
             block["drop"] = drop[i]
             a = a * drop[i]
         kept.append((h, z, block))
         h = a
+    if arch.conv is not None:
+        kept.insert(0, (X, None, cblock))
     return (h, (kept, new)) if keep else h
 
 
@@ -367,24 +471,33 @@ def backward(arch: Architecture, params: dict[str, Any], X, y, xp, valid=None, m
     loss = xp.sum(per) / m
     grads = {}
     norms = dict(arch.blocks)
+    cnn = arch.conv is not None
     for i in range(len(arch.layers) - 1, -1, -1):
         prefix = arch.layers[i][0]
-        inp = kept[i][0]
+        inp = kept[i + cnn][0]
         if rows_first and delta.shape[1] == 1:
             grads[prefix + "weight"] = xp.sum(inp * delta, axis=0)[None, :]
         else:
             grads[prefix + "weight"] = (inp.T @ delta).T  # not delta.T @ inp: XLA batches this form 5x faster under vmap
         if arch.has_bias(prefix):
             grads[prefix + "bias"] = xp.ones(delta.shape[0], delta.dtype) @ delta  # a product, as the weight's
-        if not i:
+        if not i and not cnn:
             break
-        below, block = arch.layers[i - 1][0], kept[i - 1][2]
+        below, block = (arch.layers[i - 1][0], kept[i - 1][2]) if i else ("conv.", kept[0][2])
         d = delta @ params[prefix + "weight"]
         if "drop" in block:
             d = d * block["drop"]
+        if not i:  # the cnn's pooling, then its conv block: the last step of the backward pass
+            d = conv.pool_backward(d.reshape((d.shape[0], arch.conv.channels, *arch.conv.pooled_hw)), block["choice"],
+                                   block["shape"], arch.conv, xp)  # fmt: skip
         delta = d * activation_derivative(arch.activation, block["u"], block["a"], xp)
         if arch.norm != "none":
             delta = _norm_backward(arch.norm, delta, block, params, norms[below], grads, xp)
+        if not i:
+            grads["conv.weight"] = conv.conv_weight_grad(block["P"], delta, xp)
+            if arch.has_bias("conv."):
+                grads["conv.bias"] = xp.sum(delta, axis=(0, 2, 3))
+            break
     out = (loss, {n: grads[n] for n in arch.names})
     return (*out, moved) if with_buffers else out
 
@@ -392,13 +505,15 @@ def backward(arch: Architecture, params: dict[str, Any], X, y, xp, valid=None, m
 def _norm_backward(kind: str, du, block, params, prefix: str, grads: dict, xp):
     """The gradient of a batch or layer norm: its affine parameters' into ``grads``, the input's returned.
     With xhat = (u - mean)*inv: du_in = inv*(dxhat - mean(dxhat) - xhat*mean(dxhat*xhat)) over the
-    normalized axis (the batch for batch norm, the features for layer norm)."""
+    normalized axes (the rows and the map for batch norm, the features of a row for layer norm)."""
     xhat, inv = block["xhat"], block["inv"]
-    grads[prefix + "weight"] = xp.sum(du * xhat, axis=0)
-    grads[prefix + "bias"] = xp.sum(du, axis=0)
-    dxhat = du * params[prefix + "weight"]
-    axis = 0 if kind == "batch" else 1
-    return inv * (dxhat - xp.mean(dxhat, axis=axis, keepdims=True) - xhat * xp.mean(dxhat * xhat, axis=axis, keepdims=True))
+    axes = _norm_axes(kind, du.ndim)
+    affine = axes if kind == "batch" else (0,)  # the axes the affine parameters are shared over
+    grads[prefix + "weight"] = xp.sum(du * xhat, axis=affine)
+    grads[prefix + "bias"] = xp.sum(du, axis=affine)
+    w = params[prefix + "weight"]
+    dxhat = du * (_per_channel(w, du) if kind == "batch" else w)
+    return inv * (dxhat - xp.mean(dxhat, axis=axes, keepdims=True) - xhat * xp.mean(dxhat * xhat, axis=axes, keepdims=True))
 
 
 def check_labels(model: str, y, n_classes: int) -> None:

@@ -22,6 +22,7 @@ that ``jax.grad`` differentiates and ``jax.jit``/``lax.scan`` compile.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import jax
@@ -37,16 +38,19 @@ ACTIVATIONS = {"tanh": jnp.tanh, "relu": nnx.relu, "gelu": functools.partial(nnx
 
 class TorchBatchNorm(nnx.BatchNorm):
     """``nnx.BatchNorm`` whose running variance moves towards the unbiased batch variance, as torch's does.
-    ``mask`` (rows, 1): the batch's real rows (a padded batch's statistics count only those)."""
+    Features on the last axis (NHWC for images); ``mask`` (rows, 1, ...): the batch's real rows (a padded
+    batch's statistics count only those)."""
 
     def __call__(self, x, use_running_average=None, *, mask=None):
         if use_running_average:
             return super().__call__(x, use_running_average=True)
-        mean, var = _compute_stats(x, (0,), dtype=self.dtype, use_fast_variance=False, mask=mask)
-        n = x.shape[0] if mask is None else jnp.sum(mask).astype(x.dtype)
+        axes = tuple(range(x.ndim - 1))
+        mean, var = _compute_stats(x, axes, dtype=self.dtype, use_fast_variance=False, mask=mask)
+        per_row = math.prod(x.shape[1:-1])
+        n = x.shape[0] * per_row if mask is None else jnp.sum(mask).astype(x.dtype) * per_row
         self.mean[...] = self.momentum * self.mean[...] + (1 - self.momentum) * mean
         self.var[...] = self.momentum * self.var[...] + (1 - self.momentum) * var * (n / (n - 1))
-        return _normalize(x, mean, var, self.scale[...], self.bias[...], (0,), (1,), self.dtype, self.epsilon)
+        return _normalize(x, mean, var, self.scale[...], self.bias[...], axes, (x.ndim - 1,), self.dtype, self.epsilon)
 
 
 class FlaxMLP(nnx.Module):
@@ -76,11 +80,56 @@ class FlaxMLP(nnx.Module):
         return self.out(x)
 
 
+class FlaxCNN(nnx.Module):
+    """``nnx.Conv`` (HWIO kernel, torch's symmetric padding as explicit pairs) -> norm -> activation ->
+    ``nnx.max_pool``/``nnx.avg_pool`` (``VALID``) -> flatten in torch's C-major order -> dropout -> out, on
+    NHWC images (flax's layout): batch norm per channel on the last axis; layer norm over the whole map,
+    as torch's ``LayerNorm([C, H', W'])`` (its affine parameters held in (H', W', C) order)."""
+
+    def __init__(self, arch: models.Architecture, dtype, rngs: nnx.Rngs):
+        c = self.spec = arch.conv
+        self.arch = arch
+        self.conv = nnx.Conv(c.image[0], c.channels, (c.kernel, c.kernel), strides=(c.stride, c.stride),
+                             padding=((c.padding, c.padding), (c.padding, c.padding)), use_bias=arch.has_bias("conv."),
+                             param_dtype=dtype, rngs=rngs)  # fmt: skip
+        if arch.norm == "batch":
+            self.norm = TorchBatchNorm(c.channels, momentum=1 - models.BATCH_NORM_MOMENTUM, epsilon=models.NORM_EPS,
+                                       use_fast_variance=False, param_dtype=dtype, rngs=rngs)  # fmt: skip
+        elif arch.norm == "layer":
+            self.norm = nnx.LayerNorm(c.channels * math.prod(c.out_hw), epsilon=models.NORM_EPS, use_fast_variance=False,
+                                      param_dtype=dtype, rngs=rngs)  # fmt: skip
+        self.out = nnx.Linear(c.features, arch.n_outputs, param_dtype=dtype, rngs=rngs)
+
+    def __call__(self, x, drop, mask, train: bool):
+        c, n = self.spec, x.shape[0]
+        x = self.conv(x.reshape(n, *c.image).transpose(0, 2, 3, 1))  # NCHW rows -> NHWC
+        if self.arch.norm == "batch":
+            x = self.norm(x, use_running_average=not train, mask=None if mask is None else mask[:, :, None, None])
+        elif self.arch.norm == "layer":
+            x = self.norm(x.reshape(n, -1)).reshape(x.shape)
+        window = (c.pool_size, c.pool_size)
+        x = (nnx.max_pool if c.pool == "max" else nnx.avg_pool)(ACTIVATIONS[self.arch.activation](x), window, strides=window)
+        x = x.transpose(0, 3, 1, 2).reshape(n, -1)  # torch's flatten order: channel, row, column
+        if train and drop is not None:
+            x = x * drop[0]
+        return self.out(x)
+
+
+def _kernel(w):
+    """torch's weight in flax's layout: (out, in) -> (in, out); OIHW -> HWIO."""
+    return w.transpose(2, 3, 1, 0) if w.ndim == 4 else w.T
+
+
+def _hwc(a):
+    """A (C, H, W) layer-norm parameter in flax's flattened (H, W, C) order; others as they are."""
+    return a.transpose(1, 2, 0).reshape(-1) if a.ndim == 3 else a
+
+
 # flax's variable of a module -> how it is read from torch's named parameters and buffers
 _FROM_TORCH = {
-    "kernel": lambda p, b, name: p[name + ".weight"].T,
-    "bias": lambda p, b, name: p[name + ".bias"],
-    "scale": lambda p, b, name: p[name + ".weight"],
+    "kernel": lambda p, b, name: _kernel(p[name + ".weight"]),
+    "bias": lambda p, b, name: _hwc(p[name + ".bias"]),
+    "scale": lambda p, b, name: _hwc(p[name + ".weight"]),
     "mean": lambda p, b, name: b[name + ".running_mean"],
     "var": lambda p, b, name: b[name + ".running_var"],
 }
@@ -91,14 +140,14 @@ class Net:
 
     def __init__(self, arch: models.Architecture, dtype):
         self.arch = arch
-        self.graphdef, state = nnx.split(FlaxMLP(arch, dtype, nnx.Rngs(0)))
+        self.graphdef, state = nnx.split((FlaxCNN if arch.conv is not None else FlaxMLP)(arch, dtype, nnx.Rngs(0)))
         leaves, self.treedef = jax.tree_util.tree_flatten_with_path(state)
         self.keys = [tuple(str(getattr(e, "key", getattr(e, "name", e))) for e in path)[:2] for path, _ in leaves]
 
     def apply(self, params, buffers, X, drop=None, mask=None, train: bool = True):
         """(logits, moved buffers): the forward pass in train mode (batch statistics, the step's dropout) or
         eval mode (running statistics, no dropout); ``mask`` (rows,) the real rows of a padded batch."""
-        leaves = [_FROM_TORCH[field](params, buffers, module) for module, field in self.keys]
+        leaves = [jnp.asarray(_FROM_TORCH[field](params, buffers, module)) for module, field in self.keys]
         net = nnx.merge(self.graphdef, jax.tree_util.tree_unflatten(self.treedef, leaves))
         z = net(X, drop, None if mask is None else mask[:, None], train)
         if not train or self.arch.norm != "batch":

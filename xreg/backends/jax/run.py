@@ -228,14 +228,14 @@ class _Program:
         return (rows, loss, pen, *self.metrics(jax.tree.map(lambda p: p[at], rows), X, y, Xt, yt))
 
     def fit(self, start, hp, X, y, Xt, yt, idx, valid, ms, epochs, drop, batched=False):
-        """The run with nothing recorded along the way: the final parameters and the metrics at them
+        """The run with nothing recorded along the way: the final parameters (and buffers) and the metrics at them
         (what a sweep keeps of each grid point; the scan carries only the optimizer state).
         ``batched``: traced under vmap (a sweep), which wants the gradient's matrix-product form."""
         TRACES[self.s] += 1
         body = self._body(X, y, hp, batched)
         (final, buffers, _), _ = jax.lax.scan(body, (*start, self.init(start[0], hp)), (idx, valid, ms, epochs, drop))
         ends = jax.tree.map(lambda p: p[None], (final, buffers))
-        return final, *(v[0] for v in self.metrics(ends, X, y, Xt, yt))
+        return {**final, **buffers}, *(v[0] for v in self.metrics(ends, X, y, Xt, yt))  # buffers: batch norm's, by name
 
     def metrics(self, ends, X, y, Xt, yt, with_loss=True):
         """Mean loss and accuracies at the (params, buffers) rows ``ends``, in eval mode."""
@@ -475,6 +475,9 @@ def sweep(specs: list[ExperimentSpec], data: Dataset, platform: str | None = Non
             params = out.setdefault("final_params", {k: np.full((n, *np.shape(v)), np.nan) for k, v in plan.params0.items()})
             for k in params:
                 params[k][members] = final[k]
+            buffers = out.setdefault("final_buffers", {k: np.full((n, *np.shape(v)), np.nan) for k, v in plan.buffers0.items()})
+            for k in buffers:
+                buffers[k][members] = final[k]
     out["devices"] = [str(d) for d in devs]
     out["structures"] = len(groups)
     out["compilations"] = sum(TRACES.values()) - traces

@@ -80,7 +80,36 @@ class MLP(torch.nn.Module):
         return self.out(x)
 
 
+class CNN(torch.nn.Module):
+    """``nn.Conv2d -> nn.BatchNorm2d | nn.LayerNorm([C, H', W']) -> activation -> nn.MaxPool2d | nn.AvgPool2d
+    -> flatten -> dropout -> out``, on the rows viewed as (C_in, H, W) images; named as :mod:`xreg.models`."""
+
+    def __init__(self, arch: models.Architecture, dtype: torch.dtype):
+        super().__init__()
+        c = self.spec = arch.conv
+        self.arch = arch
+        self.conv = torch.nn.Conv2d(c.image[0], c.channels, c.kernel, c.stride, c.padding, bias=arch.has_bias("conv."), dtype=dtype)
+        if arch.norm == "batch":
+            self.norm = torch.nn.BatchNorm2d(c.channels, dtype=dtype)
+        elif arch.norm == "layer":
+            self.norm = torch.nn.LayerNorm([c.channels, *c.out_hw], dtype=dtype)
+        self.act = ACTIVATION_MODULES[arch.activation]()
+        self.pool = (torch.nn.MaxPool2d if c.pool == "max" else torch.nn.AvgPool2d)(c.pool_size)
+        self.out = torch.nn.Linear(c.features, arch.n_outputs, dtype=dtype)
+
+    def forward(self, x: torch.Tensor, drop: list[torch.Tensor] | None = None) -> torch.Tensor:
+        x = self.conv(x.reshape(x.shape[0], *self.spec.image))
+        if self.arch.norm != "none":
+            x = self.norm(x)
+        x = self.pool(self.act(x)).flatten(1)
+        if drop is not None:
+            x = x * drop[0]
+        return self.out(x)
+
+
 def build_module(arch: models.Architecture, dtype: torch.dtype) -> torch.nn.Module:
+    if arch.conv is not None:
+        return CNN(arch, dtype)
     if arch.hidden is None:
         return torch.nn.Linear(arch.n_features, arch.n_outputs, dtype=dtype)
     return MLP(arch, dtype)
@@ -244,7 +273,7 @@ def _init(s: Structure, hp: Mapping[str, Any], params0: Mapping[str, np.ndarray]
 
 
 def _forward(model: torch.nn.Module, X: torch.Tensor, drop: list[torch.Tensor] | None) -> torch.Tensor:
-    return model(X, drop) if isinstance(model, MLP) else model(X)
+    return model(X, drop) if isinstance(model, (MLP, CNN)) else model(X)
 
 
 def _advance(state: State, epoch_end: bool, X: torch.Tensor, y: torch.Tensor, drop=None) -> tuple[float, float]:
