@@ -303,3 +303,143 @@ def test_planted_layer_bugs_are_mismatches(bug, monkeypatch, digits_inner):
         monkeypatch.setitem(models.__dict__, "_erf", lambda xp: (lambda x: xp.tanh(np.sqrt(2 / np.pi) * np.sqrt(2) * (x + 0.044715 * 2 * x**3))))
     pair = agreement.compare_pair(ref, backends.train("numpy", spec, digits_inner))
     assert pair.first_divergence_step is not None and pair.first_divergence_step <= 12, (bug, pair.first_divergence_step)
+
+
+# ---- the naive layer ports: each convention acts alone, is named, and its printed fix runs -----------------------
+from xreg.semantics import layers as layer_conventions  # noqa: E402
+
+NAIVE_MODELS = {  # a model on which each acting convention shows (SGD with momentum: its optax alias is exact)
+    "cnn": dict(model="cnn", norm="batch", activation="gelu", stride=2),
+    "mlp-layer": dict(model="mlp", hidden=(32, 16), norm="layer", activation="gelu"),
+}
+NAIVE_CASES = [(m, code) for m, kw in NAIVE_MODELS.items() for code in layer_conventions.CODES]
+
+
+def _naive_spec(model: str) -> ExperimentSpec:
+    return ExperimentSpec(**NAIVE_MODELS[model], optimizer="sgd", options={"momentum": 0.9}, lr=0.05, lam=1e-3, epochs=2,
+                          batch_size=128, shuffle=True, seed=1)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def naive_refs(digits):
+    return {m: backends.train("torch", _naive_spec(m), digits) for m in NAIVE_MODELS}
+
+
+@pytest.mark.parametrize("model, code", [pytest.param(m, c, marks=[] if (m, c) == ("cnn", "flatten-order") else [pytest.mark.slow])
+                                         for m, c in NAIVE_CASES], ids=[f"{m}-{c}" for m, c in NAIVE_CASES])  # fmt: skip
+def test_each_naive_layer_convention_acts_alone(model, code, digits, naive_refs):
+    """The JAX run with only this naive layer (torch's argument copied into flax, or flax's default kept):
+    a mismatch within the first steps where the table says it acts (init: from step 0), the torch match
+    where it does not; its cause names it."""
+    from xreg.analysis.outcomes import naive_cause
+    from xreg.core.structure import architecture
+
+    spec = _naive_spec(model).replace(naive_layers=(code,), port="naive")
+    acts = code == "init" or layer_conventions.CONVENTIONS[code].acts(architecture(spec, digits))
+    pair = agreement.compare_pair(naive_refs[model], backends.train("jax", spec, digits))
+    cause = naive_cause(spec, digits)
+    if acts:
+        assert pair.first_divergence_step is not None and pair.first_divergence_step <= 1, (code, pair.first_divergence_step)
+        assert pair.max_abs_diff > 1e-9 and cause is not None and cause.startswith(code + ":"), (code, pair.max_abs_diff, cause)
+    else:
+        assert pair.first_divergence_step is None, (code, pair.max_abs_diff)
+        assert cause is None
+
+
+def test_acting_sets_follow_the_model(digits):
+    from xreg.core.structure import architecture
+
+    arch = lambda **kw: architecture(ExperimentSpec(**kw), digits)  # noqa: E731
+    assert layer_conventions.acting(arch(model="cnn", norm="batch", activation="gelu", stride=2)) == (
+        "bn-momentum", "bn-running-var", "bn-stats-float32", "gelu-form", "same-padding", "kernel-layout", "flatten-order")
+    assert "same-padding" not in layer_conventions.acting(arch(model="cnn"))  # 3x3, stride 1, padding 1: SAME is the same map
+    assert layer_conventions.acting(arch(model="mlp", norm="layer")) == ("ln-eps",)
+    assert layer_conventions.acting(arch(model="mlp")) == ()
+
+
+@pytest.mark.parametrize("model", list(NAIVE_MODELS))
+def test_printed_layer_fixes_run_and_compute_torchs_layer(model, digits):
+    """Every fix the comparison prints for a naive layer is Python that runs (after FIX_IMPORTS) and computes
+    what torch's layer computes on the same input and parameters: the norms (train-mode output and moved
+    running statistics), the conv, GELU, the kernel conversion and the flatten."""
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from xreg.core.structure import architecture
+
+    spec = _naive_spec(model)
+    arch = architecture(spec, digits)
+    net = build_module(arch, torch.float64)
+    rng = np.random.default_rng(11)
+    namespace: dict = {}
+    exec(layer_conventions.FIX_IMPORTS, namespace)
+    checked = set()
+    with jax.enable_x64(True):
+        for code in layer_conventions.acting(arch):
+            text = layer_conventions.fix_code(code, arch)
+            fix = eval(text, namespace)  # noqa: S307  the printed code itself
+            fix = fix[0] if isinstance(fix, list) else fix  # one per hidden block: the first block's
+            if code in ("bn-momentum", "bn-running-var", "bn-stats-float32", "ln-eps"):
+                torch_norm = net.norm if arch.conv is not None else net.norm1
+                if hasattr(torch_norm, "reset_running_stats"):
+                    torch_norm.reset_running_stats()  # each fix is a fresh layer: so is torch's
+                shape = (9, arch.conv.channels, 4, 4) if code.startswith("bn") else (9, 32)
+                x = rng.normal(size=shape) * 2 + 0.5
+                ref = torch_norm(torch.as_tensor(x)).detach().numpy()
+                fx = jnp.asarray(x.transpose(0, 2, 3, 1) if x.ndim == 4 else x)
+                out = np.asarray(fix(fx))
+                np.testing.assert_allclose(out.transpose(0, 3, 1, 2) if x.ndim == 4 else out, ref, rtol=0, atol=1e-13)
+                if code.startswith("bn"):
+                    np.testing.assert_allclose(np.asarray(fix.var[...]), torch_norm.running_var.detach().numpy(), rtol=1e-14)
+                    np.testing.assert_allclose(np.asarray(fix.mean[...]), torch_norm.running_mean.detach().numpy(), atol=1e-15)
+            elif code == "gelu-form":
+                x = rng.normal(size=(5, 7)) * 3
+                np.testing.assert_allclose(np.asarray(fix(jnp.asarray(x))), torch.nn.GELU()(torch.as_tensor(x)).numpy(), rtol=0, atol=1e-15)
+            elif code == "same-padding":
+                x = rng.normal(size=(3, *arch.conv.image))
+                leaves = nnx.state(fix)
+                fix.kernel[...] = jnp.asarray(net.conv.weight.detach().numpy().transpose(2, 3, 1, 0))
+                out = np.asarray(fix(jnp.asarray(x.transpose(0, 2, 3, 1)))).transpose(0, 3, 1, 2)
+                np.testing.assert_allclose(out, net.conv(torch.as_tensor(x)).detach().numpy(), rtol=0, atol=1e-13)
+                assert leaves is not None
+            elif code == "kernel-layout":
+                w = net.conv.weight.detach().numpy()
+                np.testing.assert_array_equal(np.asarray(fix(jnp.asarray(w))), w.transpose(2, 3, 1, 0))
+            elif code == "flatten-order":
+                x = rng.normal(size=(2, arch.conv.channels, *arch.conv.pooled_hw))
+                np.testing.assert_array_equal(np.asarray(fix(jnp.asarray(x.transpose(0, 2, 3, 1)))), x.reshape(2, -1))
+            checked.add(code)
+    assert checked == set(layer_conventions.acting(arch))
+
+
+def test_explain_layers_prints_every_convention(capsys):
+    from xreg.cli import main
+
+    assert main(["explain", "layers"]) == 0
+    out = capsys.readouterr().out
+    for c in layer_conventions.CONVENTIONS.values():
+        assert f"{c.code} ({c.layer})" in out and c.naive in out
+
+
+def test_init_families_draw_each_frameworks_default():
+    """--init torch|flax|keras: nn.Linear/nn.Conv2d's U(+-1/sqrt(fan_in)) for weight and bias; flax's
+    lecun_normal (truncated at 2 sigma, std sqrt(1/fan_in)) and zero bias; Keras's glorot_uniform
+    U(+-sqrt(6/(fan_in + fan_out))) and zero bias; the norms' scale 1 and shift 0 in all three."""
+    from xreg.core.plan import initial_params
+
+    arch = models.architecture("cnn", 64, 10, None, "relu", "layer", 0.0, {"channels": 64}, (1, 8, 8))
+    spec = ExperimentSpec(model="cnn", channels=64, norm="layer")
+    draw = {k: initial_params(spec.replace(init=k), arch, np.random.default_rng(0)) for k in ("torch", "flax", "keras")}
+    fan_in, fan_out = 1 * 9, 64 * 9  # conv: C_in*k*k and C_out*k*k
+    w = {k: v["conv.weight"] for k, v in draw.items()}
+    assert np.max(np.abs(w["torch"])) <= 1 / 3 and np.max(np.abs(w["torch"])) > 0.32
+    assert np.max(np.abs(draw["torch"]["conv.bias"])) <= 1 / 3 and np.any(draw["torch"]["conv.bias"] != 0)
+    std = np.sqrt(1 / fan_in) / 0.87962566103423978
+    assert np.max(np.abs(w["flax"])) <= 2 * std and abs(np.std(w["flax"]) - np.sqrt(1 / fan_in)) < 0.05 * np.sqrt(1 / fan_in)
+    bound = np.sqrt(6 / (fan_in + fan_out))
+    assert np.max(np.abs(w["keras"])) <= bound and np.max(np.abs(w["keras"])) > 0.95 * bound
+    for k in ("flax", "keras"):
+        assert not np.any(draw[k]["conv.bias"]) and not np.any(draw[k]["out.bias"])
+    for k in draw:
+        assert np.all(draw[k]["norm.weight"] == 1) and not np.any(draw[k]["norm.bias"])

@@ -9,6 +9,7 @@ from xreg import backends, optimizers
 from xreg.core.checks import XregInputError, check_choice
 from xreg.core.spec import Dataset, ExperimentSpec, Trajectory
 from xreg.core.structure import architecture, structure
+from xreg.semantics import layers
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class RunRequest:
     lam: float | None = None  # None: the base spec's lam
     skip: str | None = None  # why this run is listed but not made (e.g. its derived lam overflows)
     group_decay: tuple[tuple[str, float], ...] | None = None  # None: the base spec's (a derived run scales them as lam)
+    naive_layers: tuple[str, ...] = ()  # a naive port's layer conventions (xreg.semantics.layers)
 
     def spec_for(self, base: ExperimentSpec) -> ExperimentSpec:
         """The run's full spec (validated: a bad combination raises XregInputError here)."""
@@ -26,11 +28,12 @@ class RunRequest:
         if self.port == "naive" and self.backend != "jax":
             raise XregInputError(f"Naive ports are optax chains: use backend 'jax', not {self.backend!r}.")
         lam = base.lam if self.lam is None or self.skip else self.lam
-        spec = base.replace(convention=self.convention, port=self.port, lam=lam)
+        spec = base.replace(convention=self.convention, port=self.port, lam=lam, naive_layers=())  # exact runs: torch's layers
         if self.group_decay is not None and not self.skip:
             spec = spec.replace(group_decay=self.group_decay)
         if self.port == "naive":
             optimizers.check_naive(spec.optimizer, spec.convention)
+            spec = spec.replace(naive_layers=self.naive_layers or base.naive_layers)
         return spec
 
 
@@ -59,6 +62,18 @@ class RunOutcome:
 
 
 def naive_cause(spec: ExperimentSpec, data: Dataset) -> str | None:
-    """Why the naive optax port of ``spec`` drifts from torch (None where the alias is exact)."""
-    s = structure(spec, architecture(spec, data))
-    return optimizers.naive_cause(spec.optimizer, spec.options, spec.convention, s.decays_everything)
+    """Why the naive port of ``spec`` drifts from torch: its optax alias and its flax layers (None where
+    both are exact)."""
+    arch = architecture(spec, data)
+    s = structure(spec, arch)
+    why = [optimizers.naive_cause(spec.optimizer, spec.options, spec.convention, s.decays_everything)]
+    why += [f"{code}: {layers.cause_text(code, arch)}" for code in spec.naive_layers
+            if code == "init" or layers.CONVENTIONS[code].acts(arch)]  # fmt: skip
+    why = [w for w in why if w]
+    return "; ".join(why) if why else None
+
+
+def naive_layers_for(spec: ExperimentSpec, data: Dataset, asked: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """The layer conventions a naive port of ``spec`` computes: those asked for, else every one that acts
+    on the model (:func:`xreg.semantics.layers.acting`)."""
+    return tuple(asked) if asked else layers.acting(architecture(spec, data))

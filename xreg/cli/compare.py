@@ -20,6 +20,7 @@ from xreg.core.checks import XregInputError
 from xreg.io import data
 from xreg import optimizers
 from xreg.optimizers import muon
+from xreg.semantics import layers as layer_conventions
 from xreg.semantics import conventions, schedules
 
 
@@ -115,7 +116,11 @@ def _run_flags(p: argparse.ArgumentParser, sweep: bool) -> None:
                        help="repeatable; a backend that re-runs the verified points: torch or numpy (default: both)")
     else:
         g.add_argument("--backend", action="append", help="repeatable; one of: " + ", ".join(backends.NAMES))
-        g.add_argument("--naive", action="store_true", help="add the naive optax port (jax) of the optimizer")
+        g.add_argument("--naive", action="store_true", help="add the naive port (jax): the optimizer's optax alias and, for "
+                       "--model mlp/cnn, flax's layers with torch's arguments copied literally (every layer convention "
+                       "that acts on the model; see xreg explain layers)")  # fmt: skip
+        g.add_argument("--naive-layer", action="append", metavar="CODE", help="repeatable; the naive port with only these "
+                       "layer conventions (implies --naive): " + ", ".join(layer_conventions.CODES))  # fmt: skip
     g.add_argument("--epochs", type=integer, default=1000, help="passes over the training rows")
     g.add_argument("--batch-size", type=integer, help="rows per batch (default: full batch)")
     g.add_argument("--shuffle", action="store_true", help="reshuffle the rows every epoch (shared permutation)")
@@ -236,6 +241,7 @@ def spec_from_args(args: argparse.Namespace) -> spec.ExperimentSpec:
         norm=args.norm,
         dropout=0.0 if args.dropout is None else args.dropout,
         **{k: getattr(args, k) for k in models.CONV_OPTIONS},
+        naive_layers=tuple(getattr(args, "naive_layer", None) or ()),
         optimizer=args.optimizer,
         lr=args.lr,
         lam=args.lam,
@@ -366,7 +372,7 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg compare") -> int:
     ds = load_data(args, base.model)
     runs.check(base, ds)
     sizes = batch_sizes(base, ds.n_train)
-    requests = runs.requests_from(base, sizes, ds, args.backend, args.convention, args.naive)
+    requests = runs.requests_from(base, sizes, ds, args.backend, args.convention, args.naive or bool(args.naive_layer))
     if scenario is not None:
         _check_expected_pairs(scenario, runs.labels_of(base, requests))
     _check_output_flags(args)

@@ -69,11 +69,18 @@ def explain(name: str, lr: float | None = None, lam: float | None = None, option
 
 def run(argv: Sequence[str]) -> int:
     p = Parser(prog="xreg explain", description="Print how torch, optax and the naive optax port apply weight "
-               "decay for one optimizer, from the code that runs them.")  # fmt: skip
-    p.add_argument("optimizer", help="one of: " + ", ".join(optimizers.OPTIMIZERS))
+               "decay for one optimizer, from the code that runs them; or ('layers') where torch, flax and Keras "
+               "layers differ by default.")  # fmt: skip
+    p.add_argument("optimizer", help="one of: " + ", ".join(optimizers.OPTIMIZERS) + "; or 'layers': the table of layer "
+                   "conventions (batch and layer norm, GELU, conv padding and layout, flatten order, init)")  # fmt: skip
     p.add_argument("--lr", type=real, help="your learning rate (default: torch's)")
     p.add_argument("--weight-decay", type=real, help=f"your weight_decay (default: {EXAMPLE_LAM} as an example)")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="your value of a torch option (repeatable)")
     args = p.parse_args(list(argv))
+    if args.optimizer == "layers":
+        from xreg.semantics import layers
+
+        print(layers.table_text())
+        return EXIT_MATCH
     print(explain(args.optimizer, args.lr, args.weight_decay, pairs(args.option, "--option")))
     return EXIT_MATCH

@@ -216,21 +216,39 @@ def load_npz(path: str, arch: Architecture) -> dict[str, np.ndarray]:
 
 
 def initial_params(spec: ExperimentSpec, arch: Architecture, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The start: ``init_from``'s arrays, or each conv and dense layer's weight then bias drawn in turn from
+    ``rng`` by the init family: torch (``nn.Linear``/``nn.Conv2d``: kaiming_uniform(a=sqrt(5)) =
+    U(+-1/sqrt(fan_in)), the bias too), flax (lecun_normal: N(0, 1/fan_in) truncated at two standard
+    deviations and rescaled by 1/0.8796, redrawn outside; bias 0), keras (glorot_uniform:
+    U(+-sqrt(6/(fan_in + fan_out))); bias 0); a norm's scale 1 and shift 0 in every family."""
     if spec.init_from is not None:
         return load_npz(spec.init_from, arch)
+    init = "flax" if "init" in spec.naive_layers else spec.init  # the naive port's own start
     out = {n: np.ones(shape) if n.endswith("weight") else np.zeros(shape)  # a norm's scale 1 and shift 0 (torch's, flax's)
            for n, shape in arch.shapes.items() if n not in arch.dense_names}  # fmt: skip
-    for prefix, fan_in in arch.init_layers:
+    for prefix, fan_in, fan_out in arch.init_layers:
         for name in (n for n in (prefix + "weight", prefix + "bias") if n in arch.shapes):
-            shape = arch.shapes[name]
-            if spec.init == "normal":
-                out[name] = spec.init_scale * rng.standard_normal(shape)
-            elif spec.init == "torch":  # kaiming_uniform_(a=sqrt(5)) and the fan-in bias: both 1/sqrt(fan_in)
-                bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-                out[name] = rng.uniform(-bound, bound, shape)
-            else:
-                out[name] = np.full(shape, spec.init_scale if spec.init == "constant" else 0.0)
+            out[name] = _draw(init, spec.init_scale, arch.shapes[name], fan_in, fan_out, name.endswith("bias"), rng)
     return {n: out[n] for n in arch.names}
+
+
+def _draw(init: str, scale: float, shape, fan_in: int, fan_out: int, bias: bool, rng: np.random.Generator) -> np.ndarray:
+    if init == "normal":
+        return scale * rng.standard_normal(shape)
+    if init == "torch":  # kaiming_uniform_(a=sqrt(5)) and the fan-in bias: both 1/sqrt(fan_in)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        return rng.uniform(-bound, bound, shape)
+    if init in ("flax", "keras") and bias:
+        return np.zeros(shape)
+    if init == "flax":  # variance_scaling(1, 'fan_in', 'truncated_normal')
+        z = rng.standard_normal(shape)
+        while np.any(bad := np.abs(z) > 2):
+            z[bad] = rng.standard_normal(int(np.sum(bad)))
+        return z * (math.sqrt(1 / fan_in) / 0.87962566103423978)
+    if init == "keras":
+        bound = math.sqrt(6 / (fan_in + fan_out))
+        return rng.uniform(-bound, bound, shape)
+    return np.full(shape, scale if init == "constant" else 0.0)
 
 
 DROP_BUDGET_BYTES = 2**30  # the dropout multipliers of a run (steps x batch rows x hidden units x 8 bytes)

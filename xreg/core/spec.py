@@ -15,9 +15,10 @@ from xreg import models
 from xreg.core.checks import XregInputError, check_bool, check_choice, check_float, check_int
 from xreg import optimizers
 from xreg.semantics import conventions, schedules
+from xreg.semantics import layers as layer_conventions
 
 DTYPES = ("float64", "float32")
-INITS = ("zeros", "normal", "torch", "constant")
+INITS = ("zeros", "normal", "torch", "flax", "keras", "constant")
 PORTS = ("exact", "naive")
 DEVICES = ("cpu", "gpu", "tpu")
 NS_KERNELS = ("native", "emulated")
@@ -67,6 +68,8 @@ class ExperimentSpec:
         activation ('tanh', 'relu', 'gelu' exact, 'gelu-tanh').
       norm: the MLP's norm after each hidden dense layer: 'none', 'batch' (torch's BatchNorm1d) or 'layer'.
       dropout: the MLP's dropout probability after each hidden activation, in [0, 1) (the cnn's: after the pooling).
+      naive_layers: the naive layer conventions a JAX run computes (codes of :mod:`xreg.semantics.layers`:
+        torch's arguments copied into flax, flax's defaults kept); ``init`` there starts it from flax's init.
       channels, kernel_size, stride, padding, pool, pool_size: the cnn's conv2d (8 channels, 3x3, stride 1,
         padding 1) and pooling ('max' or 'avg', 2x2) on rows read as images (the dataset's ``image_shape``).
       optimizer: a torch.optim name in lower case (see :mod:`xreg.semantics.optimizers`).
@@ -114,6 +117,7 @@ class ExperimentSpec:
     padding: int | None = None
     pool: str | None = None
     pool_size: int | None = None
+    naive_layers: tuple[str, ...] = ()
     optimizer: str = optimizers.DEFAULT
     lr: float = 0.05
     lam: float = 0.1
@@ -212,6 +216,11 @@ class ExperimentSpec:
                                  f"for {where}, not '{self.model}'.")  # fmt: skip
         if not row.layers:
             object.__setattr__(self, "norm", "none")
+        if isinstance(self.naive_layers, str) or not all(isinstance(c, str) for c in self.naive_layers):
+            raise XregInputError(f"The 'naive_layers' parameter must be a list of codes. Got {self.naive_layers!r} instead.")
+        for code in self.naive_layers:
+            check_choice("naive_layers", code, layer_conventions.CODES)
+        object.__setattr__(self, "naive_layers", tuple(dict.fromkeys(self.naive_layers)))
 
     def replace(self, **changes: Any) -> "ExperimentSpec":
         return dataclasses.replace(self, **changes)
@@ -230,6 +239,7 @@ class ExperimentSpec:
         if self.hidden is not None:  # one width as the number it was (the files written before deeper stacks)
             out["hidden"] = self.hidden[0] if len(self.hidden) == 1 else list(self.hidden)
         out["no_decay"] = list(self.no_decay)
+        out["naive_layers"] = list(self.naive_layers)
         out["group_decay"] = {k: v for k, v in self.group_decay}
         return out
 

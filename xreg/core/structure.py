@@ -13,6 +13,7 @@ gradient is clipped, and the port. Hyperparameters: ``{"lr", "decay": {group: st
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -84,6 +85,9 @@ def architecture(spec: ExperimentSpec, data: Dataset) -> models.Architecture:
     conv = {k: getattr(spec, k) for k in models.CONV_OPTIONS}
     arch = models.architecture(spec.model, data.n_features, n_classes, spec.hidden, spec.activation, spec.norm, spec.dropout,
                                conv, data.image_shape)  # fmt: skip
+    naive = tuple(c for c in spec.naive_layers if c != "init")  # init: the start, drawn by the plan
+    if naive:
+        arch = dataclasses.replace(arch, naive=naive)
     if arch.norm == "batch":
         if min(batch_sizes(spec, data.n_train)) < 2:
             raise XregInputError(

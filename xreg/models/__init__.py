@@ -123,6 +123,7 @@ class Architecture:
     norm: str = "none"  # the hidden blocks' norm: 'none', 'batch' or 'layer'
     dropout: float = 0.0  # the hidden blocks' dropout probability
     conv: Conv | None = None  # the cnn's convolution and pooling
+    naive: tuple[str, ...] = ()  # the naive layer conventions the run computes (:mod:`xreg.semantics.layers`; JAX only)
 
     @property
     def blocks(self) -> tuple[tuple[str, str], ...]:
@@ -192,13 +193,15 @@ class Architecture:
     @property
     def dense_names(self) -> tuple[str, ...]:
         """The dense layers' weights and biases (what an init family draws)."""
-        return tuple(p + k for p, _ in self.init_layers for k in ("weight", "bias") if p + k in self.shapes)
+        return tuple(p + k for p, _, _ in self.init_layers for k in ("weight", "bias") if p + k in self.shapes)
 
     @property
-    def init_layers(self) -> tuple[tuple[str, int], ...]:
-        """(prefix, fan_in) of each conv or dense layer, input first: what an init family draws, in order."""
-        conv = (("conv.", self.conv.fan_in),) if self.conv is not None else ()
-        return conv + tuple((p, fan_in) for p, fan_in, _ in self.layers)
+    def init_layers(self) -> tuple[tuple[str, int, int], ...]:
+        """(prefix, fan_in, fan_out) of each conv or dense layer, input first: what an init family draws, in
+        order (a conv's fans count its receptive field: C_in*k*k and C_out*k*k)."""
+        c = self.conv
+        conv = (("conv.", c.fan_in, c.channels * c.kernel * c.kernel),) if c is not None else ()
+        return conv + self.layers
 
     @property
     def dropout_widths(self) -> tuple[int, ...]:

@@ -17,6 +17,9 @@ Each hidden block is ``nnx.Linear -> nnx.BatchNorm | nnx.LayerNorm -> activation
 The parameters stay in torch's names and layout (the optimizer's tree, as in the dense path): each call
 loads them into a merged copy of the module (``nnx.merge``), so the whole forward is a pure function
 that ``jax.grad`` differentiates and ``jax.jit``/``lax.scan`` compile.
+
+``arch.naive`` lists the naive port's layer conventions (:mod:`xreg.semantics.layers`): each one
+puts flax's default (or torch's number copied literally) back in its one place.
 """
 
 from __future__ import annotations
@@ -41,16 +44,43 @@ class TorchBatchNorm(nnx.BatchNorm):
     Features on the last axis (NHWC for images); ``mask`` (rows, 1, ...): the batch's real rows (a padded
     batch's statistics count only those)."""
 
+    def __init__(self, num_features: int, *, param_dtype=jnp.float32, **kwargs):
+        super().__init__(num_features, param_dtype=param_dtype, **kwargs)
+        # nnx.BatchNorm keeps mean and var in float32 whatever param_dtype is; torch keeps them in the module's dtype
+        self.mean = nnx.BatchStat(jnp.zeros((num_features,), param_dtype))
+        self.var = nnx.BatchStat(jnp.ones((num_features,), param_dtype))
+
     def __call__(self, x, use_running_average=None, *, mask=None):
         if use_running_average:
             return super().__call__(x, use_running_average=True)
         axes = tuple(range(x.ndim - 1))
-        mean, var = _compute_stats(x, axes, dtype=self.dtype, use_fast_variance=False, mask=mask)
+        mean, var = _compute_stats(x, axes, dtype=self.dtype, use_fast_variance=self.use_fast_variance, mask=mask)
         per_row = math.prod(x.shape[1:-1])
         n = x.shape[0] * per_row if mask is None else jnp.sum(mask).astype(x.dtype) * per_row
         self.mean[...] = self.momentum * self.mean[...] + (1 - self.momentum) * mean
         self.var[...] = self.momentum * self.var[...] + (1 - self.momentum) * var * (n / (n - 1))
         return _normalize(x, mean, var, self.scale[...], self.bias[...], axes, (x.ndim - 1,), self.dtype, self.epsilon)
+
+
+def batch_norm(arch: models.Architecture, width: int, dtype, rngs: nnx.Rngs) -> nnx.BatchNorm:
+    """torch's BatchNorm in flax, or the naive port's settings for the codes in ``arch.naive``."""
+    naive = arch.naive
+    cls = nnx.BatchNorm if "bn-running-var" in naive else TorchBatchNorm
+    momentum = models.BATCH_NORM_MOMENTUM if "bn-momentum" in naive else 1 - models.BATCH_NORM_MOMENTUM  # torch's 0.1, copied
+    return cls(width, momentum=momentum, epsilon=models.NORM_EPS, use_fast_variance="fast-variance" in naive,
+               param_dtype=dtype, rngs=rngs)  # fmt: skip
+
+
+def layer_norm(arch: models.Architecture, width: int, dtype, rngs: nnx.Rngs) -> nnx.LayerNorm:
+    naive = arch.naive
+    return nnx.LayerNorm(width, epsilon=1e-6 if "ln-eps" in naive else models.NORM_EPS,  # 1e-6: flax's default
+                         use_fast_variance="fast-variance" in naive, param_dtype=dtype, rngs=rngs)  # fmt: skip
+
+
+def activation(arch: models.Architecture):
+    if arch.activation == "gelu" and "gelu-form" in arch.naive:
+        return nnx.gelu  # flax's default: approximate=True
+    return ACTIVATIONS[arch.activation]
 
 
 class FlaxMLP(nnx.Module):
@@ -59,15 +89,13 @@ class FlaxMLP(nnx.Module):
         for (dense, norm), (_, fan_in, width) in zip(arch.blocks, arch.layers):
             setattr(self, dense[:-1], nnx.Linear(fan_in, width, use_bias=arch.has_bias(dense), param_dtype=dtype, rngs=rngs))
             if arch.norm == "batch":
-                setattr(self, norm[:-1], TorchBatchNorm(width, momentum=1 - models.BATCH_NORM_MOMENTUM, epsilon=models.NORM_EPS,
-                                                        use_fast_variance=False, param_dtype=dtype, rngs=rngs))  # fmt: skip
+                setattr(self, norm[:-1], batch_norm(arch, width, dtype, rngs))
             elif arch.norm == "layer":
-                setattr(self, norm[:-1], nnx.LayerNorm(width, epsilon=models.NORM_EPS, use_fast_variance=False,
-                                                       param_dtype=dtype, rngs=rngs))  # fmt: skip
+                setattr(self, norm[:-1], layer_norm(arch, width, dtype, rngs))
         self.out = nnx.Linear(arch.layers[-1][1], arch.n_outputs, param_dtype=dtype, rngs=rngs)
 
     def __call__(self, x, drop, mask, train: bool):
-        act = ACTIVATIONS[self.arch.activation]
+        act = activation(self.arch)
         for i, (dense, norm) in enumerate(self.arch.blocks):
             x = getattr(self, dense[:-1])(x)
             if self.arch.norm == "batch":
@@ -89,15 +117,13 @@ class FlaxCNN(nnx.Module):
     def __init__(self, arch: models.Architecture, dtype, rngs: nnx.Rngs):
         c = self.spec = arch.conv
         self.arch = arch
-        self.conv = nnx.Conv(c.image[0], c.channels, (c.kernel, c.kernel), strides=(c.stride, c.stride),
-                             padding=((c.padding, c.padding), (c.padding, c.padding)), use_bias=arch.has_bias("conv."),
-                             param_dtype=dtype, rngs=rngs)  # fmt: skip
+        padding = "SAME" if "same-padding" in arch.naive else ((c.padding, c.padding), (c.padding, c.padding))
+        self.conv = nnx.Conv(c.image[0], c.channels, (c.kernel, c.kernel), strides=(c.stride, c.stride), padding=padding,
+                             use_bias=arch.has_bias("conv."), param_dtype=dtype, rngs=rngs)  # fmt: skip
         if arch.norm == "batch":
-            self.norm = TorchBatchNorm(c.channels, momentum=1 - models.BATCH_NORM_MOMENTUM, epsilon=models.NORM_EPS,
-                                       use_fast_variance=False, param_dtype=dtype, rngs=rngs)  # fmt: skip
+            self.norm = batch_norm(arch, c.channels, dtype, rngs)
         elif arch.norm == "layer":
-            self.norm = nnx.LayerNorm(c.channels * math.prod(c.out_hw), epsilon=models.NORM_EPS, use_fast_variance=False,
-                                      param_dtype=dtype, rngs=rngs)  # fmt: skip
+            self.norm = layer_norm(arch, c.channels * math.prod(c.out_hw), dtype, rngs)
         self.out = nnx.Linear(c.features, arch.n_outputs, param_dtype=dtype, rngs=rngs)
 
     def __call__(self, x, drop, mask, train: bool):
@@ -108,8 +134,10 @@ class FlaxCNN(nnx.Module):
         elif self.arch.norm == "layer":
             x = self.norm(x.reshape(n, -1)).reshape(x.shape)
         window = (c.pool_size, c.pool_size)
-        x = (nnx.max_pool if c.pool == "max" else nnx.avg_pool)(ACTIVATIONS[self.arch.activation](x), window, strides=window)
-        x = x.transpose(0, 3, 1, 2).reshape(n, -1)  # torch's flatten order: channel, row, column
+        x = (nnx.max_pool if c.pool == "max" else nnx.avg_pool)(activation(self.arch)(x), window, strides=window)
+        if "flatten-order" not in self.arch.naive:
+            x = x.transpose(0, 3, 1, 2)  # torch's flatten order: channel, row, column
+        x = x.reshape(n, -1)
         if train and drop is not None:
             x = x * drop[0]
         return self.out(x)
@@ -144,18 +172,25 @@ class Net:
         leaves, self.treedef = jax.tree_util.tree_flatten_with_path(state)
         self.keys = [tuple(str(getattr(e, "key", getattr(e, "name", e))) for e in path)[:2] for path, _ in leaves]
 
+    def _leaf(self, params, buffers, module: str, field: str):
+        if field == "kernel" and module == "conv" and "kernel-layout" in self.arch.naive:  # reshaped, not transposed
+            w = params["conv.weight"]
+            return w.reshape(w.shape[2], w.shape[3], w.shape[1], w.shape[0])
+        return _FROM_TORCH[field](params, buffers, module)
+
     def apply(self, params, buffers, X, drop=None, mask=None, train: bool = True):
         """(logits, moved buffers): the forward pass in train mode (batch statistics, the step's dropout) or
         eval mode (running statistics, no dropout); ``mask`` (rows,) the real rows of a padded batch."""
-        leaves = [jnp.asarray(_FROM_TORCH[field](params, buffers, module)) for module, field in self.keys]
+        leaves = [jnp.asarray(self._leaf(params, buffers, module, field)) for module, field in self.keys]
         net = nnx.merge(self.graphdef, jax.tree_util.tree_unflatten(self.treedef, leaves))
         z = net(X, drop, None if mask is None else mask[:, None], train)
         if not train or self.arch.norm != "batch":
             return z, dict(buffers)
         moved = {}
+        stored = (lambda v: v.astype(jnp.float32).astype(v.dtype)) if "bn-stats-float32" in self.arch.naive else (lambda v: v)
         for _, norm in self.arch.blocks:
             layer = getattr(net, norm[:-1])
-            moved.update({norm + "running_mean": layer.mean[...], norm + "running_var": layer.var[...],
+            moved.update({norm + "running_mean": stored(layer.mean[...]), norm + "running_var": stored(layer.var[...]),
                           norm + "num_batches_tracked": buffers[norm + "num_batches_tracked"] + 1})  # fmt: skip
         return z, moved
 

@@ -148,6 +148,8 @@ def metrics(arch: models.Architecture, params: Mapping[str, np.ndarray], X, y, b
 
 
 def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
+    if spec.naive_layers:
+        raise ValueError(f"Naive layers are flax ports (the jax backend); got naive_layers={spec.naive_layers!r}.")
     if spec.port != "exact":
         raise ValueError(f"The numpy backend writes the exact torch rules only; got port={spec.port!r}.")
     data.check_for_model(spec.model)

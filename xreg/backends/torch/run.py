@@ -404,6 +404,8 @@ def kernel_probe(spec: ExperimentSpec) -> KernelProbe | None:
 
 
 def _train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
+    if spec.naive_layers:
+        raise ValueError(f"Naive layers are flax ports (the jax backend); got naive_layers={spec.naive_layers!r}.")
     if spec.port != "exact":
         raise ValueError(f"The torch backend is the reference; got port={spec.port!r}.")
     data.check_for_model(spec.model)
