@@ -14,7 +14,9 @@ def build_parser(prog: str = "xreg translate") -> Parser:
                description="Print every equivalent of one torch.optim setting: torch code, an optax chain that pastes "
                "and runs (import optax, xreg.twins), the scratch update, the L2 coefficient in a mean and a sum loss, "
                "the decoupled rate, scikit-learn's C, and 'no exact equivalent' with the reason where there is none.")  # fmt: skip
-    p.add_argument("--from", dest="source", required=True, metavar="torch.OPTIMIZER", help="e.g. torch.adam, torch.sgd")
+    p.add_argument("--from", dest="source", required=True, metavar="torch.OPTIMIZER", help="e.g. torch.adam, torch.sgd; or a "
+                   "layer, torch.nn.BatchNorm1d (its arguments as --option num_features=16): the flax.nnx code that computes "
+                   "the same, the naive port and what differs")  # fmt: skip
     p.add_argument("--lr", type=real, help="learning rate (default: torch's for the optimizer)")
     p.add_argument("--weight-decay", type=real, help="torch's weight_decay (default: torch's for the optimizer: 0, AdamW 0.01, Muon 0.1)")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="a torch option (momentum=0.9, betas=0.9,0.99, "
@@ -33,7 +35,12 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg translate") -> int:
 
     args = build_parser(prog).parse_args(argv)
     check_outputs({"--json": args.json}, force=args.force)
-    t = translate(args.source, lr=args.lr, weight_decay=args.weight_decay, options=pairs(args.option, "--option"),
-                  no_decay=args.no_decay, rows=args.rows, batch_size=args.batch_size)  # fmt: skip
+    from xreg.analysis import translate_layers
+
+    if translate_layers.is_layer(args.source):
+        t = translate_layers.translate_layer(args.source, pairs(args.option, "--option"))
+    else:
+        t = translate(args.source, lr=args.lr, weight_decay=args.weight_decay, options=pairs(args.option, "--option"),
+                      no_decay=args.no_decay, rows=args.rows, batch_size=args.batch_size)  # fmt: skip
     emit(t.to_json(), t.text(), args.json, args.force)
     return EXIT_MATCH

@@ -1,7 +1,10 @@
 """Why two runs of the same training differ: every cause ``xreg diagnose`` can name, in ONE table.
 
 Each cause has a stable code (the JSON's ``cause``), the stage where it shows (``gradient``: same
-parameters, different gradients; ``update``: same gradients, a different update) and what it means.
+parameters, different gradients; ``update``: same gradients, a different update; ``layer``: a layer
+computes another forward pass or moves its running statistics otherwise: the comparison's naive port
+names these, from :mod:`xreg.semantics.layers`; ``diagnose`` does not re-simulate layers yet) and
+what it means.
 The order is the order of preference when more than one re-simulation reproduces a run to round-off
 (for momentum-free SGD a coupled and a decoupled decay are the same arithmetic: the simpler name wins).
 """
@@ -9,6 +12,8 @@ The order is the order of preference when more than one re-simulation reproduces
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from xreg.semantics import layers
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,8 @@ CAUSES: dict[str, Cause] = {
               "clipping in the other (torch's weight_decay acts inside step(), after clip_grad_norm_)"),
         Cause("clipping", "gradient", "one run clips the gradient's global norm (clip_grad_norm_) and the other does not"),
         Cause("loss-scale", "gradient", "the gradients differ by a constant factor (a sum vs a mean loss, another batch size)"),
+        *(Cause(c.code, "layer", f"{c.layer}: {c.maps} (naive port: {c.naive})") for c in layers.CONVENTIONS.values()
+          if not c.rounding and c.code != "bn-eps"),
         Cause("round-off", "update", "the same rule: each step re-simulated from the other run's state matches to round-off; "
               "the gap grows from round-off (a chaotic run), not from a different rule"),
         Cause("unexplained", "", "no known cause reproduces the other run"),
