@@ -533,3 +533,17 @@ def test_translate_cli_takes_torch_layers(capsys):
     assert "TorchBatchNorm(16, momentum=0.9" in out and "differs: bn-momentum" in out
     assert main(["translate", "--from", "torch.nn.BatchNorm1d"]) == 2
     assert "needs --option num_features=VALUE" in capsys.readouterr().err
+
+
+def test_a_wrong_running_variance_shows_where_training_agrees(digits, capsys):
+    """The eval-mode check: flax's biased running variance leaves every parameter equal (training normalizes
+    by the batch's statistics) and only the running statistics differ; the comparison says so."""
+    from xreg.cli import main
+
+    code = main(["--data", "digits", "--standardize", "--model", "mlp", "--norm", "batch", "--optimizer", "sgd", "--momentum",
+                 "0.9", "--lr", "0.05", "--lam", "1e-3", "--epochs", "2", "--batch-size", "128", "--shuffle",
+                 "--backend", "torch", "--naive-layer", "bn-running-var"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "bn-running-var: nnx.BatchNorm: flax's biased running variance" in out
+    assert "only the running statistics differ" in out

@@ -65,8 +65,12 @@ def _run_entry(c: Comparison, o, params: bool) -> dict[str, Any]:
                      equivalence=eq.note if exact else None, explanation=explain(c, o), final_params=t.final_params,
                      recorded_steps=t.steps_at, loss=t.loss, penalty=t.penalty, train_loss=t.train_loss,
                      train_accuracy=t.train_accuracy, test_accuracy=t.test_accuracy, meta=dict(t.meta))  # fmt: skip
+        if t.buffers:  # batch norm's running statistics, compared like the parameters
+            entry["final_buffers"] = {n: b[-1] for n, b in t.buffers.items()}
         if params:
             entry["params"] = {n: p for n, p in t.params.items()}
+            if t.buffers:
+                entry["buffers"] = dict(t.buffers)
     return entry
 
 
@@ -87,7 +91,8 @@ def to_json(c: Comparison, params: bool = False) -> dict[str, Any]:
             "xreg_json": 1,
             "spec": c.spec.to_json(),
             "model": {"name": c.architecture.model, "parameters": {n: list(s) for n, s in c.architecture.shapes.items()},
-                      "head": c.architecture.head},
+                      "buffers": {n: list(s) for n, s in c.architecture.buffer_shapes.items()},
+                      "layers": c.architecture.describe(), "head": c.architecture.head},
             "data": {
                 "name": d.name,
                 "target": d.target,

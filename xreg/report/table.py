@@ -46,6 +46,19 @@ def torch_equivalent(c: Comparison, outcome: RunOutcome) -> conventions.TorchEqu
     )
 
 
+def _buffers_only(a, b, pair) -> str:
+    """Where two runs' parameters agree and only batch norm's running statistics part: said, since only the
+    eval-mode forward (and the test accuracy) reads them."""
+    if not a.buffers or pair.verdict == "match":
+        return ""
+    rows = min(a.flat.shape[0], b.flat.shape[0])
+    gap = max(float(np.nanmax(np.abs(a.params[n][:rows] - b.params[n][:rows]), initial=0.0)) for n in a.params)
+    if gap > pair.final_tolerance:
+        return ""
+    return (f" (the parameters agree to {gap:.1e}: only the running statistics differ, which the eval-mode forward and the "
+            "test accuracy read)")
+
+
 def explain(c: Comparison, other: RunOutcome) -> str:
     """Why ``other`` differs from (or equals) the reference run, in one line."""
     ref = c.reference
@@ -58,7 +71,7 @@ def explain(c: Comparison, other: RunOutcome) -> str:
         return pair.note
     if other.spec.port == "naive":
         cause = naive_cause(other.spec, c.data)
-        return cause or "the stock optax alias is exact here"
+        return (cause or "the stock optax alias is exact here") + _buffers_only(ref.trajectory, other.trajectory, pair)
     if pair.verdict == "match":
         return ""
     if pair.floor is not None:  # a same-rule pair, judged against the round-off floor (xreg.analysis.triage)
