@@ -25,6 +25,7 @@ from xreg.core.spec import Dataset, ExperimentSpec
 from xreg import optimizers
 
 DEFAULT_GROUP = "lam"
+ACTIVATION_BUDGET_BYTES = 4 * 2**30  # what one step's forward and backward pass may hold
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,14 @@ def architecture(spec: ExperimentSpec, data: Dataset) -> models.Architecture:
     conv = {k: getattr(spec, k) for k in models.CONV_OPTIONS}
     arch = models.architecture(spec.model, data.n_features, n_classes, spec.hidden, spec.activation, spec.norm, spec.dropout,
                                conv, data.image_shape)  # fmt: skip
+    rows = max(batch_sizes(spec, data.n_train))
+    need = rows * arch.values_per_row * 8 * 2  # x 2: a backend's copy and its gradient's
+    if need > ACTIVATION_BUDGET_BYTES:
+        raise XregInputError(
+            f"One step of the {arch.model} model would hold {need / 2**30:.3g} GiB of activations ({rows} rows x "
+            f"{arch.values_per_row} values x 8 bytes x 2), over {ACTIVATION_BUDGET_BYTES / 2**30:g} GiB: use smaller batches "
+            "(--batch-size), fewer or narrower layers (--hidden, --channels), or a smaller --kernel-size or --padding."
+        )
     naive = tuple(c for c in spec.naive_layers if c != "init")  # init: the start, drawn by the plan
     if naive:
         arch = dataclasses.replace(arch, naive=naive)

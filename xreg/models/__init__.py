@@ -219,6 +219,17 @@ class Architecture:
         return max((self.n_outputs, *(self.hidden or ()), *conv))
 
     @property
+    def values_per_row(self) -> int:
+        """Numbers one row's forward and backward pass hold at once (the cnn: its patches, each map's
+        pre-activation, normalized, activated values and gradient; dense layers: every width)."""
+        dense = self.n_features + sum(self.hidden or ()) * 6 + self.n_outputs * 3
+        if self.conv is None:
+            return dense
+        c = self.conv
+        area = c.out_hw[0] * c.out_hw[1]
+        return c.image[0] * c.kernel * c.kernel * area + 6 * c.channels * area + 2 * c.features + dense
+
+    @property
     def layered(self) -> bool:
         """Anything but dense layers with tanh or relu between them: a norm, dropout or GELU (the JAX
         backend realizes these with flax.nnx modules; plain dense stacks with the hand-written backward)."""
