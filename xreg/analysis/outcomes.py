@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from xreg import backends, optimizers
 from xreg.core.checks import XregInputError, check_choice
 from xreg.core.spec import Dataset, ExperimentSpec, Trajectory
-from xreg.core.structure import architecture, structure
+from xreg.core.structure import architecture, naive_layers, structure
 from xreg.semantics import layers
 
 
@@ -67,7 +67,7 @@ def naive_cause(spec: ExperimentSpec, data: Dataset) -> str | None:
     arch = architecture(spec, data)
     s = structure(spec, arch)
     why = [optimizers.naive_cause(spec.optimizer, spec.options, spec.convention, s.decays_everything)]
-    why += [f"{code}: {layers.cause_text(code, arch)}" for code in spec.naive_layers
+    why += [f"{code}: {layers.cause_text(code, arch)}" for code in naive_layers(spec, arch)
             if code == "init" or layers.CONVENTIONS[code].acts(arch)]  # fmt: skip
     why = [w for w in why if w]
     return "; ".join(why) if why else None

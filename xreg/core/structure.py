@@ -23,6 +23,7 @@ from xreg.core.checks import XregInputError
 from xreg.core.plan import batch_sizes
 from xreg.core.spec import Dataset, ExperimentSpec
 from xreg import optimizers
+from xreg.semantics import layers as layer_conventions
 
 DEFAULT_GROUP = "lam"
 ACTIVATION_BUDGET_BYTES = 4 * 2**30  # what one step's forward and backward pass may hold
@@ -94,7 +95,7 @@ def architecture(spec: ExperimentSpec, data: Dataset) -> models.Architecture:
             f"{arch.values_per_row} values x 8 bytes x 2), over {ACTIVATION_BUDGET_BYTES / 2**30:g} GiB: use smaller batches "
             "(--batch-size), fewer or narrower layers (--hidden, --channels), or a smaller --kernel-size or --padding."
         )
-    naive = tuple(c for c in spec.naive_layers if c != "init")  # init: the start, drawn by the plan
+    naive = tuple(c for c in naive_layers(spec, arch) if c != "init")  # init: the start, drawn by the plan
     if naive:
         arch = dataclasses.replace(arch, naive=naive)
     if arch.norm == "batch":
@@ -105,6 +106,14 @@ def architecture(spec: ExperimentSpec, data: Dataset) -> models.Architecture:
                 f"{min(batch_sizes(spec, data.n_train))}: choose another --batch-size, or --norm layer."
             )
     return arch
+
+
+def naive_layers(spec: ExperimentSpec, arch: models.Architecture) -> tuple[str, ...]:
+    """The naive layer conventions a run computes: those it names, else, for a naive port, every one that
+    acts on its model (``port='naive'`` extends to the layers); none for an exact run that names none."""
+    if spec.naive_layers or spec.port != "naive":
+        return spec.naive_layers
+    return layer_conventions.acting(arch)
 
 
 def structure(spec: ExperimentSpec, arch: models.Architecture) -> Structure:
