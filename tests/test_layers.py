@@ -310,7 +310,7 @@ def test_planted_layer_bugs_are_mismatches(bug, monkeypatch, digits_inner):
 from xreg.semantics import layers as layer_conventions  # noqa: E402
 
 NAIVE_MODELS = {  # a model on which each acting convention shows (SGD with momentum: its optax alias is exact)
-    "cnn": dict(model="cnn", norm="batch", activation="gelu", stride=2),
+    "cnn": dict(model="cnn", norm="batch", activation="gelu", stride=2),  # 8x8, k3, s2, p1: SAME's map is torch's 4x4
     "mlp-layer": dict(model="mlp", hidden=(32, 16), norm="layer", activation="gelu"),
 }
 NAIVE_CASES = [(m, code) for m, kw in NAIVE_MODELS.items() for code in layer_conventions.CODES]
@@ -335,16 +335,19 @@ def test_each_naive_layer_convention_acts_alone(model, code, digits, naive_refs)
     from xreg.analysis.outcomes import naive_cause
     from xreg.core.structure import architecture
 
+    from xreg.core.checks import XregInputError
+
     spec = _naive_spec(model).replace(naive_layers=(code,), port="naive")
-    acts = code == "init" or layer_conventions.CONVENTIONS[code].acts(architecture(spec, digits))
+    exact = _naive_spec(model)
+    acts = code == "init" or layer_conventions.CONVENTIONS[code].acts(architecture(exact, digits))
+    if not acts:  # named where it changes nothing: refused, with the ones that act
+        with pytest.raises(XregInputError, match=f"--naive-layer {code}: it changes nothing"):
+            architecture(spec, digits)
+        return
     pair = agreement.compare_pair(naive_refs[model], backends.train("jax", spec, digits))
     cause = naive_cause(spec, digits)
-    if acts:
-        assert pair.first_divergence_step is not None and pair.first_divergence_step <= 1, (code, pair.first_divergence_step)
-        assert pair.max_abs_diff > 1e-9 and cause is not None and cause.startswith(code + ":"), (code, pair.max_abs_diff, cause)
-    else:
-        assert pair.first_divergence_step is None, (code, pair.max_abs_diff)
-        assert cause is None
+    assert pair.first_divergence_step is not None and pair.first_divergence_step <= 1, (code, pair.first_divergence_step)
+    assert pair.max_abs_diff > 1e-9 and cause is not None and cause.startswith(code + ":"), (code, pair.max_abs_diff, cause)
 
 
 def test_acting_sets_follow_the_model(digits):
@@ -547,3 +550,19 @@ def test_a_wrong_running_variance_shows_where_training_agrees(digits, capsys):
     assert code == 1, out
     assert "bn-running-var: nnx.BatchNorm: flax's biased running variance" in out
     assert "only the running statistics differ" in out
+
+
+def test_naive_layers_that_cannot_run_or_do_not_act_are_refused(digits):
+    """SAME padding that makes another map size (k3, padding 0: 8x8 against torch's 6x6) cannot run beside
+    torch: left out of --naive, refused by name; flax's float32 statistics do not act in a float32 model."""
+    from xreg.core.checks import XregInputError
+    from xreg.core.structure import architecture
+
+    spec = ExperimentSpec(model="cnn", padding=0, port="naive")
+    assert "same-padding" not in architecture(spec, digits).naive
+    with pytest.raises(XregInputError, match="makes 8x8 maps where torch's padding=0 makes 6x6"):
+        architecture(spec.replace(naive_layers=("same-padding",)), digits)
+    f32 = ExperimentSpec(model="mlp", norm="batch", dtype="float32", port="naive")
+    assert "bn-stats-float32" not in architecture(f32, digits).naive
+    with pytest.raises(XregInputError, match="changes nothing in this float32 mlp"):
+        architecture(f32.replace(naive_layers=("bn-stats-float32",)), digits)

@@ -67,8 +67,8 @@ def naive_cause(spec: ExperimentSpec, data: Dataset) -> str | None:
     arch = architecture(spec, data)
     s = structure(spec, arch)
     why = [optimizers.naive_cause(spec.optimizer, spec.options, spec.convention, s.decays_everything)]
-    why += [f"{code}: {layers.cause_text(code, arch)}" for code in naive_layers(spec, arch)
-            if code == "init" or layers.CONVENTIONS[code].acts(arch)]  # fmt: skip
+    why += [f"{code}: {layers.cause_text(code, arch, spec.dtype)}" for code in naive_layers(spec, arch)
+            if code == "init" or layers.CONVENTIONS[code].acts(arch, spec.dtype)]  # fmt: skip
     why = [w for w in why if w]
     return "; ".join(why) if why else None
 

@@ -44,7 +44,8 @@ class LayerTranslation:
 def _args(options: Mapping[str, Any], required: tuple[str, ...], defaults: Mapping[str, Any], layer: str) -> dict[str, Any]:
     unknown = sorted(set(options) - set(required) - set(defaults))
     if unknown:
-        raise XregInputError(f"torch.nn.{layer} has no option {unknown[0]!r} here (it takes: {', '.join((*required, *defaults))}).")
+        takes = ", ".join((*required, *defaults))
+        raise XregInputError(f"torch.nn.{layer} has no option {unknown[0]!r} here ({f'it takes: {takes}' if takes else 'it takes none'}).")
     missing = [k for k in required if k not in options]
     if missing:
         raise XregInputError(f"torch.nn.{layer} needs --option {missing[0]}=VALUE.")
@@ -52,11 +53,20 @@ def _args(options: Mapping[str, Any], required: tuple[str, ...], defaults: Mappi
 
 
 def _whole(name: str, v: Any, low: int = 1) -> int:
+    if isinstance(v, (tuple, list)):
+        raise XregInputError(f"The {name!r} option takes one whole number here (a square kernel, a 1-D normalized shape); "
+                             f"got {','.join(str(x) for x in v)}.")  # fmt: skip
     return check_int(name, v, low, 1_000_000)
 
 
+def _flag(name: str, v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise XregInputError(f"The {name!r} option takes true or false; got {v!r}.")
+    return v
+
+
 def _linear(o: dict[str, Any], t: LayerTranslation) -> None:
-    n_in, n_out, bias = _whole("in_features", o["in_features"]), _whole("out_features", o["out_features"]), bool(o["bias"])
+    n_in, n_out, bias = _whole("in_features", o["in_features"]), _whole("out_features", o["out_features"]), _flag("bias", o["bias"])
     t.torch_code = f"nn.Linear({n_in}, {n_out}, bias={bias})"
     t.flax_code = t.naive_code = f"nnx.Linear({n_in}, {n_out}, use_bias={bias}, param_dtype=jnp.float64, rngs=nnx.Rngs(0))"
     t.differs.append("init")
@@ -65,7 +75,7 @@ def _linear(o: dict[str, Any], t: LayerTranslation) -> None:
 
 def _conv(o: dict[str, Any], t: LayerTranslation) -> None:
     c_in, c_out, k = _whole("in_channels", o["in_channels"]), _whole("out_channels", o["out_channels"]), _whole("kernel_size", o["kernel_size"])
-    s, p, bias = _whole("stride", o["stride"]), _whole("padding", o["padding"], 0), bool(o["bias"])
+    s, p, bias = _whole("stride", o["stride"]), _whole("padding", o["padding"], 0), _flag("bias", o["bias"])
     t.torch_code = f"nn.Conv2d({c_in}, {c_out}, {k}, stride={s}, padding={p}, bias={bias})"
     call = lambda padding: (f"nnx.Conv({c_in}, {c_out}, ({k}, {k}), strides=({s}, {s}), padding={padding}, use_bias={bias}, "  # noqa: E731
                             "param_dtype=jnp.float64, rngs=nnx.Rngs(0))")
@@ -82,12 +92,15 @@ def _batch_norm(o: dict[str, Any], t: LayerTranslation, layer: str) -> None:
     t.torch_code = f"nn.{layer}({n}, eps={eps!r}, momentum={m!r})"
     t.flax_code = f"TorchBatchNorm({n}, momentum={1 - m!r}, epsilon={eps!r}, use_fast_variance=False, param_dtype=jnp.float64, rngs=nnx.Rngs(0))"
     t.naive_code = f"nnx.BatchNorm({n}, momentum={m!r}, epsilon={eps!r}, param_dtype=jnp.float64, rngs=nnx.Rngs(0))"
-    t.differs += ["bn-momentum", "bn-running-var", "bn-stats-float32"]
+    t.differs += (["bn-momentum"] if m != 0.5 else []) + ["bn-running-var", "bn-stats-float32"]
     t.notes.append("TorchBatchNorm is nnx.BatchNorm with torch's unbiased running-variance update and statistics in "
                    "param_dtype; plain nnx.BatchNorm(momentum=1 - m, use_fast_variance=False) differs from torch in exactly those")  # fmt: skip
 
 
 def _layer_norm(o: dict[str, Any], t: LayerTranslation) -> None:
+    if isinstance(o["normalized_shape"], (tuple, list)):
+        raise XregInputError("torch.nn.LayerNorm over several axes (normalized_shape=C,H,W): flatten them and translate "
+                             "nn.LayerNorm(C*H*W) (flax's LayerNorm then normalizes the flattened row, as xreg's cnn does).")
     n = _whole("normalized_shape", o["normalized_shape"])
     eps = check_float("eps", o["eps"], 0.0, closed="neither")
     t.torch_code = f"nn.LayerNorm({n}, eps={eps!r})"

@@ -56,13 +56,13 @@ def _data_flags(p: argparse.ArgumentParser, sweep: bool) -> None:
 def _model_flags(p: argparse.ArgumentParser, sweep: bool) -> None:
     """The model, the torch optimizer by its torch names, its schedule and clipping."""
     g = p.add_argument_group("model and optimizer")
-    g.add_argument("--model", default="logistic", help="one of: " + ", ".join(models.NAMES))
+    g.add_argument("--model", default="logistic", help="one of: " + ", ".join(models.MODELS))
     g.add_argument("--hidden", metavar="N[,N...]", help="hidden widths of --model mlp, one per hidden layer, e.g. 32,16 "
                    f"(default {models.DEFAULT_HIDDEN})")  # fmt: skip
-    g.add_argument("--activation", help="activation of --model mlp: tanh (default), relu, gelu (exact, torch's default) "
+    g.add_argument("--activation", help="activation of --model mlp and cnn: tanh (default), relu, gelu (exact, torch's default) "
                    "or gelu-tanh (the tanh approximation, flax's default)")  # fmt: skip
-    g.add_argument("--norm", help="norm after each hidden layer of --model mlp: none (default), batch (torch's "
-                   "BatchNorm1d) or layer (LayerNorm)")  # fmt: skip
+    g.add_argument("--norm", help="norm after each hidden layer of --model mlp (after the conv of --model cnn): none "
+                   "(default), batch (torch's BatchNorm1d/2d) or layer (LayerNorm)")  # fmt: skip
     g.add_argument("--dropout", type=real, help="dropout probability after each hidden activation of --model mlp (after "
                    "the pooling of --model cnn), in [0, 1); the masks are drawn once from --seed and shared by every backend")  # fmt: skip
     g.add_argument("--channels", type=integer, help=f"--model cnn: output channels of its conv2d (default {models.DEFAULT_CONV['channels']}); "
@@ -134,8 +134,9 @@ def _run_flags(p: argparse.ArgumentParser, sweep: bool) -> None:
                        "the kept rows, not the steps; compared at the kept rows)")  # fmt: skip
         g.add_argument("--max-memory", type=real, default=RECORD_BUDGET_GIB, metavar="GIB",
                        help="refuse, before running, runs whose kept parameters would exceed GIB gibibytes")
-    g.add_argument("--init", help="zeros, normal, torch (nn.Linear's default) or constant "
-                   "(default: zeros; torch for the mlp, whose zeros cannot break symmetry)")
+    g.add_argument("--init", help="zeros, normal, torch (nn.Linear's and nn.Conv2d's default), flax (lecun_normal, zero bias), "
+                   "keras (glorot_uniform, zero bias) or constant (default: zeros; torch for the mlp and the cnn, whose zeros "
+                   "cannot break symmetry)")  # fmt: skip
     g.add_argument("--init-from", metavar="PATH.npz", help="initial parameters, arrays named as the model's parameters")
     g.add_argument("--init-scale", type=real, default=0.1,
                    help="std of --init normal, or the value of every parameter with --init constant")

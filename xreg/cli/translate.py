@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from xreg.core.checks import XregInputError
 from xreg.cli.common import EXIT_MATCH, HelpFormatter, Parser, emit, pairs, real, integer
 
 
@@ -38,6 +39,10 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg translate") -> int:
     from xreg.analysis import translate_layers
 
     if translate_layers.is_layer(args.source):
+        given = [f for f, v in (("--lr", args.lr), ("--weight-decay", args.weight_decay), ("--no-decay", args.no_decay or None),
+                                ("--rows", args.rows), ("--batch-size", args.batch_size)) if v is not None]  # fmt: skip
+        if given:
+            raise XregInputError(f"{given[0]} is for a torch optimizer; a layer takes its arguments as --option KEY=VALUE.")
         t = translate_layers.translate_layer(args.source, pairs(args.option, "--option"))
     else:
         t = translate(args.source, lr=args.lr, weight_decay=args.weight_decay, options=pairs(args.option, "--option"),

@@ -22,7 +22,7 @@ from typing import Iterator, Mapping, NamedTuple
 
 import numpy as np
 
-from xreg.core.checks import XregInputError
+from xreg.core.checks import XregInputError, check_float
 from xreg.core.spec import ExperimentSpec
 from xreg import models
 from xreg.models import Architecture
@@ -117,8 +117,15 @@ def record_bytes(steps: int, every: int, n_params: int) -> int:
 
 def check_record_budget(steps: int, every: int, n_params: int, runs: int, budget_gib: float, spare: int = 0) -> None:
     """Refuse, before anything runs, a set of runs whose records exceed ``budget_gib``, with the numbers and the ways out."""
+    budget_gib = check_float("max_memory", budget_gib, 0.0, closed="neither")  # a number > 0 (nan would turn the check off)
     need = (runs + spare) * record_bytes(steps, every, n_params)  # spare: runs that may be added (floors)
     budget = budget_gib * 2**30
+    least = (runs + spare) * record_bytes(steps, steps + 1, n_params)  # the start and the last step: always kept
+    if least > budget:
+        raise XregInputError(
+            f"The model is too large for --max-memory {budget_gib:g} GiB: its {n_params} parameters, kept at the start and the "
+            f"last step for {runs + spare} runs, take {least / 2**30:.3g} GiB; use a smaller model or raise --max-memory."
+        )
     if need > budget:
         k = math.ceil(every * need / budget)
         raise XregInputError(

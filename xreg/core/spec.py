@@ -161,7 +161,7 @@ class ExperimentSpec:
         check_bool("shuffle", self.shuffle)
         check_int("seed", self.seed, 0, 2**32 - 1)
         check_choice("dtype", self.dtype, DTYPES)
-        object.__setattr__(self, "init", check_choice("init", self.init or row.default_init, INITS))
+        object.__setattr__(self, "init", check_choice("init", row.default_init if self.init is None else self.init, INITS))
         if self.init_from is not None and not isinstance(self.init_from, str):
             raise XregInputError(f"The 'init_from' parameter must be a path. Got {self.init_from!r} instead.")
         check_float("init_scale", self.init_scale)
@@ -199,8 +199,8 @@ class ExperimentSpec:
         if row.hidden:
             object.__setattr__(self, "hidden", models.hidden_widths(models.DEFAULT_HIDDEN if self.hidden is None else self.hidden))
         if row.layers:
-            object.__setattr__(self, "activation", check_choice("activation", self.activation or "tanh", models.ACTIVATIONS))
-            object.__setattr__(self, "norm", check_choice("norm", self.norm or "none", models.NORMS))
+            object.__setattr__(self, "activation", check_choice("activation", "tanh" if self.activation is None else self.activation, models.ACTIVATIONS))
+            object.__setattr__(self, "norm", check_choice("norm", "none" if self.norm is None else self.norm, models.NORMS))
             object.__setattr__(self, "dropout", check_float("dropout", self.dropout, 0.0, 1.0, closed="left"))
         if row.name == "cnn":
             for k, v in models.DEFAULT_CONV.items():

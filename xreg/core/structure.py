@@ -98,22 +98,29 @@ def architecture(spec: ExperimentSpec, data: Dataset) -> models.Architecture:
     naive = tuple(c for c in naive_layers(spec, arch) if c != "init")  # init: the start, drawn by the plan
     if naive:
         arch = dataclasses.replace(arch, naive=naive)
-    if arch.norm == "batch":
-        if min(batch_sizes(spec, data.n_train)) < 2:
-            raise XregInputError(
-                f"Batch norm needs at least 2 rows in every batch (torch: 'Expected more than 1 value per channel when "
-                f"training'); {data.n_train} training rows in batches of {spec.batch_size or data.n_train} leave a batch of "
-                f"{min(batch_sizes(spec, data.n_train))}: choose another --batch-size, or --norm layer."
-            )
+    per_row = arch.conv.out_hw[0] * arch.conv.out_hw[1] if arch.conv is not None else 1  # values a channel's statistics see per row
+    if arch.norm == "batch" and min(batch_sizes(spec, data.n_train)) * per_row < 2:
+        raise XregInputError(
+            f"Batch norm needs at least 2 values per channel in every batch (torch: 'Expected more than 1 value per channel "
+            f"when training'); {data.n_train} training rows in batches of {spec.batch_size or data.n_train} leave a batch of "
+            f"{min(batch_sizes(spec, data.n_train))}: choose another --batch-size, or --norm layer."
+        )
     return arch
 
 
 def naive_layers(spec: ExperimentSpec, arch: models.Architecture) -> tuple[str, ...]:
     """The naive layer conventions a run computes: those it names, else, for a naive port, every one that
     acts on its model (``port='naive'`` extends to the layers); none for an exact run that names none."""
-    if spec.naive_layers or spec.port != "naive":
-        return spec.naive_layers
-    return layer_conventions.acting(arch)
+    if spec.port == "naive" and not spec.naive_layers:
+        return layer_conventions.acting(arch, spec.dtype)
+    for code in spec.naive_layers:  # named ones must change something here, and run
+        why = layer_conventions.blocked(code, arch)
+        if why is None and code != "init" and not layer_conventions.CONVENTIONS[code].acts(arch, spec.dtype):
+            acting = ", ".join(layer_conventions.acting(arch, spec.dtype)) or "none"
+            why = f"it changes nothing in this {spec.dtype} {arch.model} model (the ones that act here: {acting})"
+        if why is not None:
+            raise XregInputError(f"--naive-layer {code}: {why}.")
+    return spec.naive_layers
 
 
 def structure(spec: ExperimentSpec, arch: models.Architecture) -> Structure:

@@ -35,6 +35,7 @@ and torch's own loss classes, differentiated by autograd.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,7 @@ ACTIVATIONS = ("tanh", "relu", "gelu", "gelu-tanh")
 NORMS = ("none", "batch", "layer")
 DEFAULT_HIDDEN = 16
 MAX_WIDTH = 100_000
+MAX_DEPTH = 64  # hidden layers: each is traced, compiled and recorded apart
 # torch's defaults, the arithmetic every backend reproduces: nn.BatchNorm1d(momentum=0.1, eps=1e-5), nn.LayerNorm(eps=1e-5)
 BATCH_NORM_MOMENTUM = 0.1
 NORM_EPS = 1e-5
@@ -125,7 +127,7 @@ class Architecture:
     conv: Conv | None = None  # the cnn's convolution and pooling
     naive: tuple[str, ...] = ()  # the naive layer conventions the run computes (:mod:`xreg.semantics.layers`; JAX only)
 
-    @property
+    @functools.cached_property
     def blocks(self) -> tuple[tuple[str, str], ...]:
         """(dense or conv prefix, norm prefix) of each hidden block, input first."""
         if self.conv is not None:
@@ -136,7 +138,7 @@ class Architecture:
             return (("hidden.", "norm."),)
         return tuple((f"hidden{i}.", f"norm{i}.") for i in range(1, len(self.hidden) + 1))
 
-    @property
+    @functools.cached_property
     def layers(self) -> tuple[tuple[str, int, int], ...]:
         """(name prefix, fan_in, fan_out) of each dense layer, input first."""
         if self.conv is not None:
@@ -147,7 +149,7 @@ class Architecture:
         prefixes = [d for d, _ in self.blocks] + ["out."]
         return tuple((p, fans[i], fans[i + 1]) for i, p in enumerate(prefixes))
 
-    @property
+    @functools.cached_property
     def shapes(self) -> dict[str, tuple[int, ...]]:
         """Parameter name -> shape, in torch's ``named_parameters()`` order."""
         out: dict[str, tuple[int, ...]] = {}
@@ -175,7 +177,7 @@ class Architecture:
         steps of random sign), as torch models write ``nn.Linear(..., bias=False)`` there."""
         return not (self.norm == "batch" and prefix in dict(self.blocks))
 
-    @property
+    @functools.cached_property
     def buffer_shapes(self) -> dict[str, tuple[int, ...]]:
         """Buffer name -> shape, in torch's ``named_buffers()`` order: batch norm's running statistics and
         its step count (a float here, as every recorded array)."""
@@ -186,16 +188,16 @@ class Architecture:
             out.update({norm + "running_mean": (width,), norm + "running_var": (width,), norm + "num_batches_tracked": ()})
         return out
 
-    @property
+    @functools.cached_property
     def names(self) -> tuple[str, ...]:
         return tuple(self.shapes)
 
-    @property
+    @functools.cached_property
     def dense_names(self) -> tuple[str, ...]:
         """The dense layers' weights and biases (what an init family draws)."""
         return tuple(p + k for p, _, _ in self.init_layers for k in ("weight", "bias") if p + k in self.shapes)
 
-    @property
+    @functools.cached_property
     def init_layers(self) -> tuple[tuple[str, int, int], ...]:
         """(prefix, fan_in, fan_out) of each conv or dense layer, input first: what an init family draws, in
         order (a conv's fans count its receptive field: C_in*k*k and C_out*k*k)."""
@@ -251,12 +253,14 @@ def hidden_widths(value) -> tuple[int, ...]:
     """``--hidden``: one width or several (``32,16``, a list), each a whole number >= 1."""
     if isinstance(value, str):
         parts = [v.strip() for v in value.split(",")]
-        if not parts or any(not p.isdigit() for p in parts):  # isdigit: no sign, no '1.5', no empty part
+        if not parts or any(not (p.isascii() and p.isdigit()) for p in parts):  # no sign, no '1.5', no empty part, ASCII digits only
             raise XregInputError(f"The 'hidden' parameter must be widths like 32 or 32,16 (whole numbers >= 1). Got {value!r} instead.")
         value = [int(p) for p in parts]
     widths = (value,) if isinstance(value, int) and not isinstance(value, bool) else value
     if not isinstance(widths, (tuple, list)) or not widths:
         raise XregInputError(f"The 'hidden' parameter must be a width or a list of widths. Got {value!r} instead.")
+    if len(widths) > MAX_DEPTH:
+        raise XregInputError(f"The 'hidden' parameter names {len(widths)} hidden layers; xreg runs at most {MAX_DEPTH}.")
     return tuple(check_int("hidden", w, 1, MAX_WIDTH) for w in widths)
 
 
@@ -394,7 +398,7 @@ def _cnn_forward(arch: Architecture, params, X, xp, buffers, drop, train):
     a, block, moved = _block(arch, params, z, "norm.", xp, buffers, train)
     pooled, block["choice"] = conv.pool_forward(a, c, xp)
     block["P"], block["shape"] = P, a.shape
-    h = pooled.reshape(X.shape[0], -1)
+    h = pooled.reshape(X.shape[0], c.features)
     if drop is not None and arch.dropout > 0:
         block["drop"] = drop[0]
         h = h * drop[0]

@@ -36,33 +36,52 @@ class LayerConvention:
     naive: str  # what the literal port writes in flax
     fix_flax: str  # the flax code that computes torch's arithmetic
     fix_torch: str  # the torch code that computes what the naive flax port computes
-    acts: Callable  # acts(arch) -> bool: the naive layer changes this architecture's arithmetic
+    acts: Callable  # acts(arch, dtype) -> bool: the naive layer changes this architecture's arithmetic
     rounding: bool = False  # the same rule rounded differently: not a mismatch by itself (measured: see its row)
 
 
-def _bn(arch) -> bool:
+def _bn(arch, dtype="float64") -> bool:
     return arch.norm == "batch"
 
 
-def _ln(arch) -> bool:
+def _ln(arch, dtype="float64") -> bool:
     return arch.norm == "layer"
 
 
-def _same_differs(arch) -> bool:
-    """flax's SAME pads (total = max((out-1)*s + k - n, 0), the odd one at the end) to ceil(n/s) outputs:
-    torch's symmetric padding p computes the same map only where both give that size and that padding."""
+def same_sizes(arch) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """(flax's SAME map size, torch's) of the cnn's conv, or None without a conv. SAME pads to ceil(n/s)
+    outputs (total max((out-1)*s + k - n, 0), the odd one at the end)."""
     c = arch.conv
     if c is None:
+        return None
+    return tuple(-(-n // c.stride) for n in c.image[1:]), c.out_hw  # type: ignore[return-value]
+
+
+def _same_differs(arch, dtype="float64") -> bool:
+    """torch's symmetric padding p computes SAME's map only where both give that size and that padding."""
+    sizes = same_sizes(arch)
+    if sizes is None:
         return False
-    for n, out in zip(c.image[1:], c.out_hw):
-        same_out = -(-n // c.stride)
+    c = arch.conv
+    for n, same_out, out in zip(c.image[1:], *sizes):
         total = max((same_out - 1) * c.stride + c.kernel - n, 0)
         if same_out != out or total != 2 * c.padding:
             return True
     return False
 
 
-def _flatten_differs(arch) -> bool:
+def blocked(code: str, arch) -> str | None:
+    """Why the naive form of ``code`` cannot run on ``arch`` beside torch (None: it can): SAME padding that
+    makes another map size leaves the head's torch weights without the shape they need."""
+    sizes = same_sizes(arch)
+    if code == "same-padding" and sizes is not None and sizes[0] != sizes[1]:
+        (sh, sw), (th, tw) = sizes
+        return (f"flax's padding='SAME' makes {sh}x{sw} maps where torch's padding={arch.conv.padding} makes {th}x{tw}: "
+                "the dense head's torch weights do not fit, so this naive port cannot run beside torch")
+    return None
+
+
+def _flatten_differs(arch, dtype="float64") -> bool:
     return arch.conv is not None and arch.conv.channels > 1 and arch.conv.pooled_hw != (1, 1)
 
 
@@ -72,8 +91,9 @@ CONVENTIONS: dict[str, LayerConvention] = {
         LayerConvention(
             "bn-momentum", "batch norm", "momentum=0.1 (the new batch's weight)", "momentum=0.99 (the running average's decay)",
             "momentum=0.99 (decay)", "flax/Keras momentum = 1 - torch momentum",
-            "nnx.BatchNorm(momentum=0.1): torch's number copied, so the running statistics keep 10% of themselves",
-            "nnx.BatchNorm(momentum=0.9, ...)", "nn.BatchNorm1d(momentum=0.9) (1 - 0.1)", _bn),
+            "nnx.BatchNorm(momentum=m) with torch's m copied: flax keeps m of the running statistics and takes 1 - m of "
+            "the batch's, the reverse of torch (the same only at m = 0.5)",
+            "nnx.BatchNorm(momentum=1 - m, ...)", "nn.BatchNorm1d/2d(momentum=1 - m)", _bn),
         LayerConvention(
             "bn-running-var", "batch norm", "running_var moves towards the unbiased batch variance (n/(n-1))",
             "var moves towards the biased batch variance", "moving_variance: the biased batch variance",
@@ -87,7 +107,8 @@ CONVENTIONS: dict[str, LayerConvention] = {
             "a float64 flax port keeps its running statistics in float32: the eval-mode forward differs by ~1e-8",
             "nnx.BatchNorm(..., param_dtype=jnp.float64): its mean and var stay float32",
             "nnx.BatchNorm whose mean/var are nnx.BatchStat(jnp.zeros(C, jnp.float64)) (TorchBatchNorm makes them so)",
-            "running statistics kept in float32: bn.running_mean.float() after each step", lambda a: a.norm == "batch"),
+            "running statistics kept in float32: bn.running_mean.float() after each step",
+            lambda a, dtype="float64": a.norm == "batch" and dtype == "float64"),
         LayerConvention(
             "fast-variance", "batch and layer norm", "two-pass variance mean((x - mean)^2)",
             "use_fast_variance=True: mean(x^2) - mean(x)^2 (one pass)", "two-pass",
@@ -95,7 +116,7 @@ CONVENTIONS: dict[str, LayerConvention] = {
             "float64, within round-off; where |mean| >> std the exact port parts from torch by round-off too)",
             "nnx.BatchNorm / nnx.LayerNorm with flax's default use_fast_variance=True",
             "use_fast_variance=False", "no torch option (torch always computes the two-pass form)",
-            lambda a: False, rounding=True),
+            lambda a, dtype="float64": False, rounding=True),
         LayerConvention(
             "ln-eps", "layer norm", "eps=1e-5", "epsilon=1e-6", "epsilon=1e-3",
             "the number added to the variance under the square root: copy it",
@@ -103,12 +124,12 @@ CONVENTIONS: dict[str, LayerConvention] = {
         LayerConvention(
             "bn-eps", "batch norm", "eps=1e-5", "epsilon=1e-5", "epsilon=1e-3",
             "torch and flax agree; Keras's 1e-3 is a hundred times larger", "nnx.BatchNorm(...): flax's epsilon=1e-5 (torch's)",
-            "nnx.BatchNorm(..., epsilon=1e-5)", "nn.BatchNorm1d(..., eps=1e-5)", lambda a: False),
+            "nnx.BatchNorm(..., epsilon=1e-5)", "nn.BatchNorm1d(..., eps=1e-5)", lambda a, dtype="float64": False),
         LayerConvention(
             "gelu-form", "GELU", "nn.GELU(): exact, 0.5*x*(1 + erf(x/sqrt(2)))", "nnx.gelu(x): approximate=True (tanh form)",
             "activations.gelu(x): approximate=False (exact)", "torch approximate='tanh' = flax approximate=True",
             "nnx.gelu(x) for torch's nn.GELU(): flax's default tanh approximation",
-            "nnx.gelu(x, approximate=False)", "nn.GELU(approximate='tanh')", lambda a: a.activation == "gelu"),
+            "nnx.gelu(x, approximate=False)", "nn.GELU(approximate='tanh')", lambda a, dtype="float64": a.activation == "gelu"),
         LayerConvention(
             "same-padding", "conv2d", "padding=p: p zeros on every side", "padding='SAME': ceil(n/s) outputs, the odd pad at the end",
             "padding='same' (stride 1 only)", "torch padding=p = flax padding=((p, p), (p, p)); SAME equals it only for odd "
@@ -119,7 +140,7 @@ CONVENTIONS: dict[str, LayerConvention] = {
             "kernel-layout", "conv2d", "weight (out, in, kh, kw): OIHW", "kernel (kh, kw, in, out): HWIO", "kernel (kh, kw, in, out)",
             "flax kernel = torch weight.transpose(2, 3, 1, 0) (a dense kernel = weight.T)",
             "torch's weight reshaped to HWIO (weight.reshape(kh, kw, in, out)) instead of transposed",
-            "kernel = weight.transpose(2, 3, 1, 0)", "weight = kernel.transpose(3, 2, 0, 1)", lambda a: a.conv is not None),
+            "kernel = weight.transpose(2, 3, 1, 0)", "weight = kernel.transpose(3, 2, 0, 1)", lambda a, dtype="float64": a.conv is not None),
         LayerConvention(
             "flatten-order", "flatten", "x.flatten(1) of NCHW: channel, row, column", "x.reshape(n, -1) of NHWC: row, column, channel",
             "Flatten of NHWC (channels_last)", "the dense head's weight columns permuted: transpose NHWC -> NCHW before flattening",
@@ -130,7 +151,7 @@ CONVENTIONS: dict[str, LayerConvention] = {
             "lecun_normal: truncated N(0, 1/fan_in); bias 0", "glorot_uniform: U(+-sqrt(6/(fan_in+fan_out))); bias 0",
             "a different start, not a different rule: --init torch|flax|keras draws each family (in NumPy, from --seed)",
             "flax's default init kept: the port starts elsewhere (--init flax)", "load torch's initial weights into flax",
-            "nn.init.trunc_normal_ / zeros_ (lecun_normal: std sqrt(1/fan_in)/0.8796)", lambda a: True),
+            "nn.init.trunc_normal_ / zeros_ (lecun_normal: std sqrt(1/fan_in)/0.8796)", lambda a, dtype="float64": True),
     ]
 }  # fmt: skip
 CODES = tuple(CONVENTIONS)
@@ -173,15 +194,17 @@ def fix_code(code: str, arch, dtype: str = "float64") -> str:
     return "# start flax from torch's initial weights (xreg: --init torch for every run)"
 
 
-def acting(arch) -> tuple[str, ...]:
-    """The naive layer conventions that change ``arch``'s arithmetic, in table order (``init`` aside)."""
-    return tuple(c.code for c in CONVENTIONS.values() if c.acts(arch) and c.code not in DEFAULT_NAIVE_EXCLUDED)
+def acting(arch, dtype: str = "float64") -> tuple[str, ...]:
+    """The naive layer conventions that change ``arch``'s arithmetic in ``dtype`` and can run beside torch,
+    in table order (``init`` aside)."""
+    return tuple(c.code for c in CONVENTIONS.values()
+                 if c.acts(arch, dtype) and c.code not in DEFAULT_NAIVE_EXCLUDED and blocked(c.code, arch) is None)  # fmt: skip
 
 
-def cause_text(code: str, arch=None) -> str:
+def cause_text(code: str, arch=None, dtype: str = "float64") -> str:
     """The naive layer and its flax fix (the runnable expression of :func:`fix_code` where ``arch`` is known)."""
     c = CONVENTIONS[code]
-    return f"{c.naive} (fix: {fix_code(code, arch) if arch is not None else c.fix_flax}; torch side: {c.fix_torch})"
+    return f"{c.naive} (fix: {fix_code(code, arch, dtype) if arch is not None else c.fix_flax}; torch side: {c.fix_torch})"
 
 
 def table_text() -> str:

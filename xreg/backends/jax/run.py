@@ -456,7 +456,7 @@ def sweep(specs: list[ExperimentSpec], data: Dataset, platform: str | None = Non
     with jax.enable_x64(True):
         for s, members in groups.items():
             prog = program(s)
-            chunk = chunk_size(len(members), max(plan.batch_sizes) * s.arch.width)
+            chunk = chunk_size(len(members), max(plan.batch_sizes) * s.arch.values_per_row)
             chunks = -(-len(members) // chunk)
             pad = members + [members[-1]] * ((chunks + (-chunks % len(devs))) * chunk - len(members))
             stacked = jax.tree.map(lambda *leaves: np.asarray(leaves, np.float64), *[splits[i][1] for i in pad])

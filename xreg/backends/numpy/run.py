@@ -140,8 +140,10 @@ def buffers_of(state: State) -> dict[str, np.ndarray]:
 def metrics(arch: models.Architecture, params: Mapping[str, np.ndarray], X, y, buffers=None) -> tuple[float, float]:
     """Mean loss and accuracy (NaN for regression or no rows) of ``params`` on X, y, in eval mode (batch
     norm by its running statistics ``buffers``, no dropout)."""
+    if not len(y):
+        return math.nan, math.nan
     z = models.forward(arch, params, X, np, buffers=buffers, train=False)
-    loss = float(np.mean(models.per_example_loss(arch.head, z, y, np))) if len(y) else math.nan
+    loss = float(np.mean(models.per_example_loss(arch.head, z, y, np)))
     if not models.HEADS[arch.head].classification or not len(y):
         return loss, math.nan
     return loss, float(np.mean(models.correct(arch.head, z, y, np)))
