@@ -91,8 +91,11 @@ def figure(c: Comparison):
     if ax_dev.get_legend_handles_labels()[0]:
         ax_dev.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     s = c.spec
-    fig.suptitle(f"{c.data.name}: {c.architecture.model} ({c.architecture.describe()}) + {s.optimizer}, lr={s.lr:g}, "
-                 f"lam={s.lam:g}, {s.dtype}", fontsize=10)  # fmt: skip
+    import textwrap
+
+    title = (f"{c.data.name}: {c.architecture.model} ({c.architecture.describe()}) + {s.optimizer}, lr={s.lr:g}, "
+             f"lam={s.lam:g}, {s.dtype}")
+    fig.suptitle("\n".join(textwrap.wrap(title, 150)), fontsize=10)  # a long layer list wraps instead of leaving the page
     return fig
 
 

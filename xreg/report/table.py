@@ -155,15 +155,21 @@ def _fmt(x: float | None, spec: str = ".3e") -> str:
 HEAD = ["run", "convention", "update", "final loss", "train acc", "test acc", "max |dw| vs ref", "verdict", "torch wd equiv"]
 
 
-def rows(c: Comparison) -> tuple[list[str], list[list[str]]]:
-    """The table's header and one row of strings per run."""
+def _short_status(status: str) -> str:
+    """A run's status as the table's verdict cell (its first words: the whole reason is a note below)."""
+    return status if len(status) <= 24 else status.split(":")[0]
+
+
+def rows(c: Comparison, fmt_long: bool = True) -> tuple[list[str], list[list[str]]]:
+    """The table's header and one row of strings per run (``fmt_long``: a failed run's whole reason in its
+    verdict cell; else its first words, the reason listed below the table)."""
     ref = c.reference
     out = []
     for o in c.outcomes:
         t = o.trajectory
         if t is None:
             out.append([o.label, o.spec.convention, update_formula(o), _NOT_SET, _NOT_SET, _NOT_SET, _NOT_SET,
-                        o.status, _NOT_SET])  # fmt: skip
+                        o.status if fmt_long else _short_status(o.status), _NOT_SET])  # fmt: skip
             continue
         if o is ref:
             dev, verdict = "(reference)", o.status if o.status != "ok" else "reference"
@@ -217,8 +223,11 @@ def _grid(head: list[str], body: list[list[str]], fmt: str, width: int) -> str:
 def table(c: Comparison, fmt: str = "table", width: int = WIDTH) -> str:
     """The comparison as a table (rich, ``width`` columns, the formula column wrapped; or Markdown, or CSV)
     plus the tolerance, warnings, and one line per explained difference."""
-    head, body = rows(c)
+    head, body = rows(c, fmt_long=fmt != "table")
     notes = [f"  {o.label}: {why}" for o in c.outcomes if (o.trajectory is not None or o.skipped) and (why := explain(c, o))]
+    if fmt == "table":
+        notes += [f"  {o.label}: {o.status}" for o in c.outcomes if o.trajectory is None and not o.skipped
+                  and o.status != _short_status(o.status)]  # fmt: skip
     out = [_grid(head, body, fmt, width)]
     if fmt == "csv":
         return out[0]
