@@ -126,6 +126,8 @@ CASES = [  # (id, argv, expected substring of the one stderr line)
     ("naive-layer-not-acting", ["--model", "mlp", "--naive-layer", "bn-momentum"], "--naive-layer bn-momentum: it changes nothing"),
     ("naive-layer-same-padding-blocked", ["--data", "digits", "--model", "cnn", "--padding", "0", "--naive-layer", "same-padding"],
      "makes 8x8 maps where torch's padding=0 makes 6x6"),
+    ("init-and-init-from", ["--init", "flax", "--init-from", "{dir}/nope.npz"], "both name the start: give one"),
+    ("init-scale-unread", ["--model", "mlp", "--init-scale", "5"], "--init-scale is read by --init normal and constant only, not by --init torch (the mlp model's default)"),
     ("batch-norm-one-row-batch", ["--model", "mlp", "--norm", "batch", "--batch-size", "3"], "Batch norm needs at least 2 values per channel in every batch"),
     ("unknown-activation", ["--model", "mlp", "--activation", "sigmoid"], "The 'activation' parameter must be one of 'tanh', 'relu'"),
     ("target-with-shipped-data", ["--data", "iris", "--model", "softmax", "--target", "y"], "--target needs --data PATH.csv"),

@@ -138,7 +138,7 @@ def _run_flags(p: argparse.ArgumentParser, sweep: bool) -> None:
                    "keras (glorot_uniform, zero bias) or constant (default: zeros; torch for the mlp and the cnn, whose zeros "
                    "cannot break symmetry)")  # fmt: skip
     g.add_argument("--init-from", metavar="PATH.npz", help="initial parameters, arrays named as the model's parameters")
-    g.add_argument("--init-scale", type=real, default=0.1,
+    g.add_argument("--init-scale", type=real,
                    help="std of --init normal, or the value of every parameter with --init constant")
 
 
@@ -208,7 +208,18 @@ def _decoupled_flag(args: argparse.Namespace, flag: Any) -> str:
     return chosen
 
 
+def _check_start(args: argparse.Namespace) -> None:
+    """The start flags that would be read past: two starts named, or a scale no family reads."""
+    if args.init is not None and args.init_from is not None:
+        raise XregInputError(f"--init {args.init} and --init-from {args.init_from} both name the start: give one.")
+    family = args.init if args.init is not None else (models.MODELS[args.model].default_init if args.model in models.MODELS else None)
+    if args.init_scale is not None and (args.init_from is not None or family not in ("normal", "constant", None)):
+        what = "--init-from" if args.init_from else f"--init {family}" + ("" if args.init else f" (the {args.model} model's default)")
+        raise XregInputError(f"--init-scale is read by --init normal and constant only, not by {what}.")
+
+
 def spec_from_args(args: argparse.Namespace) -> spec.ExperimentSpec:
+    _check_start(args)
     options = pairs(args.opt, "--opt")
     for name in ("momentum", "dampening"):
         if getattr(args, name) is not None:
@@ -258,7 +269,7 @@ def spec_from_args(args: argparse.Namespace) -> spec.ExperimentSpec:
         dtype=args.dtype,
         init=args.init,
         init_from=args.init_from,
-        init_scale=args.init_scale,
+        init_scale=0.1 if args.init_scale is None else args.init_scale,
         schedule=args.schedule,
         schedule_options=_schedule_options(args.schedule_opt),
         clip_norm=args.clip_norm,

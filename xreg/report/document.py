@@ -19,7 +19,7 @@ import re
 import numpy as np
 
 from xreg.analysis.runs import Comparison
-from xreg import optimizers
+from xreg import models, optimizers
 from xreg.semantics import conventions
 from xreg.report.table import _grid, _tolerance_line, explain, hazards, kernel_notes, rows, torch_equivalent
 
@@ -44,8 +44,13 @@ def _equivalents(c: Comparison) -> list[tuple[str, str]]:
                       no_decay=s.no_decay, rows=c.data.n_train, batch_size=c.batch_sizes[0] if len(set(c.batch_sizes)) == 1 else None)  # fmt: skip
     except Exception as exc:  # noqa: BLE001 (a report still says what it could not translate)
         return [("equivalents", f"no translation: {exc}")]
-    out = [("torch", t.torch_code), ("optax (import optax, xreg.twins)", t.optax_code), ("scratch loop", t.scratch),
-           ("L2 in a mean loss", t.l2_mean_loss), ("scikit-learn", t.sklearn)]  # fmt: skip
+    sizes = sorted(set(c.batch_sizes))
+    scratch = t.scratch if len(sizes) == 1 else (f"no single scratch lam: the scratch loop's lam/m changes with the batch "
+                                                 f"size m in {sizes} (each batch needs its own)")  # fmt: skip
+    sklearn = t.sklearn if models.get(s.model).convex else (f"no scikit-learn equivalent: the {s.model} is not a linear "
+                                                             "model (LogisticRegression's C fits softmax and logistic regression)")  # fmt: skip
+    out = [("torch", t.torch_code), ("optax (import optax, xreg.twins)", t.optax_code), ("scratch loop", scratch),
+           ("L2 in a mean loss", t.l2_mean_loss), ("scikit-learn", sklearn)]  # fmt: skip
     out += [("no exact equivalent", x) for x in t.no_exact_equivalent]
     return out
 
