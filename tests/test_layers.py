@@ -234,7 +234,9 @@ def test_three_backends_agree_on_layered_models(model, optimizer, digits, digits
     within 1e-12 on every parameter and running statistic at every step, the batch loss and the eval-mode
     metrics (running statistics, no dropout) too."""
     spec = layered_spec(model, optimizer)
-    d = digits_inner if spec.norm == "batch" and spec.model == "mlp" else digits  # the cnn's kernel is shared by every pixel
+    # AdamW on the batch-normed MLP: digits without its edge pixels (test_batch_norm_of_a_constant_feature_is_round_off;
+    # measured on all 64: 5e-11 and 8e-11, round-off by the floor); the cnn's kernel is shared by every pixel
+    d = digits_inner if spec.norm == "batch" and spec.model == "mlp" and optimizer == "adamw" else digits
     runs = {b: backends.train(b, spec, d) for b in backends.NAMES}
     ref = runs["torch"]
     assert ref.steps == 360 and ref.diverged_at is None and ref.test_accuracy[-1] > 0.9
