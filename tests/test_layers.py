@@ -424,6 +424,7 @@ def test_explain_layers_prints_every_convention(capsys):
 
     assert main(["explain", "layers"]) == 0
     out = capsys.readouterr().out
+    assert main(["explain", "layers", "--lr", "0.1"]) == 2
     for c in layer_conventions.CONVENTIONS.values():
         assert f"{c.code} ({c.layer})" in out and c.naive in out
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from xreg import models
+from xreg.core.checks import XregInputError
 from xreg.cli.common import EXIT_MATCH, Parser, pairs, real
 from xreg.core import recipe
 from xreg.core.spec import ExperimentSpec
@@ -79,6 +80,10 @@ def run(argv: Sequence[str]) -> int:
     args = p.parse_args(list(argv))
     if args.optimizer == "layers":
         from xreg.semantics import layers
+
+        given = [f for f, v in (("--lr", args.lr), ("--weight-decay", args.weight_decay), ("--option", args.option)) if v is not None]
+        if given:
+            raise XregInputError(f"{given[0]} is for an optimizer; 'xreg explain layers' takes no options.")
 
         print(layers.table_text())
         return EXIT_MATCH
