@@ -292,8 +292,8 @@ def test_planted_layer_bugs_are_mismatches(bug, monkeypatch, digits_inner):
     if bug == "biased running variance":
         real = models._normalize
 
-        def biased(kind, u, w, b, buffers, prefix, xp, train, m=None):
-            out = real(kind, u, w, b, buffers, prefix, xp, train, m)
+        def biased(kind, u, w, b, buffers, prefix, xp, train):
+            out = real(kind, u, w, b, buffers, prefix, xp, train)
             if out[3]:
                 var = xp.mean((u - xp.mean(u, axis=0)) ** 2, axis=0)
                 out[3][prefix + "running_var"] = 0.9 * buffers[prefix + "running_var"] + 0.1 * var
@@ -569,3 +569,15 @@ def test_naive_layers_that_cannot_run_or_do_not_act_are_refused(digits):
     assert "bn-stats-float32" not in architecture(f32, digits).naive
     with pytest.raises(XregInputError, match="changes nothing in this float32 mlp"):
         architecture(f32.replace(naive_layers=("bn-stats-float32",)), digits)
+
+
+def test_the_default_float32_batch_norm_comparison_runs_its_naive_port(capsys):
+    """The naive run the comparison adds by itself names only the conventions that act in the run's dtype
+    (float32: not flax's float32 statistics): it runs and is named, never refused."""
+    from xreg.cli import main
+
+    code = main(["--data", "digits", "--standardize", "--model", "mlp", "--norm", "batch", "--dtype", "float32", "--epochs", "1",
+                 "--batch-size", "256", "--backend", "torch", "--backend", "jax", "--naive"])  # fmt: skip
+    out = capsys.readouterr()
+    assert code == 1 and not out.err, out.err
+    assert "jax/coupled/naive" in out.out and "bn-momentum:" in out.out and "bn-stats-float32" not in out.out

@@ -20,7 +20,6 @@ class RunRequest:
     lam: float | None = None  # None: the base spec's lam
     skip: str | None = None  # why this run is listed but not made (e.g. its derived lam overflows)
     group_decay: tuple[tuple[str, float], ...] | None = None  # None: the base spec's (a derived run scales them as lam)
-    naive_layers: tuple[str, ...] = ()  # a naive port's layer conventions (xreg.semantics.layers)
 
     def spec_for(self, base: ExperimentSpec) -> ExperimentSpec:
         """The run's full spec (validated: a bad combination raises XregInputError here)."""
@@ -28,12 +27,14 @@ class RunRequest:
         if self.port == "naive" and self.backend != "jax":
             raise XregInputError(f"Naive ports are optax chains: use backend 'jax', not {self.backend!r}.")
         lam = base.lam if self.lam is None or self.skip else self.lam
-        spec = base.replace(convention=self.convention, port=self.port, lam=lam, naive_layers=())  # exact runs: torch's layers
+        # an exact run computes torch's layers; a naive one the codes the base names, else every one that acts
+        # (xreg.core.structure.naive_layers)
+        spec = base.replace(convention=self.convention, port=self.port, lam=lam,
+                            naive_layers=base.naive_layers if self.port == "naive" else ())  # fmt: skip
         if self.group_decay is not None and not self.skip:
             spec = spec.replace(group_decay=self.group_decay)
         if self.port == "naive":
             optimizers.check_naive(spec.optimizer, spec.convention)
-            spec = spec.replace(naive_layers=self.naive_layers or base.naive_layers)
         return spec
 
 
@@ -67,13 +68,7 @@ def naive_cause(spec: ExperimentSpec, data: Dataset) -> str | None:
     arch = architecture(spec, data)
     s = structure(spec, arch)
     why = [optimizers.naive_cause(spec.optimizer, spec.options, spec.convention, s.decays_everything)]
-    why += [f"{code}: {layers.cause_text(code, arch, spec.dtype)}" for code in naive_layers(spec, arch)
-            if code == "init" or layers.CONVENTIONS[code].acts(arch, spec.dtype)]  # fmt: skip
+    why += [f"{code}: {layers.cause_text(code, arch, spec.dtype)}" for code in naive_layers(spec, arch)]  # each acts (checked there)
     why = [w for w in why if w]
     return "; ".join(why) if why else None
 
-
-def naive_layers_for(spec: ExperimentSpec, data: Dataset, asked: tuple[str, ...] | None = None) -> tuple[str, ...]:
-    """The layer conventions a naive port of ``spec`` computes: those asked for, else every one that acts
-    on the model (:func:`xreg.semantics.layers.acting`)."""
-    return tuple(asked) if asked else layers.acting(architecture(spec, data))

@@ -14,7 +14,7 @@ from typing import Callable
 
 from xreg import backends, models
 from xreg.analysis.agreement import PairResult, compare_pair
-from xreg.analysis.outcomes import RunOutcome, RunRequest, naive_cause, naive_layers_for  # noqa: F401 (re-exported)
+from xreg.analysis.outcomes import RunOutcome, RunRequest, naive_cause  # noqa: F401 (re-exported)
 from xreg.analysis.triage import triage
 from xreg.backends import BackendUnavailable
 from xreg.core.checks import XregInputError
@@ -84,10 +84,8 @@ def default_requests(spec: ExperimentSpec, batch_sizes: tuple[int, ...], data: D
             groups = tuple((p, conventions.lam_for_torch_weight_decay("scratch", v, batch_sizes, spec.lr)) for p, v in spec.group_decay)
             if all(v is not None and math.isfinite(v) for _, v in groups):  # every strength scaled as lam, or the run is not one
                 reqs.append(RunRequest("numpy", "scratch", lam=lam, group_decay=groups if groups else None))
-    naive_layers = naive_layers_for(spec, data, spec.naive_layers)
-    ported = spec.replace(convention=native, port="naive", naive_layers=naive_layers)
-    if native in opt.naive_conventions and naive_cause(ported, data) is not None:
-        reqs.append(RunRequest("jax", native, port="naive", naive_layers=naive_layers))  # (a port of another convention is asked for by name)
+    if native in opt.naive_conventions and naive_cause(spec.replace(convention=native, port="naive"), data) is not None:
+        reqs.append(RunRequest("jax", native, port="naive"))  # (a port of another convention is asked for by name)
     return reqs
 
 
@@ -106,14 +104,14 @@ def requests_from(
             ported = optimizers.naive_convention(spec.optimizer, optimizers.get(spec.optimizer).default_convention)
             if not any(r.convention == ported for r in reqs):  # the port beside torch in its own convention (Rprop: L2 in the loss)
                 reqs.append(RunRequest("torch", ported))
-            reqs.append(RunRequest("jax", ported, port="naive", naive_layers=naive_layers_for(spec, data, spec.naive_layers)))
+            reqs.append(RunRequest("jax", ported, port="naive"))
         return reqs
     native = optimizers.get(spec.optimizer).default_convention
     bs = backend_names or list(backends.NAMES)
     cs = list(dict.fromkeys(conventions.canonical(c) for c in convention_names)) if convention_names else [native]
     reqs = [RunRequest(b, c) for c, b in itertools.product(cs, bs)]
     if naive:
-        reqs += [RunRequest("jax", c, port="naive", naive_layers=naive_layers_for(spec, data, spec.naive_layers)) for c in cs]
+        reqs += [RunRequest("jax", c, port="naive") for c in cs]
     seen: list[RunRequest] = []
     for r in reqs:
         if r not in seen:
