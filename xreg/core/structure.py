@@ -87,7 +87,8 @@ def architecture(spec: ExperimentSpec, data: Dataset) -> models.Architecture:
     conv = {k: getattr(spec, k) for k in models.CONV_OPTIONS}
     arch = models.architecture(spec.model, data.n_features, n_classes, spec.hidden, spec.activation, spec.norm, spec.dropout,
                                conv, data.image_shape)  # fmt: skip
-    rows = max(batch_sizes(spec, data.n_train))
+    sizes = batch_sizes(spec, data.n_train)
+    rows = max(sizes)
     need = rows * arch.values_per_row * 8 * 2  # x 2: a backend's copy and its gradient's
     if need > ACTIVATION_BUDGET_BYTES:
         raise XregInputError(
@@ -99,11 +100,11 @@ def architecture(spec: ExperimentSpec, data: Dataset) -> models.Architecture:
     if naive:
         arch = dataclasses.replace(arch, naive=naive)
     per_row = arch.conv.out_hw[0] * arch.conv.out_hw[1] if arch.conv is not None else 1  # values a channel's statistics see per row
-    if arch.norm == "batch" and min(batch_sizes(spec, data.n_train)) * per_row < 2:
+    if arch.norm == "batch" and min(sizes) * per_row < 2:
         raise XregInputError(
             f"Batch norm needs at least 2 values per channel in every batch (torch: 'Expected more than 1 value per channel "
             f"when training'); {data.n_train} training rows in batches of {spec.batch_size or data.n_train} leave a batch of "
-            f"{min(batch_sizes(spec, data.n_train))}: choose another --batch-size, or --norm layer."
+            f"{min(sizes)}: choose another --batch-size, or --norm layer."
         )
     return arch
 

@@ -44,7 +44,6 @@ from xreg.core.checks import XregInputError, check_choice, check_int
 from xreg.models import conv
 from xreg.models.conv import POOLS, Conv
 
-NAMES = ("logistic", "linear", "softmax", "mlp")
 ACTIVATIONS = ("tanh", "relu", "gelu", "gelu-tanh")
 NORMS = ("none", "batch", "layer")
 DEFAULT_HIDDEN = 16
@@ -53,7 +52,6 @@ MAX_DEPTH = 64  # hidden layers: each is traced, compiled and recorded apart
 # torch's defaults, the arithmetic every backend reproduces: nn.BatchNorm1d(momentum=0.1, eps=1e-5), nn.LayerNorm(eps=1e-5)
 BATCH_NORM_MOMENTUM = 0.1
 NORM_EPS = 1e-5
-BUFFERS = ("running_mean", "running_var", "num_batches_tracked")  # nn.BatchNorm1d's, in its named_buffers() order
 
 
 @dataclass(frozen=True)
@@ -215,12 +213,6 @@ class Architecture:
         return sum(math.prod(s) for s in self.shapes.values())
 
     @property
-    def width(self) -> int:
-        """The widest activation a row makes (the memory of a batch's forward pass)."""
-        conv = (self.conv.channels * self.conv.out_hw[0] * self.conv.out_hw[1],) if self.conv is not None else ()
-        return max((self.n_outputs, *(self.hidden or ()), *conv))
-
-    @property
     def values_per_row(self) -> int:
         """Numbers one row's forward and backward pass hold at once (the cnn: its patches, each map's
         pre-activation, normalized, activated values and gradient; dense layers: every width)."""
@@ -300,8 +292,8 @@ def architecture(model: str, n_features: int, n_classes: int, hidden=None, activ
     n_out = n_classes if head == "ce" else 1
     if not row.layers:
         return Architecture(model, n_features, n_out, head)
-    activation = check_choice("activation", activation or "tanh", ACTIVATIONS)
-    norm = check_choice("norm", norm or "none", NORMS)
+    activation = check_choice("activation", "tanh" if activation is None else activation, ACTIVATIONS)
+    norm = check_choice("norm", "none" if norm is None else norm, NORMS)
     if model == "cnn":
         return Architecture(model, n_features, n_out, head, None, activation, norm, float(dropout), make_conv(image, n_features, conv or {}))
     hidden = hidden_widths(DEFAULT_HIDDEN if hidden is None else hidden)
@@ -354,7 +346,7 @@ def _per_channel(v, u):
     return v.reshape((1, -1) + (1,) * (u.ndim - 2))
 
 
-def _normalize(kind: str, u, w, b, buffers, prefix, xp, train: bool, m=None):
+def _normalize(kind: str, u, w, b, buffers, prefix, xp, train: bool):
     """Batch or layer norm of u (N, C) or (N, C, H, W): (normalized, affine output, 1/std, new buffers)."""
     axes = _norm_axes(kind, u.ndim)
     if kind == "batch":

@@ -25,6 +25,7 @@ puts flax's default (or torch's number copied literally) back in its one place.
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import math
 from typing import Any
 
@@ -83,6 +84,15 @@ def activation(arch: models.Architecture):
     return ACTIVATIONS[arch.activation]
 
 
+def normalized(arch: models.Architecture, layer, x, train: bool, mask):
+    """``layer`` (the block's norm) on x (rows, ...): batch norm in train mode over the rows ``mask`` keeps
+    (rows,), or by its running statistics; layer norm over each row's flattened values."""
+    if arch.norm == "batch":
+        rows = None if mask is None else mask.reshape((-1,) + (1,) * (x.ndim - 1))
+        return layer(x, use_running_average=not train, mask=rows)
+    return layer(x.reshape(x.shape[0], -1)).reshape(x.shape)
+
+
 class FlaxMLP(nnx.Module):
     def __init__(self, arch: models.Architecture, dtype, rngs: nnx.Rngs):
         self.arch = arch
@@ -98,10 +108,8 @@ class FlaxMLP(nnx.Module):
         act = activation(self.arch)
         for i, (dense, norm) in enumerate(self.arch.blocks):
             x = getattr(self, dense[:-1])(x)
-            if self.arch.norm == "batch":
-                x = getattr(self, norm[:-1])(x, use_running_average=not train, mask=mask)
-            elif self.arch.norm == "layer":
-                x = getattr(self, norm[:-1])(x)
+            if self.arch.norm != "none":
+                x = normalized(self.arch, getattr(self, norm[:-1]), x, train, mask)
             x = act(x)
             if train and drop is not None:
                 x = x * drop[i]
@@ -129,10 +137,8 @@ class FlaxCNN(nnx.Module):
     def __call__(self, x, drop, mask, train: bool):
         c, n = self.spec, x.shape[0]
         x = self.conv(x.reshape(n, *c.image).transpose(0, 2, 3, 1))  # NCHW rows -> NHWC
-        if self.arch.norm == "batch":
-            x = self.norm(x, use_running_average=not train, mask=None if mask is None else mask[:, :, None, None])
-        elif self.arch.norm == "layer":
-            x = self.norm(x.reshape(n, -1)).reshape(x.shape)
+        if self.arch.norm != "none":
+            x = normalized(self.arch, self.norm, x, train, mask)
         window = (c.pool_size, c.pool_size)
         x = (nnx.max_pool if c.pool == "max" else nnx.avg_pool)(activation(self.arch)(x), window, strides=window)
         if "flatten-order" not in self.arch.naive:
@@ -183,7 +189,7 @@ class Net:
         eval mode (running statistics, no dropout); ``mask`` (rows,) the real rows of a padded batch."""
         leaves = [jnp.asarray(self._leaf(params, buffers, module, field)) for module, field in self.keys]
         net = nnx.merge(self.graphdef, jax.tree_util.tree_unflatten(self.treedef, leaves))
-        z = net(X, drop, None if mask is None else mask[:, None], train)
+        z = net(X, drop, mask, train)
         if not train or self.arch.norm != "batch":
             return z, dict(buffers)
         moved = {}
@@ -200,7 +206,4 @@ def net(arch: models.Architecture, dtype: str) -> Net:
     return Net(arch, jnp.dtype(dtype))
 
 
-def flax_version() -> str:
-    import flax
-
-    return flax.__version__
+FLAX_VERSION = importlib.metadata.version("flax")

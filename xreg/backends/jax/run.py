@@ -81,11 +81,11 @@ class _Program:
     def __init__(self, s: Structure):
         self.s, self.dtype = s, jnp.dtype(s.dtype)
         self.in_loss = next((st for st in recipe.build(s) if st.name == "penalty"), None)
-        self.net = None
+        self.net, self.flax = None, None  # the flax.nnx modules of a layered model, and flax's version
         if s.arch.layered:
             from xreg.backends.jax import nets
 
-            self.net = nets.net(s.arch, s.dtype)
+            self.net, self.flax = nets.net(s.arch, s.dtype), nets.FLAX_VERSION
 
     def lr_at(self, hp, epoch):
         """The shared per-epoch schedule's lr of ``epoch``."""
@@ -258,7 +258,7 @@ class _Program:
 def program(s: Structure) -> SimpleNamespace:
     """The jit-compiled pieces of one structure: init, step, the scanned run and the per-epoch metrics."""
     p = _Program(s)
-    return SimpleNamespace(init=jax.jit(p.init), step=jax.jit(p.one_step), run=jax.jit(p.run), fit=p.fit, dtype=p.dtype,
+    return SimpleNamespace(init=jax.jit(p.init), step=jax.jit(p.one_step), run=jax.jit(p.run), fit=p.fit, dtype=p.dtype, flax=p.flax,
                            run_every=jax.jit(p.run_every, static_argnames="every"),
                            gradient=jax.jit(p.gradient), autodiff=jax.jit(jax.grad(p.objective, has_aux=True)))
 
@@ -311,12 +311,6 @@ def buffers_of(state: State) -> dict[str, np.ndarray]:
     return {n: np.asarray(b, np.float64) for n, b in state.buffers.items()}
 
 
-def nets_version() -> str:
-    from xreg.backends.jax import nets
-
-    return nets.flax_version()
-
-
 def chain_text(s: Structure, hp: Mapping[str, Any]) -> str:
     """The chain a run of ``s`` executes, printed with the values of ``hp``."""
     return chain.chain_text(chain.links(s, hp, hp["lr"], 1))
@@ -362,7 +356,7 @@ def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
             "optax": optax.__version__,
             "device": str(jax.devices(spec.device)[0].platform),
             "chain": chain_text(s, hp),
-            **({"flax": nets_version()} if s.arch.layered else {}),
+            **({"flax": prog.flax} if prog.flax else {}),
             "recipe": recipe.text(recipe.build(s)),
         },
     )

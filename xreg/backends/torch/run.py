@@ -341,7 +341,7 @@ def buffers_of(state: State) -> dict[str, np.ndarray]:
     return {n: b.detach().double().cpu().numpy().copy() for n, b in state.model.named_buffers()}
 
 
-METRIC_BLOCK = 2**24  # logits held at once (epochs x rows x outputs) when computing the per-epoch metrics
+METRIC_BLOCK = 2**24  # values held at once (epochs x rows x a row's activations) when computing the per-epoch metrics
 
 
 def _epoch_metrics(arch: models.Architecture, model: torch.nn.Module, hist: Mapping[str, np.ndarray],
@@ -356,7 +356,7 @@ def _epoch_metrics(arch: models.Architecture, model: torch.nn.Module, hist: Mapp
     if X.shape[0] == 0 or len(rows) == 0:
         return loss, acc
     lf = loss_fn(arch.head)
-    block = max(1, METRIC_BLOCK // (X.shape[0] * arch.width))
+    block = max(1, METRIC_BLOCK // (X.shape[0] * arch.values_per_row))
     model.eval()
     for lo in range(0, len(rows), block):
         sel = rows[lo : lo + block]
