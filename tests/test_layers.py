@@ -417,6 +417,11 @@ def test_printed_layer_fixes_run_and_compute_torchs_layer(model, digits):
                 np.testing.assert_array_equal(np.asarray(fix(jnp.asarray(x.transpose(0, 2, 3, 1)))), x.reshape(2, -1))
             checked.add(code)
     assert checked == set(layer_conventions.acting(arch))
+    with jax.enable_x64(True):  # init's fix: torch's kernel family, U(+-1/sqrt(fan_in))
+        init = eval(layer_conventions.fix_code("init", arch), namespace)  # noqa: S307
+        w = np.asarray(init(jax.random.key(0), (400, 300), jnp.float64))
+    assert np.max(np.abs(w)) <= 1 / np.sqrt(400) and np.max(np.abs(w)) > 0.99 / np.sqrt(400)
+    assert abs(np.std(w) - 1 / np.sqrt(3 * 400)) < 0.01 / np.sqrt(400)
 
 
 def test_explain_layers_prints_every_convention(capsys):

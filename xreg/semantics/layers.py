@@ -191,7 +191,9 @@ def fix_code(code: str, arch, dtype: str = "float64") -> str:
         return "lambda weight: weight.transpose(2, 3, 1, 0)"
     if code == "flatten-order":
         return "lambda x: x.transpose(0, 3, 1, 2).reshape(x.shape[0], -1)"
-    return "# start flax from torch's initial weights (xreg: --init torch for every run)"
+    # init: torch's kaiming_uniform(a=sqrt(5)) kernel family, U(+-1/sqrt(fan_in)) (flax has no bias initializer that
+    # reads fan_in: load torch's initial biases, or start both from one drawn start as xreg does)
+    return "nnx.initializers.variance_scaling(1 / 3, 'fan_in', 'uniform')"
 
 
 def acting(arch, dtype: str = "float64") -> tuple[str, ...]:
