@@ -15,7 +15,7 @@ import pytest
 from xreg.core.checks import XregInputError
 from xreg.cli import main
 from xreg.io import files
-from xreg.semantics import schedules
+from xreg import schedules
 
 
 def test_a_non_finite_loss_is_a_divergence(capsys):
@@ -36,13 +36,17 @@ def test_a_non_finite_loss_is_a_divergence(capsys):
 ])  # fmt: skip
 def test_lambda_schedules_are_checked_on_every_epoch(expr, message):
     with pytest.raises(XregInputError, match=None) as err:
-        schedules.resolve("lambda", {"expr": expr}, epochs=10)
+        _for_run({"expr": expr}, 10)
     assert message in str(err.value)
 
 
+def _for_run(options, calls):
+    return dict(schedules.for_run("lambda", schedules.resolve("lambda", options), schedules.Context(calls)))
+
+
 def test_constant_expressions_are_schedules():
-    assert schedules.resolve("lambda", {"expr": "0"}, epochs=3)["expr"] == "0"
-    assert schedules.resolve("lambda", {"expr": "1/(1 + epoch)"}, epochs=1000)["expr"] == "1/(1 + epoch)"
+    assert _for_run({"expr": "0"}, 3)["expr"] == "0"
+    assert _for_run({"expr": "1/(1 + epoch)"}, 1000)["expr"] == "1/(1 + epoch)"
 
 
 @pytest.mark.parametrize("argv, message", [

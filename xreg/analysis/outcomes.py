@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xreg import backends, optimizers
+from xreg import backends, optimizers, schedules
 from xreg.core.checks import XregInputError, check_choice
 from xreg.core.spec import Dataset, ExperimentSpec, Trajectory
 from xreg.core.structure import architecture, naive_layers, structure
@@ -30,7 +30,8 @@ class RunRequest:
         # an exact run computes torch's layers; a naive one the codes the base names, else every one that acts
         # (xreg.core.structure.naive_layers)
         spec = base.replace(convention=self.convention, port=self.port, lam=lam,
-                            naive_layers=base.naive_layers if self.port == "naive" else ())  # fmt: skip
+                            naive_layers=base.naive_layers if self.port == "naive" else (),
+                            naive_schedule=base.naive_schedule if self.port == "naive" else ())  # fmt: skip
         if self.group_decay is not None and not self.skip:
             spec = spec.replace(group_decay=self.group_decay)
         if self.port == "naive":
@@ -63,12 +64,13 @@ class RunOutcome:
 
 
 def naive_cause(spec: ExperimentSpec, data: Dataset) -> str | None:
-    """Why the naive port of ``spec`` drifts from torch: its optax alias and its flax layers (None where
-    both are exact)."""
+    """Why the naive port of ``spec`` drifts from torch: its optax alias, its flax layers and its optax
+    schedule (None where all are exact)."""
     arch = architecture(spec, data)
-    s = structure(spec, arch)
+    s = structure(spec, arch, data.n_train)
     why = [optimizers.naive_cause(spec.optimizer, spec.options, spec.convention, s.decays_everything)]
     why += [f"{code}: {layers.cause_text(code, arch, spec.dtype)}" for code in naive_layers(spec, arch)]  # each acts (checked there)
+    why += [f"{code}: {schedules.cause_text(code, s.schedule, s.schedule_context)}" for code in s.naive_schedule]
     why = [w for w in why if w]
     return "; ".join(why) if why else None
 

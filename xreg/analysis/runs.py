@@ -21,7 +21,7 @@ from xreg.core.checks import XregInputError
 from xreg.core import progress
 from xreg.core.plan import RECORD_BUDGET_GIB, batch_sizes, check_record_budget, load_npz
 from xreg.core.spec import Dataset, ExperimentSpec, run_label
-from xreg.core.structure import architecture, structure
+from xreg.core.structure import naive_schedule, architecture, structure
 from xreg import optimizers
 from xreg.semantics import conventions
 
@@ -126,7 +126,9 @@ def check(spec: ExperimentSpec, data: Dataset) -> None:
     data.check_for_dtype(spec.dtype, targets=spec.model == "linear")
     optimizers.get(spec.optimizer).check_run(spec.options, spec.lr, spec.epochs * len(batch_sizes(spec, data.n_train)))
     arch = architecture(spec, data)
-    structure(spec, arch)  # decay patterns that match no parameter
+    s = structure(spec, arch, data.n_train)  # decay patterns that match no parameter, the schedule's options for the run
+    if spec.naive_schedule:  # each named naive schedule difference applies and acts (the naive run computes them)
+        naive_schedule(spec.replace(port="naive"), s.schedule_context, dict(s.schedule_options))
     if spec.init_from is not None:
         load_npz(spec.init_from, arch)
 

@@ -110,7 +110,7 @@ def _optax(spec: ExperimentSpec, batch_size: int | None) -> tuple[str, str, str 
 
     code, links, s, hp, arch = _chain(spec, tuple(spec.no_decay), batch_size)
     convention = optimizers.naive_convention(spec.optimizer, spec.convention)
-    naive = structure(spec.replace(port="naive", convention=convention, no_decay=("bias",) if spec.no_decay else ()), arch)
+    naive = structure(spec.replace(port="naive", convention=convention, no_decay=("bias",) if spec.no_decay else ()), arch, 1)
     cause = optimizers.naive_cause(spec.optimizer, spec.options, convention, s.decays_everything)
     return code, chain.chain_text(chain.links(naive, hp, hp["lr"], 1)), cause
 
@@ -130,7 +130,7 @@ def _chain(spec: ExperimentSpec, patterns: tuple[str, ...], batch_size: int | No
     from xreg.core.structure import hparams, structure
 
     arch = models.architecture("logistic", 4, 2)
-    s, hp = structure(spec.replace(no_decay=("bias",) if patterns else ()), arch), hparams(spec)
+    s, hp = structure(spec.replace(no_decay=("bias",) if patterns else ()), arch, 1), hparams(spec)  # one row: one batch a step
     links = chain.links(s, hp, hp["lr"], batch_size or 1)
     fixed = []
     for link in links:

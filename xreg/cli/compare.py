@@ -13,7 +13,7 @@ import sys
 from typing import Any, Sequence
 
 from xreg import backends, models
-from xreg.cli.common import EXIT_MATCH, EXIT_MISMATCH, HelpFormatter, Parser, pairs, real, integer
+from xreg.cli.common import EXIT_MATCH, EXIT_MISMATCH, HelpFormatter, Parser, pairs, real, integer, schedule_of
 from xreg.core import spec
 from xreg.core.plan import RECORD_BUDGET_GIB
 from xreg.core.checks import XregInputError
@@ -21,7 +21,8 @@ from xreg.io import data
 from xreg import optimizers
 from xreg.optimizers import muon
 from xreg.semantics import layers as layer_conventions
-from xreg.semantics import conventions, schedules
+from xreg import schedules
+from xreg.semantics import conventions
 
 
 DESCRIPTION = ("Train one regularized model (linear, logistic, softmax, an MLP or a small CNN) in PyTorch, "
@@ -83,9 +84,13 @@ def _model_flags(p: argparse.ArgumentParser, sweep: bool) -> None:
                    "2-D, with torch's defaults and the same lr and weight_decay: " + ", ".join(muon.OTHERS) + f" (default {muon.OTHERS[0]})")
     g.add_argument("--opt", action="append", metavar="KEY=VALUE",
                    help="any other optimizer option by its torch name, e.g. betas=0.9,0.99 amsgrad=true")
-    g.add_argument("--schedule", default="constant", help="one of: " + ", ".join(schedules.NAMES))
+    g.add_argument("--schedule", default="constant", metavar="NAME", help="a torch.optim.lr_scheduler class, or constant "
+                   "(default); NAME or NAME(key=value, ...): " + ", ".join(schedules.NAMES[1:]))  # fmt: skip
     g.add_argument("--schedule-opt", action="append", metavar="KEY=VALUE",
-                   help="schedule option, e.g. gamma=0.98, step_size=100, expr=0.98**epoch")
+                   help="repeatable; a scheduler option by its torch name, e.g. gamma=0.98, milestones=30,80, "
+                   "expr=0.98**epoch, schedulers='LinearLR(total_iters=5), CosineAnnealingLR(T_max=95)'")  # fmt: skip
+    g.add_argument("--schedule-every", default="epoch", metavar="WHEN",
+                   help="step the scheduler after every epoch (default, torch's usual loop) or every optimizer step ('step')")
     g.add_argument("--clip-norm", type=real, help="clip the gradient's global norm (torch clip_grad_norm_)")
 
 
@@ -121,6 +126,9 @@ def _run_flags(p: argparse.ArgumentParser, sweep: bool) -> None:
                        "that acts on the model; see xreg explain layers)")  # fmt: skip
         g.add_argument("--naive-layer", action="append", metavar="CODE", help="repeatable; the naive port with only these "
                        "layer conventions (implies --naive): " + ", ".join(layer_conventions.CODES))  # fmt: skip
+        g.add_argument("--naive-schedule", action="append", metavar="CODE", help="repeatable; the naive port also ports the "
+                       "schedule as a porter does first, with these differences (implies --naive; 'all': every one that "
+                       "acts): " + ", ".join(schedules.NAIVE_CODES))  # fmt: skip
     g.add_argument("--epochs", type=integer, default=1000, help="passes over the training rows")
     g.add_argument("--batch-size", type=integer, help="rows per batch (default: full batch)")
     g.add_argument("--shuffle", action="store_true", help="reshuffle the rows every epoch (shared permutation)")
@@ -183,49 +191,20 @@ def build_parser(prog: str = "xreg compare", sweep: bool = False, description: s
     return p
 
 
-def _schedule_options(items: list[str] | None) -> dict:
-    """--schedule-opt KEY=VALUE; a lambda's ``expr`` stays the text typed (``expr=-1`` is an expression, not a number)."""
-    out = pairs(items, "--schedule-opt")
-    for item in items or []:
-        key, _, val = item.partition("=")
-        if key.strip() == "expr":
-            out["expr"] = val.strip()
-    return out
-
-
-def _decoupled_flag(args: argparse.Namespace, flag: Any) -> str:
-    """``--opt decoupled_weight_decay=true|false`` as the convention it names, where the class takes it."""
-    opt = optimizers.get(args.optimizer)
-    if not opt.decoupled_flag:
-        raise XregInputError(f"torch.optim.{opt.torch_class} has no decoupled_weight_decay option "
-                             "(--convention decoupled decays any optimizer decoupled).")  # fmt: skip
-    if not isinstance(flag, bool):
-        raise XregInputError(f"--opt decoupled_weight_decay takes true or false; got {flag!r}.")
-    chosen = "decoupled" if flag else "coupled"
-    if args.convention and [conventions.canonical(c) for c in args.convention] != [chosen]:
-        raise XregInputError(f"--opt decoupled_weight_decay={str(flag).lower()} is --convention {chosen}; "
-                             f"the --convention given is {', '.join(args.convention)}.")  # fmt: skip
-    return chosen
-
-
-def _check_start(args: argparse.Namespace) -> None:
-    """The start flags that would be read past: two starts named, or a scale no family reads."""
-    if args.init is not None and args.init_from is not None:
-        raise XregInputError(f"--init {args.init} and --init-from {args.init_from} both name the start: give one.")
-    family = args.init if args.init is not None else (models.MODELS[args.model].default_init if args.model in models.MODELS else None)
-    if args.init_scale is not None and (args.init_from is not None or family not in ("normal", "constant", None)):
-        what = "--init-from" if args.init_from else f"--init {family}" + ("" if args.init else f" (the {args.model} model's default)")
-        raise XregInputError(f"--init-scale is read by --init normal and constant only, not by {what}.")
-
-
-def spec_from_args(args: argparse.Namespace) -> spec.ExperimentSpec:
-    _check_start(args)
+def _optimizer_options(args: argparse.Namespace) -> dict:
+    """``--opt KEY=VALUE`` with ``--momentum`` and ``--dampening`` (which must agree with it)."""
     options = pairs(args.opt, "--opt")
     for name in ("momentum", "dampening"):
         if getattr(args, name) is not None:
             if name in options and options[name] != getattr(args, name):
                 raise XregInputError(f"--{name} {getattr(args, name)} and --opt {name}={options[name]} disagree; give one.")
             options[name] = getattr(args, name)
+    return options
+
+
+def spec_from_args(args: argparse.Namespace) -> spec.ExperimentSpec:
+    _check_start(args)
+    options = _optimizer_options(args)
     if args.map_labels and args.data is None:
         raise XregInputError("--map-labels maps the labels of a --data file or dataset; the embedded data is already 0/1.")
     conventions_given = args.convention or [optimizers.get(args.optimizer).default_convention]
@@ -246,6 +225,7 @@ def spec_from_args(args: argparse.Namespace) -> spec.ExperimentSpec:
     for pattern, v in group_decay.items():
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise XregInputError(f"--group-decay takes PATTERN=NUMBER; got {pattern}={v!r}.")
+    schedule, schedule_options = schedule_of(args.schedule, args.schedule_opt, "--schedule-opt")
     return spec.ExperimentSpec(
         model=args.model,
         hidden=args.hidden,
@@ -270,8 +250,10 @@ def spec_from_args(args: argparse.Namespace) -> spec.ExperimentSpec:
         init=args.init,
         init_from=args.init_from,
         init_scale=0.1 if args.init_scale is None else args.init_scale,
-        schedule=args.schedule,
-        schedule_options=_schedule_options(args.schedule_opt),
+        schedule=schedule,
+        schedule_options=schedule_options,
+        schedule_every=args.schedule_every,
+        naive_schedule=tuple(getattr(args, "naive_schedule", None) or ()),
         clip_norm=args.clip_norm,
         record_every=getattr(args, "record_every", 1),
         device=args.device,
@@ -384,7 +366,7 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg compare") -> int:
     ds = load_data(args, base.model)
     runs.check(base, ds)
     sizes = batch_sizes(base, ds.n_train)
-    requests = runs.requests_from(base, sizes, ds, args.backend, args.convention, args.naive or bool(args.naive_layer))
+    requests = runs.requests_from(base, sizes, ds, args.backend, args.convention, args.naive or bool(args.naive_layer) or bool(args.naive_schedule))
     if scenario is not None:
         _check_expected_pairs(scenario, runs.labels_of(base, requests))
     _check_output_flags(args)

@@ -18,6 +18,7 @@ from xreg.semantics import conventions
 
 EXAMPLE_LAM = 0.01
 EXAMPLE_ARCH = models.architecture("logistic", 4, 2)
+EXAMPLE_ROWS = 8  # rows of the example: one full batch an epoch
 
 
 def _spec(name: str, lr: float | None = None, lam: float | None = None, options: dict | None = None) -> ExperimentSpec:
@@ -31,9 +32,9 @@ def chains(name: str, lr: float | None = None, lam: float | None = None, options
     from xreg.backends.jax import run as jax_run
 
     spec = _spec(name, lr, lam, options)
-    s, hp = structure(spec, EXAMPLE_ARCH), hparams(spec)
+    s, hp = structure(spec, EXAMPLE_ARCH, EXAMPLE_ROWS), hparams(spec)
     naive_spec = spec.replace(port="naive", convention=optimizers.naive_convention(name, spec.convention))
-    naive = structure(naive_spec, EXAMPLE_ARCH)
+    naive = structure(naive_spec, EXAMPLE_ARCH, EXAMPLE_ROWS)
     cause = optimizers.naive_cause(name, spec.options, naive_spec.convention, s.decays_everything)
     return jax_run.chain_text(s, hp), jax_run.chain_text(naive, hp), cause
 
@@ -56,7 +57,7 @@ def explain(name: str, lr: float | None = None, lam: float | None = None, option
            f"{'lam' if lam is None else f'{lam:g}'}) on the rest (--muon-others)" if opt.two_d_only else ""),
         f"  weight decay   {wd}",
         f"  update         {opt.formula}",
-        f"  recipe         {recipe.text(recipe.build(structure(spec, EXAMPLE_ARCH)))}",
+        f"  recipe         {recipe.text(recipe.build(structure(spec, EXAMPLE_ARCH, EXAMPLE_ROWS)))}",
         f"exact optax (lam={spec.lam:g}):",
         f"  {exact}",
         "naive optax port" + ("" if ported == spec.convention else f" (of convention '{ported}')") + ":",

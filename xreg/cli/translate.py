@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from xreg.core.checks import XregInputError
-from xreg.cli.common import EXIT_MATCH, HelpFormatter, Parser, emit, pairs, real, integer
+from xreg.cli.common import EXIT_MATCH, HelpFormatter, Parser, emit, pairs, real, integer, schedule_of
 
 
 def build_parser(prog: str = "xreg translate") -> Parser:
@@ -17,7 +17,8 @@ def build_parser(prog: str = "xreg translate") -> Parser:
                "the decoupled rate, scikit-learn's C, and 'no exact equivalent' with the reason where there is none.")  # fmt: skip
     p.add_argument("--from", dest="source", required=True, metavar="torch.OPTIMIZER", help="e.g. torch.adam, torch.sgd; or a "
                    "layer, torch.nn.BatchNorm1d (its arguments as --option num_features=16): the flax.nnx code that computes "
-                   "the same, the naive port and what differs")  # fmt: skip
+                   "the same, the naive port and what differs; or an lr scheduler, torch.StepLR (--option step_size=30): the "
+                   "exact optax schedule, the naive one and what differs")  # fmt: skip
     p.add_argument("--lr", type=real, help="learning rate (default: torch's for the optimizer)")
     p.add_argument("--weight-decay", type=real, help="torch's weight_decay (default: torch's for the optimizer: 0, AdamW 0.01, Muon 0.1)")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="a torch option (momentum=0.9, betas=0.9,0.99, "
@@ -25,6 +26,10 @@ def build_parser(prog: str = "xreg translate") -> Parser:
     p.add_argument("--no-decay", action="append", default=[], metavar="PATTERN", help="parameters left out of the decay (e.g. bias)")
     p.add_argument("--n", "--rows", dest="rows", type=integer, metavar="ROWS", help="training rows (scikit-learn's C)")
     p.add_argument("--batch-size", type=integer, metavar="M", help="rows a step (scratch lam, sum loss; default: ROWS)")
+    p.add_argument("--schedule-every", metavar="WHEN", help="an lr scheduler: stepped every 'epoch' (default) or every 'step'")
+    p.add_argument("--calls", type=integer, help="an lr scheduler: the scheduler.step() calls of the run (T_max, total_steps "
+                   "default to it; default 100)")  # fmt: skip
+    p.add_argument("--batches", type=integer, help="an lr scheduler stepped per epoch: optimizer steps an epoch (default 1)")
     p.add_argument("--json", metavar="PATH", help="write the translation as JSON ('-': to stdout, instead of the text)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     return p
@@ -38,7 +43,20 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg translate") -> int:
     check_outputs({"--json": args.json}, force=args.force)
     from xreg.analysis import translate_layers
 
-    if translate_layers.is_layer(args.source):
+    from xreg.analysis import translate_schedules
+
+    scheduler = translate_schedules.scheduler_of(args.source)
+    given = [f for f, v in (("--schedule-every", args.schedule_every), ("--calls", args.calls), ("--batches", args.batches)) if v is not None]
+    if given and scheduler is None:
+        raise XregInputError(f"{given[0]} is for an lr scheduler (--from torch.StepLR, ...), not {args.source!r}.")
+    if scheduler is not None:
+        given = [f for f, v in (("--weight-decay", args.weight_decay), ("--no-decay", args.no_decay or None), ("--rows", args.rows),
+                                ("--batch-size", args.batch_size)) if v is not None]  # fmt: skip
+        if given:
+            raise XregInputError(f"{given[0]} is for a torch optimizer; a scheduler takes its arguments as --option KEY=VALUE.")
+        name, options = schedule_of(scheduler, args.option, "--option")
+        t = translate_schedules.translate_schedule(name, options, args.lr, args.schedule_every or "epoch", args.calls, args.batches or 1)
+    elif translate_layers.is_layer(args.source):
         given = [f for f, v in (("--lr", args.lr), ("--weight-decay", args.weight_decay), ("--no-decay", args.no_decay or None),
                                 ("--rows", args.rows), ("--batch-size", args.batch_size)) if v is not None]  # fmt: skip
         if given:

@@ -33,9 +33,10 @@ class Batch(NamedTuple):
 
     X: np.ndarray  # (m, d)
     y: np.ndarray  # (m,)
-    epoch: int  # 0-based epoch: the lr schedule's argument
-    epoch_end: bool  # the last batch of its epoch (torch steps its lr_scheduler after it)
+    epoch: int  # 0-based epoch: the lr schedule's argument when it is stepped per epoch
+    epoch_end: bool  # the last batch of its epoch (torch steps a per-epoch lr_scheduler after it)
     drop: list[np.ndarray] | None = None  # per hidden block, the rows' dropout multipliers (None: no dropout)
+    count: int = 0  # optimizer steps before this one (optax's count; torch's scheduler calls with --schedule-every step)
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,7 +70,7 @@ class TrainingPlan:
         """Every step's :class:`Batch` of the rows of ``X``, ``y``, in order."""
         nb = self.n_batches
         for k, (epoch, rows) in enumerate(self.batches()):
-            yield Batch(X[rows], y[rows], epoch, (k + 1) % nb == 0, self.drop_at(k, len(rows)))
+            yield Batch(X[rows], y[rows], epoch, (k + 1) % nb == 0, self.drop_at(k, len(rows)), k)
 
     @property
     def in_file_order(self) -> bool:
@@ -80,9 +81,6 @@ class TrainingPlan:
     def rows_of_step(self) -> np.ndarray:
         """Rows in each step's batch, (steps,)."""
         return np.tile(np.asarray(self.batch_sizes, np.int64), self.order.shape[0])
-
-    def epoch_of_step(self) -> np.ndarray:
-        return np.repeat(np.arange(self.order.shape[0]), self.n_batches)
 
     def epoch_ends(self) -> np.ndarray:
         """0-based index of the last step of each epoch."""

@@ -14,7 +14,8 @@ import numpy as np
 from xreg import models
 from xreg.core.checks import XregInputError, check_bool, check_choice, check_float, check_int
 from xreg import optimizers
-from xreg.semantics import conventions, schedules
+from xreg import schedules
+from xreg.semantics import conventions
 from xreg.semantics import layers as layer_conventions
 
 DTYPES = ("float64", "float32")
@@ -58,6 +59,15 @@ def _group_decay(value: Any) -> tuple[tuple[str, float], ...]:
     return tuple(out)
 
 
+def _plain(v: Any) -> Any:
+    """Tuples as lists, all the way down (a SequentialLR's members are (name, options) pairs)."""
+    if isinstance(v, Mapping):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, tuple):
+        return [_plain(x) for x in v]
+    return v
+
+
 @dataclass(frozen=True)
 class ExperimentSpec:
     """One training experiment, independent of framework.
@@ -98,7 +108,13 @@ class ExperimentSpec:
         differently; a diagnostic of :mod:`xreg.analysis.floors`).
       ns_kernel: 'native' (torch's own Newton-Schulz kernel) or 'emulated' (xreg's, in the torch backend's Muon:
         the perturbation of the kernel floor of :mod:`xreg.analysis.floors`; the other backends always emulate).
-      schedule, schedule_options: per-epoch learning-rate schedule (see :mod:`xreg.semantics.schedules`).
+      schedule, schedule_options: the torch lr scheduler class (its name, or 'constant') and its torch-named options
+        (see :mod:`xreg.schedules`); options whose default depends on the run (T_max, total_steps: the scheduler's
+        calls; max_lr: ``lr``) are filled per run by the structure.
+      schedule_every: 'epoch' (``scheduler.step()`` after each epoch's last batch, the default) or 'step' (after
+        every optimizer step).
+      naive_schedule: the naive schedule codes a naive JAX port computes (:data:`xreg.schedules.NAIVE_CODES`);
+        ``('all',)``: every one that acts on the run.
       clip_norm: if set, clip the data gradient to this global norm, as torch's clip_grad_norm_.
       port: 'exact' reproduces torch; 'naive' is the obvious optax alias a user writes first (jax only).
       record_every: keep the parameters (and the batch loss) every this many steps, and after the last
@@ -139,6 +155,8 @@ class ExperimentSpec:
     ns_kernel: str = "native"
     schedule: str = "constant"
     schedule_options: Mapping[str, Any] = field(default_factory=dict)
+    schedule_every: str = "epoch"
+    naive_schedule: tuple[str, ...] = ()
     clip_norm: float | None = None
     port: str = "exact"
     record_every: int = 1
@@ -176,10 +194,16 @@ class ExperimentSpec:
             check_choice("device", self.device, DEVICES)
         # Store the resolved forms: torch defaults filled in, every value checked.
         object.__setattr__(self, "options", MappingProxyType(opt.resolve(dict(self.options))))
-        object.__setattr__(
-            self, "schedule_options",
-            MappingProxyType(schedules.resolve(self.schedule, dict(self.schedule_options), self.epochs)),
-        )
+        object.__setattr__(self, "schedule", schedules.canonical(self.schedule))
+        if not isinstance(self.schedule_options, Mapping):
+            raise XregInputError(f"The 'schedule_options' parameter must map option names to values. Got {self.schedule_options!r} instead.")
+        object.__setattr__(self, "schedule_options", MappingProxyType(schedules.resolve(self.schedule, dict(self.schedule_options))))
+        check_choice("schedule_every", self.schedule_every, schedules.EVERY)
+        if isinstance(self.naive_schedule, str) or not all(isinstance(c, str) for c in self.naive_schedule):
+            raise XregInputError(f"The 'naive_schedule' parameter must be a list of codes. Got {self.naive_schedule!r} instead.")
+        for code in self.naive_schedule:
+            check_choice("naive_schedule", code, ("all", *schedules.NAIVE_CODES))
+        object.__setattr__(self, "naive_schedule", tuple(dict.fromkeys(self.naive_schedule)))
         decays = bool(self.lam) or any(v for _, v in self.group_decay)
         if not opt.takes_weight_decay and decays and conventions.get(self.convention).enters == conventions.CLIPPED:
             raise XregInputError(
@@ -235,7 +259,8 @@ class ExperimentSpec:
     def to_json(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["options"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.options.items()}
-        out["schedule_options"] = dict(self.schedule_options)
+        out["schedule_options"] = _plain(dict(self.schedule_options))
+        out["naive_schedule"] = list(self.naive_schedule)
         if self.hidden is not None:  # one width as the number it was (the files written before deeper stacks)
             out["hidden"] = self.hidden[0] if len(self.hidden) == 1 else list(self.hidden)
         out["no_decay"] = list(self.no_decay)

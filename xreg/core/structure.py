@@ -23,6 +23,7 @@ from xreg.core.checks import XregInputError
 from xreg.core.plan import batch_sizes
 from xreg.core.spec import Dataset, ExperimentSpec
 from xreg import optimizers
+from xreg import schedules
 from xreg.semantics import layers as layer_conventions
 
 DEFAULT_GROUP = "lam"
@@ -39,9 +40,18 @@ class Structure:
     groups: tuple[tuple[str, tuple[str, ...]], ...]  # decay group -> the parameter names it decays
     dtype: str
     schedule: str
-    schedule_options: tuple[tuple[str, Any], ...]
+    schedule_options: tuple[tuple[str, Any], ...]  # for the run: every default filled (xreg.schedules.for_run)
     clip: bool
     port: str
+    schedule_every: str = "epoch"
+    batches: int = 1  # batches per epoch
+    calls: int = 1  # the scheduler's calls over the run (epochs, or steps)
+    naive_schedule: tuple[str, ...] = ()  # the naive schedule codes the run computes (a naive JAX port)
+
+    @property
+    def schedule_context(self) -> schedules.Context:
+        """The schedule's view of the run (its options that default to the lr are filled already)."""
+        return schedules.Context(self.calls, self.batches, self.schedule_every)
 
     def flag(self, name: str) -> bool:
         return dict(self.flags).get(name, False)
@@ -124,8 +134,37 @@ def naive_layers(spec: ExperimentSpec, arch: models.Architecture) -> tuple[str, 
     return spec.naive_layers
 
 
-def structure(spec: ExperimentSpec, arch: models.Architecture) -> Structure:
+def schedule_context(spec: ExperimentSpec, batches: int) -> schedules.Context:
+    """What the run's schedule reads of it: its scheduler calls (epochs, or steps), batches per epoch, lr."""
+    calls = spec.epochs * batches if spec.schedule_every == "step" else spec.epochs
+    return schedules.Context(calls, batches, spec.schedule_every, spec.lr)
+
+
+def naive_schedule(spec: ExperimentSpec, ctx: schedules.Context, options: Mapping[str, Any]) -> tuple[str, ...]:
+    """The naive schedule codes a run computes: none for an exact run; for a naive one the codes it names
+    (each must change this run's learning rates), or with 'all' every one that does."""
+    if spec.port != "naive" or not spec.naive_schedule:
+        return ()
+    acting = schedules.acting(spec.schedule, options, ctx, spec.dtype)
+    if "all" in spec.naive_schedule:
+        if not acting:
+            raise XregInputError(f"--naive-schedule all: no naive schedule difference acts on this {spec.schedule} run.")
+        return acting
+    for code in spec.naive_schedule:
+        why = schedules.blocked(code, spec.schedule)
+        if why is None and code not in acting:
+            why = f"it changes nothing in this run (the ones that act here: {', '.join(acting) or 'none'})"
+        if why is not None:
+            raise XregInputError(f"--naive-schedule {code}: {why}.")
+    return spec.naive_schedule
+
+
+def structure(spec: ExperimentSpec, arch: models.Architecture, n_train: int) -> Structure:
+    """``n_train``: the training rows (they make the batches of an epoch: the schedule's calls)."""
     opt = optimizers.get(spec.optimizer)
+    batches = len(batch_sizes(spec, n_train))
+    ctx = schedule_context(spec, batches)
+    options = schedules.for_run(spec.schedule, spec.schedule_options, ctx)
     return Structure(
         arch=arch,
         optimizer=spec.optimizer,
@@ -135,9 +174,13 @@ def structure(spec: ExperimentSpec, arch: models.Architecture) -> Structure:
         groups=decay_groups(spec, arch.names),
         dtype=spec.dtype,
         schedule=spec.schedule,
-        schedule_options=tuple(sorted(spec.schedule_options.items())),
+        schedule_options=options,
         clip=spec.clip_norm is not None,
         port=spec.port,
+        schedule_every=spec.schedule_every,
+        batches=batches,
+        calls=ctx.calls,
+        naive_schedule=naive_schedule(spec, ctx, dict(options)),
     )
 
 
@@ -153,7 +196,7 @@ def hparams(spec: ExperimentSpec) -> dict[str, Any]:
 
 
 def split(spec: ExperimentSpec, data: Dataset) -> tuple[Structure, dict[str, Any]]:
-    return structure(spec, architecture(spec, data)), hparams(spec)
+    return structure(spec, architecture(spec, data), data.n_train), hparams(spec)
 
 
 def group_strengths(s: Structure, hp: Mapping[str, Any]) -> list[tuple[tuple[str, ...], Any]]:

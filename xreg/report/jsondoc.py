@@ -54,7 +54,7 @@ def _run_entry(c: Comparison, o, params: bool) -> dict[str, Any]:
         "lam": o.spec.lam if not o.skipped else o.request.lam,
         "status": o.status,
         "update": update_formula(o),
-        "recipe": recipe.text(recipe.build(structure(o.spec, c.architecture))),
+        "recipe": recipe.text(recipe.build(structure(o.spec, c.architecture, c.data.n_train))),
     }
     if o.skipped:
         entry["explanation"] = explain(c, o)

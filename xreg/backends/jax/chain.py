@@ -44,8 +44,10 @@ def _options(hp: Mapping[str, Any]) -> Options:
 def _lr_shown(s: Structure, hp: Mapping[str, Any], lr_t: Any) -> Any:
     if not isinstance(hp["lr"], (int, float)):
         return lr_t
-    sched = "" if s.schedule == "constant" else f" * {s.schedule} schedule"
-    return Shown(lr_t, f"{hp['lr']}{sched}", repr(hp["lr"]) if s.schedule == "constant" else None)
+    if s.schedule == "constant":
+        return Shown(lr_t, f"{hp['lr']}", repr(hp["lr"]))
+    every = "step" if s.schedule_every == "step" else "epoch"
+    return Shown(lr_t, f"lr_t (lr {hp['lr']}, {s.schedule} per {every}{', naive' if s.naive_schedule else ''})")
 
 
 def _folded_decay(s: Structure, hp: Mapping[str, Any], steps, lr_t: Any) -> Shown | None:

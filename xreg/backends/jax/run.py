@@ -30,7 +30,8 @@ from xreg.core import progress, recipe
 from xreg.core.plan import Batch, make_plan
 from xreg.core.spec import Dataset, ExperimentSpec, Trajectory, make_trajectory
 from xreg.core.structure import Structure, group_strengths, split
-from xreg.semantics import conventions, schedules
+from xreg import schedules
+from xreg.semantics import conventions
 
 NAME = "jax"
 ROWS_FIRST = 2**15  # batches at least this tall take a one-output layer's weight gradient in one row pass
@@ -87,9 +88,14 @@ class _Program:
 
             self.net, self.flax = nets.net(s.arch, s.dtype), nets.FLAX_VERSION
 
-    def lr_at(self, hp, epoch):
-        """The shared per-epoch schedule's lr of ``epoch``."""
-        return schedules.lr_fn(self.s.schedule, dict(self.s.schedule_options), hp["lr"], jnp)(epoch)
+    def lr_at(self, hp, count):
+        """The lr of the step after ``count`` steps: the schedule's optax code (:func:`xreg.schedules.code`: exact,
+        or naive with the run's naive codes) executed with the traced base lr and called as optax calls it, with
+        the step count (float64; int32, optax's own count, under the naive ``int32-count``)."""
+        s = self.s
+        lines = schedules.code(s.schedule, dict(s.schedule_options), s.schedule_context, s.naive_schedule)
+        dtype = jnp.int32 if schedules.INT32_COUNT in s.naive_schedule else jnp.float64
+        return schedules.execute(lines, hp["lr"])(jnp.asarray(count, dtype))
 
     def logits(self, params, buffers, X, drop=None, valid=None, train=True):
         """(logits, moved buffers) of the rows of X: train mode (the batch's statistics, the step's dropout)
@@ -142,20 +148,20 @@ class _Program:
     def init(self, params0, hp):
         return self.tx_for(hp, hp["lr"].astype(self.dtype), jnp.ones([], self.dtype)).init(params0)
 
-    def one_step(self, params, buffers, opt_state, X, y, valid, epoch, hp, m=None, drop=None, batched=False):
+    def one_step(self, params, buffers, opt_state, X, y, valid, count, hp, m=None, drop=None, batched=False):
         m = (jnp.sum(valid) if m is None else m).astype(self.dtype)
-        lr_t = jnp.asarray(self.lr_at(hp, epoch), jnp.float64).astype(self.dtype)
+        lr_t = jnp.asarray(self.lr_at(hp, count), jnp.float64).astype(self.dtype)
         grads, _, buffers = self.gradient(params, buffers, X, y, valid, m, hp, drop, batched)  # the loss is recorded apart
         updates, opt_state = self.tx_for(hp, lr_t, m).update(grads, opt_state, params)
         return optax.apply_updates(params, updates), buffers, opt_state
 
     def _body(self, X, y, hp, batched=False):
-        """One scanned step: ``(params, buffers, opt_state)`` and the step's ``(rows, valid, m, epoch, drop)``."""
+        """One scanned step: ``(params, buffers, opt_state)`` and the step's ``(rows, valid, m, count, drop)``."""
 
         def body(carry, xs):
-            rows, ok, m, epoch, drop = xs
+            rows, ok, m, count, drop = xs
             Xb, yb = (X, y) if rows is None else (X[rows], y[rows])
-            return self.one_step(*carry, Xb, yb, ok, epoch, hp, m, drop or None, batched), None
+            return self.one_step(*carry, Xb, yb, ok, count, hp, m, drop or None, batched), None
 
         return body
 
@@ -173,7 +179,7 @@ class _Program:
             return jax.vmap(lambda p, b, m: one(p, b, None, None, m, ()))(*prev, ms)
         return jax.lax.map(lambda a: one(*a), (*prev, idx, valid, ms, drop), batch_size=RECORD_BATCH)
 
-    def run(self, start, hp, X, y, Xt, yt, idx, valid, ms, epochs, drop, ends):
+    def run(self, start, hp, X, y, Xt, yt, idx, valid, ms, counts, drop, ends):
         """Every step (scan), then the per-epoch metrics at the parameters after each epoch's last step.
         ``start``: (params0, buffers0).
 
@@ -187,7 +193,7 @@ class _Program:
             carry, _ = body(carry, xs)
             return carry, carry[:2]
 
-        _, hist = jax.lax.scan(kept, (*start, self.init(start[0], hp)), (idx, valid, ms, epochs, drop))
+        _, hist = jax.lax.scan(kept, (*start, self.init(start[0], hp)), (idx, valid, ms, counts, drop))
         with_start = lambda s0, h: jnp.concatenate([s0[None], h])  # noqa: E731
         if idx is None and not drop:  # every step is an epoch on all rows: the loss before step e+1 is epoch e's training loss
             every = jax.tree.map(with_start, start, hist)
@@ -200,13 +206,13 @@ class _Program:
         loss, pen = self.records(prev, hp, X, y, idx, valid, ms, drop)
         return (hist, loss, pen, *self.metrics(jax.tree.map(lambda h: h[ends], hist), X, y, Xt, yt))
 
-    def run_every(self, start, hp, X, y, Xt, yt, idx, valid, ms, epochs, drop, rec, at, every):
+    def run_every(self, start, hp, X, y, Xt, yt, idx, valid, ms, counts, drop, rec, at, every):
         """The run keeping the parameters every ``every`` steps and after the last (``record_every``): an
         outer scan over chunks of ``every`` steps keeps one row per chunk, so memory grows with the kept
         rows, not the steps. ``rec``: the step indices whose batch loss is kept (the kept rows but the
         last); ``at``: the kept rows that end an epoch (their per-epoch metrics)."""
         TRACES[self.s] += 1
-        steps = epochs.shape[0]
+        steps = counts.shape[0]
         full, tail = divmod(steps, every)
         body = self._body(X, y, hp)
 
@@ -214,7 +220,7 @@ class _Program:
             carry, _ = jax.lax.scan(body, carry, xs)
             return carry, carry[:2]
 
-        xs = (idx, valid, ms, epochs, drop)
+        xs = (idx, valid, ms, counts, drop)
         head = jax.tree.map(lambda a: a[: full * every].reshape(full, every, *a.shape[1:]), xs)
         carry, kept = jax.lax.scan(chunk, (*start, self.init(start[0], hp)), head)
         parts = [jax.tree.map(lambda p: p[None], start), kept]
@@ -227,13 +233,13 @@ class _Program:
         loss, pen = self.records(prev, hp, X, y, pick(idx), pick(valid), ms[rec], tuple(d[rec] for d in drop))
         return (rows, loss, pen, *self.metrics(jax.tree.map(lambda p: p[at], rows), X, y, Xt, yt))
 
-    def fit(self, start, hp, X, y, Xt, yt, idx, valid, ms, epochs, drop, batched=False):
+    def fit(self, start, hp, X, y, Xt, yt, idx, valid, ms, counts, drop, batched=False):
         """The run with nothing recorded along the way: the final parameters (and buffers) and the metrics at them
         (what a sweep keeps of each grid point; the scan carries only the optimizer state).
         ``batched``: traced under vmap (a sweep), which wants the gradient's matrix-product form."""
         TRACES[self.s] += 1
         body = self._body(X, y, hp, batched)
-        (final, buffers, _), _ = jax.lax.scan(body, (*start, self.init(start[0], hp)), (idx, valid, ms, epochs, drop))
+        (final, buffers, _), _ = jax.lax.scan(body, (*start, self.init(start[0], hp)), (idx, valid, ms, counts, drop))
         ends = jax.tree.map(lambda p: p[None], (final, buffers))
         return {**final, **buffers}, *(v[0] for v in self.metrics(ends, X, y, Xt, yt))  # buffers: batch norm's, by name
 
@@ -270,13 +276,13 @@ def _masked_sum(v, valid):
 def _inputs(plan, data: Dataset, dtype, put=jnp.asarray) -> tuple:
     """What every run of a plan reads besides the parameters and hyperparameters, each through ``put``
     (the default device, ``device_put``, or a sharding): the data in the run's dtype, the batch rows and
-    their mask (None for a full batch in file order), the rows of each step, its epoch, and its dropout
+    their mask (None for a full batch in file order), the rows of each step, its count (steps before it), and its dropout
     multipliers per hidden block (an empty tuple without dropout)."""
     idx, valid = (None, None) if plan.in_file_order else plan.padded_indices()
     cast = lambda a: put(np.asarray(a, dtype))  # noqa: E731
     return (cast(data.X_train), cast(data.y_train), cast(data.X_test), cast(data.y_test),
             None if idx is None else put(idx), None if valid is None else put(valid),
-            put(plan.rows_of_step()), put(plan.epoch_of_step()), tuple(cast(d) for d in plan.drop))  # fmt: skip
+            put(plan.rows_of_step()), put(np.arange(plan.steps, dtype=np.float64)), tuple(cast(d) for d in plan.drop))  # fmt: skip
 
 
 def _tree(params0: Mapping[str, np.ndarray], dtype) -> dict[str, Any]:
@@ -299,7 +305,7 @@ def step(state: State, batch: Batch, hp: Mapping[str, Any]) -> State:
         valid = jnp.ones(len(batch.y), bool)
         drop = None if batch.drop is None else tuple(cast(d) for d in batch.drop)
         params, buffers, opt_state = prog.step(state.params, state.buffers, state.opt_state, cast(batch.X), cast(batch.y),
-                                               valid, batch.epoch, cast_hparams(hp, prog.dtype), None, drop)  # fmt: skip
+                                               valid, float(batch.count), cast_hparams(hp, prog.dtype), None, drop)  # fmt: skip
         return State(state.structure, params, opt_state, buffers)
 
 

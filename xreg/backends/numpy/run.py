@@ -29,7 +29,8 @@ from xreg.core.plan import Batch, make_plan
 from xreg.core.spec import Dataset, ExperimentSpec, Trajectory, make_trajectory
 from xreg.core.structure import Structure, group_strengths, split
 from xreg import optimizers
-from xreg.semantics import conventions, schedules
+from xreg import schedules
+from xreg.semantics import conventions
 
 NAME = "numpy"
 
@@ -73,6 +74,12 @@ def clip_grad_norm(g: np.ndarray, max_norm) -> np.ndarray:
     return g * min(coef, 1.0)
 
 
+@functools.lru_cache(maxsize=64)
+def scheduled_lrs(s: Structure, lr: float) -> tuple[float, ...]:
+    """The lr after each of the run's scheduler calls: the schedule's twin of torch's arithmetic."""
+    return tuple(schedules.lrs_of(s.schedule, dict(s.schedule_options), float(lr), s.calls))
+
+
 class State(NamedTuple):
     structure: Structure
     theta: np.ndarray  # flat parameters in the run's dtype
@@ -94,7 +101,7 @@ def _advance(state: State, batch: Batch, hp: Mapping[str, Any]) -> tuple[State, 
     s, dt = state.structure, np.dtype(state.structure.dtype)
     layout = layout_of(s.arch)
     theta, t, m = state.theta, state.t + 1, len(batch.y)
-    lr = dt.type(schedules.lr_fn(s.schedule, dict(s.schedule_options), hp["lr"], np)(batch.epoch))
+    lr = dt.type(scheduled_lrs(s, hp["lr"])[batch.count if s.schedule_every == "step" else batch.epoch])
     X, y = np.asarray(batch.X, dt), np.asarray(batch.y, dt)
     drop = None if batch.drop is None else [np.asarray(d, dt) for d in batch.drop]
     loss, grads, moved = models.backward(s.arch, layout.tree(theta), X, y, np, buffers=state.buffers, drop=drop, with_buffers=True)

@@ -41,7 +41,8 @@ from xreg.backends.torch import kernels
 from xreg.core.spec import Dataset, ExperimentSpec, KernelProbe, Trajectory, make_trajectory
 from xreg.core.structure import Structure, group_strengths, split
 from xreg import optimizers
-from xreg.semantics import conventions, schedules
+from xreg import schedules
+from xreg.semantics import conventions
 
 NAME = "torch"
 
@@ -238,21 +239,11 @@ class _Schedulers:
 
 
 def make_scheduler(s: Structure, optimizer: Any):
+    """The real torch scheduler of ``s`` on ``optimizer`` (one per optimizer of a pair), or None."""
     if isinstance(optimizer, Paired):
         scheds = [make_scheduler(s, o) for o in optimizer.optimizers]
         return None if scheds[0] is None else _Schedulers(scheds)
-    o = dict(s.schedule_options)
-    sched = torch.optim.lr_scheduler
-    if s.schedule == "step":
-        return sched.StepLR(optimizer, step_size=o["step_size"], gamma=o["gamma"])
-    if s.schedule == "exponential":
-        return sched.ExponentialLR(optimizer, gamma=o["gamma"])
-    if s.schedule == "cosine":
-        return sched.CosineAnnealingLR(optimizer, T_max=o["T_max"], eta_min=o["eta_min"])
-    if s.schedule == "lambda":
-        factor = schedules.lr_fn("lambda", o, 1.0, np)
-        return sched.LambdaLR(optimizer, lr_lambda=lambda epoch: float(factor(epoch)))
-    return None
+    return schedules.torch_scheduler(s.schedule, dict(s.schedule_options), optimizer)
 
 
 def init(s: Structure, hp: Mapping[str, Any], params0: Mapping[str, np.ndarray], buffers0: Mapping[str, np.ndarray] | None = None) -> State:
@@ -310,7 +301,7 @@ def _advance(state: State, epoch_end: bool, X: torch.Tensor, y: torch.Tensor, dr
                 for p in ps:
                     p.mul_(1 - lr_now * conventions.coefficient(form, lam, m, hp["lr"]))
         optimizer.step()
-        if epoch_end and state.scheduler is not None:
+        if state.scheduler is not None and (epoch_end or s.schedule_every == "step"):
             state.scheduler.step()
     return data_loss.item(), penalty
 

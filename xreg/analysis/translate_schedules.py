@@ -1,0 +1,94 @@
+"""``xreg translate --from torch.StepLR --option step_size=30``: one torch lr scheduler as the exact optax
+schedule (xreg's twin where optax has none), the naive optax schedule a porter writes first and each
+difference, named (:data:`xreg.schedules.NAIVE_CODES`).
+
+The optax code pastes and runs: it defines ``schedule``, a function of optax's step count, after
+:data:`IMPORTS` and ``lr = <the lr>``; the tests execute it beside torch's class.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+from xreg import schedules
+from xreg.core.checks import XregInputError, check_choice, check_float, check_int
+from xreg.schedules import Context
+
+IMPORTS = "import jax.numpy as jnp\nimport optax"
+SOURCE = re.compile(r"(?:torch\.(?:optim\.)?(?:lr_scheduler\.)?)?([A-Za-z]+)")
+MAX_CALLS = 1_000_000
+
+
+def scheduler_of(source: str) -> str | None:
+    """The torch class ``source`` names (torch.StepLR, torch.optim.lr_scheduler.StepLR, StepLR), or None."""
+    m = SOURCE.fullmatch(source.strip())
+    return m.group(1) if m and m.group(1) in schedules.REGISTRY else None
+
+
+@dataclass
+class ScheduleTranslation:
+    source: str
+    options: dict[str, Any]
+    every: str
+    calls: int
+    torch_code: str
+    optax_code: str  # after IMPORTS and lr = ...: defines schedule(count)
+    naive_code: str
+    differs: list[str] = field(default_factory=list)  # naive codes that act
+    why: dict[str, str] = field(default_factory=dict)
+    lr: float = 0.05
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def text(self) -> str:
+        step = "once per epoch" if self.every == "epoch" else "after every optimizer.step()"
+        out = ["torch:", f"  scheduler = {self.torch_code}  # scheduler.step() {step}, {self.calls} calls",
+               f"optax (exact; after {IMPORTS.replace(chr(10), '; ')}; lr = {self.lr!r}):", *_indent(self.optax_code),
+               "  tx = optax.sgd(learning_rate=lambda count: schedule(jnp.asarray(count, jnp.float64)))  # or any optax "
+               "optimizer: a float64 count keeps a float64 lr (optax's own count is int32)",
+               "optax naive port (torch's numbers copied into the optax schedule a porter writes first):", *_indent(self.naive_code)]  # fmt: skip
+        out += [f"  differs: {c}: {self.why[c]}" for c in self.differs] or ["  differs: nothing"]
+        return "\n".join(out)
+
+
+def _indent(code: str) -> list[str]:
+    return [f"  {ln}" for ln in code.splitlines()]
+
+
+def _torch_code(name: str, o: Mapping[str, Any]) -> str:
+    def args(n, oo):
+        return ", ".join(f"{k}={list(v) if isinstance(v, tuple) else schedules.num(v)}" for k, v in oo.items())
+
+    if schedules.REGISTRY[name].members:
+        members = ", ".join(f"torch.optim.lr_scheduler.{m}(optimizer, {args(m, dict(mo))})" for m, mo in o["schedulers"])
+        rest = f", milestones={list(o['milestones'])}" if "milestones" in o else ""
+        head = "optimizer, " if name == "SequentialLR" else ""
+        return f"torch.optim.lr_scheduler.{name}({head}[{members}]{rest})"
+    return f"torch.optim.lr_scheduler.{name}(optimizer, {args(name, o)})"
+
+
+def translate_schedule(source: str, options: Mapping[str, Any], lr: float | None = None, every: str = "epoch",
+                       calls: int | None = None, batches: int = 1, dtype: str = "float64") -> ScheduleTranslation:  # fmt: skip
+    """The translation of ``torch.<source>(optimizer, **options)`` stepped ``calls`` times (per epoch of
+    ``batches`` optimizer steps, or per step)."""
+    name = scheduler_of(source)
+    if name is None:
+        raise XregInputError(f"--from takes a torch lr scheduler, one of: {', '.join('torch.' + n for n in schedules.REGISTRY)}; got {source!r}.")
+    lr = check_float("lr", 0.05 if lr is None else lr, 0.0, closed="neither")
+    every = check_choice("schedule_every", every, schedules.EVERY)
+    calls = check_int("calls", 100 if calls is None else calls, 1, MAX_CALLS)
+    batches = check_int("batches", batches, 1, MAX_CALLS)
+    ctx = Context(calls, batches if every == "epoch" else 1, every, lr)
+    o = dict(schedules.for_run(name, schedules.resolve(name, dict(options)), ctx))
+    acting = [c for c in schedules.acting(name, o, ctx, dtype) if c != schedules.INT32_COUNT]
+    return ScheduleTranslation(
+        source=f"torch.optim.lr_scheduler.{name}", options=o, every=every, calls=calls, lr=lr,
+        torch_code=_torch_code(name, o),
+        optax_code="\n".join(schedules.code(name, o, ctx)),
+        naive_code="\n".join(schedules.code(name, o, ctx, tuple(acting))),
+        differs=[*acting, *((schedules.INT32_COUNT,) if schedules.INT32_COUNT in schedules.acting(name, o, ctx, dtype) else ())],
+        why={c: schedules.cause_text(c, name, ctx) for c in schedules.acting(name, o, ctx, dtype)},
+    )  # fmt: skip

@@ -1,0 +1,107 @@
+"""The schema of one torch scheduler class, and torch's scheduler machinery written in Python floats.
+
+A :class:`Scheduler` states, once, everything xreg knows about one ``torch.optim.lr_scheduler`` class:
+its torch-named options and defaults, their checks, the real class built on an optimizer (``torch``),
+a twin of torch's own arithmetic (``twin``: the same Python-float operations in the same order, so the
+NumPy backend's learning rates are torch's, bit for bit), the exact optax schedule (``exact``: code that
+defines ``schedule``, a function of the count, from ``lr``; it is both printed by ``xreg translate`` and
+executed by the JAX backend) and the naive optax schedule a porter writes first (``naive``), with the
+difference named.
+
+:class:`Twin` is torch's ``LRScheduler`` for one param group (``group['lr']``, ``group['initial_lr']``):
+the initial step at construction, ``last_epoch``, ``_is_initial`` and ``_step_count`` as torch keeps them,
+``step()`` calling ``get_lr()`` and ``_update_lr(0)`` (SequentialLR's restart) calling the closed form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+REQUIRED = object()  # an option torch requires
+CALLS = "calls"  # an option whose xreg default is the number of scheduler calls of the run (torch requires it)
+LR = "lr"  # an option whose xreg default is the run's --lr (torch requires it)
+
+
+class Twin:
+    """``torch.optim.lr_scheduler.LRScheduler`` for one param group, in Python floats."""
+
+    closed_form: Callable[[], float] | None = None
+
+    def __init__(self, group: dict, o: Mapping[str, Any]):
+        self.group, self.o = group, o
+        group.setdefault("initial_lr", group["lr"])
+        self.base_lr = group["initial_lr"]
+        self.last_epoch = -1
+        self._initial_step()
+
+    def _initial_step(self) -> None:
+        self._step_count = 0
+        self._is_initial = True
+        self.step()
+        self._is_initial = False
+
+    def step(self) -> None:
+        self._step_count += 1
+        self._update_lr()
+
+    def _update_lr(self, epoch: int | None = None) -> None:
+        if epoch is None:
+            self.last_epoch += 1
+            value = self.get_lr()
+        else:
+            self.last_epoch = epoch
+            value = self.closed_form() if self.closed_form is not None else self.get_lr()
+        self.group["lr"] = value
+
+    @property
+    def lr(self) -> float:
+        return self.group["lr"]
+
+    def get_lr(self) -> float:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Naive:
+    """The optax schedule a porter writes first, copying torch's numbers: ``code(o)`` defines ``schedule``
+    as ``exact`` does; ``acts(o, ctx)`` whether it differs from torch's here; ``why`` the difference."""
+
+    code: str  # the cause code ('staircase')
+    why: str
+    lines: Callable[[Mapping[str, Any], "Context"], list[str]]
+    acts: Callable[[Mapping[str, Any], "Context"], bool] = lambda o, ctx: True
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a schedule's defaults and checks read of the run: the scheduler calls it makes (epochs, or
+    optimizer steps with ``--schedule-every step``), the batches of an epoch and the run's base lr."""
+
+    calls: int
+    batches: int = 1
+    every: str = "epoch"
+    lr: float = 0.05
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    name: str  # the torch class name, also xreg's ('CosineAnnealingLR')
+    formula: str  # lr at the scheduler's count t, in words
+    defaults: Mapping[str, Any]  # torch-named options: torch's default, REQUIRED, CALLS or LR
+    checks: Mapping[str, Callable[[str, Any], Any]]
+    twin: type[Twin]
+    torch: Callable[[Any, Mapping[str, Any]], Any]  # (torch optimizer, options) -> the real scheduler
+    exact: Callable[[Mapping[str, Any], Context], list[str]]  # code lines defining ``schedule`` from ``lr``
+    naive: Naive | None = None
+    alias: str | None = None  # the name xreg used before the torch class names ('cosine')
+    validate: Callable[[Mapping[str, Any], Context], None] | None = None  # checks that need the run
+    int32_float32: bool = False  # its optax schedule computes in float32 for optax's int32 count (x64 on)
+    exact_note: str = ""  # how the exact optax schedule relates to torch's numbers
+    members: bool = False  # it composes other schedulers (SequentialLR, ChainedScheduler)
+    doc: str = field(default="", compare=False)
+
+
+def num(v: Any) -> str:
+    """A number as Python code (repr: the value read back is the value)."""
+    return repr(float(v)) if isinstance(v, float) else repr(v)

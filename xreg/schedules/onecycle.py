@@ -1,0 +1,126 @@
+"""OneCycleLR: from max_lr/div_factor up to max_lr by step pct_start*total_steps - 1, then down to
+max_lr/(div_factor*final_div_factor) at total_steps - 1 (cosine or linear); three_phase comes back down to
+max_lr/div_factor by 2*pct_start*total_steps - 2 before the last phase. The optimizer's lr is not read.
+
+optax has no exact form: ``cosine_onecycle_schedule`` peaks at int(pct_start*T) and ends at T (torch: the
+float pct_start*T - 1 and T - 1), has no three-phase form, and ``linear_onecycle_schedule`` always has
+three phases (pct_final 0.85). xreg's twin ``torch_onecycle`` (below) computes torch's phases in jnp.
+torch's cycle_momentum (its default) also schedules the optimizer's momentum; xreg refuses it for now.
+"""
+
+from __future__ import annotations
+
+import math
+
+from xreg.core.checks import XregInputError, check_bool, check_choice, check_float, check_int
+from xreg.schedules.base import CALLS, LR, Naive, Scheduler, Twin, num
+
+CYCLE_MOMENTUM = ("cycle_momentum=True (torch's default) also schedules the optimizer's momentum (or Adam's beta1), "
+                  "which xreg does not reproduce yet: pass cycle_momentum=false")  # fmt: skip
+
+
+def phases(o) -> list[tuple[float, str, str]]:
+    """torch's phases: (end step, start value, end value), value names of :func:`values`."""
+    T, p = o["total_steps"], o["pct_start"]
+    if o["three_phase"]:
+        return [(float(p * T) - 1, "initial", "max"), (float(2 * p * T) - 2, "max", "initial"), (T - 1, "initial", "min")]
+    return [(float(p * T) - 1, "initial", "max"), (T - 1, "max", "min")]
+
+
+def values(o) -> dict[str, float]:
+    initial = o["max_lr"] / o["div_factor"]
+    return {"initial": initial, "max": o["max_lr"], "min": initial / o["final_div_factor"]}
+
+
+def _anneal(strategy, start, end, pct, cos=math.cos, pi=math.pi):
+    if strategy == "cos":
+        return end + (start - end) / 2.0 * (cos(pi * pct) + 1)
+    return (end - start) * pct + start
+
+
+class OneCycleTwin(Twin):
+    def __init__(self, group, o):
+        v = values(o)
+        group["initial_lr"] = v["initial"]
+        super().__init__(group, o)
+
+    def get_lr(self) -> float:
+        v, step, start = values(self.o), self.last_epoch, 0.0
+        ph = phases(self.o)
+        for i, (end, a, b) in enumerate(ph):
+            if step <= end or i == len(ph) - 1:
+                pct = (step - start) / (end - start)
+                return _anneal(self.o["anneal_strategy"], v[a], v[b], pct)
+            start = end
+        raise AssertionError
+
+
+def torch_onecycle(total_steps, max_lr, pct_start=0.3, anneal_strategy="cos", div_factor=25.0, final_div_factor=1e4,
+                   three_phase=False):  # fmt: skip
+    """torch's OneCycleLR as an optax schedule (a function of the count), phase by phase as torch computes it."""
+    import jax.numpy as jnp
+
+    o = {"total_steps": total_steps, "max_lr": max_lr, "pct_start": pct_start, "div_factor": div_factor,
+         "final_div_factor": final_div_factor, "three_phase": three_phase}  # fmt: skip
+    v, ph = values(o), phases(o)
+
+    starts = [0.0] + [end for end, _, _ in ph[:-1]]
+
+    def schedule(count):
+        vals = [_anneal(anneal_strategy, v[a], v[b], (count - s) / (end - s), jnp.cos, jnp.pi) for (end, a, b), s in zip(ph, starts)]
+        out = vals[-1]
+        for (end, _, _), val in reversed(list(zip(ph[:-1], vals[:-1]))):  # the first phase whose end the count has not passed
+            out = jnp.where(count <= end, val, out)
+        return out
+
+    return schedule
+
+
+def _torch(opt, o):
+    import torch
+
+    keys = ("max_lr", "total_steps", "pct_start", "anneal_strategy", "cycle_momentum", "div_factor", "final_div_factor", "three_phase")
+    return torch.optim.lr_scheduler.OneCycleLR(opt, **{k: o[k] for k in keys})
+
+
+def _exact(o, ctx):
+    args = ", ".join(f"{k}={num(o[k])}" for k in ("total_steps", "max_lr", "pct_start", "anneal_strategy", "div_factor",
+                                                  "final_div_factor", "three_phase"))  # fmt: skip
+    return ["from xreg.schedules.onecycle import torch_onecycle  # optax has no schedule with torch's phases",
+            f"schedule = torch_onecycle({args})"]  # fmt: skip
+
+
+def _naive(o, ctx):
+    kind = "cosine" if o["anneal_strategy"] == "cos" else "linear"
+    return [f"schedule = optax.{kind}_onecycle_schedule(transition_steps={o['total_steps']}, peak_value={num(o['max_lr'])}, "
+            f"pct_start={num(o['pct_start'])}, div_factor={num(o['div_factor'])}, final_div_factor={num(o['final_div_factor'])})"]
+
+
+def _validate(o, ctx):
+    if o["cycle_momentum"]:
+        raise XregInputError(f"OneCycleLR's {CYCLE_MOMENTUM}.")
+    if o["total_steps"] < ctx.calls:
+        raise XregInputError(f"OneCycleLR's total_steps={o['total_steps']} is fewer than the run's {ctx.calls} scheduler calls "
+                             f"(torch: 'Tried to step {ctx.calls} times'); raise total_steps or leave it to xreg (the run's calls).")
+
+
+def _check_total(k, v):
+    return check_int(k, v, 1)
+
+
+SCHEDULER = Scheduler(
+    name="OneCycleLR", formula="max_lr/div_factor -> max_lr -> max_lr/(div_factor*final_div_factor), torch's phase ends",
+    defaults={"max_lr": LR, "total_steps": CALLS, "pct_start": 0.3, "anneal_strategy": "cos", "cycle_momentum": True,
+              "div_factor": 25.0, "final_div_factor": 1e4, "three_phase": False},
+    checks={"max_lr": lambda k, v: check_float(k, v, 0.0, closed="neither"), "total_steps": _check_total,
+            "pct_start": lambda k, v: check_float(k, v, 0.0, 1.0), "anneal_strategy": lambda k, v: check_choice(k, v, ("cos", "linear")),
+            "cycle_momentum": lambda k, v: check_bool(k, v),
+            "div_factor": lambda k, v: check_float(k, v, 0.0, closed="neither"),
+            "final_div_factor": lambda k, v: check_float(k, v, 0.0, closed="neither"),
+            "three_phase": lambda k, v: check_bool(k, v)},
+    twin=OneCycleTwin, torch=_torch, exact=_exact, validate=_validate,
+    exact_note="xreg's twin: optax's onecycle schedules put the phase ends elsewhere",
+    naive=Naive("onecycle-phases", "optax's onecycle schedule peaks at step int(pct_start*total_steps) and ends at total_steps, "
+                "where torch's OneCycleLR peaks at pct_start*total_steps - 1 and ends at total_steps - 1 (optax's linear one "
+                "has three phases, pct_final 0.85; torch's three_phase has no optax form)", _naive),
+)  # fmt: skip
