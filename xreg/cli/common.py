@@ -103,31 +103,6 @@ def schedule_of(name: str, items: list[str] | None, flag: str) -> tuple[str, dic
     return name, {**options, **out}
 
 
-def _decoupled_flag(args: argparse.Namespace, flag: Any) -> str:
-    """``--opt decoupled_weight_decay=true|false`` as the convention it names, where the class takes it."""
-    opt = optimizers.get(args.optimizer)
-    if not opt.decoupled_flag:
-        raise XregInputError(f"torch.optim.{opt.torch_class} has no decoupled_weight_decay option "
-                             "(--convention decoupled decays any optimizer decoupled).")  # fmt: skip
-    if not isinstance(flag, bool):
-        raise XregInputError(f"--opt decoupled_weight_decay takes true or false; got {flag!r}.")
-    chosen = "decoupled" if flag else "coupled"
-    if args.convention and [conventions.canonical(c) for c in args.convention] != [chosen]:
-        raise XregInputError(f"--opt decoupled_weight_decay={str(flag).lower()} is --convention {chosen}; "
-                             f"the --convention given is {', '.join(args.convention)}.")  # fmt: skip
-    return chosen
-
-
-def _check_start(args: argparse.Namespace) -> None:
-    """The start flags that would be read past: two starts named, or a scale no family reads."""
-    if args.init is not None and args.init_from is not None:
-        raise XregInputError(f"--init {args.init} and --init-from {args.init_from} both name the start: give one.")
-    family = args.init if args.init is not None else (models.MODELS[args.model].default_init if args.model in models.MODELS else None)
-    if args.init_scale is not None and (args.init_from is not None or family not in ("normal", "constant", None)):
-        what = "--init-from" if args.init_from else f"--init {family}" + ("" if args.init else f" (the {args.model} model's default)")
-        raise XregInputError(f"--init-scale is read by --init normal and constant only, not by {what}.")
-
-
 def emit(doc: Any, text: str, json_path: str | None, force: bool = False) -> None:
     """Print ``text``, and write ``doc`` as JSON to ``json_path`` (atomically; ``'-'``: the JSON to
     stdout instead of the text)."""
