@@ -83,7 +83,10 @@ def test_every_torch_class_has_a_case():
     assert {n for n, _ in CASES} == set(schedules.REGISTRY)
 
 
-@pytest.mark.parametrize("name, options", CASES, ids=IDS)
+PAST_T_MAX = [("CosineAnnealingLR", {"T_max": 40, "eta_min": 0.001}), ("CosineAnnealingLR", {"T_max": 7})]  # torch's rising branch
+
+
+@pytest.mark.parametrize("name, options", CASES + PAST_T_MAX, ids=IDS + ["cosine-past-T_max", "cosine-past-T_max-7"])
 def test_twin_is_torch_bit_for_bit(name, options):
     o = _options(name, options)
     assert schedules.lrs_of(name, o, LR, CALLS) == list(torch_lrs(name, o))

@@ -47,8 +47,8 @@ class ScheduleTranslation:
         step = "once per epoch" if self.every == "epoch" else "after every optimizer.step()"
         out = ["torch:", f"  scheduler = {self.torch_code}  # scheduler.step() {step}, {self.calls} calls",
                f"optax (exact; after {IMPORTS.replace(chr(10), '; ')}; lr = {self.lr!r}):", *_indent(self.optax_code),
-               "  tx = optax.sgd(learning_rate=lambda count: schedule(jnp.asarray(count, jnp.float64)))  # or any optax "
-               "optimizer: a float64 count keeps a float64 lr (optax's own count is int32)",
+               "  learning_rate = lambda count: schedule(jnp.asarray(count, jnp.float64))  # an optax optimizer's learning_rate: "
+               "a float64 count keeps a float64 lr (optax's own count is int32)",
                "optax naive port (torch's numbers copied into the optax schedule a porter writes first):", *_indent(self.naive_code)]  # fmt: skip
         out += [f"  differs: {c}: {self.why[c]}" for c in self.differs] or ["  differs: nothing"]
         return "\n".join(out)
