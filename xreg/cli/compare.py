@@ -22,7 +22,7 @@ from xreg import optimizers
 from xreg.optimizers import muon
 from xreg.semantics import layers as layer_conventions
 from xreg import schedules
-from xreg.semantics import conventions
+from xreg.semantics import clipping, conventions
 
 
 DESCRIPTION = ("Train one regularized model (linear, logistic, softmax, an MLP or a small CNN) in PyTorch, "
@@ -91,7 +91,11 @@ def _model_flags(p: argparse.ArgumentParser, sweep: bool) -> None:
                    "expr=0.98**epoch, schedulers='LinearLR(total_iters=5), CosineAnnealingLR(T_max=95)'")  # fmt: skip
     g.add_argument("--schedule-every", default="epoch", metavar="WHEN",
                    help="step the scheduler after every epoch (default, torch's usual loop) or every optimizer step ('step')")
-    g.add_argument("--clip-norm", type=real, help="clip the gradient's global norm (torch clip_grad_norm_)")
+    g.add_argument("--clip-norm", type=real, help="clip the gradient's global norm (torch clip_grad_norm_, before weight_decay)")
+    g.add_argument("--clip-norm-type", type=real, metavar="P", help="--clip-norm's p-norm: 2 (default), any p >= 1, or inf (the largest |g|)")
+    g.add_argument("--clip-per-parameter", action="store_true", help="--clip-norm each parameter by its own norm (a loop of "
+                   "clip_grad_norm_, Keras's clipnorm), not all of them together")  # fmt: skip
+    g.add_argument("--clip-value", type=real, metavar="V", help="clamp every gradient element to [-V, V] (torch clip_grad_value_)")
 
 
 def _regularization_flags(p: argparse.ArgumentParser, sweep: bool) -> None:
@@ -126,6 +130,8 @@ def _run_flags(p: argparse.ArgumentParser, sweep: bool) -> None:
                        "that acts on the model; see xreg explain layers)")  # fmt: skip
         g.add_argument("--naive-layer", action="append", metavar="CODE", help="repeatable; the naive port with only these "
                        "layer conventions (implies --naive): " + ", ".join(layer_conventions.CODES))  # fmt: skip
+        g.add_argument("--naive-clip", action="append", metavar="CODE", help="repeatable; the naive port also clips as a porter "
+                       "does first (implies --naive): " + ", ".join(clipping.CODES))  # fmt: skip
         g.add_argument("--naive-schedule", action="append", metavar="CODE", help="repeatable; the naive port also ports the "
                        "schedule as a porter does first, with these differences (implies --naive; 'all': every one that "
                        "acts): " + ", ".join(schedules.NAIVE_CODES))  # fmt: skip
@@ -280,6 +286,10 @@ def spec_from_args(args: argparse.Namespace) -> spec.ExperimentSpec:
         schedule_every=args.schedule_every,
         naive_schedule=tuple(getattr(args, "naive_schedule", None) or ()),
         clip_norm=args.clip_norm,
+        clip_norm_type=2.0 if args.clip_norm_type is None else args.clip_norm_type,
+        clip_per_parameter=args.clip_per_parameter,
+        clip_value=args.clip_value,
+        naive_clip=tuple(getattr(args, "naive_clip", None) or ()),
         record_every=getattr(args, "record_every", 1),
         device=args.device,
     )
@@ -391,7 +401,7 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg compare") -> int:
     ds = load_data(args, base.model)
     runs.check(base, ds)
     sizes = batch_sizes(base, ds.n_train)
-    requests = runs.requests_from(base, sizes, ds, args.backend, args.convention, args.naive or bool(args.naive_layer) or bool(args.naive_schedule))
+    requests = runs.requests_from(base, sizes, ds, args.backend, args.convention, args.naive or bool(args.naive_layer) or bool(args.naive_schedule) or bool(args.naive_clip))
     if scenario is not None:
         _check_expected_pairs(scenario, runs.labels_of(base, requests))
     _check_output_flags(args)

@@ -5,6 +5,7 @@ what a run produced (:class:`Trajectory`). Everything is validated once, here, a
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -15,7 +16,7 @@ from xreg import models
 from xreg.core.checks import XregInputError, check_bool, check_choice, check_float, check_int
 from xreg import optimizers
 from xreg import schedules
-from xreg.semantics import conventions
+from xreg.semantics import clipping, conventions
 from xreg.semantics import layers as layer_conventions
 
 DTYPES = ("float64", "float32")
@@ -115,7 +116,10 @@ class ExperimentSpec:
         every optimizer step).
       naive_schedule: the naive schedule codes a naive JAX port computes (:data:`xreg.schedules.NAIVE_CODES`);
         ``('all',)``: every one that acts on the run.
-      clip_norm: if set, clip the data gradient to this global norm, as torch's clip_grad_norm_.
+      clip_norm: if set, clip the data gradient to this norm, as torch's clip_grad_norm_ (see
+        :mod:`xreg.semantics.clipping`); clip_norm_type its p (2, or inf); clip_per_parameter: each tensor by
+        its own norm. clip_value: instead, clamp each element to [-V, V] (torch's clip_grad_value_).
+      naive_clip: the naive clipping codes a naive JAX port computes (:data:`xreg.semantics.clipping.CODES`).
       port: 'exact' reproduces torch; 'naive' is the obvious optax alias a user writes first (jax only).
       record_every: keep the parameters (and the batch loss) every this many steps, and after the last
         step, instead of after every step: a long run's memory stays bounded (``Trajectory.steps_at``).
@@ -158,6 +162,10 @@ class ExperimentSpec:
     schedule_every: str = "epoch"
     naive_schedule: tuple[str, ...] = ()
     clip_norm: float | None = None
+    clip_norm_type: float = 2.0
+    clip_per_parameter: bool = False
+    clip_value: float | None = None
+    naive_clip: tuple[str, ...] = ()
     port: str = "exact"
     record_every: int = 1
     device: str | None = None
@@ -186,8 +194,7 @@ class ExperimentSpec:
         check_int("init_ulps", self.init_ulps, 0, 1000)
         check_bool("reverse_batches", self.reverse_batches)
         check_choice("ns_kernel", self.ns_kernel, NS_KERNELS)
-        if self.clip_norm is not None:
-            check_float("clip_norm", self.clip_norm, 0.0, closed="neither")
+        self._check_clipping()
         check_choice("port", self.port, PORTS)
         check_int("record_every", self.record_every, 1)
         if self.device is not None:
@@ -246,6 +253,26 @@ class ExperimentSpec:
             check_choice("naive_layers", code, layer_conventions.CODES)
         object.__setattr__(self, "naive_layers", tuple(dict.fromkeys(self.naive_layers)))
 
+    def _check_clipping(self) -> None:
+        if self.clip_norm is not None:
+            check_float("clip_norm", self.clip_norm, 0.0, closed="neither")
+        if self.clip_value is not None:
+            check_float("clip_value", self.clip_value, 0.0, closed="neither")
+            if self.clip_norm is not None:
+                raise XregInputError("Give one clipping: clip_norm (clip_grad_norm_) or clip_value (clip_grad_value_), not both.")
+        norm_type = self.clip_norm_type
+        if not (isinstance(norm_type, (int, float)) and not isinstance(norm_type, bool) and (norm_type == math.inf or 1 <= norm_type < 1e6)):
+            raise XregInputError(f"The 'clip_norm_type' parameter must be a p >= 1 or inf. Got {norm_type!r} instead.")
+        object.__setattr__(self, "clip_norm_type", float(norm_type))
+        check_bool("clip_per_parameter", self.clip_per_parameter)
+        if self.clip_norm is None and (self.clip_norm_type != 2.0 or self.clip_per_parameter):
+            raise XregInputError("The 'clip_norm_type' and 'clip_per_parameter' parameters shape the clip_norm clipping; set clip_norm.")
+        if isinstance(self.naive_clip, str) or not all(isinstance(c, str) for c in self.naive_clip):
+            raise XregInputError(f"The 'naive_clip' parameter must be a list of codes. Got {self.naive_clip!r} instead.")
+        for code in self.naive_clip:
+            check_choice("naive_clip", code, clipping.CODES)
+        object.__setattr__(self, "naive_clip", tuple(dict.fromkeys(self.naive_clip)))
+
     def replace(self, **changes: Any) -> "ExperimentSpec":
         return dataclasses.replace(self, **changes)
 
@@ -261,6 +288,7 @@ class ExperimentSpec:
         out["options"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.options.items()}
         out["schedule_options"] = _plain(dict(self.schedule_options))
         out["naive_schedule"] = list(self.naive_schedule)
+        out["naive_clip"] = list(self.naive_clip)
         if self.hidden is not None:  # one width as the number it was (the files written before deeper stacks)
             out["hidden"] = self.hidden[0] if len(self.hidden) == 1 else list(self.hidden)
         out["no_decay"] = list(self.no_decay)

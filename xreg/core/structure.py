@@ -24,6 +24,7 @@ from xreg.core.plan import batch_sizes
 from xreg.core.spec import Dataset, ExperimentSpec
 from xreg import optimizers
 from xreg import schedules
+from xreg.semantics import clipping, conventions
 from xreg.semantics import layers as layer_conventions
 
 DEFAULT_GROUP = "lam"
@@ -41,12 +42,15 @@ class Structure:
     dtype: str
     schedule: str
     schedule_options: tuple[tuple[str, Any], ...]  # for the run: every default filled (xreg.schedules.for_run)
-    clip: bool
+    clip: str  # '' (none), 'norm' (clip_grad_norm_) or 'value' (clip_grad_value_)
     port: str
     schedule_every: str = "epoch"
     batches: int = 1  # batches per epoch
     calls: int = 1  # the scheduler's calls over the run (epochs, or steps)
     naive_schedule: tuple[str, ...] = ()  # the naive schedule codes the run computes (a naive JAX port)
+    clip_norm_type: float = 2.0
+    clip_per_parameter: bool = False
+    naive_clip: tuple[str, ...] = ()  # the naive clipping codes the run computes (a naive JAX port)
 
     @property
     def schedule_context(self) -> schedules.Context:
@@ -159,6 +163,19 @@ def naive_schedule(spec: ExperimentSpec, ctx: schedules.Context, options: Mappin
     return spec.naive_schedule
 
 
+def naive_clip(spec: ExperimentSpec) -> tuple[str, ...]:
+    """The naive clipping codes a run computes (a naive port's; each must apply to the run)."""
+    if spec.port != "naive":
+        return ()
+    kind = clipping.NORM if spec.clip_norm is not None else clipping.VALUE if spec.clip_value is not None else ""
+    coupled = conventions.get(spec.convention).enters == conventions.CLIPPED and (spec.lam > 0 or any(v for _, v in spec.group_decay))
+    for code in spec.naive_clip:
+        why = clipping.blocked(code, kind, spec.clip_norm_type, spec.clip_per_parameter, coupled)
+        if why is not None:
+            raise XregInputError(f"--naive-clip {code}: {why}.")
+    return spec.naive_clip
+
+
 def structure(spec: ExperimentSpec, arch: models.Architecture, n_train: int) -> Structure:
     """``n_train``: the training rows (they make the batches of an epoch: the schedule's calls)."""
     opt = optimizers.get(spec.optimizer)
@@ -175,12 +192,15 @@ def structure(spec: ExperimentSpec, arch: models.Architecture, n_train: int) -> 
         dtype=spec.dtype,
         schedule=spec.schedule,
         schedule_options=options,
-        clip=spec.clip_norm is not None,
+        clip=clipping.NORM if spec.clip_norm is not None else clipping.VALUE if spec.clip_value is not None else "",
         port=spec.port,
         schedule_every=spec.schedule_every,
         batches=batches,
         calls=ctx.calls,
         naive_schedule=naive_schedule(spec, ctx, dict(options)),
+        clip_norm_type=spec.clip_norm_type,
+        clip_per_parameter=spec.clip_per_parameter,
+        naive_clip=naive_clip(spec),
     )
 
 
@@ -191,7 +211,7 @@ def hparams(spec: ExperimentSpec) -> dict[str, Any]:
         "lr": spec.lr,
         "decay": decay,
         "options": optimizers.get(spec.optimizer).hparams(spec.options),
-        "clip_norm": 0.0 if spec.clip_norm is None else spec.clip_norm,
+        "clip_norm": spec.clip_norm if spec.clip_norm is not None else spec.clip_value if spec.clip_value is not None else 0.0,  # the threshold
     }
 
 

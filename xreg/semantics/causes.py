@@ -3,8 +3,9 @@
 Each cause has a stable code (the JSON's ``cause``), the stage where it shows (``gradient``: same
 parameters, different gradients; ``update``: same gradients, a different update; ``layer``: a layer
 computes another forward pass or moves its running statistics otherwise: the comparison's naive port
-names these, from :mod:`xreg.semantics.layers`; ``diagnose`` does not re-simulate layers yet) and
-what it means.
+names these, from :mod:`xreg.semantics.layers`; ``schedule``: the learning rates differ, the comparison's
+naive port names the schedule's differences from :mod:`xreg.schedules`; ``diagnose`` re-simulates neither
+yet) and what it means.
 The order is the order of preference when more than one re-simulation reproduces a run to round-off
 (for momentum-free SGD a coupled and a decoupled decay are the same arithmetic: the simpler name wins).
 """
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xreg.semantics import layers
+from xreg import schedules
+from xreg.semantics import clipping, layers
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,12 @@ CAUSES: dict[str, Cause] = {
         Cause("loss-scale", "gradient", "the gradients differ by a constant factor (a sum vs a mean loss, another batch size)"),
         *(Cause(c.code, "layer", f"{c.layer}: {c.maps} (naive port: {c.naive})") for c in layers.CONVENTIONS.values()
           if not c.rounding and c.code != "bn-eps"),
+        *(Cause(c.code, "gradient", c.why) for c in clipping.NAIVE.values() if c.code != "clip-order"),
+        *(Cause(s.naive.code, "schedule", f"{s.name}: {s.naive.why}") for s in schedules.REGISTRY.values() if s.naive),
+        Cause(schedules.EPOCH_COUNT, "schedule", "a per-epoch torch scheduler ported to an optax schedule, which optax calls with "
+              "the step count: it runs batches-per-epoch times too fast"),
+        Cause(schedules.INT32_COUNT, "schedule", "optax's int32 count makes exponential_decay, linear_schedule and "
+              "polynomial_schedule return float32 lrs in a float64 run"),
         Cause("round-off", "update", "the same rule: each step re-simulated from the other run's state matches to round-off; "
               "the gap grows from round-off (a chaotic run), not from a different rule"),
         Cause("unexplained", "", "no known cause reproduces the other run"),

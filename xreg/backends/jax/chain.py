@@ -29,7 +29,7 @@ from xreg.backends.jax.link import Link, Shown, chain_code, chain_text, mask_of,
 from xreg.core import recipe
 from xreg.core.structure import Structure, group_strengths
 from xreg.optimizers.base import Options
-from xreg.semantics import conventions
+from xreg.semantics import clipping, conventions
 
 
 def _num(v: Any, text: str | None = None) -> Any:
@@ -63,6 +63,17 @@ def _folded_decay(s: Structure, hp: Mapping[str, Any], steps, lr_t: Any) -> Show
     return Shown(k, f"lr_t*{decay.coefficient}")
 
 
+def clip_link(s: Structure, hp: Mapping[str, Any], naive: bool = False) -> Link:
+    """The run's clipping as optax: ``optax.clip`` (clip_grad_value_), torch's clip_grad_norm_ twin, or, under the
+    naive ``clip-eps``, ``optax.clip_by_global_norm`` (no 1e-6)."""
+    if s.clip == clipping.VALUE:
+        return Link("clip", optax.clip, (hp["clip_norm"],))
+    if naive and "clip-eps" in s.naive_clip:
+        return Link("clip_by_global_norm", optax.clip_by_global_norm, (hp["clip_norm"],))
+    kw = {**({"norm_type": s.clip_norm_type} if s.clip_norm_type != 2.0 else {}), **({"per_parameter": True} if s.clip_per_parameter else {})}
+    return Link("twins.torch_clip_grad_norm", twins.torch_clip_grad_norm, (hp["clip_norm"],), kw)
+
+
 def exact_links(s: Structure, hp: Mapping[str, Any], lr_t: Any, m: Any, m_text: str = "m_t") -> list[Link]:
     """The exact chain: the recipe's steps, each realized by stock optax or a torch twin. Traced
     coefficients are cast to the run's dtype (the dtype of ``lr_t``), as torch applies a Python float."""
@@ -87,7 +98,7 @@ def exact_links(s: Structure, hp: Mapping[str, Any], lr_t: Any, m: Any, m_text: 
                 out.append(Link("add_decayed_weights", optax.add_decayed_weights, (_num(c, shown),),
                                 {"mask": mask} if mask else {}))  # fmt: skip
         elif step.name == "clip":
-            out.append(Link("twins.torch_clip_grad_norm", twins.torch_clip_grad_norm, (hp["clip_norm"],)))
+            out.append(clip_link(s, hp))
         elif step.name == "negate":  # maximize=True: the gradient the optimizer is handed, negated
             out.append(Link("scale", optax.scale, (-1.0,)))
         elif step.name == "direction":

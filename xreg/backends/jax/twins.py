@@ -1,8 +1,8 @@
 """The optax twin of a torch rule every optimizer shares (``clip_grad_norm_``). Each optimizer's own twins
 live in its module (:mod:`xreg.optimizers`).
 
-* ``clip_grad_norm_``: torch scales by ``min(1, M/(||g||+1e-6))``; ``optax.clip_by_global_norm``
-  has no 1e-6.
+* ``clip_grad_norm_``: torch scales by ``min(1, M/(||g||_p+1e-6))``; ``optax.clip_by_global_norm``
+  has no 1e-6 and only p = 2 (``clip_grad_value_`` is ``optax.clip``, exactly).
 """
 
 from __future__ import annotations
@@ -12,12 +12,24 @@ import jax.numpy as jnp
 import optax
 
 
-def torch_clip_grad_norm(max_norm) -> optax.GradientTransformation:
-    """``g * min(1, max_norm/(||g||_2 + 1e-6))`` over all leaves (torch.nn.utils.clip_grad_norm_)."""
+def torch_clip_grad_norm(max_norm, norm_type: float = 2.0, per_parameter: bool = False) -> optax.GradientTransformation:
+    """``g * min(1, max_norm/(||g||_p + 1e-6))`` over all leaves (torch.nn.utils.clip_grad_norm_), ``||g||_p`` the
+    p-norm of the leaves' p-norms (inf: the largest |g|); ``per_parameter``: each leaf by its own norm."""
+
+    def norm(leaves):
+        if norm_type == float("inf"):
+            return jnp.max(jnp.stack([jnp.max(jnp.abs(g)) for g in leaves]))
+        if norm_type == 2.0:
+            return optax.tree.norm(leaves)
+        return jnp.sum(jnp.stack([jnp.sum(jnp.abs(g) ** norm_type) for g in leaves])) ** (1.0 / norm_type)
+
+    def clip(leaves):
+        coef = jnp.minimum(max_norm / (norm(leaves) + 1e-6), 1.0)
+        return [g * coef.astype(g.dtype) for g in leaves]
 
     def update(updates, state, params=None):
-        norm = optax.tree.norm(updates)
-        coef = jnp.minimum(max_norm / (norm + 1e-6), 1.0)
-        return jax.tree.map(lambda g: g * coef.astype(g.dtype), updates), state
+        leaves, tree = jax.tree.flatten(updates)
+        clipped = [clip([g])[0] for g in leaves] if per_parameter else clip(leaves)
+        return jax.tree.unflatten(tree, clipped), state
 
     return optax.GradientTransformation(lambda p: optax.EmptyState(), update)

@@ -6,7 +6,7 @@ same algorithm torch runs on its separate tensors. A step realizes the recipe (:
 
 1. ``g`` = gradient of the mean data loss of the batch (:func:`xreg.models.backward`);
 2. ``penalty`` / ``decay`` before clipping: ``g <- g + c*w`` (c per parameter: its group's coefficient);
-3. ``clip``: ``g`` clipped as ``torch.nn.utils.clip_grad_norm_`` does;
+3. ``clip``: ``g`` clipped as ``torch.nn.utils.clip_grad_norm_`` (or ``clip_grad_value_``) does;
 4. ``decay`` on the clipped gradient: ``g <- g + c*w`` (torch's coupled weight decay);
 5. ``decay`` after the direction: ``w <- w - lr_t*c*w`` before the optimizer's own update (where torch runs it);
 6. ``direction`` + ``scale_by_lr``: the optimizer's update, its module's NumPy reference (:mod:`xreg.optimizers`).
@@ -30,7 +30,7 @@ from xreg.core.spec import Dataset, ExperimentSpec, Trajectory, make_trajectory
 from xreg.core.structure import Structure, group_strengths, split
 from xreg import optimizers
 from xreg import schedules
-from xreg.semantics import conventions
+from xreg.semantics import clipping, conventions
 
 NAME = "numpy"
 
@@ -68,10 +68,32 @@ def layout_of(arch: models.Architecture) -> Layout:
     return Layout(arch.shapes)
 
 
-def clip_grad_norm(g: np.ndarray, max_norm) -> np.ndarray:
-    """torch.nn.utils.clip_grad_norm_: g * min(1, max_norm / (||g||_2 + 1e-6))."""
-    coef = max_norm / (np.sqrt(np.sum(g * g)) + 1e-6)
+def p_norm(v: np.ndarray, p: float):
+    """||v||_p: max |v| for p = inf, the root of the sum of squares for 2, (sum |v|^p)^(1/p) else."""
+    if math.isinf(p):
+        return np.max(np.abs(v), initial=0.0)
+    if p == 2.0:
+        return np.sqrt(np.sum(v * v))
+    return np.sum(np.abs(v) ** p) ** (1.0 / p)
+
+
+def clip_grad_norm(g: np.ndarray, max_norm, p: float = 2.0) -> np.ndarray:
+    """torch.nn.utils.clip_grad_norm_: g * min(1, max_norm / (||g||_p + 1e-6))."""
+    coef = max_norm / (p_norm(g, p) + 1e-6)
     return g * min(coef, 1.0)
+
+
+def clip_gradient(s: Structure, g: np.ndarray, threshold) -> np.ndarray:
+    """The run's clipping (:mod:`xreg.semantics.clipping`): clamp to [-V, V], or clip the norm of the whole
+    gradient or of each parameter's part."""
+    if s.clip == clipping.VALUE:
+        return np.clip(g, -threshold, threshold)
+    if not s.clip_per_parameter:
+        return clip_grad_norm(g, threshold, s.clip_norm_type)
+    out = g.copy()
+    for sl in layout_of(s.arch).slices.values():
+        out[sl] = clip_grad_norm(g[sl], threshold, s.clip_norm_type)
+    return out
 
 
 @functools.lru_cache(maxsize=64)
@@ -116,7 +138,7 @@ def _advance(state: State, batch: Batch, hp: Mapping[str, Any]) -> tuple[State, 
         if st.name in ("penalty", "decay") and st.where != conventions.DIRECTION:
             g = g + coef(st) * theta  # the penalty's gradient, or coupled weight decay
         elif st.name == "clip":
-            g = clip_grad_norm(g, hp["clip_norm"])
+            g = clip_gradient(s, g, dt.type(hp["clip_norm"]))
         elif st.name == "negate":  # maximize=True
             g = -g
         elif st.name == "direction" and optimizers.get(s.optimizer).decays_inside:

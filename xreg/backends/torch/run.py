@@ -4,7 +4,7 @@ writes it:
 
 * ``penalty`` (l2-loss): ``mean_loss + sum_g c_g/2*||w_g||^2`` in the objective, differentiated by autograd;
 * ``decay`` before clipping (scratch): ``p.grad.add_(p, alpha=c_g)`` after ``backward()``;
-* ``clip``: ``torch.nn.utils.clip_grad_norm_``;
+* ``clip``: ``torch.nn.utils.clip_grad_norm_`` (each parameter alone with ``--clip-per-parameter``) or ``clip_grad_value_``;
 * ``decay`` on the clipped gradient (torch): ``weight_decay=c_g`` of each decay group's param group;
 * ``decay`` after the direction (decoupled): ``AdamW`` / ``decoupled_weight_decay=True`` where torch has
   it, else ``p.mul_(1 - lr*c_g)`` under ``no_grad`` just before ``step()``, where torch's own runs;
@@ -42,7 +42,7 @@ from xreg.core.spec import Dataset, ExperimentSpec, KernelProbe, Trajectory, mak
 from xreg.core.structure import Structure, group_strengths, split
 from xreg import optimizers
 from xreg import schedules
-from xreg.semantics import conventions
+from xreg.semantics import clipping, conventions
 
 NAME = "torch"
 
@@ -293,8 +293,11 @@ def _advance(state: State, epoch_end: bool, X: torch.Tensor, y: torch.Tensor, dr
             for ps, lam in groups:
                 for p in ps:
                     p.grad.add_(p, alpha=conventions.coefficient(form, lam, m, hp["lr"]))
-        if s.clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), hp["clip_norm"], foreach=False)
+        if s.clip == clipping.VALUE:
+            torch.nn.utils.clip_grad_value_(model.parameters(), hp["clip_norm"], foreach=False)
+        elif s.clip:
+            for ps in ([p] for p in model.parameters()) if s.clip_per_parameter else [model.parameters()]:
+                torch.nn.utils.clip_grad_norm_(ps, hp["clip_norm"], norm_type=s.clip_norm_type, foreach=False)
         if conventions.DIRECTION in places and torch_place != conventions.DIRECTION:
             form, lr_now = places[conventions.DIRECTION].coefficient, optimizer.param_groups[0]["lr"]
             for ps, lam in groups:

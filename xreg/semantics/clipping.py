@@ -1,0 +1,67 @@
+"""Gradient clipping: torch's forms, the optax forms a porter writes first, and what differs, in ONE table.
+
+torch (what the torch backend runs; JAX and NumPy reproduce it):
+
+==========================  =============================================================  =====================================
+``--clip-norm M``           ``g <- g * min(1, M / (||g||_p + 1e-6))`` over all parameters   ``clip_grad_norm_(params, M, p)``
+``--clip-norm-type P``      ``||g||_p`` of the per-tensor p-norms (2 default; ``inf``: max)  ``norm_type=P``
+``--clip-per-parameter``    each tensor by its own norm (Keras ``clipnorm``'s shape)          ``for p in params: clip_grad_norm_(p, M)``
+``--clip-value V``          ``g <- clamp(g, -V, V)``                                         ``clip_grad_value_(params, V)``
+==========================  =============================================================  =====================================
+
+The clipping acts on the data gradient (with a scratch decay already in it) before torch's coupled
+``weight_decay`` is added inside ``step()`` (:mod:`xreg.core.recipe`). The naive port's differences
+(``--naive-clip CODE``) are :data:`NAIVE`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+NORM, VALUE = "norm", "value"
+
+
+@dataclass(frozen=True)
+class NaiveClip:
+    code: str
+    why: str  # the difference, as the comparison names it
+    optax: str  # what the porter writes
+
+
+NAIVE: dict[str, NaiveClip] = {
+    n.code: n
+    for n in [
+        NaiveClip("clip-eps", "optax.clip_by_global_norm(M) scales by M/||g|| where torch's clip_grad_norm_ scales by "
+                  "M/(||g|| + 1e-6): a relative 1e-6/||g|| on every clipped step", "optax.clip_by_global_norm(M)"),
+        NaiveClip("clip-order", "the decay added to the gradient before the clipping (optax.chain(add_decayed_weights(lam), "
+                  "clip, ...)), where torch clips first and adds weight_decay inside step()",
+                  "optax.chain(optax.add_decayed_weights(lam), <clip>, <optimizer>)"),
+    ]
+}  # fmt: skip
+CODES: tuple[str, ...] = tuple(NAIVE)
+
+
+def norm_text(norm_type: float) -> str:
+    return "inf" if math.isinf(norm_type) else f"{norm_type:g}"
+
+
+def text(kind: str, threshold: float, norm_type: float = 2.0, per_parameter: bool = False) -> str:
+    """The clipping as the torch call that does it."""
+    if kind == VALUE:
+        return f"clip_grad_value_(params, {threshold:g})"
+    p = "" if norm_type == 2.0 else f", norm_type={norm_text(norm_type)}"
+    return f"{'for p in params: clip_grad_norm_(p' if per_parameter else 'clip_grad_norm_(params'}, {threshold:g}{p})"
+
+
+def blocked(code: str, kind: str, norm_type: float, per_parameter: bool, coupled_decay: bool) -> str | None:
+    """Why the naive clipping ``code`` cannot apply to this run (None: it applies, and acts)."""
+    if not kind:
+        return "the run does not clip (--clip-norm or --clip-value)"
+    if code == "clip-eps":
+        if kind != NORM or norm_type != 2.0 or per_parameter:
+            return "optax.clip_by_global_norm is the global 2-norm clipping (--clip-norm without --clip-norm-type or --clip-per-parameter)"
+        return None
+    if not coupled_decay:
+        return "no coupled decay is added to the gradient after the clipping here (torch's weight_decay with lam > 0)"
+    return None
