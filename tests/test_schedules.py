@@ -40,6 +40,7 @@ CASES = [
     ("CyclicLR", {"max_lr": 0.2, "step_size_up": 7, "cycle_momentum": False, "mode": "exp_range", "gamma": 0.99}),
     ("LambdaLR", {"expr": "1/(1 + 0.05*epoch)"}),
     ("MultiplicativeLR", {"expr": "0.99 + 0.005*cos(epoch)"}),
+    ("MultiplicativeLR", {"expr": "0.995"}),  # a constant factor (the common use): broadcast over the counts
     ("SequentialLR", {"schedulers": "LinearLR(start_factor=0.1, total_iters=5), CosineAnnealingLR(T_max=495)", "milestones": (5,)}),
     ("SequentialLR", {"schedulers": "ConstantLR(factor=0.5, total_iters=3), ExponentialLR(gamma=0.9), CosineAnnealingWarmRestarts(T_0=4)",
                       "milestones": (6, 20)}),
@@ -161,7 +162,7 @@ def test_the_naive_warmup_cosine_is_optax_warmup_cosine_decay_schedule():
     # they are the call a porter writes, value for value.
     import optax
 
-    o = _options("SequentialLR", CASES[15][1])
+    o = _options("SequentialLR", next(c for n, c in CASES if n == "SequentialLR"))
     got = optax_lrs(schedules.code("SequentialLR", o, Context(CALLS, 1, "step"), ("warmup-cosine-steps",)))
     f = optax.warmup_cosine_decay_schedule(init_value=LR * 0.1, peak_value=LR, warmup_steps=5, decay_steps=495, end_value=0.0)
     import jax
@@ -273,7 +274,8 @@ TRANSLATE = [("StepLR", ["--option", "step_size=3"], "epoch", 4), ("SequentialLR
     "--option", "schedulers=LinearLR(start_factor=0.1, total_iters=5), CosineAnnealingLR(T_max=95)", "--option", "milestones=5"], "step", 1),
     ("OneCycleLR", ["--option", "max_lr=0.2", "--option", "cycle_momentum=false"], "step", 1),
     ("CosineAnnealingLR", ["--option", "eta_min=0.001"], "epoch", 3), ("CyclicLR", ["--option", "max_lr=0.3", "--option",
-    "cycle_momentum=false", "--option", "step_size_up=9"], "epoch", 2)]  # fmt: skip
+    "cycle_momentum=false", "--option", "step_size_up=9"], "epoch", 2), ("LambdaLR", ["--option", "expr=0.97**epoch"], "step", 1),
+    ("ChainedScheduler", ["--option", "schedulers=MultiplicativeLR(expr=0.99), StepLR(step_size=7)"], "epoch", 2)]  # fmt: skip
 
 
 @pytest.mark.parametrize("name, argv, every, batches", TRANSLATE, ids=[t[0] for t in TRANSLATE])
@@ -283,23 +285,33 @@ def test_translated_schedules_run_and_give_torchs_lrs(name, argv, every, batches
     from xreg.analysis.translate_schedules import IMPORTS
 
     out = tmp_path / "t.json"
+    per_epoch = ["--batches", str(batches)] if every == "epoch" else []
     assert main(["translate", "--from", f"torch.{name}", "--lr", "0.1", "--calls", "100", "--schedule-every", every,
-                 "--batches", str(batches), *argv, "--json", str(out)]) == 0  # fmt: skip
+                 *per_epoch, *argv, "--json", str(out)]) == 0  # fmt: skip
     t = json.loads(out.read_text())
     printed = capsys.readouterr().out
     assert all(f"  {ln}\n" in printed for ln in t["optax_code"].splitlines())  # the code printed is the code run below
     o = schedules.for_run(name, schedules.resolve(name, t["options"]), Context(100, batches, every, 0.1))
     want = np.repeat(torch_lrs(name, dict(o), calls=100, lr=0.1), batches)
     ns: dict = {}
-    exec(IMPORTS + "\nlr = 0.1\n" + t["optax_code"], ns)
     import jax
 
-    with jax.enable_x64(True):
+    with jax.enable_x64(True):  # as the printed note says: with x64 on
+        exec(IMPORTS + "\nlr = 0.1\n" + t["optax_code"], ns)
         got = np.array([float(ns["schedule"](jax.numpy.asarray(c, jax.numpy.float64))) for c in range(100 * batches)])
     assert np.max(np.abs(got - want)) <= TIGHT * np.max(want)
+    # the printed torch code builds the class that gives those lrs
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))], lr=0.1)
+    sched = eval(t["torch_code"], {"torch": torch, "optimizer": opt})  # noqa: S307 (the code translate printed)
+    printed = [opt.param_groups[0]["lr"]]
+    for _ in range(99):
+        opt.step()
+        sched.step()
+        printed.append(opt.param_groups[0]["lr"])
+    np.testing.assert_array_equal(np.repeat(printed, batches), want)
     ns = {}
-    exec(IMPORTS + "\nlr = 0.1\n" + t["naive_code"], ns)
     with jax.enable_x64(True):
+        exec(IMPORTS + "\nlr = 0.1\n" + t["naive_code"], ns)
         naive = np.array([float(ns["schedule"](jax.numpy.asarray(c, jax.numpy.float64))) for c in range(100 * batches)])
     acts = [c for c in t["differs"] if c != "int32-count"]
     assert (np.max(np.abs(naive - want)) > 1e-6 * np.max(want)) == bool(acts), (t["differs"], np.max(np.abs(naive - want)))

@@ -67,7 +67,8 @@ def _parse_source(source: str) -> str:
     m = re.fullmatch(r"(?:torch\.(?:optim\.)?)?([A-Za-z]+)", source.strip())
     name = optimizers.by_name(m.group(1)) if m else None
     if name is None:
-        raise XregInputError(f"--from takes torch.<optimizer>, one of: {', '.join('torch.' + n for n in optimizers.OPTIMIZERS)}; got {source!r}.")
+        raise XregInputError(f"--from takes torch.<optimizer>, one of: {', '.join('torch.' + n for n in optimizers.OPTIMIZERS)}; "
+                             f"a layer (torch.nn.Linear, torch.nn.BatchNorm1d, ...) or an lr scheduler (torch.StepLR, ...); got {source!r}.")
     return name
 
 

@@ -24,7 +24,12 @@ MAX_CALLS = 1_000_000
 def scheduler_of(source: str) -> str | None:
     """The torch class ``source`` names (torch.StepLR, torch.optim.lr_scheduler.StepLR, StepLR), or None."""
     m = SOURCE.fullmatch(source.strip())
-    return m.group(1) if m and m.group(1) in schedules.REGISTRY else None
+    if m is None:
+        return None
+    lower = {n.lower(): n for n in schedules.REGISTRY}
+    if m.group(1).lower() in schedules.NOT_YET:
+        raise XregInputError(schedules.NOT_YET[m.group(1).lower()] + ".")
+    return lower.get(m.group(1).lower())
 
 
 @dataclass
@@ -48,7 +53,7 @@ class ScheduleTranslation:
         out = ["torch:", f"  scheduler = {self.torch_code}  # scheduler.step() {step}, {self.calls} calls",
                f"optax (exact; after {IMPORTS.replace(chr(10), '; ')}; lr = {self.lr!r}):", *_indent(self.optax_code),
                "  learning_rate = lambda count: schedule(jnp.asarray(count, jnp.float64))  # an optax optimizer's learning_rate: "
-               "a float64 count keeps a float64 lr (optax's own count is int32)",
+               "with x64 on, a float64 count keeps a float64 lr (optax's own count is int32)",
                "optax naive port (torch's numbers copied into the optax schedule a porter writes first):", *_indent(self.naive_code)]  # fmt: skip
         out += [f"  differs: {c}: {self.why[c]}" for c in self.differs] or ["  differs: nothing"]
         return "\n".join(out)
@@ -60,6 +65,8 @@ def _indent(code: str) -> list[str]:
 
 def _torch_code(name: str, o: Mapping[str, Any]) -> str:
     def args(n, oo):
+        if "expr" in oo:  # LambdaLR, MultiplicativeLR: torch takes the function
+            return f"lr_lambda=lambda epoch: {oo['expr']}"
         return ", ".join(f"{k}={list(v) if isinstance(v, tuple) else schedules.num(v)}" for k, v in oo.items())
 
     if schedules.REGISTRY[name].members:

@@ -90,16 +90,23 @@ def schedule_of(name: str, items: list[str] | None, flag: str) -> tuple[str, dic
 
         name, options = schedules.parse_member(name)
     out = pairs(items, flag)
+    keys = [item.partition("=")[0].strip() for item in items or []]
+    twice = next((k for k in keys if keys.count(k) > 1), None)
+    if twice is not None:
+        raise XregInputError(f"{flag} {twice}= is given twice; give it once.")
     for item in items or []:
         key, _, val = item.partition("=")
         key = key.strip()
         if key in RAW_SCHEDULE_OPTIONS:
             out[key] = val.strip()
         elif key == "milestones":
-            parts = [v.strip() for v in val.split(",")]
+            parts = [v.strip() for v in val.strip().strip("[]()").split(",")]
             out[key] = tuple(int(v) if INTEGER.fullmatch(v) else v for v in parts)
         elif isinstance(out[key], str) and out[key].strip().lower() == "none":
             out[key] = None
+    clash = next((k for k in out if k in options and options[k] != out[k]), None)
+    if clash is not None:
+        raise XregInputError(f"{name}({clash}={options[clash]!r}) and {flag} {clash}={out[clash]!r} disagree; give one.")
     return name, {**options, **out}
 
 

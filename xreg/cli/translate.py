@@ -35,6 +35,16 @@ def build_parser(prog: str = "xreg translate") -> Parser:
     return p
 
 
+def _is_optimizer(source: str) -> bool:
+    from xreg.analysis.translate import _parse_source
+
+    try:
+        _parse_source(source)
+    except XregInputError:
+        return False
+    return True
+
+
 def run(argv: Sequence[str] | None = None, prog: str = "xreg translate") -> int:
     from xreg.io.files import check_outputs
     from xreg.analysis.translate import translate
@@ -47,7 +57,7 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg translate") -> int:
 
     scheduler = translate_schedules.scheduler_of(args.source)
     given = [f for f, v in (("--schedule-every", args.schedule_every), ("--calls", args.calls), ("--batches", args.batches)) if v is not None]
-    if given and scheduler is None:
+    if given and scheduler is None and (translate_layers.is_layer(args.source) or _is_optimizer(args.source)):
         raise XregInputError(f"{given[0]} is for an lr scheduler (--from torch.StepLR, ...), not {args.source!r}.")
     if scheduler is not None:
         given = [f for f, v in (("--weight-decay", args.weight_decay), ("--no-decay", args.no_decay or None), ("--rows", args.rows),
@@ -55,7 +65,10 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg translate") -> int:
         if given:
             raise XregInputError(f"{given[0]} is for a torch optimizer; a scheduler takes its arguments as --option KEY=VALUE.")
         name, options = schedule_of(scheduler, args.option, "--option")
-        t = translate_schedules.translate_schedule(name, options, args.lr, args.schedule_every or "epoch", args.calls, args.batches or 1)
+        if args.batches is not None and args.schedule_every == "step":
+            raise XregInputError("--batches counts the optimizer steps of an epoch; a scheduler stepped every step does not read it.")
+        t = translate_schedules.translate_schedule(name, options, args.lr, args.schedule_every or "epoch", args.calls,
+                                                   1 if args.batches is None else args.batches)  # fmt: skip
     elif translate_layers.is_layer(args.source):
         given = [f for f, v in (("--lr", args.lr), ("--weight-decay", args.weight_decay), ("--no-decay", args.no_decay or None),
                                 ("--rows", args.rows), ("--batch-size", args.batch_size)) if v is not None]  # fmt: skip

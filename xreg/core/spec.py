@@ -206,6 +206,8 @@ class ExperimentSpec:
             raise XregInputError(f"The 'schedule_options' parameter must map option names to values. Got {self.schedule_options!r} instead.")
         object.__setattr__(self, "schedule_options", MappingProxyType(schedules.resolve(self.schedule, dict(self.schedule_options))))
         check_choice("schedule_every", self.schedule_every, schedules.EVERY)
+        if self.schedule_every == "step" and self.schedule == schedules.CONSTANT:
+            raise XregInputError("schedule_every='step' steps a scheduler; the schedule is 'constant' (give --schedule).")
         if isinstance(self.naive_schedule, str) or not all(isinstance(c, str) for c in self.naive_schedule):
             raise XregInputError(f"The 'naive_schedule' parameter must be a list of codes. Got {self.naive_schedule!r} instead.")
         for code in self.naive_schedule:

@@ -26,7 +26,7 @@ from typing import Any, Mapping
 from xreg.core.checks import XregInputError, check_choice
 from xreg.schedules import (constant, cosine, cyclic, exponential, lambdas, linear, multistep, onecycle, polynomial,
                             sequential, step, warm_restarts)  # fmt: skip
-from xreg.schedules.base import CALLS, LR, REQUIRED, Context, Naive, Scheduler, num  # noqa: F401 (the schema, re-exported)
+from xreg.schedules.base import CALLS, LR, MAX_COUNT, REQUIRED, Context, Naive, Scheduler, num  # noqa: F401 (the schema, re-exported)
 
 CONSTANT = "constant"
 EVERY = ("epoch", "step")
@@ -44,12 +44,18 @@ MAX_MEMBERS = 8
 MAX_SEEN = 100_000  # scheduler calls whose lrs decide whether a per-epoch schedule changes at all (a long run's first ones)
 
 
+NOT_YET = {"reducelronplateau": "ReduceLROnPlateau sets the lr from the loss it is given each epoch, not from its count: "
+           "xreg does not reproduce it yet"}  # fmt: skip
+
+
 def canonical(name: Any) -> str:
-    """The torch class name of ``name`` (xreg's older names 'step', 'exponential', 'cosine' and 'lambda' too)."""
+    """The torch class name of ``name`` (any case; xreg's older names 'step', 'exponential', 'cosine', 'lambda')."""
     if isinstance(name, str):
         name = ALIASES.get(name, name)
         lower = {n.lower(): n for n in NAMES}
-        name = lower.get(name.lower(), name) if isinstance(name, str) else name
+        if name.lower() in NOT_YET:
+            raise XregInputError(NOT_YET[name.lower()] + ".")
+        name = lower.get(name.lower(), name)
     return check_choice("schedule", name, NAMES)
 
 
@@ -59,23 +65,40 @@ def get(name: str) -> Scheduler:
 
 def parse_member(text: str) -> tuple[str, dict[str, Any]]:
     """``'CosineAnnealingLR(T_max=95, eta_min=0.0)'`` -> ('CosineAnnealingLR', {'T_max': 95, 'eta_min': 0.0})."""
-    bad = XregInputError(f"A member scheduler must be written Name(key=value, ...), e.g. 'LinearLR(start_factor=0.1, "
+    bad = XregInputError(f"A scheduler must be written Name(key=value, ...), e.g. 'LinearLR(start_factor=0.1, "
                          f"total_iters=5)'. Got {text!r} instead.")  # fmt: skip
+    source = text.strip()
     try:
-        node = ast.parse(text.strip(), mode="eval").body
+        node = ast.parse(source, mode="eval").body
     except SyntaxError:
         raise bad from None
     if isinstance(node, ast.Name):
         return node.id, {}
-    if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name) or node.args:
+    if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name) or node.args or any(k.arg is None for k in node.keywords):
         raise bad
-    out = {}
+    out: dict[str, Any] = {}
     for kw in node.keywords:
-        try:
-            out[kw.arg] = ast.literal_eval(kw.value)
-        except ValueError:
-            raise bad from None
+        if kw.arg in out:
+            raise XregInputError(f"The option {kw.arg!r} is given twice in {text!r}.")
+        out[kw.arg] = _inline_value(kw.arg, kw.value, ast.get_source_segment(source, kw.value) or "")
     return node.func.id, out
+
+
+def _inline_value(key: str, node: ast.AST, segment: str) -> Any:
+    """An inline option as the command line reads it: a Python literal; true/false; nan/inf (refused by the
+    option's own check); an expression (``expr=0.9**epoch``) or other text kept as typed."""
+    if key in ("expr", "schedulers"):
+        return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else segment
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        pass
+    low = segment.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("nan", "inf", "-inf", "none"):
+        return None if low == "none" else float(low)
+    return segment
 
 
 def _members(value: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -136,7 +159,7 @@ def _resolve_members(s: Scheduler, out: dict[str, Any]) -> dict[str, Any]:
     if s.name == "SequentialLR":
         ms = out["milestones"]
         ms = (ms,) if isinstance(ms, int) and not isinstance(ms, bool) else ms
-        if isinstance(ms, str) or not isinstance(ms, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in ms):
+        if isinstance(ms, str) or not isinstance(ms, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_COUNT for v in ms):
             raise XregInputError(f"The 'milestones' option of SequentialLR must be a list of ints >= 1. Got {out['milestones']!r} instead.")
         if list(ms) != sorted(set(ms)) or len(ms) != len(members) - 1:
             raise XregInputError(f"SequentialLR needs {len(members) - 1} increasing milestone(s) for {len(members)} members; got {list(ms)}.")
@@ -162,7 +185,7 @@ def for_run(name: str, options: Mapping[str, Any], ctx: Context) -> tuple[tuple[
         if s.validate is not None:
             s.validate(o, ctx)
     try:
-        lrs_of(name, o, ctx.lr, ctx.calls)
+        lrs_of(name, o, ctx.lr, ctx.calls + 1)  # torch's call after the last step computes an lr too
     except (ZeroDivisionError, OverflowError, ValueError) as exc:
         raise XregInputError(f"torch's {name} fails on this run ({ctx.calls} calls): {type(exc).__name__}: {exc}.") from None
     return tuple(sorted(o.items()))

@@ -102,6 +102,16 @@ class Scheduler:
     doc: str = field(default="", compare=False)
 
 
+MAX_COUNT = 2**31 - 1  # optax's count is an int32: a step size, milestone or span beyond it is no schedule
+
+
+def count(key: str, value: Any) -> int:
+    """A whole number of scheduler calls, 1 to :data:`MAX_COUNT`."""
+    from xreg.core.checks import check_int
+
+    return check_int(key, value, 1, MAX_COUNT)
+
+
 def num(v: Any) -> str:
     """A number as Python code (repr: the value read back is the value)."""
     return repr(float(v)) if isinstance(v, float) else repr(v)

@@ -7,7 +7,7 @@ optax: ``piecewise_constant_schedule(lr * factor, {total_iters: 1 / factor})``: 
 from __future__ import annotations
 
 from xreg.core.checks import check_float, check_int
-from xreg.schedules.base import Scheduler, Twin, num
+from xreg.schedules.base import Scheduler, Twin, count, num
 
 
 class ConstantTwin(Twin):
@@ -37,6 +37,6 @@ SCHEDULER = Scheduler(
     name="ConstantLR", formula="lr*factor for t < total_iters, then lr",
     defaults={"factor": 1.0 / 3, "total_iters": 5},
     # factor 0: torch divides by it at total_iters (ZeroDivisionError); total_iters 0: its two forms disagree
-    checks={"factor": lambda k, v: check_float(k, v, 0.0, 1.0, closed="right"), "total_iters": lambda k, v: check_int(k, v, 1)},
+    checks={"factor": lambda k, v: check_float(k, v, 0.0, 1.0, closed="right"), "total_iters": lambda k, v: count(k, v)},
     twin=ConstantTwin, torch=_torch, exact=_exact,
 )  # fmt: skip

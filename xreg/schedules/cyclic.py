@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from xreg.core.checks import XregInputError, check_bool, check_choice, check_float, check_int
-from xreg.schedules.base import LR, REQUIRED, Scheduler, Twin, num
+from xreg.schedules.base import LR, REQUIRED, Scheduler, Twin, count, num
 from xreg.schedules.onecycle import CYCLE_MOMENTUM
 
 MODES = ("triangular", "triangular2", "exp_range")
@@ -85,8 +85,8 @@ SCHEDULER = Scheduler(
     defaults={"base_lr": LR, "max_lr": REQUIRED, "step_size_up": 2000, "step_size_down": None, "mode": "triangular",
               "gamma": 1.0, "cycle_momentum": True},
     checks={"base_lr": lambda k, v: check_float(k, v, 0.0, closed="neither"), "max_lr": lambda k, v: check_float(k, v, 0.0, closed="neither"),
-            "step_size_up": lambda k, v: check_int(k, v, 1),
-            "step_size_down": lambda k, v: None if v is None else check_int(k, v, 1),
+            "step_size_up": lambda k, v: count(k, v),
+            "step_size_down": lambda k, v: None if v is None else count(k, v),
             "mode": lambda k, v: check_choice(k, v, MODES), "gamma": lambda k, v: check_float(k, v, 0.0, closed="neither"),
             "cycle_momentum": lambda k, v: check_bool(k, v)},
     twin=CyclicTwin, torch=_torch, exact=_exact, validate=_validate,

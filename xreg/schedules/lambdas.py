@@ -107,12 +107,13 @@ def _jnp_expr(expr: str) -> str:
 
 
 def _lambda_exact(o, ctx):
-    return [f"schedule = lambda count: lr * ({_jnp_expr(o['expr'])})"]
+    return [f"schedule = lambda count: lr * jnp.broadcast_to({_jnp_expr(o['expr'])}, jnp.shape(count))"]
 
 
 def _mult_exact(o, ctx):
     n = max(ctx.calls, 1)
-    return [f"factors = (lambda count: {_jnp_expr(o['expr'])})(jnp.arange(1.0, {n}))  # torch multiplies from t = 1 on",
+    return [f"t = jnp.arange(1.0, {n})  # torch multiplies from t = 1 on",
+            f"factors = jnp.broadcast_to((lambda count: {_jnp_expr(o['expr'])})(t), t.shape)",
             "table = jnp.cumprod(jnp.concatenate([jnp.ones(1), factors]))",
             f"schedule = lambda count: lr * table[jnp.minimum(count, {n - 1}).astype(int)]"]  # fmt: skip
 

@@ -10,14 +10,14 @@ from bisect import bisect_right
 from collections import Counter
 
 from xreg.core.checks import XregInputError, check_float, check_int
-from xreg.schedules.base import REQUIRED, Naive, Scheduler, Twin, num
+from xreg.schedules.base import Naive, REQUIRED, Scheduler, Twin, count, num
 
 
 def _milestones(k, v):
     items = (v,) if isinstance(v, int) and not isinstance(v, bool) else v
     if isinstance(items, str) or not isinstance(items, (list, tuple)) or not items:
         raise XregInputError(f"The '{k}' parameter must be a list of ints >= 1. Got {v!r} instead.")
-    return tuple(check_int(k, m, 1) for m in items)
+    return tuple(count(k, m) for m in items)
 
 
 class MultiStepTwin(Twin):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 
 from xreg.core.checks import XregInputError, check_bool, check_choice, check_float, check_int
-from xreg.schedules.base import CALLS, LR, Naive, Scheduler, Twin, num
+from xreg.schedules.base import CALLS, LR, Naive, Scheduler, Twin, count, num
 
 CYCLE_MOMENTUM = ("cycle_momentum=True (torch's default) also schedules the optimizer's momentum (or Adam's beta1), "
                   "which xreg does not reproduce yet: pass cycle_momentum=false")  # fmt: skip
@@ -105,7 +105,7 @@ def _validate(o, ctx):
 
 
 def _check_total(k, v):
-    return check_int(k, v, 1)
+    return count(k, v)
 
 
 SCHEDULER = Scheduler(

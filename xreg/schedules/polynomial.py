@@ -7,7 +7,7 @@ optax: ``polynomial_schedule(lr, 0.0, power, transition_steps=total_iters)``.
 from __future__ import annotations
 
 from xreg.core.checks import check_float, check_int
-from xreg.schedules.base import Scheduler, Twin, num
+from xreg.schedules.base import Scheduler, Twin, count, num
 
 
 class PolynomialTwin(Twin):
@@ -35,7 +35,7 @@ def _exact(o, ctx):
 SCHEDULER = Scheduler(
     name="PolynomialLR", formula="lr*(1 - min(t, total_iters)/total_iters)**power",
     defaults={"total_iters": 5, "power": 1.0},
-    checks={"total_iters": lambda k, v: check_int(k, v, 1), "power": lambda k, v: check_float(k, v, 0.0, closed="neither")},
+    checks={"total_iters": lambda k, v: count(k, v), "power": lambda k, v: check_float(k, v, 0.0, closed="neither")},
     twin=PolynomialTwin, torch=_torch, exact=_exact, int32_float32=True,
     exact_note="the closed form of torch's chainable ratios",
 )  # fmt: skip

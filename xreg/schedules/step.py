@@ -7,7 +7,7 @@ that forgets ``staircase=True`` decays smoothly, ``lr * gamma**(t / step_size)``
 from __future__ import annotations
 
 from xreg.core.checks import check_float, check_int
-from xreg.schedules.base import REQUIRED, Naive, Scheduler, Twin, num
+from xreg.schedules.base import Naive, REQUIRED, Scheduler, Twin, count, num
 
 
 class StepTwin(Twin):
@@ -37,7 +37,7 @@ def _naive(o, ctx):
 SCHEDULER = Scheduler(
     name="StepLR", alias="step", formula="lr * gamma**(t // step_size)",
     defaults={"step_size": REQUIRED, "gamma": 0.1},
-    checks={"step_size": lambda k, v: check_int(k, v, 1), "gamma": lambda k, v: check_float(k, v, 0.0, closed="neither")},
+    checks={"step_size": lambda k, v: count(k, v), "gamma": lambda k, v: check_float(k, v, 0.0, closed="neither")},
     twin=StepTwin, torch=_torch, exact=_exact, int32_float32=True,
     naive=Naive("staircase", "optax.exponential_decay without staircase=True decays every step, lr*gamma**(t/step_size), "
                 "where torch's StepLR drops by gamma once every step_size", _naive,
