@@ -97,3 +97,4 @@ def test_each_naive_clipping_alone_is_a_named_mismatch(code, argv, capsys):
     row = next(ln for ln in out.splitlines() if ln.startswith("jax/coupled/naive"))
     assert "mismatch from step" in row, out
     assert f"jax/coupled/naive: {code}: " in out, out
+

@@ -243,7 +243,11 @@ ALONE = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("code, argv", ALONE, ids=[c for c, _ in ALONE])
+FAST_ALONE = ("staircase", "epoch-count", "warmup-cosine-steps")  # the rest in the full tier
+
+
+@pytest.mark.parametrize("code, argv", [a if a[0] in FAST_ALONE else pytest.param(*a, marks=pytest.mark.slow) for a in ALONE],
+                         ids=[c for c, _ in ALONE])  # fmt: skip
 def test_each_naive_schedule_difference_alone_is_a_named_mismatch(code, argv, capsys):
     # SGD with momentum and no decay: optax.sgd is torch's rule, so the schedule is the only difference
     base = ["--lam", "0", "--momentum", "0.9", "--epochs", "20", "--batch-size", "110", "--backend", "torch", "--backend", "jax"]

@@ -14,6 +14,8 @@ convention     update / objective                                      torch ``w
 ``coupled``    ``g <- g + lam*w`` before the optimizer                 ``lam``
                (``torch.optim.SGD(weight_decay=lam)``; coupled L2)
 ``l2-loss``    minimise ``mean loss + lam/2*||w||^2`` by autodiff      ``lam``
+``l2-sum``     minimise ``mean loss + lam*||w||^2`` (no 1/2: Keras     ``2*lam``
+               ``regularizers.L2(lam)``, many scratch losses)
 ``scratch``    ``g <- (sum_i grad_i + lam*w) / m = g + (lam/m)*w``     ``lam/m``
 ``decoupled``  ``w <- w - lr_t*lam*w`` outside the gradient            ``lam`` for momentum-free SGD
                (AdamW / ``decoupled_weight_decay=True``)               only; none otherwise
@@ -57,6 +59,7 @@ COEFFICIENTS = {
     "lam": lambda lam, m, lr: lam,
     "lam/m": lambda lam, m, lr: lam / m,
     "lam/lr": lambda lam, m, lr: lam / lr,
+    "2lam": lambda lam, m, lr: 2 * lam,
     "0": lambda lam, m, lr: 0.0 * lam,
 }
 
@@ -80,6 +83,8 @@ CONVENTIONS: dict[str, Convention] = {
                    CLIPPED, "lam", "lam", True),
         Convention("l2-loss", "min mean(loss) + lam/2*||w||^2", "L2 term in a mean loss, autodiff",
                    LOSS, "lam", "lam", True),
+        Convention("l2-sum", "min mean(loss) + lam*||w||^2", "L2 without the 1/2 (Keras L2(l2), many scratch losses)",
+                   LOSS, "2lam", "2lam", True),
         Convention("scratch", "g <- (sum_i grad_i + lam*w)/m", "the from-scratch lam/m form",
                    GRADIENT, "lam/m", "lam/m", True),
         Convention("decoupled", "w <- w - lr_t*lam*w", "decoupled decay (AdamW)",
@@ -199,6 +204,8 @@ def torch_weight_decay(
                                      "pushes w away from 0; torch's weight_decay still pulls toward 0: none reproduces it")
     if c.coupled and c.coefficient == "lam":
         return TorchEquivalent(lam, f"{convention} lam={lam:.4g} == torch weight_decay={lam:.4g}")
+    if c.coupled and c.coefficient == "2lam":  # lam*||w||^2 has the gradient 2*lam*w
+        return TorchEquivalent(2 * lam, f"{convention} lam={lam:.4g} (no 1/2) == torch weight_decay={2 * lam:.4g}")
     if c.coupled:  # lam/m: one value per batch size
         sizes = sorted(set(batch_sizes))
         if len(sizes) == 1:
@@ -229,8 +236,8 @@ def lam_for_torch_weight_decay(
     """Inverse of :func:`torch_weight_decay`: the ``lam`` under ``convention`` that equals torch
     ``weight_decay`` (for ``decoupled``: momentum-free SGD only), or None when no single value does.
 
-    ``scratch``: ``lam = weight_decay*m`` (one batch size m); ``decoupled``: ``weight_decay`` ('lr'
-    scale) or ``weight_decay*lr`` ('schedule' scale, Loshchilov & Hutter).
+    ``scratch``: ``lam = weight_decay*m`` (one batch size m); ``l2-sum``: ``weight_decay/2``; ``decoupled``:
+    ``weight_decay`` ('lr' scale) or ``weight_decay*lr`` ('schedule' scale, Loshchilov & Hutter).
     """
     c = get(convention)
     if c.enters == NOWHERE:
@@ -240,6 +247,8 @@ def lam_for_torch_weight_decay(
         return weight_decay
     if form == "lam/lr":
         return weight_decay * lr
+    if form == "2lam":
+        return weight_decay / 2
     sizes = set(batch_sizes)  # lam/m
     return weight_decay * sizes.pop() if len(sizes) == 1 else None
 

@@ -90,7 +90,7 @@ def exact_links(s: Structure, hp: Mapping[str, Any], lr_t: Any, m: Any, m_text: 
                 if hasattr(c, "astype") and hasattr(lr_t, "dtype"):
                     c = c.astype(lr_t.dtype)
                 if isinstance(lam, (int, float)):
-                    shown = {"lam": f"{lam}", "lam/m": f"{lam}/{m_text}", "lam/lr": f"{c:.6g}"}[step.coefficient]
+                    shown = {"lam": f"{lam}", "lam/m": f"{lam}/{m_text}", "lam/lr": f"{c:.6g}", "2lam": f"2*{lam}"}[step.coefficient]
                     if isinstance(m, (int, float)) or step.coefficient != "lam/m":
                         c = Shown(c, shown, repr(c))
                         shown = None
