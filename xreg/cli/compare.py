@@ -22,7 +22,7 @@ from xreg import optimizers
 from xreg.optimizers import muon
 from xreg.semantics import layers as layer_conventions
 from xreg import schedules
-from xreg.semantics import clipping, conventions
+from xreg.semantics import clipping, conventions, losses
 
 
 DESCRIPTION = ("Train one regularized model (linear, logistic, softmax, an MLP or a small CNN) in PyTorch, "
@@ -91,6 +91,10 @@ def _model_flags(p: argparse.ArgumentParser, sweep: bool) -> None:
                    "expr=0.98**epoch, schedulers='LinearLR(total_iters=5), CosineAnnealingLR(T_max=95)'")  # fmt: skip
     g.add_argument("--schedule-every", default="epoch", metavar="WHEN",
                    help="step the scheduler after every epoch (default, torch's usual loop) or every optimizer step ('step')")
+    g.add_argument("--loss-reduction", default="mean", metavar="HOW", help="the loss over a batch: 'mean' (default) or 'sum' (torch's reduction)")
+    g.add_argument("--class-weight", metavar="W0,W1,...", help="CrossEntropyLoss's weight, one per class (its mean divides by the "
+                   "sum of the rows' weights)")  # fmt: skip
+    g.add_argument("--label-smoothing", type=real, metavar="EPS", help="CrossEntropyLoss's label_smoothing: eps/K on every class")
     g.add_argument("--clip-norm", type=real, help="clip the gradient's global norm (torch clip_grad_norm_, before weight_decay)")
     g.add_argument("--clip-norm-type", type=real, metavar="P", help="--clip-norm's p-norm: 2 (default), any p >= 1, or inf (the largest |g|)")
     g.add_argument("--clip-per-parameter", action="store_true", help="--clip-norm each parameter by its own norm (a loop of "
@@ -130,6 +134,8 @@ def _run_flags(p: argparse.ArgumentParser, sweep: bool) -> None:
                        "that acts on the model; see xreg explain layers)")  # fmt: skip
         g.add_argument("--naive-layer", action="append", metavar="CODE", help="repeatable; the naive port with only these "
                        "layer conventions (implies --naive): " + ", ".join(layer_conventions.CODES))  # fmt: skip
+        g.add_argument("--naive-loss", action="append", metavar="CODE", help="repeatable; the naive port also computes the loss "
+                       "as a porter does first (implies --naive): " + ", ".join(losses.CODES))  # fmt: skip
         g.add_argument("--naive-clip", action="append", metavar="CODE", help="repeatable; the naive port also clips as a porter "
                        "does first (implies --naive): " + ", ".join(clipping.CODES))  # fmt: skip
         g.add_argument("--naive-schedule", action="append", metavar="CODE", help="repeatable; the naive port also ports the "
@@ -222,6 +228,33 @@ def _check_start(args: argparse.Namespace) -> None:
         raise XregInputError(f"--init-scale is read by --init normal and constant only, not by {what}.")
 
 
+def _loss_and_clipping(args: argparse.Namespace) -> dict:
+    """The spec's loss and clipping fields from their flags."""
+    return dict(
+        loss_reduction=args.loss_reduction,
+        class_weight=_class_weight(args.class_weight),
+        label_smoothing=0.0 if args.label_smoothing is None else args.label_smoothing,
+        naive_loss=tuple(getattr(args, "naive_loss", None) or ()),
+        clip_norm=args.clip_norm,
+        clip_norm_type=2.0 if args.clip_norm_type is None else args.clip_norm_type,
+        clip_per_parameter=args.clip_per_parameter,
+        clip_value=args.clip_value,
+        naive_clip=tuple(getattr(args, "naive_clip", None) or ()),
+    )
+
+
+def _class_weight(text: str | None) -> tuple[float, ...] | None:
+    """--class-weight W0,W1,...: numbers in ASCII digits, one per class."""
+    if text is None:
+        return None
+    from xreg.core.checks import is_number
+
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) < 2 or not all(is_number(p) for p in parts):
+        raise XregInputError(f"--class-weight takes one number per class, W0,W1,... (at least 2); got {text!r}.")
+    return tuple(float(p) for p in parts)
+
+
 def _optimizer_options(args: argparse.Namespace) -> dict:
     """``--opt KEY=VALUE`` with ``--momentum`` and ``--dampening`` (which must agree with it)."""
     options = pairs(args.opt, "--opt")
@@ -285,11 +318,7 @@ def spec_from_args(args: argparse.Namespace) -> spec.ExperimentSpec:
         schedule_options=schedule_options,
         schedule_every=args.schedule_every,
         naive_schedule=tuple(getattr(args, "naive_schedule", None) or ()),
-        clip_norm=args.clip_norm,
-        clip_norm_type=2.0 if args.clip_norm_type is None else args.clip_norm_type,
-        clip_per_parameter=args.clip_per_parameter,
-        clip_value=args.clip_value,
-        naive_clip=tuple(getattr(args, "naive_clip", None) or ()),
+        **_loss_and_clipping(args),
         record_every=getattr(args, "record_every", 1),
         device=args.device,
     )
@@ -401,7 +430,7 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg compare") -> int:
     ds = load_data(args, base.model)
     runs.check(base, ds)
     sizes = batch_sizes(base, ds.n_train)
-    requests = runs.requests_from(base, sizes, ds, args.backend, args.convention, args.naive or bool(args.naive_layer) or bool(args.naive_schedule) or bool(args.naive_clip))
+    requests = runs.requests_from(base, sizes, ds, args.backend, args.convention, args.naive or bool(args.naive_layer) or bool(args.naive_schedule) or bool(args.naive_clip) or bool(args.naive_loss))
     if scenario is not None:
         _check_expected_pairs(scenario, runs.labels_of(base, requests))
     _check_output_flags(args)

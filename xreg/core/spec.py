@@ -16,7 +16,7 @@ from xreg import models
 from xreg.core.checks import XregInputError, check_bool, check_choice, check_float, check_int
 from xreg import optimizers
 from xreg import schedules
-from xreg.semantics import clipping, conventions
+from xreg.semantics import clipping, conventions, losses
 from xreg.semantics import layers as layer_conventions
 
 DTYPES = ("float64", "float32")
@@ -116,6 +116,9 @@ class ExperimentSpec:
         every optimizer step).
       naive_schedule: the naive schedule codes a naive JAX port computes (:data:`xreg.schedules.NAIVE_CODES`);
         ``('all',)``: every one that acts on the run.
+      loss_reduction: 'mean' or 'sum' (torch's reduction); class_weight: CrossEntropyLoss's weight, one per class
+        (its mean divides by the sum of the rows' weights); label_smoothing: CrossEntropyLoss's eps in [0, 1)
+        (eps/K on every class); naive_loss: the naive loss codes a naive JAX port computes (:mod:`xreg.semantics.losses`).
       clip_norm: if set, clip the data gradient to this norm, as torch's clip_grad_norm_ (see
         :mod:`xreg.semantics.clipping`); clip_norm_type its p (2, or inf); clip_per_parameter: each tensor by
         its own norm. clip_value: instead, clamp each element to [-V, V] (torch's clip_grad_value_).
@@ -161,6 +164,10 @@ class ExperimentSpec:
     schedule_options: Mapping[str, Any] = field(default_factory=dict)
     schedule_every: str = "epoch"
     naive_schedule: tuple[str, ...] = ()
+    loss_reduction: str = "mean"
+    class_weight: tuple[float, ...] | None = None
+    label_smoothing: float = 0.0
+    naive_loss: tuple[str, ...] = ()
     clip_norm: float | None = None
     clip_norm_type: float = 2.0
     clip_per_parameter: bool = False
@@ -195,6 +202,7 @@ class ExperimentSpec:
         check_bool("reverse_batches", self.reverse_batches)
         check_choice("ns_kernel", self.ns_kernel, NS_KERNELS)
         self._check_clipping()
+        self._check_loss()
         check_choice("port", self.port, PORTS)
         check_int("record_every", self.record_every, 1)
         if self.device is not None:
@@ -255,6 +263,22 @@ class ExperimentSpec:
             check_choice("naive_layers", code, layer_conventions.CODES)
         object.__setattr__(self, "naive_layers", tuple(dict.fromkeys(self.naive_layers)))
 
+    def _check_loss(self) -> None:
+        check_choice("loss_reduction", self.loss_reduction, models.REDUCTIONS)
+        if self.class_weight is not None:
+            cw = self.class_weight
+            if isinstance(cw, (str, bytes)) or not hasattr(cw, "__len__") or not 2 <= len(cw) <= 10_000:
+                raise XregInputError(f"The 'class_weight' parameter must be a list of one weight per class. Got {cw!r} instead.")
+            object.__setattr__(self, "class_weight", tuple(check_float(f"class_weight[{i}]", w, 0.0) for i, w in enumerate(cw)))
+            if not any(self.class_weight):
+                raise XregInputError("The 'class_weight' parameter needs a weight > 0 (all zero: every row's loss is 0, and torch divides by 0).")
+        object.__setattr__(self, "label_smoothing", check_float("label_smoothing", self.label_smoothing, 0.0, 1.0, closed="left"))
+        if isinstance(self.naive_loss, str) or not all(isinstance(c, str) for c in self.naive_loss):
+            raise XregInputError(f"The 'naive_loss' parameter must be a list of codes. Got {self.naive_loss!r} instead.")
+        for code in self.naive_loss:
+            check_choice("naive_loss", code, losses.CODES)
+        object.__setattr__(self, "naive_loss", tuple(dict.fromkeys(self.naive_loss)))
+
     def _check_clipping(self) -> None:
         if self.clip_norm is not None:
             check_float("clip_norm", self.clip_norm, 0.0, closed="neither")
@@ -291,6 +315,8 @@ class ExperimentSpec:
         out["schedule_options"] = _plain(dict(self.schedule_options))
         out["naive_schedule"] = list(self.naive_schedule)
         out["naive_clip"] = list(self.naive_clip)
+        out["naive_loss"] = list(self.naive_loss)
+        out["class_weight"] = None if self.class_weight is None else list(self.class_weight)
         if self.hidden is not None:  # one width as the number it was (the files written before deeper stacks)
             out["hidden"] = self.hidden[0] if len(self.hidden) == 1 else list(self.hidden)
         out["no_decay"] = list(self.no_decay)

@@ -24,7 +24,7 @@ from xreg.core.plan import batch_sizes
 from xreg.core.spec import Dataset, ExperimentSpec
 from xreg import optimizers
 from xreg import schedules
-from xreg.semantics import clipping, conventions
+from xreg.semantics import clipping, conventions, losses
 from xreg.semantics import layers as layer_conventions
 
 DEFAULT_GROUP = "lam"
@@ -113,6 +113,9 @@ def architecture(spec: ExperimentSpec, data: Dataset) -> models.Architecture:
     naive = tuple(c for c in naive_layers(spec, arch) if c != "init")  # init: the start, drawn by the plan
     if naive:
         arch = dataclasses.replace(arch, naive=naive)
+    loss = loss_of(spec, arch, data.n_classes)
+    if not loss.plain:
+        arch = dataclasses.replace(arch, loss=loss)
     per_row = arch.conv.out_hw[0] * arch.conv.out_hw[1] if arch.conv is not None else 1  # values a channel's statistics see per row
     if arch.norm == "batch" and min(sizes) * per_row < 2:
         raise XregInputError(
@@ -121,6 +124,23 @@ def architecture(spec: ExperimentSpec, data: Dataset) -> models.Architecture:
             f"{min(sizes)}: choose another --batch-size, or --norm layer."
         )
     return arch
+
+
+def loss_of(spec: ExperimentSpec, arch: models.Architecture, n_classes: int) -> models.Loss:
+    """The run's loss form: class weights and smoothing for CrossEntropyLoss only (one weight per class); the
+    naive loss codes (a naive port's), each one changing this run."""
+    if (spec.class_weight is not None or spec.label_smoothing) and arch.head != "ce":
+        what = "--class-weight" if spec.class_weight is not None else "--label-smoothing"
+        raise XregInputError(f"{what} is CrossEntropyLoss's: the softmax head (--model softmax, or an mlp or cnn on more than "
+                             f"2 classes); the {arch.model} model here has the {arch.head} head.")  # fmt: skip
+    if spec.class_weight is not None and len(spec.class_weight) != n_classes:
+        raise XregInputError(f"--class-weight gives {len(spec.class_weight)} weights for the {n_classes} classes of the data.")
+    naive = spec.naive_loss if spec.port == "naive" else ()
+    for code in naive:
+        why = losses.blocked(code, arch.head, spec.class_weight, spec.label_smoothing, spec.loss_reduction)
+        if why is not None:
+            raise XregInputError(f"--naive-loss {code}: {why}.")
+    return models.Loss(spec.loss_reduction, spec.class_weight, spec.label_smoothing, naive)
 
 
 def naive_layers(spec: ExperimentSpec, arch: models.Architecture) -> tuple[str, ...]:

@@ -72,6 +72,25 @@ HEADS = {
 }
 
 
+REDUCTIONS = ("mean", "sum")
+ROW_WEIGHTED, SMOOTH_K_MINUS_1 = "class-weight-mean", "smoothing-k-minus-1"  # the naive loss forms (xreg.semantics.losses)
+
+
+@dataclass(frozen=True)
+class Loss:
+    """How the rows' losses become the batch's (torch's ``reduction``, CrossEntropyLoss's ``weight`` and
+    ``label_smoothing``), and the naive forms a JAX port computes instead (``naive``)."""
+
+    reduction: str = "mean"
+    class_weight: tuple[float, ...] | None = None  # one per class (the ce head)
+    label_smoothing: float = 0.0
+    naive: tuple[str, ...] = ()
+
+    @property
+    def plain(self) -> bool:
+        return self == Loss()
+
+
 @dataclass(frozen=True)
 class Model:
     """One row of the model table: how many outputs it has for K classes, and its head."""
@@ -124,6 +143,7 @@ class Architecture:
     dropout: float = 0.0  # the hidden blocks' dropout probability
     conv: Conv | None = None  # the cnn's convolution and pooling
     naive: tuple[str, ...] = ()  # the naive layer conventions the run computes (:mod:`xreg.semantics.layers`; JAX only)
+    loss: Loss = Loss()  # the reduction, class weights and label smoothing of the head's loss
 
     @functools.cached_property
     def blocks(self) -> tuple[tuple[str, str], ...]:
@@ -428,19 +448,36 @@ def forward(arch: Architecture, params: dict[str, Any], X, xp, keep: bool = Fals
     return (h, (kept, new)) if keep else h
 
 
-def per_example_loss(head: str, z, y, xp):
-    """Loss of each row from its logits z (m, K) and target y (m,)."""
+def per_example_loss(head: str, z, y, xp, loss: Loss = Loss()):
+    """Loss of each row from its logits z (m, K) and target y (m,): the batch's loss is their sum over
+    :func:`loss_normalizer`. The ce head with ``loss``'s class weights w and label smoothing eps is torch's
+    CrossEntropyLoss: ``(1-eps)*w[y]*(-logp[y]) + eps/K*sum_k w[k]*(-logp[k])`` (each class's smoothing term
+    carries its own weight); the naive forms weight the whole row by ``w[y]`` (optax's ``loss * w[y]``) and
+    spread eps over the K-1 other classes (``smoothing-k-minus-1``)."""
     if head == "mse":
         return (z[:, 0] - y) ** 2
     if head == "bce":
         return xp.logaddexp(0.0, z[:, 0]) - y * z[:, 0]
     zmax = xp.max(z, axis=1, keepdims=True)
     lse = zmax[:, 0] + xp.log(xp.sum(xp.exp(z - zmax), axis=1))
-    return lse - xp.take_along_axis(z, y.astype(int)[:, None], axis=1)[:, 0]
+    labels = y.astype(int)
+    nll = lse - xp.take_along_axis(z, labels[:, None], axis=1)[:, 0]
+    if loss.plain:
+        return nll
+    K, eps = z.shape[1], loss.label_smoothing
+    w = xp.ones(K, z.dtype) if loss.class_weight is None else xp.asarray(loss.class_weight, z.dtype)
+    wy = w[labels]
+    every = K * lse - xp.sum(z, axis=1)  # sum_k -logp[k]
+    if SMOOTH_K_MINUS_1 in loss.naive:
+        return wy * ((1 - eps) * nll + eps / (K - 1) * (every - nll))
+    if ROW_WEIGHTED in loss.naive:
+        return wy * ((1 - eps) * nll + eps / K * every)
+    weighted = xp.sum(w[None, :] * (lse[:, None] - z), axis=1)  # sum_k w[k]*(-logp[k])
+    return (1 - eps) * wy * nll + eps / K * weighted
 
 
-def loss_gradient(head: str, z, y, xp):
-    """d loss_i / d z for each row (m, K): the residual each head sends back."""
+def loss_gradient(head: str, z, y, xp, loss: Loss = Loss()):
+    """d loss_i / d z for each row (m, K): the residual each head sends back (of :func:`per_example_loss`)."""
     if head == "mse":
         return 2 * (z - y[:, None])
     if head == "bce":
@@ -448,7 +485,27 @@ def loss_gradient(head: str, z, y, xp):
     e = xp.exp(z - xp.max(z, axis=1, keepdims=True))
     p = e / xp.sum(e, axis=1, keepdims=True)
     onehot = (xp.arange(z.shape[1])[None, :] == y.astype(int)[:, None]).astype(z.dtype)
-    return p - onehot
+    if loss.plain:
+        return p - onehot
+    K, eps = z.shape[1], loss.label_smoothing
+    w = xp.ones(K, z.dtype) if loss.class_weight is None else xp.asarray(loss.class_weight, z.dtype)
+    wy = w[y.astype(int)][:, None]
+    if SMOOTH_K_MINUS_1 in loss.naive:  # the target (1-eps) on y, eps/(K-1) on each other class
+        return wy * (p - (1 - eps) * onehot - eps / (K - 1) * (1 - onehot))
+    if ROW_WEIGHTED in loss.naive:
+        return wy * (p - (1 - eps) * onehot - eps / K)
+    return (1 - eps) * wy * (p - onehot) + eps / K * (p * xp.sum(w) - w[None, :])
+
+
+def loss_normalizer(loss: Loss, y, m, xp, valid=None):
+    """What the rows' summed loss is divided by: 1 for reduction 'sum'; for 'mean' the rows ``m``, or with
+    class weights torch's sum of the rows' weights w[y] (the naive row-weighted mean divides by m)."""
+    if loss.reduction == "sum":
+        return 1.0
+    if loss.class_weight is None or ROW_WEIGHTED in loss.naive:
+        return m
+    wy = xp.asarray(loss.class_weight)[y.astype(int)]
+    return xp.sum(wy if valid is None else xp.where(valid, wy, 0.0))
 
 
 def correct(head: str, z, y, xp):
@@ -474,11 +531,12 @@ def backward(arch: Architecture, params: dict[str, Any], X, y, xp, valid=None, m
         raise ValueError("backward: padded batches are for dense stacks; a norm's statistics would count the padding")
     m = X.shape[0] if m is None else m
     z, (kept, moved) = forward(arch, params, X, xp, keep=True, buffers=buffers, drop=drop)
-    per = (per_example or (lambda z_, y_: per_example_loss(arch.head, z_, y_, xp)))(z, y)
-    delta = loss_gradient(arch.head, z, y, xp) / m
+    per = (per_example or (lambda z_, y_: per_example_loss(arch.head, z_, y_, xp, arch.loss)))(z, y)
+    norm = loss_normalizer(arch.loss, y, m, xp, valid)
+    delta = loss_gradient(arch.head, z, y, xp, arch.loss) / norm
     if valid is not None:
         per, delta = xp.where(valid, per, 0.0), xp.where(valid[:, None], delta, 0.0)
-    loss = xp.sum(per) / m
+    loss = xp.sum(per) / norm
     grads = {}
     norms = dict(arch.blocks)
     cnn = arch.conv is not None

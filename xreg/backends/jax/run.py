@@ -62,7 +62,9 @@ def cast_hparams(hp: Mapping[str, Any], dtype) -> dict[str, Any]:
     }
 
 
-def _per_example(head: str, z, y):
+def _per_example(head: str, z, y, loss: models.Loss = models.Loss()):
+    if not loss.plain:  # torch's weighted or smoothed cross entropy, or a naive form (xreg.models.per_example_loss)
+        return models.per_example_loss(head, z, y, jnp, loss)
     if head == "bce":
         return optax.sigmoid_binary_cross_entropy(z[:, 0], y)  # log-sigmoid form: stable, no log(0)
     if head == "ce":
@@ -106,7 +108,8 @@ class _Program:
 
     def data_loss(self, params, buffers, X, y, valid, m, drop=None, train=True):
         z, moved = self.logits(params, buffers, X, drop, valid, train)
-        return _masked_sum(_per_example(self.s.arch.head, z, y), valid) / m, moved
+        arch = self.s.arch
+        return _masked_sum(_per_example(arch.head, z, y, arch.loss), valid) / models.loss_normalizer(arch.loss, y, m, jnp, valid), moved
 
     def tx_for(self, hp, lr_t, m):
         return chain.to_optax(chain.links(self.s, hp, lr_t, m))
@@ -128,7 +131,7 @@ class _Program:
         graph; equal to ``jax.grad`` to round-off, tested), for a layered one by ``jax.grad`` of the flax
         modules; the penalty term, if any, by autodiff."""
         if self.net is None:
-            per = lambda z, y_: _per_example(self.s.arch.head, z, y_)  # noqa: E731
+            per = lambda z, y_: _per_example(self.s.arch.head, z, y_, self.s.arch.loss)  # noqa: E731
             rows_first = not batched and X.shape[0] >= ROWS_FIRST  # measured: the row pass wins on tall X only
             dl, grads = models.backward(self.s.arch, params, X, y, jnp, valid, m, per, rows_first=rows_first)
             moved = buffers

@@ -172,7 +172,7 @@ def metrics(arch: models.Architecture, params: Mapping[str, np.ndarray], X, y, b
     if not len(y):
         return math.nan, math.nan
     z = models.forward(arch, params, X, np, buffers=buffers, train=False)
-    loss = float(np.mean(models.per_example_loss(arch.head, z, y, np)))
+    loss = float(np.sum(models.per_example_loss(arch.head, z, y, np, arch.loss)) / models.loss_normalizer(arch.loss, y, len(y), np))
     if not models.HEADS[arch.head].classification or not len(y):
         return loss, math.nan
     return loss, float(np.mean(models.correct(arch.head, z, y, np)))

@@ -117,12 +117,20 @@ def build_module(arch: models.Architecture, dtype: torch.dtype) -> torch.nn.Modu
 
 
 @functools.lru_cache(maxsize=None)
-def loss_fn(head: str):
-    """The head's torch loss on logits (m, K): BCEWithLogitsLoss / MSELoss on z[:, 0], CrossEntropyLoss on z."""
-    cls = getattr(torch.nn, models.HEADS[head].torch_loss)()
+def loss_fn(head: str, loss: models.Loss = models.Loss()):
+    """The head's torch loss on logits (m, K): BCEWithLogitsLoss / MSELoss on z[:, 0], CrossEntropyLoss on z (its
+    ``weight`` made in the logits' dtype and device), with ``loss``'s reduction, weight and label_smoothing."""
+    F = torch.nn.functional
     if head == "ce":
-        return lambda z, y: cls(z, y.long())
-    return lambda z, y: cls(z[:, 0], y)
+        w = loss.class_weight
+
+        def ce(z, y):
+            weight = None if w is None else torch.as_tensor(w, dtype=z.dtype, device=z.device)
+            return F.cross_entropy(z, y.long(), weight=weight, reduction=loss.reduction, label_smoothing=loss.label_smoothing)
+
+        return ce
+    f = F.binary_cross_entropy_with_logits if head == "bce" else F.mse_loss
+    return lambda z, y: f(z[:, 0], y, reduction=loss.reduction)
 
 
 class State(NamedTuple):
@@ -277,7 +285,7 @@ def _advance(state: State, epoch_end: bool, X: torch.Tensor, y: torch.Tensor, dr
     torch_place, _ = _torch_decay(s)
     with torch.enable_grad():
         optimizer.zero_grad()
-        data_loss = loss_fn(s.arch.head)(_forward(model, X, drop), y)
+        data_loss = loss_fn(s.arch.head, s.arch.loss)(_forward(model, X, drop), y)
         with torch.set_grad_enabled(conventions.LOSS in places):  # the norms enter the graph only as a loss term
             sqs = [(lam, sum((p * p).sum() for p in ps)) for ps, lam in groups]
         objective = data_loss
@@ -349,7 +357,7 @@ def _epoch_metrics(arch: models.Architecture, model: torch.nn.Module, hist: Mapp
     loss, acc = np.full(len(rows), np.nan), np.full(len(rows), np.nan)
     if X.shape[0] == 0 or len(rows) == 0:
         return loss, acc
-    lf = loss_fn(arch.head)
+    lf = loss_fn(arch.head, arch.loss)
     block = max(1, METRIC_BLOCK // (X.shape[0] * arch.values_per_row))
     model.eval()
     for lo in range(0, len(rows), block):
