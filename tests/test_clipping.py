@@ -98,3 +98,24 @@ def test_each_naive_clipping_alone_is_a_named_mismatch(code, argv, capsys):
     assert "mismatch from step" in row, out
     assert f"jax/coupled/naive: {code}: " in out, out
 
+
+
+def test_the_naive_clip_order_is_a_torch_loop_that_decays_before_clipping(default_data):
+    # the other order, written as a torch user writes it: p.grad += lam*p, then clip_grad_norm_, then step()
+    spec = ExperimentSpec(optimizer="sgd", options={"momentum": 0.9}, lr=0.05, lam=0.05, epochs=40, clip_norm=0.01)
+    naive = backends.train("jax", spec.replace(port="naive", naive_clip=("clip-order",)), default_data)
+    X, y = (torch.tensor(a, dtype=torch.float64) for a in (default_data.X_train, default_data.y_train))
+    model = torch.nn.Linear(X.shape[1], 1, dtype=torch.float64)
+    torch.nn.init.zeros_(model.weight), torch.nn.init.zeros_(model.bias)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    rows = [np.concatenate([p.detach().numpy().ravel() for p in model.parameters()])]
+    for _ in range(40):
+        opt.zero_grad()
+        torch.nn.functional.binary_cross_entropy_with_logits(model(X)[:, 0], y).backward()
+        with torch.no_grad():
+            for p in model.parameters():
+                p.grad.add_(p, alpha=0.05)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.01)
+        opt.step()
+        rows.append(np.concatenate([p.detach().numpy().ravel() for p in model.parameters()]))
+    assert np.max(np.abs(naive.flat - np.array(rows))) <= 1e-12
