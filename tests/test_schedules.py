@@ -319,3 +319,12 @@ def test_translated_schedules_run_and_give_torchs_lrs(name, argv, every, batches
         naive = np.array([float(ns["schedule"](jax.numpy.asarray(c, jax.numpy.float64))) for c in range(100 * batches)])
     acts = [c for c in t["differs"] if c != "int32-count"]
     assert (np.max(np.abs(naive - want)) > 1e-6 * np.max(want)) == bool(acts), (t["differs"], np.max(np.abs(naive - want)))
+
+
+def test_explain_schedules_lists_every_class_and_each_difference(capsys):
+    assert main(["explain", "schedules"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"\n{name}" in out for name in schedules.REGISTRY)
+    assert all(f"{code}: " in out for code in schedules.NAIVE_CODES)
+    assert main(["explain", "schedules", "--lr", "0.1"]) == 2
+    assert capsys.readouterr().err.startswith("error: --lr is for an optimizer")

@@ -72,21 +72,23 @@ def explain(name: str, lr: float | None = None, lam: float | None = None, option
 def run(argv: Sequence[str]) -> int:
     p = Parser(prog="xreg explain", description="Print how torch, optax and the naive optax port apply weight "
                "decay for one optimizer, from the code that runs them; or ('layers') where torch, flax and Keras "
-               "layers differ by default.")  # fmt: skip
+               "layers differ by default; or ('schedules') torch's lr schedulers against optax's.")  # fmt: skip
     p.add_argument("optimizer", help="one of: " + ", ".join(optimizers.OPTIMIZERS) + "; or 'layers': the table of layer "
-                   "conventions (batch and layer norm, GELU, conv padding and layout, flatten order, init)")  # fmt: skip
+                   "conventions (batch and layer norm, GELU, conv padding and layout, flatten order, init); 'schedules': torch's lr "
+                   "schedulers, their exact optax form and the naive port's difference")  # fmt: skip
     p.add_argument("--lr", type=real, help="your learning rate (default: torch's)")
     p.add_argument("--weight-decay", type=real, help=f"your weight_decay (default: {EXAMPLE_LAM} as an example)")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="your value of a torch option (repeatable)")
     args = p.parse_args(list(argv))
-    if args.optimizer == "layers":
+    if args.optimizer in ("layers", "schedules"):
+        from xreg import schedules
         from xreg.semantics import layers
 
         given = [f for f, v in (("--lr", args.lr), ("--weight-decay", args.weight_decay), ("--option", args.option)) if v is not None]
         if given:
-            raise XregInputError(f"{given[0]} is for an optimizer; 'xreg explain layers' takes no options.")
+            raise XregInputError(f"{given[0]} is for an optimizer; 'xreg explain {args.optimizer}' takes no options.")
 
-        print(layers.table_text())
+        print(layers.table_text() if args.optimizer == "layers" else schedules.table_text())
         return EXIT_MATCH
     print(explain(args.optimizer, args.lr, args.weight_decay, pairs(args.option, "--option")))
     return EXIT_MATCH

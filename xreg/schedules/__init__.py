@@ -314,5 +314,20 @@ def execute(lines: list[str], lr: Any):
     return env["schedule"]
 
 
+def table_text() -> str:
+    """Every scheduler class, as ``xreg explain schedules`` prints it: torch's formula, how optax computes it
+    exactly, and the naive port's difference; then the differences every class can have."""
+    lines = ["torch lr schedulers: the lr after t scheduler calls, the exact optax schedule (xreg's twin where optax has "
+             "none), and the optax schedule a porter writes first (--naive-schedule CODE runs one)"]
+    for s in REGISTRY.values():
+        exact = s.exact_note or f"its optax schedule, exact (xreg translate --from torch.{s.name} prints it)"
+        lines += [f"{s.name}" + (f" (also '{s.alias}')" if s.alias else ""), f"  torch   {s.formula}", f"  optax   {exact}"]
+        lines.append(f"  naive   {s.naive.code}: {s.naive.why}" if s.naive else "  naive   none: the optax form a porter writes is exact")
+    lines += ["any class", f"  naive   {EPOCH_COUNT}: a per-epoch scheduler evaluated at optax's step count (it runs batches-per-epoch times too fast)",
+              f"  naive   {INT32_COUNT}: optax's int32 count: exponential_decay, linear_schedule and polynomial_schedule return "
+              "float32 under x64 (call the schedule with a float64 count)"]  # fmt: skip
+    return "\n".join(lines)
+
+
 def frozen(o: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(o))
