@@ -9,7 +9,7 @@ from xreg import backends, optimizers, schedules
 from xreg.core.checks import XregInputError, check_choice
 from xreg.core.spec import Dataset, ExperimentSpec, Trajectory
 from xreg.core.structure import architecture, naive_layers, structure
-from xreg.semantics import clipping, layers, losses
+from xreg.semantics import accumulation, clipping, layers, losses
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,8 @@ class RunRequest:
                             naive_layers=base.naive_layers if self.port == "naive" else (),
                             naive_schedule=base.naive_schedule if self.port == "naive" else (),
                             naive_clip=base.naive_clip if self.port == "naive" else (),
-                            naive_loss=base.naive_loss if self.port == "naive" else ())  # fmt: skip
+                            naive_loss=base.naive_loss if self.port == "naive" else (),
+                            naive_accumulate=base.naive_accumulate if self.port == "naive" else ())  # fmt: skip
         if self.group_decay is not None and not self.skip:
             spec = spec.replace(group_decay=self.group_decay)
         if self.port == "naive":
@@ -75,6 +76,7 @@ def naive_cause(spec: ExperimentSpec, data: Dataset) -> str | None:
     why += [f"{code}: {schedules.cause_text(code, s.schedule, s.schedule_context)}" for code in s.naive_schedule]
     why += [f"{code}: {clipping.NAIVE[code].why}" for code in s.naive_clip]
     why += [f"{code}: {losses.NAIVE[code].why}" for code in arch.loss.naive]
+    why += [f"{code}: {accumulation.NAIVE[code].why}" for code in s.naive_accumulate]
     why = [w for w in why if w]
     return "; ".join(why) if why else None
 

@@ -22,7 +22,7 @@ from xreg import optimizers
 from xreg.optimizers import muon
 from xreg.semantics import layers as layer_conventions
 from xreg import schedules
-from xreg.semantics import clipping, conventions, losses
+from xreg.semantics import accumulation, clipping, conventions, losses
 
 
 DESCRIPTION = ("Train one regularized model (linear, logistic, softmax, an MLP or a small CNN) in PyTorch, "
@@ -91,6 +91,8 @@ def _model_flags(p: argparse.ArgumentParser, sweep: bool) -> None:
                    "expr=0.98**epoch, schedulers='LinearLR(total_iters=5), CosineAnnealingLR(T_max=95)'")  # fmt: skip
     g.add_argument("--schedule-every", default="epoch", metavar="WHEN",
                    help="step the scheduler after every epoch (default, torch's usual loop) or every optimizer step ('step')")
+    g.add_argument("--accumulate", type=integer, default=1, metavar="K", help="gradient accumulation: K batches (micro-batches) "
+                   "per optimizer step, torch's (loss/K).backward() each, then one step(); the epoch's batches must split into groups of K")  # fmt: skip
     g.add_argument("--loss-reduction", default="mean", metavar="HOW", help="the loss over a batch: 'mean' (default) or 'sum' (torch's reduction)")
     g.add_argument("--class-weight", metavar="W0,W1,...", help="CrossEntropyLoss's weight, one per class (its mean divides by the "
                    "sum of the rows' weights)")  # fmt: skip
@@ -134,6 +136,8 @@ def _run_flags(p: argparse.ArgumentParser, sweep: bool) -> None:
                        "that acts on the model; see xreg explain layers)")  # fmt: skip
         g.add_argument("--naive-layer", action="append", metavar="CODE", help="repeatable; the naive port with only these "
                        "layer conventions (implies --naive): " + ", ".join(layer_conventions.CODES))  # fmt: skip
+        g.add_argument("--naive-accumulate", action="append", metavar="CODE", help="repeatable; the naive port accumulates as a "
+                       "porter does first (implies --naive): " + ", ".join(accumulation.CODES))  # fmt: skip
         g.add_argument("--naive-loss", action="append", metavar="CODE", help="repeatable; the naive port also computes the loss "
                        "as a porter does first (implies --naive): " + ", ".join(losses.CODES))  # fmt: skip
         g.add_argument("--naive-clip", action="append", metavar="CODE", help="repeatable; the naive port also clips as a porter "
@@ -229,8 +233,10 @@ def _check_start(args: argparse.Namespace) -> None:
 
 
 def _loss_and_clipping(args: argparse.Namespace) -> dict:
-    """The spec's loss and clipping fields from their flags."""
+    """The spec's accumulation, loss and clipping fields from their flags."""
     return dict(
+        accumulate=args.accumulate,
+        naive_accumulate=tuple(getattr(args, "naive_accumulate", None) or ()),
         loss_reduction=args.loss_reduction,
         class_weight=_class_weight(args.class_weight),
         label_smoothing=0.0 if args.label_smoothing is None else args.label_smoothing,
@@ -430,7 +436,8 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg compare") -> int:
     ds = load_data(args, base.model)
     runs.check(base, ds)
     sizes = batch_sizes(base, ds.n_train)
-    requests = runs.requests_from(base, sizes, ds, args.backend, args.convention, args.naive or bool(args.naive_layer) or bool(args.naive_schedule) or bool(args.naive_clip) or bool(args.naive_loss))
+    naive = args.naive or any(bool(getattr(args, f)) for f in ("naive_layer", "naive_schedule", "naive_clip", "naive_loss", "naive_accumulate"))
+    requests = runs.requests_from(base, sizes, ds, args.backend, args.convention, naive)
     if scenario is not None:
         _check_expected_pairs(scenario, runs.labels_of(base, requests))
     _check_output_flags(args)

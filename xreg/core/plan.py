@@ -37,6 +37,7 @@ class Batch(NamedTuple):
     epoch_end: bool  # the last batch of its epoch (torch steps a per-epoch lr_scheduler after it)
     drop: list[np.ndarray] | None = None  # per hidden block, the rows' dropout multipliers (None: no dropout)
     count: int = 0  # optimizer steps before this one (optax's count; torch's scheduler calls with --schedule-every step)
+    micro: tuple["Batch", ...] | None = None  # an accumulated step's micro-batches (X, y: all their rows), else None
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,7 +46,8 @@ class TrainingPlan:
     order: np.ndarray  # (epochs, n) int64: row visited at each position of each epoch
     batch_sizes: tuple[int, ...]  # rows in each batch of an epoch; the last may be short
     buffers0: Mapping[str, np.ndarray] = field(default_factory=dict)  # batch norm's running statistics at the start
-    drop: tuple[np.ndarray, ...] = ()  # per hidden block, (steps, B, H): each step's dropout multipliers keep/(1-p)
+    drop: tuple[np.ndarray, ...] = ()  # per hidden block, (micro-batches, B, H): each batch's dropout multipliers keep/(1-p)
+    accumulate: int = 1  # micro-batches per optimizer step (gradient accumulation): a step is K consecutive batches
 
     def drop_at(self, step: int, rows: int) -> list[np.ndarray] | None:
         """Step ``step``'s dropout multipliers for its ``rows`` rows, per hidden block (None: no dropout)."""
@@ -56,21 +58,41 @@ class TrainingPlan:
         return len(self.batch_sizes)
 
     @property
-    def steps(self) -> int:
+    def micro_steps(self) -> int:
+        """Batches over the run (each one forward and backward pass)."""
         return self.order.shape[0] * self.n_batches
 
+    @property
+    def steps(self) -> int:
+        """Optimizer steps over the run (the batches, or their groups of ``accumulate``)."""
+        return self.micro_steps // self.accumulate
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.n_batches // self.accumulate
+
     def batches(self):
-        """Yield ``(epoch, index array)`` for every step, in order."""
+        """Yield ``(epoch, index array)`` for every batch (micro-batch), in order."""
         bounds = np.cumsum((0,) + self.batch_sizes)
         for epoch, row_order in enumerate(self.order):
             for lo, hi in zip(bounds[:-1], bounds[1:]):
                 yield epoch, row_order[lo:hi]
 
     def data_batches(self, X: np.ndarray, y: np.ndarray) -> Iterator[Batch]:
-        """Every step's :class:`Batch` of the rows of ``X``, ``y``, in order."""
-        nb = self.n_batches
+        """Every optimizer step's :class:`Batch` of the rows of ``X``, ``y``, in order (accumulated: its
+        micro-batches in ``micro``)."""
+        nb, K = self.n_batches, self.accumulate
+        group: list[Batch] = []
         for k, (epoch, rows) in enumerate(self.batches()):
-            yield Batch(X[rows], y[rows], epoch, (k + 1) % nb == 0, self.drop_at(k, len(rows)), k)
+            group.append(Batch(X[rows], y[rows], epoch, (k + 1) % nb == 0, self.drop_at(k, len(rows)), k // K))
+            if len(group) == K:
+                if K == 1:
+                    yield group[0]
+                else:
+                    g = group[-1]
+                    yield Batch(np.concatenate([b.X for b in group]), np.concatenate([b.y for b in group]), g.epoch, g.epoch_end,
+                                None, g.count, tuple(group))  # fmt: skip
+                group = []
 
     @property
     def in_file_order(self) -> bool:
@@ -79,12 +101,13 @@ class TrainingPlan:
         return self.n_batches == 1 and bool(np.all(rows == np.arange(self.order.shape[1])))
 
     def rows_of_step(self) -> np.ndarray:
-        """Rows in each step's batch, (steps,)."""
+        """Rows in each batch (micro-batch), (micro_steps,)."""
         return np.tile(np.asarray(self.batch_sizes, np.int64), self.order.shape[0])
 
     def epoch_ends(self) -> np.ndarray:
-        """0-based index of the last step of each epoch."""
-        return np.arange(self.order.shape[0]) * self.n_batches + self.n_batches - 1
+        """0-based index of the last optimizer step of each epoch."""
+        per = self.steps_per_epoch
+        return np.arange(self.order.shape[0]) * per + per - 1
 
     def recorded(self, every: int) -> np.ndarray:
         """Steps done at each recorded row: 0, every, 2*every, ..., and always the last step."""
@@ -92,10 +115,10 @@ class TrainingPlan:
         return rows if rows[-1] == self.steps else np.append(rows, self.steps)
 
     def padded_indices(self) -> tuple[np.ndarray, np.ndarray]:
-        """(steps, B) row indices and a 0/1 validity mask, B = the largest batch (for scan-style loops)."""
+        """(micro_steps, B) row indices and a 0/1 validity mask, B = the largest batch (for scan-style loops)."""
         width = max(self.batch_sizes)
-        idx = np.zeros((self.steps, width), dtype=np.int64)
-        valid = np.zeros((self.steps, width), dtype=bool)
+        idx = np.zeros((self.micro_steps, width), dtype=np.int64)
+        valid = np.zeros((self.micro_steps, width), dtype=bool)
         for step, (_, rows) in enumerate(self.batches()):
             idx[step, : len(rows)] = rows
             valid[step, : len(rows)] = True
@@ -293,4 +316,4 @@ def make_plan(spec: ExperimentSpec, n_rows: int, arch: Architecture) -> Training
         flipped = np.concatenate([np.arange(hi - 1, lo - 1, -1) for lo, hi in zip(bounds[:-1], bounds[1:])])
         order = order[:, flipped] if spec.shuffle else np.broadcast_to(flipped, order.shape)
     drop = dropout_multipliers(spec, arch, spec.epochs * len(sizes), max(sizes))
-    return TrainingPlan(params0, order, sizes, models.initial_buffers(arch), drop)
+    return TrainingPlan(params0, order, sizes, models.initial_buffers(arch), drop, spec.accumulate)

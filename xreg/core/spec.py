@@ -16,7 +16,7 @@ from xreg import models
 from xreg.core.checks import XregInputError, check_bool, check_choice, check_float, check_int
 from xreg import optimizers
 from xreg import schedules
-from xreg.semantics import clipping, conventions, losses
+from xreg.semantics import accumulation, clipping, conventions, losses
 from xreg.semantics import layers as layer_conventions
 
 DTYPES = ("float64", "float32")
@@ -116,6 +116,9 @@ class ExperimentSpec:
         every optimizer step).
       naive_schedule: the naive schedule codes a naive JAX port computes (:data:`xreg.schedules.NAIVE_CODES`);
         ``('all',)``: every one that acts on the run.
+      accumulate: micro-batches per optimizer step (gradient accumulation, torch's loss/K per micro-batch); a step of
+        the trajectory is an optimizer step. naive_accumulate: the naive codes a naive JAX port computes
+        (:mod:`xreg.semantics.accumulation`).
       loss_reduction: 'mean' or 'sum' (torch's reduction); class_weight: CrossEntropyLoss's weight, one per class
         (its mean divides by the sum of the rows' weights); label_smoothing: CrossEntropyLoss's eps in [0, 1)
         (eps/K on every class); naive_loss: the naive loss codes a naive JAX port computes (:mod:`xreg.semantics.losses`).
@@ -164,6 +167,8 @@ class ExperimentSpec:
     schedule_options: Mapping[str, Any] = field(default_factory=dict)
     schedule_every: str = "epoch"
     naive_schedule: tuple[str, ...] = ()
+    accumulate: int = 1
+    naive_accumulate: tuple[str, ...] = ()
     loss_reduction: str = "mean"
     class_weight: tuple[float, ...] | None = None
     label_smoothing: float = 0.0
@@ -203,6 +208,7 @@ class ExperimentSpec:
         check_choice("ns_kernel", self.ns_kernel, NS_KERNELS)
         self._check_clipping()
         self._check_loss()
+        self._check_accumulation()
         check_choice("port", self.port, PORTS)
         check_int("record_every", self.record_every, 1)
         if self.device is not None:
@@ -263,6 +269,17 @@ class ExperimentSpec:
             check_choice("naive_layers", code, layer_conventions.CODES)
         object.__setattr__(self, "naive_layers", tuple(dict.fromkeys(self.naive_layers)))
 
+    def _check_accumulation(self) -> None:
+        check_int("accumulate", self.accumulate, 1, 1000)
+        if isinstance(self.naive_accumulate, str) or not all(isinstance(c, str) for c in self.naive_accumulate):
+            raise XregInputError(f"The 'naive_accumulate' parameter must be a list of codes. Got {self.naive_accumulate!r} instead.")
+        for code in self.naive_accumulate:
+            check_choice("naive_accumulate", code, accumulation.CODES)
+        object.__setattr__(self, "naive_accumulate", tuple(dict.fromkeys(self.naive_accumulate)))
+        if self.accumulate > 1 and self.convention == "scratch":
+            raise XregInputError("The scratch convention's lam/m has no one m under gradient accumulation (m rows of which micro-batch?); "
+                                 "use convention 'coupled' or 'l2-loss'.")
+
     def _check_loss(self) -> None:
         check_choice("loss_reduction", self.loss_reduction, models.REDUCTIONS)
         if self.class_weight is not None:
@@ -316,6 +333,7 @@ class ExperimentSpec:
         out["naive_schedule"] = list(self.naive_schedule)
         out["naive_clip"] = list(self.naive_clip)
         out["naive_loss"] = list(self.naive_loss)
+        out["naive_accumulate"] = list(self.naive_accumulate)
         out["class_weight"] = None if self.class_weight is None else list(self.class_weight)
         if self.hidden is not None:  # one width as the number it was (the files written before deeper stacks)
             out["hidden"] = self.hidden[0] if len(self.hidden) == 1 else list(self.hidden)

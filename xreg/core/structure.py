@@ -24,7 +24,7 @@ from xreg.core.plan import batch_sizes
 from xreg.core.spec import Dataset, ExperimentSpec
 from xreg import optimizers
 from xreg import schedules
-from xreg.semantics import clipping, conventions, losses
+from xreg.semantics import accumulation, clipping, conventions, losses
 from xreg.semantics import layers as layer_conventions
 
 DEFAULT_GROUP = "lam"
@@ -45,12 +45,14 @@ class Structure:
     clip: str  # '' (none), 'norm' (clip_grad_norm_) or 'value' (clip_grad_value_)
     port: str
     schedule_every: str = "epoch"
-    batches: int = 1  # batches per epoch
+    batches: int = 1  # optimizer steps per epoch (its batches, or their groups of accumulate)
     calls: int = 1  # the scheduler's calls over the run (epochs, or steps)
     naive_schedule: tuple[str, ...] = ()  # the naive schedule codes the run computes (a naive JAX port)
     clip_norm_type: float = 2.0
     clip_per_parameter: bool = False
     naive_clip: tuple[str, ...] = ()  # the naive clipping codes the run computes (a naive JAX port)
+    accumulate: int = 1  # micro-batches per optimizer step
+    naive_accumulate: tuple[str, ...] = ()  # the naive accumulation codes the run computes (a naive JAX port)
 
     @property
     def schedule_context(self) -> schedules.Context:
@@ -183,6 +185,28 @@ def naive_schedule(spec: ExperimentSpec, ctx: schedules.Context, options: Mappin
     return spec.naive_schedule
 
 
+def accumulated_steps(spec: ExperimentSpec, sizes: tuple[int, ...]) -> int:
+    """Optimizer steps per epoch: the epoch's batches in groups of ``accumulate`` (they must split evenly)."""
+    if len(sizes) % spec.accumulate:
+        raise XregInputError(f"--accumulate {spec.accumulate} groups an epoch's batches: its {len(sizes)} batches of "
+                             f"{sizes[0]} rows do not split into groups of {spec.accumulate} (choose a --batch-size or --accumulate "
+                             f"that divides them).")  # fmt: skip
+    return len(sizes) // spec.accumulate
+
+
+def naive_accumulate(spec: ExperimentSpec, sizes: tuple[int, ...]) -> tuple[str, ...]:
+    """The naive accumulation codes a run computes (a naive port's; each must change the run)."""
+    if spec.port != "naive":
+        return ()
+    K = spec.accumulate
+    unequal = any(len(set(sizes[i : i + K])) > 1 for i in range(0, len(sizes), K))
+    for code in spec.naive_accumulate:
+        why = accumulation.blocked(code, K, unequal)
+        if why is not None:
+            raise XregInputError(f"--naive-accumulate {code}: {why}.")
+    return spec.naive_accumulate
+
+
 def naive_clip(spec: ExperimentSpec) -> tuple[str, ...]:
     """The naive clipping codes a run computes (a naive port's; each must apply to the run)."""
     if spec.port != "naive":
@@ -199,7 +223,7 @@ def naive_clip(spec: ExperimentSpec) -> tuple[str, ...]:
 def structure(spec: ExperimentSpec, arch: models.Architecture, n_train: int) -> Structure:
     """``n_train``: the training rows (they make the batches of an epoch: the schedule's calls)."""
     opt = optimizers.get(spec.optimizer)
-    batches = len(batch_sizes(spec, n_train))
+    batches = accumulated_steps(spec, batch_sizes(spec, n_train))
     ctx = schedule_context(spec, batches)
     options = schedules.for_run(spec.schedule, spec.schedule_options, ctx)
     return Structure(
@@ -221,6 +245,8 @@ def structure(spec: ExperimentSpec, arch: models.Architecture, n_train: int) -> 
         clip_norm_type=spec.clip_norm_type,
         clip_per_parameter=spec.clip_per_parameter,
         naive_clip=naive_clip(spec),
+        accumulate=spec.accumulate,
+        naive_accumulate=naive_accumulate(spec, batch_sizes(spec, n_train)),
     )
 
 

@@ -31,7 +31,7 @@ from xreg.core.plan import Batch, make_plan
 from xreg.core.spec import Dataset, ExperimentSpec, Trajectory, make_trajectory
 from xreg.core.structure import Structure, group_strengths, split
 from xreg import schedules
-from xreg.semantics import conventions
+from xreg.semantics import accumulation, conventions
 
 NAME = "jax"
 ROWS_FIRST = 2**15  # batches at least this tall take a one-output layer's weight gradient in one row pass
@@ -158,11 +158,33 @@ class _Program:
         updates, opt_state = self.tx_for(hp, lr_t, m).update(grads, opt_state, params)
         return optax.apply_updates(params, updates), buffers, opt_state
 
+    def accumulated_step(self, params, buffers, opt_state, X, y, rows, ok, ms, count, hp, drop, batched=False):
+        """One optimizer step of K micro-batches (``rows``, ``ok``: (K, B); ``ms``: (K,)): each micro-batch's
+        gradient in turn (batch norm's buffers carried from one to the next, as torch's K forward passes move
+        them), weighted 1/K (torch's loss/K; the naive codes' weights, :mod:`xreg.semantics.accumulation`),
+        then one update of the chain."""
+        w = accumulation.weights(self.s.naive_accumulate, ms.astype(self.dtype), jnp)
+
+        def micro(carry, xs):
+            total, bufs = carry
+            r, o, mj, wj, dr = xs
+            g, _, bufs = self.gradient(params, bufs, X[r], y[r], o, mj.astype(self.dtype), hp, dr or None, batched)
+            return (jax.tree.map(lambda a, b: a + wj * b, total, g), bufs), None
+
+        zero = jax.tree.map(jnp.zeros_like, params)
+        (grads, buffers), _ = jax.lax.scan(micro, (zero, buffers), (rows, ok, ms, w, drop))
+        lr_t = jnp.asarray(self.lr_at(hp, count), jnp.float64).astype(self.dtype)
+        updates, opt_state = self.tx_for(hp, lr_t, jnp.sum(ms).astype(self.dtype)).update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), buffers, opt_state
+
     def _body(self, X, y, hp, batched=False):
-        """One scanned step: ``(params, buffers, opt_state)`` and the step's ``(rows, valid, m, count, drop)``."""
+        """One scanned step: ``(params, buffers, opt_state)`` and the step's ``(rows, valid, m, count, drop)``
+        (accumulated: rows and valid (K, B), m (K,), drop (K, B, H) per block)."""
 
         def body(carry, xs):
             rows, ok, m, count, drop = xs
+            if self.s.accumulate > 1:
+                return self.accumulated_step(*carry, X, y, rows, ok, m, count, hp, drop, batched), None
             Xb, yb = (X, y) if rows is None else (X[rows], y[rows])
             return self.one_step(*carry, Xb, yb, ok, count, hp, m, drop or None, batched), None
 
@@ -175,6 +197,9 @@ class _Program:
 
         def one(p, b, rows, ok, m, dr):
             m = m.astype(self.dtype)
+            if self.s.accumulate > 1:  # the micro-batches' mean loss (each in train mode, its own statistics)
+                each = jax.vmap(lambda r, o, mj, d: self.data_loss(p, b, X[r], y[r], o, mj, d or None)[0])(rows, ok, m, dr)
+                return jnp.mean(each), self.regularizer(p, jnp.sum(m), hp)[1]
             Xb, yb = (X, y) if rows is None else (X[rows], y[rows])
             return self.data_loss(p, b, Xb, yb, ok, m, dr or None)[0], self.regularizer(p, m, hp)[1]
 
@@ -268,6 +293,7 @@ def program(s: Structure) -> SimpleNamespace:
     """The jit-compiled pieces of one structure: init, step, the scanned run and the per-epoch metrics."""
     p = _Program(s)
     return SimpleNamespace(init=jax.jit(p.init), step=jax.jit(p.one_step), run=jax.jit(p.run), fit=p.fit, dtype=p.dtype, flax=p.flax,
+                           accumulated_step=jax.jit(p.accumulated_step),
                            run_every=jax.jit(p.run_every, static_argnames="every"),
                            gradient=jax.jit(p.gradient), autodiff=jax.jit(jax.grad(p.objective, has_aux=True)))
 
@@ -282,10 +308,15 @@ def _inputs(plan, data: Dataset, dtype, put=jnp.asarray) -> tuple:
     their mask (None for a full batch in file order), the rows of each step, its count (steps before it), and its dropout
     multipliers per hidden block (an empty tuple without dropout)."""
     idx, valid = (None, None) if plan.in_file_order else plan.padded_indices()
+    ms, drop = plan.rows_of_step(), plan.drop
+    if plan.accumulate > 1:  # an optimizer step's K micro-batches side by side
+        K = plan.accumulate
+        group = lambda a: a.reshape(plan.steps, K, *a.shape[1:])  # noqa: E731
+        idx, valid, ms, drop = group(idx), group(valid), group(ms), tuple(group(d) for d in drop)
     cast = lambda a: put(np.asarray(a, dtype))  # noqa: E731
     return (cast(data.X_train), cast(data.y_train), cast(data.X_test), cast(data.y_test),
             None if idx is None else put(idx), None if valid is None else put(valid),
-            put(plan.rows_of_step()), put(np.arange(plan.steps, dtype=np.float64)), tuple(cast(d) for d in plan.drop))  # fmt: skip
+            put(ms), put(np.arange(plan.steps, dtype=np.float64)), tuple(cast(d) for d in drop))  # fmt: skip
 
 
 def _tree(params0: Mapping[str, np.ndarray], dtype) -> dict[str, Any]:
@@ -305,6 +336,17 @@ def step(state: State, batch: Batch, hp: Mapping[str, Any]) -> State:
     with jax.enable_x64(True):
         prog = program(state.structure)
         cast = lambda a: jnp.asarray(np.asarray(a), prog.dtype)  # noqa: E731
+        if batch.micro:  # an accumulated step: its micro-batches' rows of batch.X, padded side by side
+            sizes = [len(b.y) for b in batch.micro]
+            B, starts = max(sizes), np.cumsum([0, *sizes[:-1]])
+            rows = np.array([[st + min(i, n - 1) for i in range(B)] for st, n in zip(starts, sizes)])
+            ok = np.array([[i < n for i in range(B)] for n in sizes])
+            drops = () if batch.micro[0].drop is None else tuple(
+                cast(np.stack([np.pad(b.drop[h], ((0, B - len(b.y)), (0, 0))) for b in batch.micro])) for h in range(len(batch.micro[0].drop)))
+            params, buffers, opt_state = prog.accumulated_step(state.params, state.buffers, state.opt_state, cast(batch.X), cast(batch.y),
+                                                               jnp.asarray(rows), jnp.asarray(ok), cast(sizes), float(batch.count),
+                                                               cast_hparams(hp, prog.dtype), drops)  # fmt: skip
+            return State(state.structure, params, opt_state, buffers)
         valid = jnp.ones(len(batch.y), bool)
         drop = None if batch.drop is None else tuple(cast(d) for d in batch.drop)
         params, buffers, opt_state = prog.step(state.params, state.buffers, state.opt_state, cast(batch.X), cast(batch.y),

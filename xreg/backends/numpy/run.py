@@ -118,16 +118,31 @@ def init(s: Structure, hp: Mapping[str, Any], params0: Mapping[str, np.ndarray],
     return State(s, theta, reference, 0, buffers)
 
 
+def _gradient(s: Structure, theta: np.ndarray, batch: Batch, buffers, dt) -> tuple[float, np.ndarray, dict]:
+    """The step's data loss and gradient, and the moved buffers: one batch's, or an accumulated step's, each
+    micro-batch's gradient (its own mean) in turn, times 1/K as torch's loss/K; the recorded loss is the
+    micro-batches' mean."""
+    layout = layout_of(s.arch)
+    parts = batch.micro or (batch,)
+    loss, g, moved = 0.0, np.zeros(layout.size, dt), dict(buffers)
+    wj = dt.type(1.0 / len(parts))
+    for b in parts:
+        X, y = np.asarray(b.X, dt), np.asarray(b.y, dt)
+        drop = None if b.drop is None else [np.asarray(d, dt) for d in b.drop]
+        lj, grads, new = models.backward(s.arch, layout.tree(theta), X, y, np, buffers=moved, drop=drop, with_buffers=True)
+        moved.update(new)
+        g = layout.flat(grads, dt) if len(parts) == 1 else g + wj * layout.flat(grads, dt)
+        loss += float(lj) / len(parts)
+    return loss, g, moved
+
+
 def _advance(state: State, batch: Batch, hp: Mapping[str, Any]) -> tuple[State, float, float]:
     """One update; the optimizer object is advanced in place. Returns the new state, batch loss, penalty."""
     s, dt = state.structure, np.dtype(state.structure.dtype)
     layout = layout_of(s.arch)
     theta, t, m = state.theta, state.t + 1, len(batch.y)
     lr = dt.type(scheduled_lrs(s, hp["lr"])[batch.count if s.schedule_every == "step" else batch.epoch])
-    X, y = np.asarray(batch.X, dt), np.asarray(batch.y, dt)
-    drop = None if batch.drop is None else [np.asarray(d, dt) for d in batch.drop]
-    loss, grads, moved = models.backward(s.arch, layout.tree(theta), X, y, np, buffers=state.buffers, drop=drop, with_buffers=True)
-    g = layout.flat(grads, dt)
+    loss, g, moved = _gradient(s, theta, batch, state.buffers, dt)
     groups = group_strengths(s, hp)
     sq = [(lam, sum(float(np.sum(theta[layout.slices[n]] ** 2)) for n in names)) for names, lam in groups]
     penalty = sum(conventions.penalty(s.convention, lam, m, q) for lam, q in sq)

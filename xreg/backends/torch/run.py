@@ -275,25 +275,30 @@ def _forward(model: torch.nn.Module, X: torch.Tensor, drop: list[torch.Tensor] |
     return model(X, drop) if isinstance(model, (MLP, CNN)) else model(X)
 
 
-def _advance(state: State, epoch_end: bool, X: torch.Tensor, y: torch.Tensor, drop=None) -> tuple[float, float]:
+def _advance(state: State, epoch_end: bool, parts: list[tuple[torch.Tensor, torch.Tensor, Any]]) -> tuple[float, float]:
     """One update in place (the model in train mode: batch norm moves its buffers); returns the batch loss
-    and the recorded penalty. ``drop``: the step's dropout multipliers per hidden block, or None."""
+    and the recorded penalty. ``parts``: the step's (X, y, dropout multipliers per hidden block or None),
+    one batch or the K micro-batches of an accumulated step, each back-propagated as ``(loss_j / K).backward()``
+    before the one ``step()`` (the recorded loss: their mean)."""
     s, model, optimizer, hp = state.structure, state.model, state.optimizer, state.hp
     named = dict(model.named_parameters())
-    places, m = _steps(s), len(y)
+    places, m = _steps(s), sum(len(y) for _, y, _ in parts)
     groups = [([named[n] for n in names], lam) for names, lam in group_strengths(s, hp)]
     torch_place, _ = _torch_decay(s)
+    losses = []
     with torch.enable_grad():
         optimizer.zero_grad()
-        data_loss = loss_fn(s.arch.head, s.arch.loss)(_forward(model, X, drop), y)
-        with torch.set_grad_enabled(conventions.LOSS in places):  # the norms enter the graph only as a loss term
-            sqs = [(lam, sum((p * p).sum() for p in ps)) for ps, lam in groups]
-        objective = data_loss
-        if conventions.LOSS in places:
-            form = places[conventions.LOSS].coefficient
-            for lam, sq in sqs:
-                objective = objective + conventions.l2_penalty(conventions.coefficient(form, lam, m, hp["lr"]), sq)
-        objective.backward()
+        for X, y, drop in parts:
+            data_loss = loss_fn(s.arch.head, s.arch.loss)(_forward(model, X, drop), y)
+            with torch.set_grad_enabled(conventions.LOSS in places):  # the norms enter the graph only as a loss term
+                sqs = [(lam, sum((p * p).sum() for p in ps)) for ps, lam in groups]
+            objective = data_loss
+            if conventions.LOSS in places:
+                form = places[conventions.LOSS].coefficient
+                for lam, sq in sqs:
+                    objective = objective + conventions.l2_penalty(conventions.coefficient(form, lam, m, hp["lr"]), sq)
+            (objective if len(parts) == 1 else objective / len(parts)).backward()
+            losses.append(data_loss.item())
     with torch.no_grad():
         penalty = sum(float(conventions.penalty(s.convention, lam, m, sq.item())) for lam, sq in sqs)
         if conventions.GRADIENT in places:  # the scratch loop's (sum_i grad_i + lam*w)/m
@@ -314,7 +319,7 @@ def _advance(state: State, epoch_end: bool, X: torch.Tensor, y: torch.Tensor, dr
         optimizer.step()
         if state.scheduler is not None and (epoch_end or s.schedule_every == "step"):
             state.scheduler.step()
-    return data_loss.item(), penalty
+    return sum(losses) / len(losses), penalty
 
 
 def step(state: State, batch: Batch, hp: Mapping[str, Any]) -> State:
@@ -330,8 +335,8 @@ def _step(state: State, batch: Batch, hp: Mapping[str, Any]) -> State:
         new.scheduler.load_state_dict(state.scheduler.state_dict())
     dtype = getattr(torch, state.structure.dtype)
     t = lambda a: torch.as_tensor(np.asarray(a), dtype=dtype)  # noqa: E731
-    drop = None if batch.drop is None else [t(d) for d in batch.drop]
-    _advance(new, batch.epoch_end, t(batch.X), t(batch.y), drop)
+    parts = [(t(b.X), t(b.y), None if b.drop is None else [t(d) for d in b.drop]) for b in (batch.micro or (batch,))]
+    _advance(new, batch.epoch_end, parts)
     return new
 
 
@@ -428,12 +433,18 @@ def _train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
     train_loss, train_acc, test_acc = (np.full(spec.epochs, np.nan) for _ in range(3))
     done = 0  # steps whose parameters are all finite
     with torch.no_grad():
-        for k, (epoch, rows) in enumerate(plan.batches()):
+        parts = []
+        for j, (epoch, rows) in enumerate(plan.batches()):  # batches; an optimizer step after each group of accumulate
             idx = torch.from_numpy(np.array(rows))
-            epoch_end = (k + 1) % plan.n_batches == 0
+            drop = plan.drop_at(j, len(rows))
+            parts.append((X[idx], y[idx], None if drop is None else [t(d) for d in drop]))
+            if len(parts) < plan.accumulate:
+                continue
+            k = j // plan.accumulate
+            epoch_end = (j + 1) % plan.n_batches == 0
             row = int(np.searchsorted(kept, k))
-            drop = plan.drop_at(k, len(rows))
-            step_loss, step_pen = _advance(state, epoch_end, X[idx], y[idx], None if drop is None else [t(d) for d in drop])
+            step_loss, step_pen = _advance(state, epoch_end, parts)
+            parts = []
             if kept[row] == k:
                 loss_hist[row], pen_hist[row] = step_loss, step_pen
             now = {n: named[n].detach().double().cpu().numpy() for n in names}
