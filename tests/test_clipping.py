@@ -119,3 +119,12 @@ def test_the_naive_clip_order_is_a_torch_loop_that_decays_before_clipping(defaul
         opt.step()
         rows.append(np.concatenate([p.detach().numpy().ravel() for p in model.parameters()]))
     assert np.max(np.abs(naive.flat - np.array(rows))) <= 1e-12
+
+
+def test_a_term_before_the_clipping_is_not_called_torchs_weight_decay(capsys):
+    # l2-loss and scratch enter before clip_grad_norm_ and are clipped with the gradient: no weight_decay reproduces them
+    assert main(["--clip-norm", "0.1", "--model", "softmax", "--epochs", "30", "--quiet"]) == 1
+    out = capsys.readouterr().out
+    why = out[out.index("why runs differ"):]
+    assert "jax/l2-loss: the l2-loss term enters before the clipping and is clipped with the gradient" in why, out
+    assert "reproduces the reference" not in why, out

@@ -74,7 +74,8 @@ def default_requests(spec: ExperimentSpec, batch_sizes: tuple[int, ...], data: D
     reqs.append(RunRequest("numpy", native))
     if native == "coupled":
         reqs.append(RunRequest("numpy", "scratch"))
-        same = not spec.options.get("maximize")  # under maximize no scratch lam reproduces torch (the sign differs)
+        # under maximize no scratch lam reproduces torch (the sign differs); nor under clipping (the scratch term is clipped)
+        same = not spec.options.get("maximize") and spec.clip_norm is None and spec.clip_value is None
         lam = conventions.lam_for_torch_weight_decay("scratch", spec.lam, batch_sizes, spec.lr) if same else None
         if lam is not None and not math.isfinite(lam):
             reqs.append(RunRequest("numpy", "scratch", lam=lam, skip=(

@@ -90,5 +90,8 @@ def run(argv: Sequence[str]) -> int:
 
         print(layers.table_text() if args.optimizer == "layers" else schedules.table_text())
         return EXIT_MATCH
-    print(explain(args.optimizer, args.lr, args.weight_decay, pairs(args.option, "--option")))
+    if optimizers.by_name(args.optimizer) is None:
+        raise XregInputError(f"xreg explain takes an optimizer ({', '.join(optimizers.OPTIMIZERS)}), 'layers' or 'schedules'; "
+                             f"got {args.optimizer!r}.")  # fmt: skip
+    print(explain(optimizers.by_name(args.optimizer), args.lr, args.weight_decay, pairs(args.option, "--option")))
     return EXIT_MATCH

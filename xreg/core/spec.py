@@ -286,10 +286,14 @@ class ExperimentSpec:
             cw = self.class_weight
             if isinstance(cw, (str, bytes)) or not hasattr(cw, "__len__") or not 2 <= len(cw) <= 10_000:
                 raise XregInputError(f"The 'class_weight' parameter must be a list of one weight per class. Got {cw!r} instead.")
-            object.__setattr__(self, "class_weight", tuple(check_float(f"class_weight[{i}]", w, 0.0) for i, w in enumerate(cw)))
+            object.__setattr__(self, "class_weight", tuple(check_float(f"class_weight[{i}]", w, 0.0, 1e15) for i, w in enumerate(cw)))
+            small = float(np.finfo(self.dtype).tiny) * 1e6  # a weight the run's dtype holds with room to sum and divide
+            if any(0 < w < small for w in self.class_weight):
+                raise XregInputError(f"The 'class_weight' parameter's weights must be 0 or at least {small:.3g} in {self.dtype} "
+                                     "(they are ratios: scale them up).")
             if not any(self.class_weight):
                 raise XregInputError("The 'class_weight' parameter needs a weight > 0 (all zero: every row's loss is 0, and torch divides by 0).")
-        object.__setattr__(self, "label_smoothing", check_float("label_smoothing", self.label_smoothing, 0.0, 1.0, closed="left"))
+        object.__setattr__(self, "label_smoothing", check_float("label_smoothing", self.label_smoothing, 0.0, 1.0))
         if isinstance(self.naive_loss, str) or not all(isinstance(c, str) for c in self.naive_loss):
             raise XregInputError(f"The 'naive_loss' parameter must be a list of codes. Got {self.naive_loss!r} instead.")
         for code in self.naive_loss:
@@ -297,19 +301,21 @@ class ExperimentSpec:
         object.__setattr__(self, "naive_loss", tuple(dict.fromkeys(self.naive_loss)))
 
     def _check_clipping(self) -> None:
+        tiny = float(np.finfo(self.dtype).tiny)  # a subnormal threshold is flushed to 0 by XLA's CPU kernels
         if self.clip_norm is not None:
-            check_float("clip_norm", self.clip_norm, 0.0, closed="neither")
+            check_float("clip_norm", self.clip_norm, tiny, closed="both")
         if self.clip_value is not None:
-            check_float("clip_value", self.clip_value, 0.0, closed="neither")
+            check_float("clip_value", self.clip_value, tiny, closed="both")
             if self.clip_norm is not None:
                 raise XregInputError("Give one clipping: clip_norm (clip_grad_norm_) or clip_value (clip_grad_value_), not both.")
         norm_type = self.clip_norm_type
         if not (isinstance(norm_type, (int, float)) and not isinstance(norm_type, bool) and (norm_type == math.inf or 1 <= norm_type < 1e6)):
-            raise XregInputError(f"The 'clip_norm_type' parameter must be a p >= 1 or inf. Got {norm_type!r} instead.")
+            raise XregInputError(f"The 'clip_norm_type' parameter must be a p in [1, 1e6) or inf. Got {norm_type!r} instead.")
         object.__setattr__(self, "clip_norm_type", float(norm_type))
         check_bool("clip_per_parameter", self.clip_per_parameter)
         if self.clip_norm is None and (self.clip_norm_type != 2.0 or self.clip_per_parameter):
-            raise XregInputError("The 'clip_norm_type' and 'clip_per_parameter' parameters shape the clip_norm clipping; set clip_norm.")
+            given = "clip_norm_type" if self.clip_norm_type != 2.0 else "clip_per_parameter"
+            raise XregInputError(f"The '{given}' parameter shapes the clip_norm clipping; set clip_norm.")
         if isinstance(self.naive_clip, str) or not all(isinstance(c, str) for c in self.naive_clip):
             raise XregInputError(f"The 'naive_clip' parameter must be a list of codes. Got {self.naive_clip!r} instead.")
         for code in self.naive_clip:

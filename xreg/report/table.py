@@ -43,6 +43,7 @@ def torch_equivalent(c: Comparison, outcome: RunOutcome) -> conventions.TorchEqu
         decoupled_scale=s.decoupled_scale,
         maximize=bool(s.options.get("maximize")),
         takes_weight_decay=optimizers.get(s.optimizer).takes_weight_decay,
+        clipped=s.clip_norm is not None or s.clip_value is not None,
     )
 
 

@@ -190,11 +190,16 @@ def torch_weight_decay(
     decoupled_scale: str = "lr",
     maximize: bool = False,
     takes_weight_decay: bool = True,
+    clipped: bool = False,
 ) -> TorchEquivalent:
-    """Map a run's regularization to the torch coupled ``weight_decay`` that gives the same updates."""
+    """Map a run's regularization to the torch coupled ``weight_decay`` that gives the same updates
+    (``clipped``: the run clips its gradient, so a term added before the clipping is clipped with it)."""
     c = get(convention)
     if c.enters == NOWHERE or lam == 0:
         return TorchEquivalent(0.0, "no regularization == torch weight_decay=0")
+    if clipped and c.enters in (LOSS, GRADIENT):
+        return TorchEquivalent(None, f"the {convention} term enters before the clipping and is clipped with the gradient; torch's "
+                                     "weight_decay is added after clip_grad_norm_ (inside step()): none reproduces it")
     if not takes_weight_decay:
         where = {LOSS: "a term of the loss", DIRECTION: "a line of the loop (w <- w - lr*lam*w before each step)"}.get(
             c.enters, "a line of the loop (added to the gradient)")
