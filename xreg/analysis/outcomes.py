@@ -9,7 +9,7 @@ from xreg import backends, optimizers, schedules
 from xreg.core.checks import XregInputError, check_choice
 from xreg.core.spec import Dataset, ExperimentSpec, Trajectory
 from xreg.core.structure import architecture, naive_layers, structure
-from xreg.semantics import accumulation, clipping, layers, losses
+from xreg.semantics import accumulation, clipping, layers, losses, resume
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,8 @@ class RunRequest:
                             naive_schedule=base.naive_schedule if self.port == "naive" else (),
                             naive_clip=base.naive_clip if self.port == "naive" else (),
                             naive_loss=base.naive_loss if self.port == "naive" else (),
-                            naive_accumulate=base.naive_accumulate if self.port == "naive" else ())  # fmt: skip
+                            naive_accumulate=base.naive_accumulate if self.port == "naive" else (),
+                            naive_resume=base.naive_resume if self.port == "naive" else ())  # fmt: skip
         if self.group_decay is not None and not self.skip:
             spec = spec.replace(group_decay=self.group_decay)
         if self.port == "naive":
@@ -77,6 +78,7 @@ def naive_cause(spec: ExperimentSpec, data: Dataset) -> str | None:
     why += [f"{code}: {clipping.NAIVE[code].why}" for code in s.naive_clip]
     why += [f"{code}: {losses.NAIVE[code].why}" for code in arch.loss.naive]
     why += [f"{code}: {accumulation.NAIVE[code].why}" for code in s.naive_accumulate]
+    why += [f"{code}: {resume.NAIVE[code].why}" for code in s.naive_resume]
     why = [w for w in why if w]
     return "; ".join(why) if why else None
 

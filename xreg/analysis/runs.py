@@ -21,7 +21,7 @@ from xreg.core.checks import XregInputError
 from xreg.core import progress
 from xreg.core.plan import RECORD_BUDGET_GIB, batch_sizes, check_record_budget, load_npz
 from xreg.core.spec import Dataset, ExperimentSpec, run_label
-from xreg.core.structure import loss_of, naive_accumulate, naive_clip, naive_schedule, architecture, structure
+from xreg.core.structure import loss_of, naive_accumulate, naive_resume, naive_clip, naive_schedule, architecture, structure
 from xreg import optimizers
 from xreg.semantics import conventions
 
@@ -134,6 +134,8 @@ def check(spec: ExperimentSpec, data: Dataset) -> None:
         naive_clip(spec.replace(port="naive"))
     if spec.naive_loss:
         loss_of(spec.replace(port="naive"), arch, data.n_classes)
+    if spec.naive_resume:
+        naive_resume(spec.replace(port="naive"))
     if spec.naive_accumulate:
         naive_accumulate(spec.replace(port="naive"), batch_sizes(spec, data.n_train))
     if spec.init_from is not None:

@@ -22,7 +22,7 @@ from xreg import optimizers
 from xreg.optimizers import muon
 from xreg.semantics import layers as layer_conventions
 from xreg import schedules
-from xreg.semantics import accumulation, clipping, conventions, losses
+from xreg.semantics import accumulation, clipping, conventions, losses, resume
 
 
 DESCRIPTION = ("Train one regularized model (linear, logistic, softmax, an MLP or a small CNN) in PyTorch, "
@@ -93,6 +93,8 @@ def _model_flags(p: argparse.ArgumentParser, sweep: bool) -> None:
                    help="step the scheduler after every epoch (default, torch's usual loop) or every optimizer step ('step')")
     g.add_argument("--accumulate", type=integer, default=1, metavar="K", help="gradient accumulation: K batches (micro-batches) "
                    "per optimizer step, torch's (loss/K).backward() each, then one step(); the epoch's batches must split into groups of K")  # fmt: skip
+    g.add_argument("--resume-at", type=integer, metavar="K", help="every backend saves its whole state after K optimizer steps "
+                   "(torch: state_dicts through torch.save/torch.load), rebuilds from it and goes on: the run must equal the uninterrupted one")  # fmt: skip
     g.add_argument("--loss-reduction", default="mean", metavar="HOW", help="the loss over a batch: 'mean' (default) or 'sum' (torch's reduction)")
     g.add_argument("--class-weight", metavar="W0,W1,...", help="CrossEntropyLoss's weight, one per class (its mean divides by the "
                    "sum of the rows' weights)")  # fmt: skip
@@ -138,6 +140,8 @@ def _run_flags(p: argparse.ArgumentParser, sweep: bool) -> None:
                        "layer conventions (implies --naive): " + ", ".join(layer_conventions.CODES))  # fmt: skip
         g.add_argument("--naive-accumulate", action="append", metavar="CODE", help="repeatable; the naive port accumulates as a "
                        "porter does first (implies --naive): " + ", ".join(accumulation.CODES))  # fmt: skip
+        g.add_argument("--naive-resume", action="append", metavar="CODE", help="repeatable; the naive port resumes with a classic "
+                       "bug (implies --naive): " + ", ".join(resume.CODES))  # fmt: skip
         g.add_argument("--naive-loss", action="append", metavar="CODE", help="repeatable; the naive port also computes the loss "
                        "as a porter does first (implies --naive): " + ", ".join(losses.CODES))  # fmt: skip
         g.add_argument("--naive-clip", action="append", metavar="CODE", help="repeatable; the naive port also clips as a porter "
@@ -236,6 +240,8 @@ def _loss_and_clipping(args: argparse.Namespace) -> dict:
     """The spec's accumulation, loss and clipping fields from their flags."""
     return dict(
         accumulate=args.accumulate,
+        resume_at=args.resume_at,
+        naive_resume=tuple(getattr(args, "naive_resume", None) or ()),
         naive_accumulate=tuple(getattr(args, "naive_accumulate", None) or ()),
         loss_reduction=args.loss_reduction,
         class_weight=_class_weight(args.class_weight),
@@ -436,7 +442,8 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg compare") -> int:
     ds = load_data(args, base.model)
     runs.check(base, ds)
     sizes = batch_sizes(base, ds.n_train)
-    naive = args.naive or any(bool(getattr(args, f)) for f in ("naive_layer", "naive_schedule", "naive_clip", "naive_loss", "naive_accumulate"))
+    naive = args.naive or any(bool(getattr(args, f)) for f in ("naive_layer", "naive_schedule", "naive_clip", "naive_loss", "naive_accumulate",
+                                                          "naive_resume"))
     requests = runs.requests_from(base, sizes, ds, args.backend, args.convention, naive)
     if scenario is not None:
         _check_expected_pairs(scenario, runs.labels_of(base, requests))

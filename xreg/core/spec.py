@@ -16,7 +16,7 @@ from xreg import models
 from xreg.core.checks import XregInputError, check_bool, check_choice, check_float, check_int
 from xreg import optimizers
 from xreg import schedules
-from xreg.semantics import accumulation, clipping, conventions, losses
+from xreg.semantics import accumulation, clipping, conventions, losses, resume
 from xreg.semantics import layers as layer_conventions
 
 DTYPES = ("float64", "float32")
@@ -119,6 +119,9 @@ class ExperimentSpec:
       accumulate: micro-batches per optimizer step (gradient accumulation, torch's loss/K per micro-batch); a step of
         the trajectory is an optimizer step. naive_accumulate: the naive codes a naive JAX port computes
         (:mod:`xreg.semantics.accumulation`).
+      resume_at: save every backend's whole state after this many optimizer steps, rebuild from it and go on (the
+        run must equal the uninterrupted one); naive_resume: the classic resume bugs a naive JAX port computes
+        (:mod:`xreg.semantics.resume`).
       loss_reduction: 'mean' or 'sum' (torch's reduction); class_weight: CrossEntropyLoss's weight, one per class
         (its mean divides by the sum of the rows' weights); label_smoothing: CrossEntropyLoss's eps in [0, 1)
         (eps/K on every class); naive_loss: the naive loss codes a naive JAX port computes (:mod:`xreg.semantics.losses`).
@@ -169,6 +172,8 @@ class ExperimentSpec:
     naive_schedule: tuple[str, ...] = ()
     accumulate: int = 1
     naive_accumulate: tuple[str, ...] = ()
+    resume_at: int | None = None
+    naive_resume: tuple[str, ...] = ()
     loss_reduction: str = "mean"
     class_weight: tuple[float, ...] | None = None
     label_smoothing: float = 0.0
@@ -270,6 +275,13 @@ class ExperimentSpec:
         object.__setattr__(self, "naive_layers", tuple(dict.fromkeys(self.naive_layers)))
 
     def _check_accumulation(self) -> None:
+        if self.resume_at is not None:
+            check_int("resume_at", self.resume_at, 1)
+        if isinstance(self.naive_resume, str) or not all(isinstance(c, str) for c in self.naive_resume):
+            raise XregInputError(f"The 'naive_resume' parameter must be a list of codes. Got {self.naive_resume!r} instead.")
+        for code in self.naive_resume:
+            check_choice("naive_resume", code, resume.CODES)
+        object.__setattr__(self, "naive_resume", tuple(dict.fromkeys(self.naive_resume)))
         check_int("accumulate", self.accumulate, 1, 1000)
         if isinstance(self.naive_accumulate, str) or not all(isinstance(c, str) for c in self.naive_accumulate):
             raise XregInputError(f"The 'naive_accumulate' parameter must be a list of codes. Got {self.naive_accumulate!r} instead.")
@@ -340,6 +352,7 @@ class ExperimentSpec:
         out["naive_clip"] = list(self.naive_clip)
         out["naive_loss"] = list(self.naive_loss)
         out["naive_accumulate"] = list(self.naive_accumulate)
+        out["naive_resume"] = list(self.naive_resume)
         out["class_weight"] = None if self.class_weight is None else list(self.class_weight)
         if self.hidden is not None:  # one width as the number it was (the files written before deeper stacks)
             out["hidden"] = self.hidden[0] if len(self.hidden) == 1 else list(self.hidden)

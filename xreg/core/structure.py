@@ -24,7 +24,7 @@ from xreg.core.plan import batch_sizes
 from xreg.core.spec import Dataset, ExperimentSpec
 from xreg import optimizers
 from xreg import schedules
-from xreg.semantics import accumulation, clipping, conventions, losses
+from xreg.semantics import accumulation, clipping, conventions, losses, resume
 from xreg.semantics import layers as layer_conventions
 
 DEFAULT_GROUP = "lam"
@@ -52,6 +52,8 @@ class Structure:
     clip_per_parameter: bool = False
     naive_clip: tuple[str, ...] = ()  # the naive clipping codes the run computes (a naive JAX port)
     accumulate: int = 1  # micro-batches per optimizer step
+    resume_at: int | None = None  # optimizer steps after which every backend saves, rebuilds and goes on
+    naive_resume: tuple[str, ...] = ()  # the resume bugs the run computes (a naive JAX port)
     naive_accumulate: tuple[str, ...] = ()  # the naive accumulation codes the run computes (a naive JAX port)
 
     @property
@@ -207,6 +209,25 @@ def naive_accumulate(spec: ExperimentSpec, sizes: tuple[int, ...]) -> tuple[str,
     return spec.naive_accumulate
 
 
+def resume_at(spec: ExperimentSpec, steps: int) -> int | None:
+    """The step to resume at, inside the run (1 to steps - 1)."""
+    if spec.resume_at is not None and spec.resume_at >= steps:
+        raise XregInputError(f"--resume-at {spec.resume_at}: the run has {steps} optimizer steps; resume inside it (1 to {steps - 1}).")
+    return spec.resume_at
+
+
+def naive_resume(spec: ExperimentSpec) -> tuple[str, ...]:
+    """The resume bugs a run computes (a naive port's; each must change the run)."""
+    if spec.port != "naive":
+        return ()
+    opt = optimizers.get(spec.optimizer)
+    for code in spec.naive_resume:
+        why = resume.blocked(code, spec.resume_at, not opt.plain(spec.options), opt.counts_steps(spec.options), spec.schedule != schedules.CONSTANT)
+        if why is not None:
+            raise XregInputError(f"--naive-resume {code}: {why}.")
+    return spec.naive_resume
+
+
 def naive_clip(spec: ExperimentSpec) -> tuple[str, ...]:
     """The naive clipping codes a run computes (a naive port's; each must apply to the run)."""
     if spec.port != "naive":
@@ -247,6 +268,8 @@ def structure(spec: ExperimentSpec, arch: models.Architecture, n_train: int) -> 
         naive_clip=naive_clip(spec),
         accumulate=spec.accumulate,
         naive_accumulate=naive_accumulate(spec, batch_sizes(spec, n_train)),
+        resume_at=resume_at(spec, spec.epochs * batches),
+        naive_resume=naive_resume(spec),
     )
 
 

@@ -167,5 +167,6 @@ OPTIMIZERS = (
         decays_inside=True,
         twins=(scale_by_torch_adafactor,),
         order=90,
+        counts_steps=lambda o: True,  # the update reads t
     ),
 )  # fmt: skip

@@ -89,5 +89,6 @@ OPTIMIZERS = (
         ),
         sum_loss=sum_loss, fused=True, twins=(scale_by_torch_adagrad,),
         order=40,
+        counts_steps=lambda o: o["lr_decay"] > 0,  # the update reads t
     ),
 )  # fmt: skip

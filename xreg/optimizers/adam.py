@@ -109,6 +109,7 @@ def eps_scaled(o: Mapping[str, Any], lr: float, M: int) -> dict[str, float]:
 
 _COMMON = dict(
     default_lr=1e-3,
+    counts_steps=lambda o: True,  # the bias corrections 1 - b^t
     defaults={"betas": (0.9, 0.999), "eps": 1e-8, "amsgrad": False},
     checks={"betas": betas, "eps": nonneg, "amsgrad": check_bool},
     formula=formula_of(__doc__),

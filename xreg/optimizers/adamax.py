@@ -48,5 +48,6 @@ OPTIMIZERS = (
         reference=Reference, direction=direction, naive=naive, naive_alias="optax.adamax",
         sum_loss=eps_scaled,
         order=50,
+        counts_steps=lambda o: True,  # the update reads t
     ),
 )  # fmt: skip

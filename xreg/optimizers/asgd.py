@@ -120,5 +120,6 @@ OPTIMIZERS = (
                "to float64 with torch.set_default_dtype), a relative 1e-8 rounding the optax chain does not make",),
         twins=(scale_by_torch_asgd_eta,),
         order=110,
+        counts_steps=lambda o: True,  # the update reads t
     ),
 )  # fmt: skip

@@ -180,6 +180,8 @@ class Optimizer:
     momentum_free: Callable[[Mapping[str, Any]], bool] = lambda o: False
     # The step is w <- w - lr*g itself (SGD without momentum).
     plain: Callable[[Mapping[str, Any]], bool] = lambda o: False
+    # The update reads the step count t (bias corrections, step-size schedules): a resume that restarts it differs.
+    counts_steps: Callable[[Mapping[str, Any]], bool] = lambda o: False
     # What a coupled decay goes through that a decoupled one does not (a translation's words).
     coupled_through: str = "adaptive scaling"
     # The class steps by a size of its own that replaces the lr (ASGD's eta, Adafactor's, Rprop's): its

@@ -95,5 +95,6 @@ OPTIMIZERS = (
         sum_loss=eps_scaled,
         twins=(scale_by_torch_radam,),
         order=70,
+        counts_steps=lambda o: True,  # the update reads t
     ),
 )  # fmt: skip

@@ -95,6 +95,8 @@ class _Program:
         or naive with the run's naive codes) executed with the traced base lr and called as optax calls it, with
         the step count (float64; int32, optax's own count, under the naive ``int32-count``)."""
         s = self.s
+        if "resume-schedule" in s.naive_resume:  # the schedule counted again from the resumed step
+            count = jnp.where(count >= s.resume_at, count - s.resume_at, count)
         lines = schedules.code(s.schedule, dict(s.schedule_options), s.schedule_context, s.naive_schedule)
         dtype = jnp.int32 if schedules.INT32_COUNT in s.naive_schedule else jnp.float64
         return schedules.execute(lines, hp["lr"])(jnp.asarray(count, dtype))
@@ -177,12 +179,29 @@ class _Program:
         updates, opt_state = self.tx_for(hp, lr_t, jnp.sum(ms).astype(self.dtype)).update(grads, opt_state, params)
         return optax.apply_updates(params, updates), buffers, opt_state
 
+    def resumed(self, carry, count, hp):
+        """The carry at the resumed step (``count == resume_at``) under the naive resume codes: the optax state
+        rebuilt fresh, or its step counts set back to 0 (JAX's whole state is this carry: the exact resume keeps it)."""
+        params, buffers, opt_state = carry
+        at = count == self.s.resume_at
+        if "resume-fresh-optimizer" in self.s.naive_resume:
+            opt_state = jax.tree.map(lambda f, o: jnp.where(at, f, o), self.init(params, hp), opt_state)
+        elif "resume-step-count" in self.s.naive_resume:
+            def restart(path, v):
+                named = getattr(path[-1], "name", getattr(path[-1], "key", None)) if path else None
+                return jnp.where(at, jnp.zeros_like(v), v) if named == "count" else v
+
+            opt_state = jax.tree_util.tree_map_with_path(restart, opt_state)
+        return params, buffers, opt_state
+
     def _body(self, X, y, hp, batched=False):
         """One scanned step: ``(params, buffers, opt_state)`` and the step's ``(rows, valid, m, count, drop)``
         (accumulated: rows and valid (K, B), m (K,), drop (K, B, H) per block)."""
 
         def body(carry, xs):
             rows, ok, m, count, drop = xs
+            if self.s.naive_resume:
+                carry = self.resumed(carry, count, hp)
             if self.s.accumulate > 1:
                 return self.accumulated_step(*carry, X, y, rows, ok, m, count, hp, drop, batched), None
             Xb, yb = (X, y) if rows is None else (X[rows], y[rows])

@@ -17,6 +17,7 @@ Contract: ``init(structure, hparams, params0) -> State``; ``step(state, batch, h
 from __future__ import annotations
 
 import copy
+import pickle
 import functools
 import math
 from typing import Any, Mapping, NamedTuple
@@ -217,6 +218,8 @@ def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
         for k, batch in enumerate(plan.data_batches(X, y)):
             row = int(np.searchsorted(rows, k))  # the row that holds the parameters before this step, if kept
             state, step_loss, step_pen = _advance(state, batch, hp)
+            if s.resume_at == k + 1:  # the state pickled and unpickled: parameters, the optimizer's buffers, the count
+                state = pickle.loads(pickle.dumps(state))
             progress.tick(k + 1)
             if rows[row] == k:
                 loss[row], pen[row] = step_loss, step_pen

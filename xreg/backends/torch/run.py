@@ -322,6 +322,38 @@ def _advance(state: State, epoch_end: bool, parts: list[tuple[torch.Tensor, torc
     return sum(losses) / len(losses), penalty
 
 
+def _state_dict(o: Any) -> Any:
+    """An optimizer's or a scheduler's state_dict (a pair's: the list of its parts')."""
+    parts = getattr(o, "optimizers", None) or getattr(o, "scheds", None)
+    return [p.state_dict() for p in parts] if parts is not None else o.state_dict()
+
+
+def _load_state_dict(o: Any, saved: Any) -> None:
+    parts = getattr(o, "optimizers", None) or getattr(o, "scheds", None)
+    for p, sd in zip(parts, saved) if parts is not None else [(o, saved)]:
+        p.load_state_dict(sd)
+
+
+def resumed(state: State) -> State:
+    """``state`` saved as a torch user saves a checkpoint (the model's, the optimizer's and the scheduler's
+    state_dict through ``torch.save``) and loaded into a new model, optimizer and scheduler
+    (``torch.load(weights_only=True)``; the scheduler is built before the optimizer's state is loaded, as
+    torch's docs ask)."""
+    import io
+
+    blob = io.BytesIO()
+    torch.save({"model": state.model.state_dict(), "optimizer": _state_dict(state.optimizer),
+                "scheduler": None if state.scheduler is None else _state_dict(state.scheduler)}, blob)  # fmt: skip
+    blob.seek(0)
+    saved = torch.load(blob, weights_only=True)
+    new = init(state.structure, state.hp, params_of(state), buffers_of(state))
+    new.model.load_state_dict(saved["model"])
+    _load_state_dict(new.optimizer, saved["optimizer"])
+    if new.scheduler is not None:
+        _load_state_dict(new.scheduler, saved["scheduler"])
+    return new
+
+
 def step(state: State, batch: Batch, hp: Mapping[str, Any]) -> State:
     """One update on one batch, on a copy of ``state`` (its model, optimizer and scheduler are untouched)."""
     with default_dtype(state.structure.dtype):
@@ -411,10 +443,9 @@ def kernel_probe(spec: ExperimentSpec) -> KernelProbe | None:
 
 
 def _train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
-    if spec.naive_layers:
-        raise ValueError(f"Naive layers are flax ports (the jax backend); got naive_layers={spec.naive_layers!r}.")
-    if spec.port != "exact":
-        raise ValueError(f"The torch backend is the reference; got port={spec.port!r}.")
+    if spec.naive_layers or spec.port != "exact":
+        raise ValueError(f"The torch backend is the reference (naive ports are flax/optax: jax); got port={spec.port!r}, "
+                         f"naive_layers={spec.naive_layers!r}.")  # fmt: skip
     data.check_for_model(spec.model)
     s, hp = split(spec, data)
     dtype = getattr(torch, spec.dtype)
@@ -456,6 +487,9 @@ def _train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
             if not finite:
                 break
             done = k + 1
+            if s.resume_at == done:  # a checkpoint saved and loaded into a new model, optimizer and scheduler
+                state = resumed(state)
+                named = {**dict(state.model.named_parameters()), **dict(state.model.named_buffers())}
             progress.tick(done)
         ends = plan.epoch_ends() + 1  # steps done after each epoch
         shown = np.flatnonzero(np.isin(ends, kept) & (ends <= done))  # epochs whose parameters were kept
