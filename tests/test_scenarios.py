@@ -17,7 +17,8 @@ def test_the_scenarios_the_issue_names_are_shipped():
     assert {"worked_example", "classic_logistic", "bias_masked", "minibatch_scratch", "sgd_momentum_coupled_vs_decoupled",
             "adam_l2_vs_adamw", "schedule_decoupled_scale", "float32", "naive_rmsprop", "naive_adagrad", "naive_nadam",
             "chaotic_rmsprop", "mlp_no_decay_bias", "naive_adafactor", "naive_muon",
-            "warmup_cosine", "steplr_staircase", "epoch_schedule_step_count"} <= names  # fmt: skip
+            "warmup_cosine", "steplr_staircase", "epoch_schedule_step_count", "clip_eps", "class_weight_mean",
+            "adam_resume_step_count"} <= names  # fmt: skip
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
