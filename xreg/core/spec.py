@@ -60,6 +60,16 @@ def _group_decay(value: Any) -> tuple[tuple[str, float], ...]:
     return tuple(out)
 
 
+def _codes(spec: "ExperimentSpec", name: str, choices) -> None:
+    """A list of naive codes: each one of ``choices``, stored once each, in order."""
+    value = getattr(spec, name)
+    if isinstance(value, str) or not all(isinstance(c, str) for c in value):
+        raise XregInputError(f"The '{name}' parameter must be a list of codes. Got {value!r} instead.")
+    for code in value:
+        check_choice(name, code, choices)
+    object.__setattr__(spec, name, tuple(dict.fromkeys(value)))
+
+
 def _plain(v: Any) -> Any:
     """Tuples as lists, all the way down (a SequentialLR's members are (name, options) pairs)."""
     if isinstance(v, Mapping):
@@ -227,11 +237,7 @@ class ExperimentSpec:
         check_choice("schedule_every", self.schedule_every, schedules.EVERY)
         if self.schedule_every == "step" and self.schedule == schedules.CONSTANT:
             raise XregInputError("schedule_every='step' steps a scheduler; the schedule is 'constant' (give --schedule).")
-        if isinstance(self.naive_schedule, str) or not all(isinstance(c, str) for c in self.naive_schedule):
-            raise XregInputError(f"The 'naive_schedule' parameter must be a list of codes. Got {self.naive_schedule!r} instead.")
-        for code in self.naive_schedule:
-            check_choice("naive_schedule", code, ("all", *schedules.NAIVE_CODES))
-        object.__setattr__(self, "naive_schedule", tuple(dict.fromkeys(self.naive_schedule)))
+        _codes(self, "naive_schedule", ("all", *schedules.NAIVE_CODES))
         decays = bool(self.lam) or any(v for _, v in self.group_decay)
         if not opt.takes_weight_decay and decays and conventions.get(self.convention).enters == conventions.CLIPPED:
             raise XregInputError(
@@ -268,26 +274,14 @@ class ExperimentSpec:
                                  f"for {where}, not '{self.model}'.")  # fmt: skip
         if not row.layers:
             object.__setattr__(self, "norm", "none")
-        if isinstance(self.naive_layers, str) or not all(isinstance(c, str) for c in self.naive_layers):
-            raise XregInputError(f"The 'naive_layers' parameter must be a list of codes. Got {self.naive_layers!r} instead.")
-        for code in self.naive_layers:
-            check_choice("naive_layers", code, layer_conventions.CODES)
-        object.__setattr__(self, "naive_layers", tuple(dict.fromkeys(self.naive_layers)))
+        _codes(self, "naive_layers", layer_conventions.CODES)
 
     def _check_accumulation(self) -> None:
         if self.resume_at is not None:
             check_int("resume_at", self.resume_at, 1)
-        if isinstance(self.naive_resume, str) or not all(isinstance(c, str) for c in self.naive_resume):
-            raise XregInputError(f"The 'naive_resume' parameter must be a list of codes. Got {self.naive_resume!r} instead.")
-        for code in self.naive_resume:
-            check_choice("naive_resume", code, resume.CODES)
-        object.__setattr__(self, "naive_resume", tuple(dict.fromkeys(self.naive_resume)))
+        _codes(self, "naive_resume", resume.CODES)
         check_int("accumulate", self.accumulate, 1, 1000)
-        if isinstance(self.naive_accumulate, str) or not all(isinstance(c, str) for c in self.naive_accumulate):
-            raise XregInputError(f"The 'naive_accumulate' parameter must be a list of codes. Got {self.naive_accumulate!r} instead.")
-        for code in self.naive_accumulate:
-            check_choice("naive_accumulate", code, accumulation.CODES)
-        object.__setattr__(self, "naive_accumulate", tuple(dict.fromkeys(self.naive_accumulate)))
+        _codes(self, "naive_accumulate", accumulation.CODES)
         if self.accumulate > 1 and self.convention == "scratch":
             raise XregInputError("The scratch convention's lam/m has no one m under gradient accumulation (m rows of which micro-batch?); "
                                  "use convention 'coupled' or 'l2-loss'.")
@@ -306,11 +300,7 @@ class ExperimentSpec:
             if not any(self.class_weight):
                 raise XregInputError("The 'class_weight' parameter needs a weight > 0 (all zero: every row's loss is 0, and torch divides by 0).")
         object.__setattr__(self, "label_smoothing", check_float("label_smoothing", self.label_smoothing, 0.0, 1.0))
-        if isinstance(self.naive_loss, str) or not all(isinstance(c, str) for c in self.naive_loss):
-            raise XregInputError(f"The 'naive_loss' parameter must be a list of codes. Got {self.naive_loss!r} instead.")
-        for code in self.naive_loss:
-            check_choice("naive_loss", code, losses.CODES)
-        object.__setattr__(self, "naive_loss", tuple(dict.fromkeys(self.naive_loss)))
+        _codes(self, "naive_loss", losses.CODES)
 
     def _check_clipping(self) -> None:
         tiny = float(np.finfo(self.dtype).tiny)  # a subnormal threshold is flushed to 0 by XLA's CPU kernels
@@ -328,11 +318,7 @@ class ExperimentSpec:
         if self.clip_norm is None and (self.clip_norm_type != 2.0 or self.clip_per_parameter):
             given = "clip_norm_type" if self.clip_norm_type != 2.0 else "clip_per_parameter"
             raise XregInputError(f"The '{given}' parameter shapes the clip_norm clipping; set clip_norm.")
-        if isinstance(self.naive_clip, str) or not all(isinstance(c, str) for c in self.naive_clip):
-            raise XregInputError(f"The 'naive_clip' parameter must be a list of codes. Got {self.naive_clip!r} instead.")
-        for code in self.naive_clip:
-            check_choice("naive_clip", code, clipping.CODES)
-        object.__setattr__(self, "naive_clip", tuple(dict.fromkeys(self.naive_clip)))
+        _codes(self, "naive_clip", clipping.CODES)
 
     def replace(self, **changes: Any) -> "ExperimentSpec":
         return dataclasses.replace(self, **changes)

@@ -9,25 +9,15 @@ gradients). A schedule counts optimizer steps, not micro-batches (torch's schedu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from xreg.semantics.naive import Difference, table
 
-
-@dataclass(frozen=True)
-class NaiveAccumulate:
-    code: str
-    why: str
-
-
-NAIVE: dict[str, NaiveAccumulate] = {
-    n.code: n
-    for n in [
-        NaiveAccumulate("accumulate-sum", "each micro-batch's loss back-propagated without the 1/K: the step's gradient is "
-                        "the sum of the K micro-batch means, K times torch's loss/K"),
-        NaiveAccumulate("accumulate-global-mean", "every row weighted alike (the rows' summed loss over all K micro-batches "
-                        "divided by their rows), where torch's loss/K averages the K micro-batch means: unequal micro-batches "
-                        "(an epoch's short last batch) weigh otherwise"),
-    ]
-}  # fmt: skip
+NAIVE: dict[str, Difference] = table(
+    Difference("accumulate-sum", "each micro-batch's loss back-propagated without the 1/K: the step's gradient is "
+                    "the sum of the K micro-batch means, K times torch's loss/K"),
+    Difference("accumulate-global-mean", "every row weighted alike (the rows' summed loss over all K micro-batches "
+                    "divided by their rows), where torch's loss/K averages the K micro-batch means: unequal micro-batches "
+                    "(an epoch's short last batch) weigh otherwise"),
+)  # fmt: skip
 CODES: tuple[str, ...] = tuple(NAIVE)
 
 

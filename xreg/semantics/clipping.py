@@ -17,28 +17,18 @@ The clipping acts on the data gradient (with a scratch decay already in it) befo
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+
+from xreg.semantics.naive import Difference, table
 
 NORM, VALUE = "norm", "value"
 
-
-@dataclass(frozen=True)
-class NaiveClip:
-    code: str
-    why: str  # the difference, as the comparison names it
-    optax: str  # what the porter writes
-
-
-NAIVE: dict[str, NaiveClip] = {
-    n.code: n
-    for n in [
-        NaiveClip("clip-eps", "optax.clip_by_global_norm(M) scales by M/||g|| where torch's clip_grad_norm_ scales by "
-                  "M/(||g|| + 1e-6): a relative 1e-6/||g|| on every clipped step", "optax.clip_by_global_norm(M)"),
-        NaiveClip("clip-order", "the decay added to the gradient before the clipping (optax.chain(add_decayed_weights(lam), "
-                  "clip, ...)), where torch clips first and adds weight_decay inside step()",
-                  "optax.chain(optax.add_decayed_weights(lam), <clip>, <optimizer>)"),
-    ]
-}  # fmt: skip
+NAIVE: dict[str, Difference] = table(
+    Difference("clip-eps", "optax.clip_by_global_norm(M) scales by M/||g|| where torch's clip_grad_norm_ scales by "
+              "M/(||g|| + 1e-6): a relative 1e-6/||g|| on every clipped step", "optax.clip_by_global_norm(M)"),
+    Difference("clip-order", "the decay added to the gradient before the clipping (optax.chain(add_decayed_weights(lam), "
+              "clip, ...)), where torch clips first and adds weight_decay inside step()",
+              "optax.chain(optax.add_decayed_weights(lam), <clip>, <optimizer>)"),
+)  # fmt: skip
 CODES: tuple[str, ...] = tuple(NAIVE)
 
 

@@ -12,28 +12,16 @@ The naive forms (``--naive-loss CODE``, a JAX port's) are :data:`NAIVE`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from xreg.models import ROW_WEIGHTED, SMOOTH_K_MINUS_1
+from xreg.semantics.naive import Difference, table
 
-
-@dataclass(frozen=True)
-class NaiveLoss:
-    code: str
-    why: str
-    optax: str
-
-
-NAIVE: dict[str, NaiveLoss] = {
-    n.code: n
-    for n in [
-        NaiveLoss(ROW_WEIGHTED, "the class-weighted mean divides by the rows N (optax, Keras: mean(loss * w[y])), where torch's "
-                  "CrossEntropyLoss(weight=w) divides by the sum of the rows' weights (and weights each class's smoothing share "
-                  "by its own weight)", "(optax.softmax_cross_entropy_with_integer_labels(z, y) * w[y]).mean()"),
-        NaiveLoss(SMOOTH_K_MINUS_1, "label smoothing spread as eps/(K-1) over the other classes, where torch and "
-                  "optax.smooth_labels spread eps/K over every class", "(1-eps)*onehot + eps/(K-1)*(1 - onehot)"),
-    ]
-}  # fmt: skip
+NAIVE: dict[str, Difference] = table(
+    Difference(ROW_WEIGHTED, "the class-weighted mean divides by the rows N (optax, Keras: mean(loss * w[y])), where torch's "
+              "CrossEntropyLoss(weight=w) divides by the sum of the rows' weights (and weights each class's smoothing share "
+              "by its own weight)", "(optax.softmax_cross_entropy_with_integer_labels(z, y) * w[y]).mean()"),
+    Difference(SMOOTH_K_MINUS_1, "label smoothing spread as eps/(K-1) over the other classes, where torch and "
+              "optax.smooth_labels spread eps/K over every class", "(1-eps)*onehot + eps/(K-1)*(1 - onehot)"),
+)  # fmt: skip
 CODES: tuple[str, ...] = tuple(NAIVE)
 
 

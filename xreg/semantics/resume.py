@@ -10,26 +10,16 @@ The classic resume bugs, runnable as a naive JAX port's (``--naive-resume CODE``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from xreg.semantics.naive import Difference, table
 
-
-@dataclass(frozen=True)
-class NaiveResume:
-    code: str
-    why: str
-
-
-NAIVE: dict[str, NaiveResume] = {
-    n.code: n
-    for n in [
-        NaiveResume("resume-fresh-optimizer", "the optimizer rebuilt without its saved state (momentum or Adam's moments "
-                    "from zero, the step count from 0): optimizer.load_state_dict forgotten"),
-        NaiveResume("resume-step-count", "the optimizer's state restored but its step count restarted at 0, so Adam's bias "
-                    "correction starts again at 1 (1/(1-b^t) with t from 1 on a warm m and v)"),
-        NaiveResume("resume-schedule", "the lr schedule not restored: it restarts from its first value at the resumed step "
-                    "(scheduler.load_state_dict forgotten, or the schedule counted from the resumed step)"),
-    ]
-}  # fmt: skip
+NAIVE: dict[str, Difference] = table(
+    Difference("resume-fresh-optimizer", "the optimizer rebuilt without its saved state (momentum or Adam's moments "
+                "from zero, the step count from 0): optimizer.load_state_dict forgotten"),
+    Difference("resume-step-count", "the optimizer's state restored but its step count restarted at 0, so Adam's bias "
+                "correction starts again at 1 (1/(1-b^t) with t from 1 on a warm m and v)"),
+    Difference("resume-schedule", "the lr schedule not restored: it restarts from its first value at the resumed step "
+                "(scheduler.load_state_dict forgotten, or the schedule counted from the resumed step)"),
+)  # fmt: skip
 CODES: tuple[str, ...] = tuple(NAIVE)
 
 
