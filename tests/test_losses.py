@@ -126,3 +126,10 @@ def test_each_naive_loss_alone_is_a_named_mismatch(code, argv, capsys):
     out = capsys.readouterr().out
     assert "mismatch from step 1" in next(ln for ln in out.splitlines() if ln.startswith("jax/coupled/naive")), out
     assert f"jax/coupled/naive: {code}: " in out, out
+
+
+def test_a_float32_weighted_smoothed_run_matches_in_every_backend(capsys):
+    # the weights in the run's dtype: float64 weights promoted JAX's float32 gradients and broke its scan
+    argv = ["--dtype", "float32", "--model", "softmax", "--class-weight", "1,3", "--label-smoothing", "0.1", "--momentum", "0.9",
+            "--epochs", "30", "--batch-size", "110", "--backend", "torch", "--backend", "jax", "--backend", "numpy"]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().out

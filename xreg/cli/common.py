@@ -78,16 +78,14 @@ def pairs(items: list[str] | None, flag: str) -> dict[str, Any]:
     return out
 
 
-RAW_SCHEDULE_OPTIONS = ("expr", "schedulers")  # text kept as typed (an expression, member schedulers)
-
-
 def schedule_of(name: str, items: list[str] | None, flag: str) -> tuple[str, dict]:
-    """A scheduler ``NAME`` or ``NAME(key=value, ...)`` and its ``flag`` KEY=VALUE options (which win): a lambda's
+    """A scheduler ``NAME`` or ``NAME(key=value, ...)`` and its ``flag`` KEY=VALUE options (an option given in both with
+    two values is refused): a lambda's
     ``expr`` and SequentialLR's ``schedulers`` stay the text typed, ``milestones`` are ints, 'none' is None."""
     options: dict = {}
-    if "(" in name:
-        from xreg import schedules
+    from xreg import schedules
 
+    if "(" in name:
         name, options = schedules.parse_member(name)
     out = pairs(items, flag)
     keys = [item.partition("=")[0].strip() for item in items or []]
@@ -97,7 +95,7 @@ def schedule_of(name: str, items: list[str] | None, flag: str) -> tuple[str, dic
     for item in items or []:
         key, _, val = item.partition("=")
         key = key.strip()
-        if key in RAW_SCHEDULE_OPTIONS:
+        if key in schedules.RAW_OPTIONS:
             out[key] = val.strip()
         elif key == "milestones":
             parts = [v.strip() for v in val.strip().strip("[]()").split(",")]

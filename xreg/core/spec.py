@@ -133,10 +133,10 @@ class ExperimentSpec:
         run must equal the uninterrupted one); naive_resume: the classic resume bugs a naive JAX port computes
         (:mod:`xreg.semantics.resume`).
       loss_reduction: 'mean' or 'sum' (torch's reduction); class_weight: CrossEntropyLoss's weight, one per class
-        (its mean divides by the sum of the rows' weights); label_smoothing: CrossEntropyLoss's eps in [0, 1)
+        (its mean divides by the sum of the rows' weights); label_smoothing: CrossEntropyLoss's eps in [0, 1]
         (eps/K on every class); naive_loss: the naive loss codes a naive JAX port computes (:mod:`xreg.semantics.losses`).
       clip_norm: if set, clip the data gradient to this norm, as torch's clip_grad_norm_ (see
-        :mod:`xreg.semantics.clipping`); clip_norm_type its p (2, or inf); clip_per_parameter: each tensor by
+        :mod:`xreg.semantics.clipping`); clip_norm_type its p (2, any p in [1, 1e6), or inf); clip_per_parameter: each tensor by
         its own norm. clip_value: instead, clamp each element to [-V, V] (torch's clip_grad_value_).
       naive_clip: the naive clipping codes a naive JAX port computes (:data:`xreg.semantics.clipping.CODES`).
       port: 'exact' reproduces torch; 'naive' is the obvious optax alias a user writes first (jax only).
@@ -238,8 +238,7 @@ class ExperimentSpec:
         if self.schedule_every == "step" and self.schedule == schedules.CONSTANT:
             raise XregInputError("schedule_every='step' steps a scheduler; the schedule is 'constant' (give --schedule).")
         _codes(self, "naive_schedule", ("all", *schedules.NAIVE_CODES))
-        decays = bool(self.lam) or any(v for _, v in self.group_decay)
-        if not opt.takes_weight_decay and decays and conventions.get(self.convention).enters == conventions.CLIPPED:
+        if not opt.takes_weight_decay and self.decays and conventions.get(self.convention).enters == conventions.CLIPPED:
             raise XregInputError(
                 f"torch.optim.{opt.torch_class} takes no weight_decay: use convention 'l2-loss' (L2 in the loss) or "
                 "'decoupled' (w <- w - lr*lam*w before each step), or lam 0."
@@ -325,6 +324,16 @@ class ExperimentSpec:
 
     def option(self, name: str) -> Any:
         return self.options[name]
+
+    @property
+    def clip_kind(self) -> str:
+        """'' (no clipping), 'norm' (clip_grad_norm_) or 'value' (clip_grad_value_)."""
+        return clipping.NORM if self.clip_norm is not None else clipping.VALUE if self.clip_value is not None else ""
+
+    @property
+    def decays(self) -> bool:
+        """Some strength is > 0 (lam or a group's)."""
+        return bool(self.lam) or any(v for _, v in self.group_decay)
 
     @property
     def momentum_free(self) -> bool:

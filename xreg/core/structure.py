@@ -58,7 +58,8 @@ class Structure:
 
     @property
     def schedule_context(self) -> schedules.Context:
-        """The schedule's view of the run (its options that default to the lr are filled already)."""
+        """The schedule's view of the run: its calls, optimizer steps per epoch and when it steps (no lr: the options
+        that default to it are filled already)."""
         return schedules.Context(self.calls, self.batches, self.schedule_every)
 
     def flag(self, name: str) -> bool:
@@ -232,10 +233,9 @@ def naive_clip(spec: ExperimentSpec) -> tuple[str, ...]:
     """The naive clipping codes a run computes (a naive port's; each must apply to the run)."""
     if spec.port != "naive":
         return ()
-    kind = clipping.NORM if spec.clip_norm is not None else clipping.VALUE if spec.clip_value is not None else ""
-    coupled = conventions.get(spec.convention).enters == conventions.CLIPPED and (spec.lam > 0 or any(v for _, v in spec.group_decay))
+    coupled = conventions.get(spec.convention).enters == conventions.CLIPPED and spec.decays
     for code in spec.naive_clip:
-        why = clipping.blocked(code, kind, spec.clip_norm_type, spec.clip_per_parameter, coupled)
+        why = clipping.blocked(code, spec.clip_kind, spec.clip_norm_type, spec.clip_per_parameter, coupled)
         if why is not None:
             raise XregInputError(f"--naive-clip {code}: {why}.")
     return spec.naive_clip
@@ -257,7 +257,7 @@ def structure(spec: ExperimentSpec, arch: models.Architecture, n_train: int) -> 
         dtype=spec.dtype,
         schedule=spec.schedule,
         schedule_options=options,
-        clip=clipping.NORM if spec.clip_norm is not None else clipping.VALUE if spec.clip_value is not None else "",
+        clip=spec.clip_kind,
         port=spec.port,
         schedule_every=spec.schedule_every,
         batches=batches,
@@ -280,7 +280,7 @@ def hparams(spec: ExperimentSpec) -> dict[str, Any]:
         "lr": spec.lr,
         "decay": decay,
         "options": optimizers.get(spec.optimizer).hparams(spec.options),
-        "clip_norm": spec.clip_norm if spec.clip_norm is not None else spec.clip_value if spec.clip_value is not None else 0.0,  # the threshold
+        "clip_norm": {"norm": spec.clip_norm, "value": spec.clip_value}.get(spec.clip_kind, 0.0),  # the clipping's threshold
     }
 
 

@@ -504,7 +504,7 @@ def loss_normalizer(loss: Loss, y, m, xp, valid=None):
         return 1.0
     if loss.class_weight is None or ROW_WEIGHTED in loss.naive:
         return m
-    wy = xp.asarray(loss.class_weight)[y.astype(int)]
+    wy = xp.asarray(loss.class_weight, y.dtype)[y.astype(int)]  # in the run's dtype (y holds the labels in it)
     return xp.sum(wy if valid is None else xp.where(valid, wy, 0.0))
 
 

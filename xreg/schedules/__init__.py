@@ -20,7 +20,6 @@ compute in float32 even with x64 on).
 from __future__ import annotations
 
 import ast
-from types import MappingProxyType
 from typing import Any, Mapping
 
 from xreg.core.checks import XregInputError, check_choice
@@ -39,8 +38,13 @@ REGISTRY: dict[str, Scheduler] = {
 ALIASES = {s.alias: s.name for s in REGISTRY.values() if s.alias}
 NAMES: tuple[str, ...] = (CONSTANT, *REGISTRY)
 EPOCH_COUNT, INT32_COUNT = "epoch-count", "int32-count"
+EPOCH_COUNT_WHY = ("a per-epoch torch scheduler ported to an optax schedule, which optax calls with the step count: it runs "
+                   "batches-per-epoch times too fast")  # fmt: skip
+INT32_COUNT_WHY = ("optax's chain calls the schedule with its int32 count, and optax.exponential_decay, linear_schedule and "
+                   "polynomial_schedule then return float32 even with x64 on (call it with jnp.asarray(count, jnp.float64))")  # fmt: skip
 NAIVE_CODES: tuple[str, ...] = (*(s.naive.code for s in REGISTRY.values() if s.naive), EPOCH_COUNT, INT32_COUNT)
 MAX_MEMBERS = 8
+RAW_OPTIONS = ("expr", "schedulers")  # options read as the text typed (an expression, member schedulers)
 MAX_SEEN = 100_000  # scheduler calls whose lrs decide whether a per-epoch schedule changes at all (a long run's first ones)
 
 
@@ -87,7 +91,7 @@ def parse_member(text: str) -> tuple[str, dict[str, Any]]:
 def _inline_value(key: str, node: ast.AST, segment: str) -> Any:
     """An inline option as the command line reads it: a Python literal; true/false; nan/inf (refused by the
     option's own check); an expression (``expr=0.9**epoch``) or other text kept as typed."""
-    if key in ("expr", "schedulers"):
+    if key in RAW_OPTIONS:
         return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else segment
     try:
         return ast.literal_eval(node)
@@ -185,7 +189,7 @@ def for_run(name: str, options: Mapping[str, Any], ctx: Context) -> tuple[tuple[
         if s.validate is not None:
             s.validate(o, ctx)
     try:
-        lrs_of(name, o, ctx.lr, ctx.calls + 1)  # torch's call after the last step computes an lr too
+        lrs_of(name, o, ctx.lr or 1.0, ctx.calls + 1)  # torch's call after the last step computes an lr too
     except (ZeroDivisionError, OverflowError, ValueError) as exc:
         raise XregInputError(f"torch's {name} fails on this run ({ctx.calls} calls): {type(exc).__name__}: {exc}.") from None
     return tuple(sorted(o.items()))
@@ -245,7 +249,7 @@ def acting(name: str, o: Mapping[str, Any], ctx: Context, dtype: str) -> tuple[s
     naive = naive_of(name)
     if naive is not None and naive.acts(o, ctx):
         out.append(naive.code)
-    if ctx.every == "epoch" and ctx.batches > 1 and len(set(lrs_of(name, o, ctx.lr, min(ctx.calls, MAX_SEEN)))) > 1:
+    if ctx.every == "epoch" and ctx.batches > 1 and len(set(lrs_of(name, o, ctx.lr or 1.0, min(ctx.calls, MAX_SEEN)))) > 1:
         out.append(EPOCH_COUNT)
     if dtype == "float64" and int32_float32(name, o):
         out.append(INT32_COUNT)
@@ -269,8 +273,7 @@ def cause_text(code: str, name: str, ctx: Context) -> str:
         return (f"torch steps {name} once per epoch; optax calls a schedule with its step count, so the ported schedule "
                 f"runs {ctx.batches} times faster (count // {ctx.batches} is the epoch)")
     if code == INT32_COUNT:
-        return ("optax's chain calls the schedule with its int32 count, and optax.exponential_decay, linear_schedule and "
-                "polynomial_schedule then return float32 even with x64 on (call it with jnp.asarray(count, jnp.float64))")
+        return INT32_COUNT_WHY
     return naive_of(name).why
 
 
@@ -323,11 +326,6 @@ def table_text() -> str:
         exact = s.exact_note or f"its optax schedule, exact (xreg translate --from torch.{s.name} prints it)"
         lines += [f"{s.name}" + (f" (also '{s.alias}')" if s.alias else ""), f"  torch   {s.formula}", f"  optax   {exact}"]
         lines.append(f"  naive   {s.naive.code}: {s.naive.why}" if s.naive else "  naive   none: the optax form a porter writes is exact")
-    lines += ["any class", f"  naive   {EPOCH_COUNT}: a per-epoch scheduler evaluated at optax's step count (it runs batches-per-epoch times too fast)",
-              f"  naive   {INT32_COUNT}: optax's int32 count: exponential_decay, linear_schedule and polynomial_schedule return "
-              "float32 under x64 (call the schedule with a float64 count)"]  # fmt: skip
+    lines += ["any class", f"  naive   {EPOCH_COUNT}: {EPOCH_COUNT_WHY}", f"  naive   {INT32_COUNT}: {INT32_COUNT_WHY}"]
     return "\n".join(lines)
 
-
-def frozen(o: Mapping[str, Any]) -> Mapping[str, Any]:
-    return MappingProxyType(dict(o))

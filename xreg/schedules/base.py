@@ -81,7 +81,7 @@ class Context:
     calls: int
     batches: int = 1
     every: str = "epoch"
-    lr: float = 0.05
+    lr: float | None = None  # the run's --lr (None where the options that default to it are filled already)
 
 
 @dataclass(frozen=True)

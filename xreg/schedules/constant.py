@@ -6,7 +6,7 @@ optax: ``piecewise_constant_schedule(lr * factor, {total_iters: 1 / factor})``: 
 
 from __future__ import annotations
 
-from xreg.core.checks import check_float, check_int
+from xreg.core.checks import check_float
 from xreg.schedules.base import Scheduler, Twin, count, num
 
 

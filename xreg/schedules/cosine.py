@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from xreg.core.checks import check_float, check_int
+from xreg.core.checks import check_float
 from xreg.schedules.base import CALLS, Naive, Scheduler, Twin, count, num
 
 

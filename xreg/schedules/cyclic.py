@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from xreg.core.checks import XregInputError, check_bool, check_choice, check_float, check_int
+from xreg.core.checks import XregInputError, check_bool, check_choice, check_float
 from xreg.schedules.base import LR, REQUIRED, Scheduler, Twin, count, num
 from xreg.schedules.onecycle import CYCLE_MOMENTUM
 

@@ -7,7 +7,7 @@ warm-up that starts optax's line at 0 (``init_value=0.0``) begins below torch's 
 
 from __future__ import annotations
 
-from xreg.core.checks import check_float, check_int
+from xreg.core.checks import check_float
 from xreg.schedules.base import Naive, Scheduler, Twin, count, num
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import Counter
 
-from xreg.core.checks import XregInputError, check_float, check_int
+from xreg.core.checks import XregInputError, check_float
 from xreg.schedules.base import Naive, REQUIRED, Scheduler, Twin, count, num
 
 

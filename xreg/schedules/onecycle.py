@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from xreg.core.checks import XregInputError, check_bool, check_choice, check_float, check_int
+from xreg.core.checks import XregInputError, check_bool, check_choice, check_float
 from xreg.schedules.base import CALLS, LR, Naive, Scheduler, Twin, count, num
 
 CYCLE_MOMENTUM = ("cycle_momentum=True (torch's default) also schedules the optimizer's momentum (or Adam's beta1), "
@@ -104,15 +104,11 @@ def _validate(o, ctx):
                              f"(torch: 'Tried to step {ctx.calls} times'); raise total_steps or leave it to xreg (the run's calls).")
 
 
-def _check_total(k, v):
-    return count(k, v)
-
-
 SCHEDULER = Scheduler(
     name="OneCycleLR", formula="max_lr/div_factor -> max_lr -> max_lr/(div_factor*final_div_factor), torch's phase ends",
     defaults={"max_lr": LR, "total_steps": CALLS, "pct_start": 0.3, "anneal_strategy": "cos", "cycle_momentum": True,
               "div_factor": 25.0, "final_div_factor": 1e4, "three_phase": False},
-    checks={"max_lr": lambda k, v: check_float(k, v, 0.0, closed="neither"), "total_steps": _check_total,
+    checks={"max_lr": lambda k, v: check_float(k, v, 0.0, closed="neither"), "total_steps": count,
             "pct_start": lambda k, v: check_float(k, v, 0.0, 1.0), "anneal_strategy": lambda k, v: check_choice(k, v, ("cos", "linear")),
             "cycle_momentum": lambda k, v: check_bool(k, v),
             "div_factor": lambda k, v: check_float(k, v, 0.0, closed="neither"),

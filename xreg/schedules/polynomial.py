@@ -6,7 +6,7 @@ optax: ``polynomial_schedule(lr, 0.0, power, transition_steps=total_iters)``.
 
 from __future__ import annotations
 
-from xreg.core.checks import check_float, check_int
+from xreg.core.checks import check_float
 from xreg.schedules.base import Scheduler, Twin, count, num
 
 

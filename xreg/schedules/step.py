@@ -6,7 +6,7 @@ that forgets ``staircase=True`` decays smoothly, ``lr * gamma**(t / step_size)``
 
 from __future__ import annotations
 
-from xreg.core.checks import check_float, check_int
+from xreg.core.checks import check_float
 from xreg.schedules.base import Naive, REQUIRED, Scheduler, Twin, count, num
 
 

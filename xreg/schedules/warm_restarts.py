@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from xreg.core.checks import check_float, check_int
+from xreg.core.checks import check_float
 from xreg.schedules.base import Naive, REQUIRED, Scheduler, Twin, count, num
 
 

@@ -46,10 +46,8 @@ CAUSES: dict[str, Cause] = {
           if not c.rounding and c.code != "bn-eps"),
         *(Cause(c.code, "gradient", c.why) for c in clipping.NAIVE.values() if c.code != "clip-order"),
         *(Cause(s.naive.code, "schedule", f"{s.name}: {s.naive.why}") for s in schedules.REGISTRY.values() if s.naive),
-        Cause(schedules.EPOCH_COUNT, "schedule", "a per-epoch torch scheduler ported to an optax schedule, which optax calls with "
-              "the step count: it runs batches-per-epoch times too fast"),
-        Cause(schedules.INT32_COUNT, "schedule", "optax's int32 count makes exponential_decay, linear_schedule and "
-              "polynomial_schedule return float32 lrs in a float64 run"),
+        Cause(schedules.EPOCH_COUNT, "schedule", schedules.EPOCH_COUNT_WHY),
+        Cause(schedules.INT32_COUNT, "schedule", schedules.INT32_COUNT_WHY),
         Cause("round-off", "update", "the same rule: each step re-simulated from the other run's state matches to round-off; "
               "the gap grows from round-off (a chaotic run), not from a different rule"),
         Cause("unexplained", "", "no known cause reproduces the other run"),

@@ -1,4 +1,5 @@
-"""The optax twin of a torch rule every optimizer shares (``clip_grad_norm_``). Each optimizer's own twins
+"""The optax twin of a torch rule every optimizer shares (``clip_grad_norm_``; ``clip_grad_value_`` is stock
+``optax.clip``). Each optimizer's own twins
 live in its module (:mod:`xreg.optimizers`).
 
 * ``clip_grad_norm_``: torch scales by ``min(1, M/(||g||_p+1e-6))``; ``optax.clip_by_global_norm``
