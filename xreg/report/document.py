@@ -21,7 +21,7 @@ import numpy as np
 from xreg.analysis.runs import Comparison
 from xreg import models, optimizers
 from xreg.semantics import conventions
-from xreg.report.table import _grid, _tolerance_line, explain, hazards, kernel_notes, rows, torch_equivalent
+from xreg.report.table import _grid, _tolerance_line, explain, hazards, kernel_notes, rows, step_text, torch_equivalent
 
 
 def _equivalents(c: Comparison) -> list[tuple[str, str]]:
@@ -62,7 +62,8 @@ def _spec_lines(c: Comparison) -> list[str]:
             f"model: {c.architecture.model} [{c.architecture.describe()}]",
             f"optimizer: {s.optimizer} lr={s.lr:g} options={optimizers.shown(s.options)}",
             f"regularization: lam={s.lam:g}" + (f", no decay on {', '.join(s.no_decay)}" if s.no_decay else ""),
-            f"training: {s.epochs} epochs, batches of {sorted(set(c.batch_sizes), reverse=True)} rows, {s.dtype}, seed {s.seed}"]  # fmt: skip
+            f"training: {s.epochs} epochs, batches of {sorted(set(c.batch_sizes), reverse=True)} rows, {s.dtype}, seed {s.seed}",
+            *([f"step: {step}"] if (step := step_text(s)) else [])]  # fmt: skip
 
 
 def _notes(c: Comparison) -> list[str]:

@@ -93,8 +93,11 @@ def figure(c: Comparison):
     s = c.spec
     import textwrap
 
+    from xreg.report.table import step_text
+
+    step = step_text(s)
     title = (f"{c.data.name}: {c.architecture.model} ({c.architecture.describe()}) + {s.optimizer}, lr={s.lr:g}, "
-             f"lam={s.lam:g}, {s.dtype}")
+             f"lam={s.lam:g}, {s.dtype}" + (f"; {step}" if step else ""))
     fig.suptitle("\n".join(textwrap.wrap(title, 150)), fontsize=10)  # a long layer list wraps instead of leaving the page
     return fig
 

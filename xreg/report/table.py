@@ -238,11 +238,36 @@ def table(c: Comparison, fmt: str = "table", width: int = WIDTH) -> str:
             if not o.skipped:
                 updates.setdefault(r[2], []).append(o.label)
         out += ["", "updates:"] + [f"  {formula}   ({', '.join(labels)})" for formula, labels in updates.items()]
+        if step := step_text(c.spec):
+            out.append(f"  every run: {step}")
     out += ["", _tolerance_line(c)] + kernel_notes(c)
     out += [f"warning: {h}" for h in hazards(c)]
     if notes:
         out += ["why runs differ from the reference:"] + notes
     return "\n".join(out)
+
+
+def step_text(s) -> str:
+    """The rest of the training step, where it is not torch's plain loop: the loss, accumulation, clipping, the
+    schedule and a resume, as torch spells them ('' for a plain step)."""
+    from xreg import schedules
+    from xreg.semantics import clipping
+
+    parts = []
+    if s.loss_reduction != "mean" or s.class_weight is not None or s.label_smoothing:
+        kw = [f"reduction={s.loss_reduction!r}"] * (s.loss_reduction != "mean") + [f"weight={list(s.class_weight)}"] * (
+            s.class_weight is not None) + [f"label_smoothing={s.label_smoothing:g}"] * bool(s.label_smoothing)  # fmt: skip
+        parts.append(f"loss({', '.join(kw)})")
+    if s.accumulate > 1:
+        parts.append(f"(loss/{s.accumulate}).backward() for {s.accumulate} micro-batches a step")
+    if s.clip_kind:
+        parts.append(clipping.text(s.clip_kind, s.clip_norm if s.clip_kind == clipping.NORM else s.clip_value, s.clip_norm_type,
+                                   s.clip_per_parameter))  # fmt: skip
+    if s.schedule != schedules.CONSTANT:
+        parts.append(f"{schedules.text(s.schedule, s.schedule_options)} stepped per {s.schedule_every}")
+    if s.resume_at is not None:
+        parts.append(f"saved and resumed after step {s.resume_at}")
+    return "; ".join(parts)
 
 
 def _tolerance_line(c: Comparison) -> str:
