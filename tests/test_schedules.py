@@ -38,6 +38,8 @@ CASES = [
     ("PolynomialLR", {"total_iters": 30, "power": 2.0}),
     ("CyclicLR", {"base_lr": 0.01, "max_lr": 0.2, "step_size_up": 7, "step_size_down": 4, "cycle_momentum": False, "mode": "triangular2"}),
     ("CyclicLR", {"max_lr": 0.2, "step_size_up": 7, "cycle_momentum": False, "mode": "exp_range", "gamma": 0.99}),
+    ("OneCycleLR", {"max_lr": 0.1, "base_momentum": 0.8, "max_momentum": 0.92}),  # torch's default cycle_momentum=True
+    ("CyclicLR", {"max_lr": 0.2, "step_size_up": 9, "mode": "triangular2", "base_momentum": 0.7}),
     ("LambdaLR", {"expr": "1/(1 + 0.05*epoch)"}),
     ("MultiplicativeLR", {"expr": "0.99 + 0.005*cos(epoch)"}),
     ("MultiplicativeLR", {"expr": "0.995"}),  # a constant factor (the common use): broadcast over the counts
@@ -240,6 +242,7 @@ ALONE = [
     ("repeated-milestone", ["--schedule", "MultiStepLR(gamma=0.5)", "--schedule-opt", "milestones=50,50", "--schedule-every", "step"]),
     ("epoch-count", ["--schedule", "CosineAnnealingLR()"]),
     ("int32-count", ["--schedule", "ExponentialLR(gamma=0.99)", "--schedule-every", "step"]),
+    ("momentum-not-cycled", ["--schedule", "CyclicLR(max_lr=0.1, step_size_up=30)", "--schedule-every", "step"]),
 ]  # fmt: skip
 
 
@@ -328,3 +331,71 @@ def test_explain_schedules_lists_every_class_and_each_difference(capsys):
     assert all(f"{code}: " in out for code in schedules.NAIVE_CODES)
     assert main(["explain", "schedules", "--lr", "0.1"]) == 2
     assert capsys.readouterr().err.startswith("error: --lr is for an optimizer")
+
+
+# ---- cycle_momentum: OneCycleLR and CyclicLR move the optimizer's momentum (Adam's beta1) beside the lr ----------
+CYCLING = [("OneCycleLR", {"max_lr": 0.1}), ("OneCycleLR", {"max_lr": 0.1, "three_phase": True, "anneal_strategy": "linear",
+                                                             "base_momentum": 0.7, "max_momentum": 0.99}),
+           ("CyclicLR", {"max_lr": 0.2, "step_size_up": 7, "mode": "triangular2"}),
+           ("CyclicLR", {"max_lr": 0.2, "step_size_up": 5, "step_size_down": 3, "mode": "exp_range", "gamma": 0.99})]  # fmt: skip
+
+
+def torch_momenta(name, o, optimizer, calls=CALLS):
+    p = [torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))]
+    opt = optimizer(p)
+    sched = schedules.torch_scheduler(name, o, opt)
+    read = (lambda g: g["betas"][0]) if "betas" in opt.defaults else (lambda g: g["momentum"])  # noqa: E731
+    out = [read(opt.param_groups[0])]
+    for _ in range(calls - 1):
+        opt.step()
+        sched.step()
+        out.append(read(opt.param_groups[0]))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("name, options", CYCLING, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CYCLING)])
+def test_the_cycled_momentum_is_torchs_in_the_twin_and_in_jax(name, options):
+    o = _options(name, options)
+    for optimizer in (lambda p: torch.optim.SGD(p, lr=LR, momentum=0.9), lambda p: torch.optim.Adam(p, lr=LR)):
+        want = torch_momenta(name, o, optimizer)
+        assert schedules.momenta_of(name, o, CALLS) == list(want)
+        got = optax_lrs_of(schedules.momentum_code(name, o, Context(CALLS, 1, "step")), "momentum")
+        assert np.max(np.abs(got - want)) <= TIGHT, name
+    assert np.ptp(want) > 0.01  # it moves
+
+
+def optax_lrs_of(lines, defines):
+    import jax
+    import jax.numpy as jnp
+
+    with jax.enable_x64(True):
+        f = schedules.execute(lines, jnp.asarray(LR), defines)
+        return np.asarray(jax.jit(jax.vmap(f))(jnp.arange(CALLS, dtype=jnp.float64)))
+
+
+@pytest.mark.parametrize("optimizer, options", [("sgd", {}), ("adam", {}), ("rmsprop", {"momentum": 0.5}), ("nadam", {})])
+def test_backends_agree_when_the_momentum_cycles(optimizer, options, default_data):
+    spec = ExperimentSpec(optimizer=optimizer, options=options, lr=LR, lam=0.01, epochs=10, batch_size=110, shuffle=True,
+                          schedule="OneCycleLR", schedule_every="step")  # fmt: skip
+    ref = _agree(spec, default_data)
+    still = backends.train("numpy", spec.replace(schedule_options={"cycle_momentum": False}), default_data)
+    assert np.max(np.abs(ref.flat - still.flat)) > 1e-4  # the cycled momentum acts (SGD's too: torch sets it from 0)
+
+
+def test_translate_prints_the_cycled_momentum_and_it_runs(tmp_path):
+    import json
+
+    import jax
+
+    from xreg.analysis.translate_schedules import IMPORTS
+
+    out = tmp_path / "t.json"
+    assert main(["translate", "--from", "torch.OneCycleLR", "--calls", "60", "--schedule-every", "step", "--json", str(out)]) == 0
+    t = json.loads(out.read_text())
+    want = torch_momenta("OneCycleLR", dict(schedules.for_run("OneCycleLR", schedules.resolve("OneCycleLR", t["options"]),
+                                                              Context(60, 1, "step", 0.05))), lambda p: torch.optim.SGD(p, lr=0.05), 60)  # fmt: skip
+    ns: dict = {}
+    with jax.enable_x64(True):
+        exec(IMPORTS + "\nlr = 0.05\n" + t["momentum_code"], ns)
+        got = np.array([float(ns["momentum"](jax.numpy.asarray(c, jax.numpy.float64))) for c in range(60)])
+    assert np.max(np.abs(got - want)) <= TIGHT

@@ -41,6 +41,7 @@ class ScheduleTranslation:
     torch_code: str
     optax_code: str  # after IMPORTS and lr = ...: defines schedule(count)
     naive_code: str
+    momentum_code: str = ""  # cycle_momentum: defines momentum(count), the momentum or beta1 torch sets beside the lr
     differs: list[str] = field(default_factory=list)  # naive codes that act
     why: dict[str, str] = field(default_factory=dict)
     lr: float = 0.05
@@ -54,6 +55,9 @@ class ScheduleTranslation:
                f"optax (exact; after {IMPORTS.replace(chr(10), '; ')}; lr = {self.lr!r}):", *_indent(self.optax_code),
                "  learning_rate = lambda count: schedule(jnp.asarray(count, jnp.float64))  # an optax optimizer's learning_rate: "
                "with x64 on, a float64 count keeps a float64 lr (optax's own count is int32)",
+               *(["optax has no momentum schedule; torch's cycle_momentum moves the momentum (Adam's beta1) beside the lr:",
+                  *_indent(self.momentum_code), "  (optax.inject_hyperparams around the optimizer: its momentum hyperparameter set "
+                  "to momentum(count) before each step)"] if self.momentum_code else []),
                "optax naive port (torch's numbers copied into the optax schedule a porter writes first):", *_indent(self.naive_code)]  # fmt: skip
         out += [f"  differs: {c}: {self.why[c]}" for c in self.differs] or ["  differs: nothing"]
         return "\n".join(out)
@@ -96,6 +100,7 @@ def translate_schedule(source: str, options: Mapping[str, Any], lr: float | None
         torch_code=_torch_code(name, o),
         optax_code="\n".join(schedules.code(name, o, ctx)),
         naive_code="\n".join(schedules.code(name, o, ctx, tuple(acting))),
+        momentum_code="\n".join(schedules.momentum_code(name, o, ctx)) if schedules.cycles_momentum(name, o) else "",
         differs=[*acting, *((schedules.INT32_COUNT,) if schedules.INT32_COUNT in schedules.acting(name, o, ctx, dtype) else ())],
         why={c: schedules.cause_text(c, name, ctx) for c in schedules.acting(name, o, ctx, dtype)},
     )  # fmt: skip

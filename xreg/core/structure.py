@@ -188,6 +188,22 @@ def naive_schedule(spec: ExperimentSpec, ctx: schedules.Context, options: Mappin
     return spec.naive_schedule
 
 
+def cycled_options(spec: ExperimentSpec, schedule_options: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The optimizer's options with the momentum a cycling scheduler sets (its largest: the structure's flags, SGD's
+    momentum > 0, follow it); torch refuses cycle_momentum on an optimizer with neither momentum nor betas."""
+    if not schedules.cycles_momentum(spec.schedule, schedule_options):
+        return spec.options
+    opt = optimizers.get(spec.optimizer)
+    key = schedules.momentum_option(opt.defaults)
+    if key is None or opt.two_d_only:
+        why = ("torch: 'optimizer must support momentum or beta1 with `cycle_momentum` option enabled'" if key is None else
+               "Muon and its paired class would cycle two options")  # fmt: skip
+        raise XregInputError(f"{spec.schedule}'s cycle_momentum=True (torch's default) moves the optimizer's momentum; "
+                             f"torch.optim.{opt.torch_class}: {why}. Pass cycle_momentum=false.")
+    top = max(schedule_options["base_momentum"], schedule_options["max_momentum"])
+    return {**spec.options, key: (top, spec.options[key][1]) if key == "betas" else top}
+
+
 def accumulated_steps(spec: ExperimentSpec, sizes: tuple[int, ...]) -> int:
     """Optimizer steps per epoch: the epoch's batches in groups of ``accumulate`` (they must split evenly)."""
     if len(sizes) % spec.accumulate:
@@ -247,10 +263,11 @@ def structure(spec: ExperimentSpec, arch: models.Architecture, n_train: int) -> 
     batches = accumulated_steps(spec, batch_sizes(spec, n_train))
     ctx = schedule_context(spec, batches)
     options = schedules.for_run(spec.schedule, spec.schedule_options, ctx)
+    flags = opt.structure_flags(cycled_options(spec, dict(options)))
     return Structure(
         arch=arch,
         optimizer=spec.optimizer,
-        flags=opt.structure_flags(spec.options),
+        flags=flags,
         convention=spec.convention,
         decoupled_scale=spec.decoupled_scale,
         groups=decay_groups(spec, arch.names),

@@ -90,16 +90,20 @@ def figure(c: Comparison):
                    title="runs (backend/convention; '=' joins runs that match, drawn once)", title_fontsize=8)  # fmt: skip
     if ax_dev.get_legend_handles_labels()[0]:
         ax_dev.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    s = c.spec
+    fig.suptitle(_title(c), fontsize=10)
+    return fig
+
+
+def _title(c: Comparison) -> str:
+    """The run in a line (wrapped: a long layer list or training step stays on the page)."""
     import textwrap
 
     from xreg.report.table import step_text
 
-    step = step_text(s)
+    s, step = c.spec, step_text(c.spec)
     title = (f"{c.data.name}: {c.architecture.model} ({c.architecture.describe()}) + {s.optimizer}, lr={s.lr:g}, "
              f"lam={s.lam:g}, {s.dtype}" + (f"; {step}" if step else ""))
-    fig.suptitle("\n".join(textwrap.wrap(title, 150)), fontsize=10)  # a long layer list wraps instead of leaving the page
-    return fig
+    return "\n".join(textwrap.wrap(title, 150))
 
 
 def render(c: Comparison, fmt: str = "png") -> bytes:

@@ -37,12 +37,14 @@ REGISTRY: dict[str, Scheduler] = {
 }
 ALIASES = {s.alias: s.name for s in REGISTRY.values() if s.alias}
 NAMES: tuple[str, ...] = (CONSTANT, *REGISTRY)
-EPOCH_COUNT, INT32_COUNT = "epoch-count", "int32-count"
+EPOCH_COUNT, INT32_COUNT, MOMENTUM_FIXED = "epoch-count", "int32-count", "momentum-not-cycled"
+MOMENTUM_FIXED_WHY = ("optax's schedules set only the lr: the ported optimizer keeps its own momentum (Adam's beta1), where "
+                      "torch's cycle_momentum (OneCycleLR's and CyclicLR's default) moves it beside the lr")  # fmt: skip
 EPOCH_COUNT_WHY = ("a per-epoch torch scheduler ported to an optax schedule, which optax calls with the step count: it runs "
                    "batches-per-epoch times too fast")  # fmt: skip
 INT32_COUNT_WHY = ("optax's chain calls the schedule with its int32 count, and optax.exponential_decay, linear_schedule and "
                    "polynomial_schedule then return float32 even with x64 on (call it with jnp.asarray(count, jnp.float64))")  # fmt: skip
-NAIVE_CODES: tuple[str, ...] = (*(s.naive.code for s in REGISTRY.values() if s.naive), EPOCH_COUNT, INT32_COUNT)
+NAIVE_CODES: tuple[str, ...] = (*(s.naive.code for s in REGISTRY.values() if s.naive), EPOCH_COUNT, INT32_COUNT, MOMENTUM_FIXED)
 MAX_MEMBERS = 8
 RAW_OPTIONS = ("expr", "schedulers")  # options read as the text typed (an expression, member schedulers)
 MAX_SEEN = 100_000  # scheduler calls whose lrs decide whether a per-epoch schedule changes at all (a long run's first ones)
@@ -212,6 +214,35 @@ def lrs_of(name: str, o: Mapping[str, Any], lr: float, calls: int) -> list[float
     return out
 
 
+def cycles_momentum(name: str, o: Mapping[str, Any]) -> bool:
+    """The scheduler also moves the optimizer's momentum (OneCycleLR's and CyclicLR's cycle_momentum)."""
+    return name in REGISTRY and REGISTRY[name].momentum is not None and bool(dict(o).get("cycle_momentum"))
+
+
+def momentum_option(defaults: Mapping[str, Any]) -> str | None:
+    """Which option torch's cycle_momentum moves for an optimizer with these torch defaults: beta1 of ``betas``
+    where it has them, else ``momentum`` (torch: 'optimizer must support momentum or beta1'); None: neither."""
+    return "betas" if "betas" in defaults else "momentum" if "momentum" in defaults else None
+
+
+def momenta_of(name: str, o: Mapping[str, Any], calls: int) -> list[float]:
+    """The momentum torch's scheduler sets after 0, 1, ..., calls-1 calls (the twin's arithmetic)."""
+    twin = make_twin(name, o, 1.0)
+    out = [twin.group["momentum"]]
+    for _ in range(calls - 1):
+        twin.step()
+        out.append(twin.group["momentum"])
+    return out
+
+
+def momentum_code(name: str, o: Mapping[str, Any], ctx: Context) -> list[str]:
+    """Lines defining ``momentum``, a function of optax's step count (per epoch: of the epoch), for a cycling scheduler."""
+    lines = list(REGISTRY[name].momentum(o, ctx))
+    if ctx.every == "epoch" and ctx.batches > 1:
+        lines += ["momentum_per_epoch = momentum", f"momentum = lambda count: momentum_per_epoch(count // {ctx.batches})"]
+    return lines
+
+
 def torch_scheduler(name: str, o: Mapping[str, Any], optimizer: Any) -> Any:
     """The real ``torch.optim.lr_scheduler`` class on ``optimizer`` (None for 'constant')."""
     import torch
@@ -253,12 +284,16 @@ def acting(name: str, o: Mapping[str, Any], ctx: Context, dtype: str) -> tuple[s
         out.append(EPOCH_COUNT)
     if dtype == "float64" and int32_float32(name, o):
         out.append(INT32_COUNT)
+    if cycles_momentum(name, o):
+        out.append(MOMENTUM_FIXED)
     return tuple(out)
 
 
 def blocked(code: str, name: str) -> str | None:
     """Why the naive code cannot apply to the schedule ``name`` (None: it can)."""
     check_choice("naive_schedule", code, NAIVE_CODES)
+    if code == MOMENTUM_FIXED:
+        return None if name in ("OneCycleLR", "CyclicLR") else "only OneCycleLR's and CyclicLR's cycle_momentum moves the momentum"
     if code in (EPOCH_COUNT, INT32_COUNT):
         return None if name != CONSTANT else "a constant learning rate has no schedule to port"
     naive = naive_of(name)
@@ -274,6 +309,8 @@ def cause_text(code: str, name: str, ctx: Context) -> str:
                 f"runs {ctx.batches} times faster (count // {ctx.batches} is the epoch)")
     if code == INT32_COUNT:
         return INT32_COUNT_WHY
+    if code == MOMENTUM_FIXED:
+        return MOMENTUM_FIXED_WHY
     return naive_of(name).why
 
 
@@ -305,8 +342,8 @@ def text(name: str, o: Mapping[str, Any]) -> str:
     return f"{name}({', '.join(parts)})"
 
 
-def execute(lines: list[str], lr: Any):
-    """Run schedule code with ``lr`` bound (a float or a traced array): the ``schedule`` it defines."""
+def execute(lines: list[str], lr: Any, defines: str = "schedule"):
+    """Run schedule code with ``lr`` bound (a float or a traced array): the ``schedule`` (or ``momentum``) it defines."""
     import math
 
     import jax.numpy as jnp
@@ -314,7 +351,7 @@ def execute(lines: list[str], lr: Any):
 
     env: dict[str, Any] = {"optax": optax, "jnp": jnp, "math": math, "lr": lr}
     exec("\n".join(lines), env)  # noqa: S102 (xreg's own generated code, from checked options)
-    return env["schedule"]
+    return env[defines]
 
 
 def table_text() -> str:
@@ -326,6 +363,7 @@ def table_text() -> str:
         exact = s.exact_note or f"its optax schedule, exact (xreg translate --from torch.{s.name} prints it)"
         lines += [f"{s.name}" + (f" (also '{s.alias}')" if s.alias else ""), f"  torch   {s.formula}", f"  optax   {exact}"]
         lines.append(f"  naive   {s.naive.code}: {s.naive.why}" if s.naive else "  naive   none: the optax form a porter writes is exact")
-    lines += ["any class", f"  naive   {EPOCH_COUNT}: {EPOCH_COUNT_WHY}", f"  naive   {INT32_COUNT}: {INT32_COUNT_WHY}"]
+    lines += ["any class", f"  naive   {EPOCH_COUNT}: {EPOCH_COUNT_WHY}", f"  naive   {INT32_COUNT}: {INT32_COUNT_WHY}",
+              f"  naive   {MOMENTUM_FIXED}: {MOMENTUM_FIXED_WHY}"]
     return "\n".join(lines)
 

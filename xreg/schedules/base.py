@@ -99,6 +99,8 @@ class Scheduler:
     int32_float32: bool = False  # its optax schedule computes in float32 for optax's int32 count (x64 on)
     exact_note: str = ""  # how the exact optax schedule relates to torch's numbers
     members: bool = False  # it composes other schedulers (SequentialLR, ChainedScheduler)
+    # cycle_momentum: code lines defining ``momentum`` (a function of the count): the momentum or beta1 torch sets beside the lr
+    momentum: Callable[[Mapping[str, Any], Context], list[str]] | None = None
     doc: str = field(default="", compare=False)
 
 

@@ -5,7 +5,9 @@ max_lr/div_factor by 2*pct_start*total_steps - 2 before the last phase. The opti
 optax has no exact form: ``cosine_onecycle_schedule`` peaks at int(pct_start*T) and ends at T (torch: the
 float pct_start*T - 1 and T - 1), has no three-phase form, and ``linear_onecycle_schedule`` always has
 three phases (pct_final 0.85). xreg's twin ``torch_onecycle`` (below) computes torch's phases in jnp.
-torch's cycle_momentum (its default) also schedules the optimizer's momentum; xreg refuses it for now.
+torch's cycle_momentum (its default) also moves the optimizer's momentum (Adam's beta1) the other way,
+max_momentum -> base_momentum -> max_momentum: ``torch_onecycle(..., of="momentum")``; optax's onecycle
+schedules only the lr.
 """
 
 from __future__ import annotations
@@ -15,21 +17,22 @@ import math
 from xreg.core.checks import XregInputError, check_bool, check_choice, check_float
 from xreg.schedules.base import CALLS, LR, Naive, Scheduler, Twin, count, num
 
-CYCLE_MOMENTUM = ("cycle_momentum=True (torch's default) also schedules the optimizer's momentum (or Adam's beta1), "
-                  "which xreg does not reproduce yet: pass cycle_momentum=false")  # fmt: skip
-
-
-def phases(o) -> list[tuple[float, str, str]]:
-    """torch's phases: (end step, start value, end value), value names of :func:`values`."""
+def phases(o, of: str = "lr") -> list[tuple[float, str, str]]:
+    """torch's phases: (end step, start value, end value), value names of :func:`values`; ``of`` the lr or the momentum."""
     T, p = o["total_steps"], o["pct_start"]
     if o["three_phase"]:
-        return [(float(p * T) - 1, "initial", "max"), (float(2 * p * T) - 2, "max", "initial"), (T - 1, "initial", "min")]
-    return [(float(p * T) - 1, "initial", "max"), (T - 1, "max", "min")]
+        ends = (float(p * T) - 1, float(2 * p * T) - 2, T - 1)
+        pairs = [("initial", "max"), ("max", "initial"), ("initial", "min")] if of == "lr" else [("max_m", "base_m"), ("base_m", "max_m"), ("max_m", "max_m")]
+    else:
+        ends = (float(p * T) - 1, T - 1)
+        pairs = [("initial", "max"), ("max", "min")] if of == "lr" else [("max_m", "base_m"), ("base_m", "max_m")]
+    return [(end, a, b) for end, (a, b) in zip(ends, pairs)]
 
 
 def values(o) -> dict[str, float]:
     initial = o["max_lr"] / o["div_factor"]
-    return {"initial": initial, "max": o["max_lr"], "min": initial / o["final_div_factor"]}
+    return {"initial": initial, "max": o["max_lr"], "min": initial / o["final_div_factor"],
+            "max_m": o["max_momentum"], "base_m": o["base_momentum"]}  # fmt: skip
 
 
 def _anneal(strategy, start, end, pct, cos=math.cos, pi=math.pi):
@@ -45,8 +48,13 @@ class OneCycleTwin(Twin):
         super().__init__(group, o)
 
     def get_lr(self) -> float:
+        if self.o["cycle_momentum"]:  # torch sets the momentum in the same call
+            self.group["momentum"] = self._value("momentum")
+        return self._value("lr")
+
+    def _value(self, of: str) -> float:
         v, step, start = values(self.o), self.last_epoch, 0.0
-        ph = phases(self.o)
+        ph = phases(self.o, of)
         for i, (end, a, b) in enumerate(ph):
             if step <= end or i == len(ph) - 1:
                 pct = (step - start) / (end - start)
@@ -56,13 +64,14 @@ class OneCycleTwin(Twin):
 
 
 def torch_onecycle(total_steps, max_lr, pct_start=0.3, anneal_strategy="cos", div_factor=25.0, final_div_factor=1e4,
-                   three_phase=False):  # fmt: skip
-    """torch's OneCycleLR as an optax schedule (a function of the count), phase by phase as torch computes it."""
+                   three_phase=False, base_momentum=0.85, max_momentum=0.95, of="lr"):  # fmt: skip
+    """torch's OneCycleLR as an optax schedule (a function of the count), phase by phase as torch computes it: the lr,
+    or (``of="momentum"``) the momentum (Adam's beta1) torch's cycle_momentum sets beside it."""
     import jax.numpy as jnp
 
     o = {"total_steps": total_steps, "max_lr": max_lr, "pct_start": pct_start, "div_factor": div_factor,
-         "final_div_factor": final_div_factor, "three_phase": three_phase}  # fmt: skip
-    v, ph = values(o), phases(o)
+         "final_div_factor": final_div_factor, "three_phase": three_phase, "base_momentum": base_momentum, "max_momentum": max_momentum}  # fmt: skip
+    v, ph = values(o), phases(o, of)
 
     starts = [0.0] + [end for end, _, _ in ph[:-1]]
 
@@ -79,15 +88,24 @@ def torch_onecycle(total_steps, max_lr, pct_start=0.3, anneal_strategy="cos", di
 def _torch(opt, o):
     import torch
 
-    keys = ("max_lr", "total_steps", "pct_start", "anneal_strategy", "cycle_momentum", "div_factor", "final_div_factor", "three_phase")
+    keys = ("max_lr", "total_steps", "pct_start", "anneal_strategy", "cycle_momentum", "base_momentum", "max_momentum", "div_factor",
+            "final_div_factor", "three_phase")  # fmt: skip
     return torch.optim.lr_scheduler.OneCycleLR(opt, **{k: o[k] for k in keys})
 
 
+def _args(o) -> str:
+    return ", ".join(f"{k}={num(o[k])}" for k in ("total_steps", "max_lr", "pct_start", "anneal_strategy", "div_factor",
+                                                  "final_div_factor", "three_phase", "base_momentum", "max_momentum"))  # fmt: skip
+
+
 def _exact(o, ctx):
-    args = ", ".join(f"{k}={num(o[k])}" for k in ("total_steps", "max_lr", "pct_start", "anneal_strategy", "div_factor",
-                                                  "final_div_factor", "three_phase"))  # fmt: skip
     return ["from xreg.schedules.onecycle import torch_onecycle  # optax has no schedule with torch's phases",
-            f"schedule = torch_onecycle({args})"]  # fmt: skip
+            f"schedule = torch_onecycle({_args(o)})"]  # fmt: skip
+
+
+def _momentum(o, ctx):
+    return ["from xreg.schedules.onecycle import torch_onecycle",
+            f"momentum = torch_onecycle({_args(o)}, of='momentum')  # cycle_momentum: torch moves it beside the lr"]
 
 
 def _naive(o, ctx):
@@ -97,8 +115,6 @@ def _naive(o, ctx):
 
 
 def _validate(o, ctx):
-    if o["cycle_momentum"]:
-        raise XregInputError(f"OneCycleLR's {CYCLE_MOMENTUM}.")
     if o["total_steps"] < ctx.calls:
         raise XregInputError(f"OneCycleLR's total_steps={o['total_steps']} is fewer than the run's {ctx.calls} scheduler calls "
                              f"(torch: 'Tried to step {ctx.calls} times'); raise total_steps or leave it to xreg (the run's calls).")
@@ -107,14 +123,16 @@ def _validate(o, ctx):
 SCHEDULER = Scheduler(
     name="OneCycleLR", formula="max_lr/div_factor -> max_lr -> max_lr/(div_factor*final_div_factor), torch's phase ends",
     defaults={"max_lr": LR, "total_steps": CALLS, "pct_start": 0.3, "anneal_strategy": "cos", "cycle_momentum": True,
-              "div_factor": 25.0, "final_div_factor": 1e4, "three_phase": False},
+              "base_momentum": 0.85, "max_momentum": 0.95, "div_factor": 25.0, "final_div_factor": 1e4, "three_phase": False},
     checks={"max_lr": lambda k, v: check_float(k, v, 0.0, closed="neither"), "total_steps": count,
             "pct_start": lambda k, v: check_float(k, v, 0.0, 1.0), "anneal_strategy": lambda k, v: check_choice(k, v, ("cos", "linear")),
             "cycle_momentum": lambda k, v: check_bool(k, v),
+            "base_momentum": lambda k, v: check_float(k, v, 0.0, 1.0, closed="left"),
+            "max_momentum": lambda k, v: check_float(k, v, 0.0, 1.0, closed="left"),
             "div_factor": lambda k, v: check_float(k, v, 0.0, closed="neither"),
             "final_div_factor": lambda k, v: check_float(k, v, 0.0, closed="neither"),
             "three_phase": lambda k, v: check_bool(k, v)},
-    twin=OneCycleTwin, torch=_torch, exact=_exact, validate=_validate,
+    twin=OneCycleTwin, torch=_torch, exact=_exact, validate=_validate, momentum=_momentum,
     exact_note="xreg's twin: optax's onecycle schedules put the phase ends elsewhere",
     naive=Naive("onecycle-phases", "optax's onecycle schedule peaks at step int(pct_start*total_steps) and ends at total_steps, "
                 "where torch's OneCycleLR peaks at pct_start*total_steps - 1 and ends at total_steps - 1 (optax's linear one "

@@ -48,6 +48,7 @@ CAUSES: dict[str, Cause] = {
         *(Cause(s.naive.code, "schedule", f"{s.name}: {s.naive.why}") for s in schedules.REGISTRY.values() if s.naive),
         Cause(schedules.EPOCH_COUNT, "schedule", schedules.EPOCH_COUNT_WHY),
         Cause(schedules.INT32_COUNT, "schedule", schedules.INT32_COUNT_WHY),
+        Cause(schedules.MOMENTUM_FIXED, "schedule", schedules.MOMENTUM_FIXED_WHY),
         Cause("round-off", "update", "the same rule: each step re-simulated from the other run's state matches to round-off; "
               "the gap grows from round-off (a chaotic run), not from a different rule"),
         Cause("unexplained", "", "no known cause reproduces the other run"),

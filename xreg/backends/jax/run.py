@@ -30,7 +30,7 @@ from xreg.core import progress, recipe
 from xreg.core.plan import Batch, make_plan
 from xreg.core.spec import Dataset, ExperimentSpec, Trajectory, make_trajectory
 from xreg.core.structure import Structure, group_strengths, split
-from xreg import schedules
+from xreg import optimizers, schedules
 from xreg.semantics import accumulation, conventions
 
 NAME = "jax"
@@ -95,11 +95,31 @@ class _Program:
         or naive with the run's naive codes) executed with the traced base lr and called as optax calls it, with
         the step count (float64; int32, optax's own count, under the naive ``int32-count``)."""
         s = self.s
-        if "resume-schedule" in s.naive_resume:  # the schedule counted again from the resumed step
-            count = jnp.where(count >= s.resume_at, count - s.resume_at, count)
+        count = self.schedule_count(count)
         lines = schedules.code(s.schedule, dict(s.schedule_options), s.schedule_context, s.naive_schedule)
         dtype = jnp.int32 if schedules.INT32_COUNT in s.naive_schedule else jnp.float64
         return schedules.execute(lines, hp["lr"])(jnp.asarray(count, dtype))
+
+    def schedule_count(self, count):
+        """The count the schedule reads: the step's, or (the naive ``resume-schedule``) counted again from the resume."""
+        if "resume-schedule" in self.s.naive_resume:
+            return jnp.where(count >= self.s.resume_at, count - self.s.resume_at, count)
+        return count
+
+    def scheduled(self, hp, count):
+        """``hp`` with the momentum (Adam's beta1) a cycling scheduler sets at ``count`` (torch's cycle_momentum)."""
+        s = self.s
+        options = dict(s.schedule_options)
+        if not schedules.cycles_momentum(s.schedule, options) or schedules.MOMENTUM_FIXED in s.naive_schedule:
+            return hp  # (the naive port: optax's schedule sets the lr only; the optimizer keeps its own momentum)
+        lines = schedules.momentum_code(s.schedule, options, s.schedule_context)
+        m = schedules.execute(lines, hp["lr"], "momentum")(jnp.asarray(self.schedule_count(count), jnp.float64))
+        key = schedules.momentum_option(optimizers.get(s.optimizer).defaults)
+
+        def put(opts, v):
+            return {**opts, key: (v, opts[key][1]) if key == "betas" else v}
+
+        return {**hp, "options": put(hp["options"], m.astype(self.dtype)), "wide_options": put(hp["wide_options"], m)}
 
     def logits(self, params, buffers, X, drop=None, valid=None, train=True):
         """(logits, moved buffers) of the rows of X: train mode (the batch's statistics, the step's dropout)
@@ -154,6 +174,7 @@ class _Program:
         return self.tx_for(hp, hp["lr"].astype(self.dtype), jnp.ones([], self.dtype)).init(params0)
 
     def one_step(self, params, buffers, opt_state, X, y, valid, count, hp, m=None, drop=None, batched=False):
+        hp = self.scheduled(hp, count)
         m = (jnp.sum(valid) if m is None else m).astype(self.dtype)
         lr_t = jnp.asarray(self.lr_at(hp, count), jnp.float64).astype(self.dtype)
         grads, _, buffers = self.gradient(params, buffers, X, y, valid, m, hp, drop, batched)  # the loss is recorded apart
@@ -165,6 +186,7 @@ class _Program:
         gradient in turn (batch norm's buffers carried from one to the next, as torch's K forward passes move
         them), weighted 1/K (torch's loss/K; the naive codes' weights, :mod:`xreg.semantics.accumulation`),
         then one update of the chain."""
+        hp = self.scheduled(hp, count)
         w = accumulation.weights(self.s.naive_accumulate, ms.astype(self.dtype), jnp)
 
         def micro(carry, xs):

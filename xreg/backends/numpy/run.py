@@ -103,6 +103,12 @@ def scheduled_lrs(s: Structure, lr: float) -> tuple[float, ...]:
     return tuple(schedules.lrs_of(s.schedule, dict(s.schedule_options), float(lr), s.calls))
 
 
+@functools.lru_cache(maxsize=64)
+def scheduled_momenta(s: Structure) -> tuple[float, ...]:
+    """The momentum (or beta1) a cycling scheduler sets after each call: the twin of torch's arithmetic."""
+    return tuple(schedules.momenta_of(s.schedule, dict(s.schedule_options), s.calls))
+
+
 class State(NamedTuple):
     structure: Structure
     theta: np.ndarray  # flat parameters in the run's dtype
@@ -142,7 +148,11 @@ def _advance(state: State, batch: Batch, hp: Mapping[str, Any]) -> tuple[State, 
     s, dt = state.structure, np.dtype(state.structure.dtype)
     layout = layout_of(s.arch)
     theta, t, m = state.theta, state.t + 1, len(batch.y)
-    lr = dt.type(scheduled_lrs(s, hp["lr"])[batch.count if s.schedule_every == "step" else batch.epoch])
+    pos = batch.count if s.schedule_every == "step" else batch.epoch
+    lr = dt.type(scheduled_lrs(s, hp["lr"])[pos])
+    if schedules.cycles_momentum(s.schedule, dict(s.schedule_options)):  # the reference's momentum (mu) or beta1 (b1) this step
+        key = schedules.momentum_option(optimizers.get(s.optimizer).defaults)
+        setattr(state.optimizer, "b1" if key == "betas" else "mu", scheduled_momenta(s)[pos])
     loss, g, moved = _gradient(s, theta, batch, state.buffers, dt)
     groups = group_strengths(s, hp)
     sq = [(lam, sum(float(np.sum(theta[layout.slices[n]] ** 2)) for n in names)) for names, lam in groups]
