@@ -128,3 +128,17 @@ def test_outputs_never_replace_a_device_or_a_link(tmp_path, capsys):
     assert main(["--epochs", "1", "--backend", "numpy", "--json", str(link)]) == 2  # exists: --force needed
     assert main(["--epochs", "1", "--backend", "numpy", "--json", str(link), "--force"]) == 0
     assert link.is_symlink() and json.loads(target.read_text())["all_match"] is True  # written through the link
+
+
+def test_the_table_names_the_rest_of_the_training_step(capsys):
+    from xreg.cli import main
+
+    base = ["--epochs", "6", "--batch-size", "110", "--backend", "torch", "--backend", "numpy"]
+    assert main(base + ["--model", "softmax", "--label-smoothing", "0.1"]) == 0  # smoothing alone (no class weights)
+    assert "  every run: loss(label_smoothing=0.1)" in capsys.readouterr().out
+    assert main(base + ["--accumulate", "2", "--clip-value", "0.01", "--schedule", "StepLR(step_size=3)", "--resume-at", "9"]) == 0
+    out = capsys.readouterr().out
+    assert ("  every run: (loss/2).backward() for 2 micro-batches a step; clip_grad_value_(params, 0.01); "
+            "StepLR(step_size=3, gamma=0.1) stepped per epoch; saved and resumed after step 9") in out, out  # fmt: skip
+    assert main(base) == 0
+    assert "every run:" not in capsys.readouterr().out  # a plain step says nothing

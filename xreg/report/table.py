@@ -255,8 +255,9 @@ def step_text(s) -> str:
 
     parts = []
     if s.loss_reduction != "mean" or s.class_weight is not None or s.label_smoothing:
-        kw = [f"reduction={s.loss_reduction!r}"] * (s.loss_reduction != "mean") + [f"weight={list(s.class_weight)}"] * (
-            s.class_weight is not None) + [f"label_smoothing={s.label_smoothing:g}"] * bool(s.label_smoothing)  # fmt: skip
+        kw = [f"reduction={s.loss_reduction!r}"] if s.loss_reduction != "mean" else []
+        kw += [f"weight={list(s.class_weight)}"] if s.class_weight is not None else []
+        kw += [f"label_smoothing={s.label_smoothing:g}"] if s.label_smoothing else []
         parts.append(f"loss({', '.join(kw)})")
     if s.accumulate > 1:
         parts.append(f"(loss/{s.accumulate}).backward() for {s.accumulate} micro-batches a step")
