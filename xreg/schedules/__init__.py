@@ -255,7 +255,8 @@ def torch_scheduler(name: str, o: Mapping[str, Any], optimizer: Any) -> Any:
     if name == "ChainedScheduler":
         members = [torch_scheduler(m, dict(mo), optimizer) for m, mo in o["schedulers"]]
         return torch.optim.lr_scheduler.ChainedScheduler(members, optimizer=optimizer)
-    return REGISTRY[name].torch(optimizer, o)
+    s = REGISTRY[name]
+    return s.torch(optimizer, o) if s.torch is not None else getattr(torch.optim.lr_scheduler, name)(optimizer, **o)
 
 
 def naive_of(name: str) -> Naive | None:

@@ -1,7 +1,8 @@
 """The schema of one torch scheduler class, and torch's scheduler machinery written in Python floats.
 
 A :class:`Scheduler` states, once, everything xreg knows about one ``torch.optim.lr_scheduler`` class:
-its torch-named options and defaults, their checks, the real class built on an optimizer (``torch``),
+its torch-named options and defaults, their checks, the real class built on an optimizer (``torch``: by
+default the class of that name with the options as its keyword arguments),
 a twin of torch's own arithmetic (``twin``: the same Python-float operations in the same order, so the
 NumPy backend's learning rates are torch's, bit for bit), the exact optax schedule (``exact``: code that
 defines ``schedule``, a function of the count, from ``lr``; it is both printed by ``xreg translate`` and
@@ -91,7 +92,6 @@ class Scheduler:
     defaults: Mapping[str, Any]  # torch-named options: torch's default, REQUIRED, CALLS or LR
     checks: Mapping[str, Callable[[str, Any], Any]]
     twin: type[Twin]
-    torch: Callable[[Any, Mapping[str, Any]], Any]  # (torch optimizer, options) -> the real scheduler
     exact: Callable[[Mapping[str, Any], Context], list[str]]  # code lines defining ``schedule`` from ``lr``
     naive: Naive | None = None
     alias: str | None = None  # the name xreg used before the torch class names ('cosine')
@@ -99,6 +99,8 @@ class Scheduler:
     int32_float32: bool = False  # its optax schedule computes in float32 for optax's int32 count (x64 on)
     exact_note: str = ""  # how the exact optax schedule relates to torch's numbers
     members: bool = False  # it composes other schedulers (SequentialLR, ChainedScheduler)
+    # (torch optimizer, options) -> the real scheduler; None: torch's class of this name, the options as its keywords
+    torch: Callable[[Any, Mapping[str, Any]], Any] | None = None
     # cycle_momentum: code lines defining ``momentum`` (a function of the count): the momentum or beta1 torch sets beside the lr
     momentum: Callable[[Mapping[str, Any], Context], list[str]] | None = None
     doc: str = field(default="", compare=False)

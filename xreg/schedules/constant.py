@@ -23,12 +23,6 @@ class ConstantTwin(Twin):
         return self.base_lr * (f + (self.last_epoch >= self.o["total_iters"]) * (1 - f))
 
 
-def _torch(opt, o):
-    import torch
-
-    return torch.optim.lr_scheduler.ConstantLR(opt, factor=o["factor"], total_iters=o["total_iters"])
-
-
 def _exact(o, ctx):
     return [f"schedule = optax.piecewise_constant_schedule(lr * {num(o['factor'])}, {{{o['total_iters']}: 1.0 / {num(o['factor'])}}})"]
 
@@ -38,5 +32,5 @@ SCHEDULER = Scheduler(
     defaults={"factor": 1.0 / 3, "total_iters": 5},
     # factor 0: torch divides by it at total_iters (ZeroDivisionError); total_iters 0: its two forms disagree
     checks={"factor": lambda k, v: check_float(k, v, 0.0, 1.0, closed="right"), "total_iters": lambda k, v: count(k, v)},
-    twin=ConstantTwin, torch=_torch, exact=_exact,
+    twin=ConstantTwin, exact=_exact,
 )  # fmt: skip

@@ -31,12 +31,6 @@ class CosineTwin(Twin):
         return e + (self.base_lr - e) * (1 + math.cos(math.pi * self.last_epoch / self.o["T_max"])) / 2
 
 
-def _torch(opt, o):
-    import torch
-
-    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=o["T_max"], eta_min=o["eta_min"])
-
-
 def _alpha(o) -> str:
     return "0.0" if o["eta_min"] == 0 else f"{num(o['eta_min'])} / lr"
 
@@ -57,7 +51,7 @@ SCHEDULER = Scheduler(
     name="CosineAnnealingLR", alias="cosine", formula="eta_min + (lr - eta_min)*(1 + cos(pi*t/T_max))/2",
     defaults={"T_max": CALLS, "eta_min": 0.0},
     checks={"T_max": lambda k, v: count(k, v), "eta_min": lambda k, v: check_float(k, v, 0.0)},
-    twin=CosineTwin, torch=_torch, exact=_exact,
+    twin=CosineTwin, exact=_exact,
     exact_note="the closed form of torch's chainable ratios (1.5e-15 relative after 500 calls)",
     naive=Naive("cosine-decay-steps", "optax.cosine_decay_schedule given decay_steps = the run's last count (calls - 1) "
                 "where torch divides by T_max, and alpha = eta_min where optax's alpha is a fraction of lr "

@@ -70,13 +70,6 @@ def torch_cyclic(base_lr, max_lr, step_size_up=2000, step_size_down=None, mode="
     return schedule
 
 
-def _torch(opt, o):
-    import torch
-
-    keys = ("base_lr", "max_lr", "step_size_up", "step_size_down", "mode", "gamma", "cycle_momentum", "base_momentum", "max_momentum")
-    return torch.optim.lr_scheduler.CyclicLR(opt, **{k: o[k] for k in keys})
-
-
 def _args(o) -> str:
     return ", ".join(f"{k}={num(o[k])}" for k in ("base_lr", "max_lr", "step_size_up", "step_size_down", "mode", "gamma",
                                                   "base_momentum", "max_momentum"))  # fmt: skip
@@ -102,6 +95,6 @@ SCHEDULER = Scheduler(
             "cycle_momentum": lambda k, v: check_bool(k, v),
             "base_momentum": lambda k, v: check_float(k, v, 0.0, 1.0, closed="left"),
             "max_momentum": lambda k, v: check_float(k, v, 0.0, 1.0, closed="left")},
-    twin=CyclicTwin, torch=_torch, exact=_exact, momentum=_momentum,
+    twin=CyclicTwin, exact=_exact, momentum=_momentum,
     exact_note="xreg's twin: optax has no cyclic schedule",
 )  # fmt: skip

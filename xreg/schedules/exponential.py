@@ -20,12 +20,6 @@ class ExponentialTwin(Twin):
         return self.base_lr * self.o["gamma"] ** self.last_epoch
 
 
-def _torch(opt, o):
-    import torch
-
-    return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=o["gamma"])
-
-
 def _exact(o, ctx):
     return [f"schedule = optax.exponential_decay(lr, transition_steps=1, decay_rate={num(o['gamma'])})"]
 
@@ -33,6 +27,6 @@ def _exact(o, ctx):
 SCHEDULER = Scheduler(
     name="ExponentialLR", alias="exponential", formula="lr * gamma**t",
     defaults={"gamma": REQUIRED}, checks={"gamma": lambda k, v: check_float(k, v, 0.0, closed="neither")},
-    twin=ExponentialTwin, torch=_torch, exact=_exact, int32_float32=True,
+    twin=ExponentialTwin, exact=_exact, int32_float32=True,
     exact_note="the closed form of torch's product of t roundings",
 )  # fmt: skip

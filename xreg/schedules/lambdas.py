@@ -79,18 +79,16 @@ class MultiplicativeTwin(Twin):
         return self.group["lr"]
 
 
-def _lambda_torch(opt, o):
-    import torch
+def _torch_of(name: str):
+    """torch's class ``name`` (LambdaLR, MultiplicativeLR) built with ``lr_lambda``: the expression as a function of the epoch."""
 
-    f = factor(o["expr"])
-    return torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda=lambda epoch: f(epoch))
+    def build(opt, o):
+        import torch
 
+        f = factor(o["expr"])
+        return getattr(torch.optim.lr_scheduler, name)(opt, lr_lambda=lambda epoch: f(epoch))
 
-def _mult_torch(opt, o):
-    import torch
-
-    f = factor(o["expr"])
-    return torch.optim.lr_scheduler.MultiplicativeLR(opt, lr_lambda=lambda epoch: f(epoch))
+    return build
 
 
 def _jnp_expr(expr: str) -> str:
@@ -138,10 +136,10 @@ def _check_values(name: str):
 
 LAMBDA = Scheduler(
     name="LambdaLR", alias="lambda", formula="lr * f(t)", defaults={"expr": REQUIRED}, checks={"expr": check_expr},
-    twin=LambdaTwin, torch=_lambda_torch, exact=_lambda_exact, validate=_check_values("LambdaLR"),
+    twin=LambdaTwin, torch=_torch_of("LambdaLR"), exact=_lambda_exact, validate=_check_values("LambdaLR"),
 )  # fmt: skip
 MULTIPLICATIVE = Scheduler(
     name="MultiplicativeLR", formula="lr * f(1)*f(2)*...*f(t)", defaults={"expr": REQUIRED}, checks={"expr": check_expr},
-    twin=MultiplicativeTwin, torch=_mult_torch, exact=_mult_exact, validate=_check_values("MultiplicativeLR"),
+    twin=MultiplicativeTwin, torch=_torch_of("MultiplicativeLR"), exact=_mult_exact, validate=_check_values("MultiplicativeLR"),
     exact_note="a table of torch's running product",
 )  # fmt: skip

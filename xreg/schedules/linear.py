@@ -25,12 +25,6 @@ class LinearTwin(Twin):
         return self.base_lr * (s + (e - s) * min(T, self.last_epoch) / T)
 
 
-def _torch(opt, o):
-    import torch
-
-    return torch.optim.lr_scheduler.LinearLR(opt, start_factor=o["start_factor"], end_factor=o["end_factor"], total_iters=o["total_iters"])
-
-
 def _exact(o, ctx):
     return [f"schedule = optax.linear_schedule(lr * {num(o['start_factor'])}, lr * {num(o['end_factor'])}, transition_steps={o['total_iters']})"]
 
@@ -44,7 +38,7 @@ SCHEDULER = Scheduler(
     defaults={"start_factor": 1.0 / 3, "end_factor": 1.0, "total_iters": 5},
     checks={"start_factor": lambda k, v: check_float(k, v, 0.0, 1.0, closed="right"),
             "end_factor": lambda k, v: check_float(k, v, 0.0, 1.0), "total_iters": lambda k, v: count(k, v)},
-    twin=LinearTwin, torch=_torch, exact=_exact, int32_float32=True,
+    twin=LinearTwin, exact=_exact, int32_float32=True,
     exact_note="the closed form of torch's chainable ratios",
     naive=Naive("warmup-start", "the warm-up's first value: optax.linear_schedule from 0.0, where torch's LinearLR starts at "
                 "lr*start_factor (start_factor > 0)", _naive),

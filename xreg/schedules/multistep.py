@@ -31,12 +31,6 @@ class MultiStepTwin(Twin):
         return self.base_lr * self.o["gamma"] ** bisect_right(sorted(self.o["milestones"]), self.last_epoch)
 
 
-def _torch(opt, o):
-    import torch
-
-    return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(o["milestones"]), gamma=o["gamma"])
-
-
 def _scales(o, repeated: bool) -> str:
     counts = Counter(o["milestones"])
     g = o["gamma"]
@@ -55,7 +49,7 @@ SCHEDULER = Scheduler(
     name="MultiStepLR", formula="lr * gamma**(milestones passed)",
     defaults={"milestones": REQUIRED, "gamma": 0.1},
     checks={"milestones": _milestones, "gamma": lambda k, v: check_float(k, v, 0.0, closed="neither")},
-    twin=MultiStepTwin, torch=_torch, exact=_exact,
+    twin=MultiStepTwin, exact=_exact,
     naive=Naive("repeated-milestone", "a milestone listed twice multiplies torch's lr by gamma**2 there; "
                 "{m: gamma for m in milestones} keeps it once", _naive,
                 acts=lambda o, ctx: len(set(o["milestones"])) < len(o["milestones"]) and o["gamma"] != 1.0

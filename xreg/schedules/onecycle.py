@@ -85,14 +85,6 @@ def torch_onecycle(total_steps, max_lr, pct_start=0.3, anneal_strategy="cos", di
     return schedule
 
 
-def _torch(opt, o):
-    import torch
-
-    keys = ("max_lr", "total_steps", "pct_start", "anneal_strategy", "cycle_momentum", "base_momentum", "max_momentum", "div_factor",
-            "final_div_factor", "three_phase")  # fmt: skip
-    return torch.optim.lr_scheduler.OneCycleLR(opt, **{k: o[k] for k in keys})
-
-
 def _args(o) -> str:
     return ", ".join(f"{k}={num(o[k])}" for k in ("total_steps", "max_lr", "pct_start", "anneal_strategy", "div_factor",
                                                   "final_div_factor", "three_phase", "base_momentum", "max_momentum"))  # fmt: skip
@@ -132,7 +124,7 @@ SCHEDULER = Scheduler(
             "div_factor": lambda k, v: check_float(k, v, 0.0, closed="neither"),
             "final_div_factor": lambda k, v: check_float(k, v, 0.0, closed="neither"),
             "three_phase": lambda k, v: check_bool(k, v)},
-    twin=OneCycleTwin, torch=_torch, exact=_exact, validate=_validate, momentum=_momentum,
+    twin=OneCycleTwin, exact=_exact, validate=_validate, momentum=_momentum,
     exact_note="xreg's twin: optax's onecycle schedules put the phase ends elsewhere",
     naive=Naive("onecycle-phases", "optax's onecycle schedule peaks at step int(pct_start*total_steps) and ends at total_steps, "
                 "where torch's OneCycleLR peaks at pct_start*total_steps - 1 and ends at total_steps - 1 (optax's linear one "

@@ -22,12 +22,6 @@ class PolynomialTwin(Twin):
         return self.base_lr * (1.0 - min(T, self.last_epoch) / T) ** self.o["power"]
 
 
-def _torch(opt, o):
-    import torch
-
-    return torch.optim.lr_scheduler.PolynomialLR(opt, total_iters=o["total_iters"], power=o["power"])
-
-
 def _exact(o, ctx):
     return [f"schedule = optax.polynomial_schedule(lr, 0.0, power={num(o['power'])}, transition_steps={o['total_iters']})"]
 
@@ -36,6 +30,6 @@ SCHEDULER = Scheduler(
     name="PolynomialLR", formula="lr*(1 - min(t, total_iters)/total_iters)**power",
     defaults={"total_iters": 5, "power": 1.0},
     checks={"total_iters": lambda k, v: count(k, v), "power": lambda k, v: check_float(k, v, 0.0, closed="neither")},
-    twin=PolynomialTwin, torch=_torch, exact=_exact, int32_float32=True,
+    twin=PolynomialTwin, exact=_exact, int32_float32=True,
     exact_note="the closed form of torch's chainable ratios",
 )  # fmt: skip

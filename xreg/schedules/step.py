@@ -20,12 +20,6 @@ class StepTwin(Twin):
         return self.base_lr * self.o["gamma"] ** (self.last_epoch // self.o["step_size"])
 
 
-def _torch(opt, o):
-    import torch
-
-    return torch.optim.lr_scheduler.StepLR(opt, step_size=o["step_size"], gamma=o["gamma"])
-
-
 def _exact(o, ctx):
     return [f"schedule = optax.exponential_decay(lr, transition_steps={o['step_size']}, decay_rate={num(o['gamma'])}, staircase=True)"]
 
@@ -38,7 +32,7 @@ SCHEDULER = Scheduler(
     name="StepLR", alias="step", formula="lr * gamma**(t // step_size)",
     defaults={"step_size": REQUIRED, "gamma": 0.1},
     checks={"step_size": lambda k, v: count(k, v), "gamma": lambda k, v: check_float(k, v, 0.0, closed="neither")},
-    twin=StepTwin, torch=_torch, exact=_exact, int32_float32=True,
+    twin=StepTwin, exact=_exact, int32_float32=True,
     naive=Naive("staircase", "optax.exponential_decay without staircase=True decays every step, lr*gamma**(t/step_size), "
                 "where torch's StepLR drops by gamma once every step_size", _naive,
                 acts=lambda o, ctx: o["step_size"] > 1 and o["gamma"] != 1.0 and ctx.calls > 1),

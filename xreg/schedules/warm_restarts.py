@@ -37,12 +37,6 @@ class WarmRestartsTwin(Twin):
         return e + (self.base_lr - e) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
 
 
-def _torch(opt, o):
-    import torch
-
-    return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=o["T_0"], T_mult=o["T_mult"], eta_min=o["eta_min"])
-
-
 def _alpha(o) -> str:
     return "0.0" if o["eta_min"] == 0 else f"{num(o['eta_min'])} / lr"
 
@@ -75,7 +69,7 @@ SCHEDULER = Scheduler(
     defaults={"T_0": REQUIRED, "T_mult": 1, "eta_min": 0.0},
     checks={"T_0": lambda k, v: count(k, v), "T_mult": lambda k, v: count(k, v),
             "eta_min": lambda k, v: check_float(k, v, 0.0)},
-    twin=WarmRestartsTwin, torch=_torch, exact=_exact,
+    twin=WarmRestartsTwin, exact=_exact,
     naive=Naive("restart-length", "every cycle T_0 calls long (T_mult dropped), where torch's i-th cycle lasts T_0*T_mult**i",
                 lambda o, ctx: _modulo(o), acts=lambda o, ctx: o["T_mult"] > 1 and ctx.calls > o["T_0"] + 1),
 )  # fmt: skip
