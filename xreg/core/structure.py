@@ -55,6 +55,7 @@ class Structure:
     resume_at: int | None = None  # optimizer steps after which every backend saves, rebuilds and goes on
     naive_resume: tuple[str, ...] = ()  # the resume bugs the run computes (a naive JAX port)
     naive_accumulate: tuple[str, ...] = ()  # the naive accumulation codes the run computes (a naive JAX port)
+    cycled: str = ""  # the optimizer option a cycling scheduler moves each step ('momentum', or beta1 of 'betas'); '' none
 
     @property
     def schedule_context(self) -> schedules.Context:
@@ -188,11 +189,12 @@ def naive_schedule(spec: ExperimentSpec, ctx: schedules.Context, options: Mappin
     return spec.naive_schedule
 
 
-def cycled_options(spec: ExperimentSpec, schedule_options: Mapping[str, Any]) -> Mapping[str, Any]:
+def cycled_options(spec: ExperimentSpec, schedule_options: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
     """The optimizer's options with the momentum a cycling scheduler sets (its largest: the structure's flags, SGD's
-    momentum > 0, follow it); torch refuses cycle_momentum on an optimizer with neither momentum nor betas."""
+    momentum > 0, follow it), and the option it moves ('' where none); torch refuses cycle_momentum on an optimizer
+    with neither momentum nor betas."""
     if not schedules.cycles_momentum(spec.schedule, schedule_options):
-        return spec.options
+        return spec.options, ""
     opt = optimizers.get(spec.optimizer)
     key = schedules.momentum_option(opt.defaults)
     if key is None or opt.two_d_only:
@@ -201,7 +203,7 @@ def cycled_options(spec: ExperimentSpec, schedule_options: Mapping[str, Any]) ->
         raise XregInputError(f"{spec.schedule}'s cycle_momentum=True (torch's default) moves the optimizer's momentum; "
                              f"torch.optim.{opt.torch_class}: {why}. Pass cycle_momentum=false.")
     top = max(schedule_options["base_momentum"], schedule_options["max_momentum"])
-    return {**spec.options, key: (top, spec.options[key][1]) if key == "betas" else top}
+    return {**spec.options, key: (top, spec.options[key][1]) if key == "betas" else top}, key
 
 
 def accumulated_steps(spec: ExperimentSpec, sizes: tuple[int, ...]) -> int:
@@ -260,14 +262,15 @@ def naive_clip(spec: ExperimentSpec) -> tuple[str, ...]:
 def structure(spec: ExperimentSpec, arch: models.Architecture, n_train: int) -> Structure:
     """``n_train``: the training rows (they make the batches of an epoch: the schedule's calls)."""
     opt = optimizers.get(spec.optimizer)
-    batches = accumulated_steps(spec, batch_sizes(spec, n_train))
+    sizes = batch_sizes(spec, n_train)
+    batches = accumulated_steps(spec, sizes)
     ctx = schedule_context(spec, batches)
     options = schedules.for_run(spec.schedule, spec.schedule_options, ctx)
-    flags = opt.structure_flags(cycled_options(spec, dict(options)))
+    cycled, moved = cycled_options(spec, dict(options))
     return Structure(
         arch=arch,
         optimizer=spec.optimizer,
-        flags=flags,
+        flags=opt.structure_flags(cycled),
         convention=spec.convention,
         decoupled_scale=spec.decoupled_scale,
         groups=decay_groups(spec, arch.names),
@@ -284,9 +287,10 @@ def structure(spec: ExperimentSpec, arch: models.Architecture, n_train: int) -> 
         clip_per_parameter=spec.clip_per_parameter,
         naive_clip=naive_clip(spec),
         accumulate=spec.accumulate,
-        naive_accumulate=naive_accumulate(spec, batch_sizes(spec, n_train)),
+        naive_accumulate=naive_accumulate(spec, sizes),
         resume_at=resume_at(spec, spec.epochs * batches),
         naive_resume=naive_resume(spec),
+        cycled=moved,
     )
 
 

@@ -30,7 +30,7 @@ from xreg.core import progress, recipe
 from xreg.core.plan import Batch, make_plan
 from xreg.core.spec import Dataset, ExperimentSpec, Trajectory, make_trajectory
 from xreg.core.structure import Structure, group_strengths, split
-from xreg import optimizers, schedules
+from xreg import schedules
 from xreg.semantics import accumulation, conventions
 
 NAME = "jax"
@@ -108,13 +108,11 @@ class _Program:
 
     def scheduled(self, hp, count):
         """``hp`` with the momentum (Adam's beta1) a cycling scheduler sets at ``count`` (torch's cycle_momentum)."""
-        s = self.s
-        options = dict(s.schedule_options)
-        if not schedules.cycles_momentum(s.schedule, options) or schedules.MOMENTUM_FIXED in s.naive_schedule:
+        s, key = self.s, self.s.cycled
+        if not key or schedules.MOMENTUM_FIXED in s.naive_schedule:
             return hp  # (the naive port: optax's schedule sets the lr only; the optimizer keeps its own momentum)
-        lines = schedules.momentum_code(s.schedule, options, s.schedule_context)
+        lines = schedules.momentum_code(s.schedule, dict(s.schedule_options), s.schedule_context)
         m = schedules.execute(lines, hp["lr"], "momentum")(jnp.asarray(self.schedule_count(count), jnp.float64))
-        key = schedules.momentum_option(optimizers.get(s.optimizer).defaults)
 
         def put(opts, v):
             return {**opts, key: (v, opts[key][1]) if key == "betas" else v}
@@ -176,8 +174,12 @@ class _Program:
     def one_step(self, params, buffers, opt_state, X, y, valid, count, hp, m=None, drop=None, batched=False):
         hp = self.scheduled(hp, count)
         m = (jnp.sum(valid) if m is None else m).astype(self.dtype)
-        lr_t = jnp.asarray(self.lr_at(hp, count), jnp.float64).astype(self.dtype)
         grads, _, buffers = self.gradient(params, buffers, X, y, valid, m, hp, drop, batched)  # the loss is recorded apart
+        return self._updated(params, buffers, opt_state, grads, count, hp, m)
+
+    def _updated(self, params, buffers, opt_state, grads, count, hp, m):
+        """The chain's update of ``grads`` at the step after ``count`` steps: (params, buffers, opt_state)."""
+        lr_t = jnp.asarray(self.lr_at(hp, count), jnp.float64).astype(self.dtype)
         updates, opt_state = self.tx_for(hp, lr_t, m).update(grads, opt_state, params)
         return optax.apply_updates(params, updates), buffers, opt_state
 
@@ -197,9 +199,7 @@ class _Program:
 
         zero = jax.tree.map(jnp.zeros_like, params)
         (grads, buffers), _ = jax.lax.scan(micro, (zero, buffers), (rows, ok, ms, w, drop))
-        lr_t = jnp.asarray(self.lr_at(hp, count), jnp.float64).astype(self.dtype)
-        updates, opt_state = self.tx_for(hp, lr_t, jnp.sum(ms).astype(self.dtype)).update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), buffers, opt_state
+        return self._updated(params, buffers, opt_state, grads, count, hp, jnp.sum(ms).astype(self.dtype))
 
     def resumed(self, carry, count, hp):
         """The carry at the resumed step (``count == resume_at``) under the naive resume codes: the optax state

@@ -150,9 +150,8 @@ def _advance(state: State, batch: Batch, hp: Mapping[str, Any]) -> tuple[State, 
     theta, t, m = state.theta, state.t + 1, len(batch.y)
     pos = batch.count if s.schedule_every == "step" else batch.epoch
     lr = dt.type(scheduled_lrs(s, hp["lr"])[pos])
-    if schedules.cycles_momentum(s.schedule, dict(s.schedule_options)):  # the reference's momentum (mu) or beta1 (b1) this step
-        key = schedules.momentum_option(optimizers.get(s.optimizer).defaults)
-        setattr(state.optimizer, "b1" if key == "betas" else "mu", scheduled_momenta(s)[pos])
+    if s.cycled:  # the reference's momentum (mu) or beta1 (b1) this step
+        setattr(state.optimizer, "b1" if s.cycled == "betas" else "mu", scheduled_momenta(s)[pos])
     loss, g, moved = _gradient(s, theta, batch, state.buffers, dt)
     groups = group_strengths(s, hp)
     sq = [(lam, sum(float(np.sum(theta[layout.slices[n]] ** 2)) for n in names)) for names, lam in groups]
@@ -199,7 +198,7 @@ def metrics(arch: models.Architecture, params: Mapping[str, np.ndarray], X, y, b
         return math.nan, math.nan
     z = models.forward(arch, params, X, np, buffers=buffers, train=False)
     loss = float(np.sum(models.per_example_loss(arch.head, z, y, np, arch.loss)) / models.loss_normalizer(arch.loss, y, len(y), np))
-    if not models.HEADS[arch.head].classification or not len(y):
+    if not models.HEADS[arch.head].classification:
         return loss, math.nan
     return loss, float(np.mean(models.correct(arch.head, z, y, np)))
 
