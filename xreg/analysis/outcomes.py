@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from xreg import backends, optimizers, schedules
 from xreg.core.checks import XregInputError, check_choice
-from xreg.core.spec import Dataset, ExperimentSpec, Trajectory
+from xreg.core.spec import NAIVE_FIELDS, Dataset, ExperimentSpec, Trajectory
 from xreg.core.structure import architecture, naive_layers, structure
 from xreg.semantics import accumulation, clipping, layers, losses, resume
 
@@ -27,15 +27,10 @@ class RunRequest:
         if self.port == "naive" and self.backend != "jax":
             raise XregInputError(f"Naive ports are optax chains: use backend 'jax', not {self.backend!r}.")
         lam = base.lam if self.lam is None or self.skip else self.lam
-        # an exact run computes torch's layers; a naive one the codes the base names, else every one that acts
-        # (xreg.core.structure.naive_layers)
-        spec = base.replace(convention=self.convention, port=self.port, lam=lam,
-                            naive_layers=base.naive_layers if self.port == "naive" else (),
-                            naive_schedule=base.naive_schedule if self.port == "naive" else (),
-                            naive_clip=base.naive_clip if self.port == "naive" else (),
-                            naive_loss=base.naive_loss if self.port == "naive" else (),
-                            naive_accumulate=base.naive_accumulate if self.port == "naive" else (),
-                            naive_resume=base.naive_resume if self.port == "naive" else ())  # fmt: skip
+        # an exact run computes torch's layers and steps; a naive one the codes the base names (its layers, else every
+        # one that acts: xreg.core.structure.naive_layers)
+        naive = {f: getattr(base, f) if self.port == "naive" else () for f in NAIVE_FIELDS}
+        spec = base.replace(convention=self.convention, port=self.port, lam=lam, **naive)
         if self.group_decay is not None and not self.skip:
             spec = spec.replace(group_decay=self.group_decay)
         if self.port == "naive":

@@ -20,8 +20,8 @@ from xreg.backends import BackendUnavailable
 from xreg.core.checks import XregInputError
 from xreg.core import progress
 from xreg.core.plan import RECORD_BUDGET_GIB, batch_sizes, check_record_budget, load_npz
-from xreg.core.spec import Dataset, ExperimentSpec, run_label
-from xreg.core.structure import loss_of, naive_accumulate, naive_resume, naive_clip, naive_schedule, architecture, structure
+from xreg.core.spec import NAIVE_FIELDS, Dataset, ExperimentSpec, run_label
+from xreg.core.structure import architecture, split, structure
 from xreg import optimizers
 from xreg.semantics import conventions
 
@@ -127,17 +127,9 @@ def check(spec: ExperimentSpec, data: Dataset) -> None:
     data.check_for_dtype(spec.dtype, targets=spec.model == "linear")
     optimizers.get(spec.optimizer).check_run(spec.options, spec.lr, spec.epochs * len(batch_sizes(spec, data.n_train)))
     arch = architecture(spec, data)
-    s = structure(spec, arch, data.n_train)  # decay patterns that match no parameter, the schedule's options for the run
-    if spec.naive_schedule:  # each named naive schedule difference applies and acts (the naive run computes them)
-        naive_schedule(spec.replace(port="naive"), s.schedule_context, dict(s.schedule_options))
-    if spec.naive_clip:
-        naive_clip(spec.replace(port="naive"))
-    if spec.naive_loss:
-        loss_of(spec.replace(port="naive"), arch, data.n_classes)
-    if spec.naive_resume:
-        naive_resume(spec.replace(port="naive"))
-    if spec.naive_accumulate:
-        naive_accumulate(spec.replace(port="naive"), batch_sizes(spec, data.n_train))
+    structure(spec, arch, data.n_train)  # decay patterns that match no parameter, the schedule's options for the run
+    if any(getattr(spec, f) for f in NAIVE_FIELDS if f != "naive_layers"):  # each named naive difference applies and acts
+        split(spec.replace(port="naive"), data)
     if spec.init_from is not None:
         load_npz(spec.init_from, arch)
 

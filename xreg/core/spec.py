@@ -20,6 +20,8 @@ from xreg.semantics import accumulation, clipping, conventions, losses, resume
 from xreg.semantics import layers as layer_conventions
 
 DTYPES = ("float64", "float32")
+# The naive differences a naive JAX port computes, one list of codes each (an exact run computes none of them)
+NAIVE_FIELDS = ("naive_layers", "naive_schedule", "naive_clip", "naive_loss", "naive_accumulate", "naive_resume")
 INITS = ("zeros", "normal", "torch", "flax", "keras", "constant")
 PORTS = ("exact", "naive")
 DEVICES = ("cpu", "gpu", "tpu")
@@ -223,7 +225,7 @@ class ExperimentSpec:
         check_choice("ns_kernel", self.ns_kernel, NS_KERNELS)
         self._check_clipping()
         self._check_loss()
-        self._check_accumulation()
+        self._check_accumulation_and_resume()
         check_choice("port", self.port, PORTS)
         check_int("record_every", self.record_every, 1)
         if self.device is not None:
@@ -275,7 +277,7 @@ class ExperimentSpec:
             object.__setattr__(self, "norm", "none")
         _codes(self, "naive_layers", layer_conventions.CODES)
 
-    def _check_accumulation(self) -> None:
+    def _check_accumulation_and_resume(self) -> None:
         if self.resume_at is not None:
             check_int("resume_at", self.resume_at, 1)
         _codes(self, "naive_resume", resume.CODES)
@@ -343,16 +345,11 @@ class ExperimentSpec:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["options"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.options.items()}
         out["schedule_options"] = _plain(dict(self.schedule_options))
-        out["naive_schedule"] = list(self.naive_schedule)
-        out["naive_clip"] = list(self.naive_clip)
-        out["naive_loss"] = list(self.naive_loss)
-        out["naive_accumulate"] = list(self.naive_accumulate)
-        out["naive_resume"] = list(self.naive_resume)
+        out.update({f: list(getattr(self, f)) for f in NAIVE_FIELDS})
         out["class_weight"] = None if self.class_weight is None else list(self.class_weight)
         if self.hidden is not None:  # one width as the number it was (the files written before deeper stacks)
             out["hidden"] = self.hidden[0] if len(self.hidden) == 1 else list(self.hidden)
         out["no_decay"] = list(self.no_decay)
-        out["naive_layers"] = list(self.naive_layers)
         out["group_decay"] = {k: v for k, v in self.group_decay}
         return out
 

@@ -132,6 +132,14 @@ def architecture(spec: ExperimentSpec, data: Dataset) -> models.Architecture:
     return arch
 
 
+def _refuse(flag: str, codes: tuple[str, ...], why_not: Any) -> None:
+    """One input error for the first naive code that ``why_not(code)`` says cannot apply to the run."""
+    for code in codes:
+        why = why_not(code)
+        if why is not None:
+            raise XregInputError(f"{flag} {code}: {why}.")
+
+
 def loss_of(spec: ExperimentSpec, arch: models.Architecture, n_classes: int) -> models.Loss:
     """The run's loss form: class weights and smoothing for CrossEntropyLoss only (one weight per class); the
     naive loss codes (a naive port's), each one changing this run."""
@@ -142,10 +150,8 @@ def loss_of(spec: ExperimentSpec, arch: models.Architecture, n_classes: int) -> 
     if spec.class_weight is not None and len(spec.class_weight) != n_classes:
         raise XregInputError(f"--class-weight gives {len(spec.class_weight)} weights for the {n_classes} classes of the data.")
     naive = spec.naive_loss if spec.port == "naive" else ()
-    for code in naive:
-        why = losses.blocked(code, arch.head, spec.class_weight, spec.label_smoothing, spec.loss_reduction)
-        if why is not None:
-            raise XregInputError(f"--naive-loss {code}: {why}.")
+    form = (spec.class_weight, spec.label_smoothing, spec.loss_reduction)
+    _refuse("--naive-loss", naive, lambda code: losses.blocked(code, arch.head, *form))
     return models.Loss(spec.loss_reduction, spec.class_weight, spec.label_smoothing, naive)
 
 
@@ -221,10 +227,7 @@ def naive_accumulate(spec: ExperimentSpec, sizes: tuple[int, ...]) -> tuple[str,
         return ()
     K = spec.accumulate
     unequal = any(len(set(sizes[i : i + K])) > 1 for i in range(0, len(sizes), K))
-    for code in spec.naive_accumulate:
-        why = accumulation.blocked(code, K, unequal)
-        if why is not None:
-            raise XregInputError(f"--naive-accumulate {code}: {why}.")
+    _refuse("--naive-accumulate", spec.naive_accumulate, lambda code: accumulation.blocked(code, K, unequal))
     return spec.naive_accumulate
 
 
@@ -240,10 +243,8 @@ def naive_resume(spec: ExperimentSpec) -> tuple[str, ...]:
     if spec.port != "naive":
         return ()
     opt = optimizers.get(spec.optimizer)
-    for code in spec.naive_resume:
-        why = resume.blocked(code, spec.resume_at, not opt.plain(spec.options), opt.counts_steps(spec.options), spec.schedule != schedules.CONSTANT)
-        if why is not None:
-            raise XregInputError(f"--naive-resume {code}: {why}.")
+    has_state, counts, scheduled = not opt.plain(spec.options), opt.counts_steps(spec.options), spec.schedule != schedules.CONSTANT
+    _refuse("--naive-resume", spec.naive_resume, lambda code: resume.blocked(code, spec.resume_at, has_state, counts, scheduled))
     return spec.naive_resume
 
 
@@ -252,10 +253,8 @@ def naive_clip(spec: ExperimentSpec) -> tuple[str, ...]:
     if spec.port != "naive":
         return ()
     coupled = conventions.get(spec.convention).enters == conventions.CLIPPED and spec.decays
-    for code in spec.naive_clip:
-        why = clipping.blocked(code, spec.clip_kind, spec.clip_norm_type, spec.clip_per_parameter, coupled)
-        if why is not None:
-            raise XregInputError(f"--naive-clip {code}: {why}.")
+    shape = (spec.clip_kind, spec.clip_norm_type, spec.clip_per_parameter)
+    _refuse("--naive-clip", spec.naive_clip, lambda code: clipping.blocked(code, *shape, coupled))
     return spec.naive_clip
 
 
