@@ -20,6 +20,7 @@ compute in float32 even with x64 on).
 from __future__ import annotations
 
 import ast
+import functools
 from typing import Any, Mapping
 
 from xreg.core.checks import XregInputError, check_choice
@@ -176,12 +177,17 @@ def _resolve_members(s: Scheduler, out: dict[str, Any]) -> dict[str, Any]:
 def for_run(name: str, options: Mapping[str, Any], ctx: Context) -> tuple[tuple[str, Any], ...]:
     """The options of a run (``ctx``): the markers replaced (T_max by the calls, max_lr by the lr, a member's by
     its span), the cross-option checks made and the twin run over every call (an error torch would raise
-    on the way, a division by zero, is refused here). Sorted items: the structure's hashable form."""
-    name = canonical(name)
+    on the way, a division by zero, is refused here). Sorted items: the structure's hashable form. Computed once
+    per schedule and run (every structure of a command asks: the twin over a long per-step run takes ~0.1 s)."""
+    return _for_run(canonical(name), tuple(sorted(dict(options).items())), ctx)
+
+
+@functools.lru_cache(maxsize=256)
+def _for_run(name: str, items: tuple[tuple[str, Any], ...], ctx: Context) -> tuple[tuple[str, Any], ...]:
     if name == CONSTANT:
         return ()
     s = REGISTRY[name]
-    o = dict(options)
+    o = dict(items)
     if s.members:
         spans = sequential.spans(o, ctx.calls) if name == "SequentialLR" else [ctx.calls] * len(o["schedulers"])
         o["schedulers"] = tuple((m, for_run(m, dict(mo), Context(n, ctx.batches, ctx.every, ctx.lr))) for (m, mo), n in zip(o["schedulers"], spans))
