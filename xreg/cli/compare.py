@@ -236,22 +236,20 @@ def _check_start(args: argparse.Namespace) -> None:
         raise XregInputError(f"--init-scale is read by --init normal and constant only, not by {what}.")
 
 
-def _loss_and_clipping(args: argparse.Namespace) -> dict:
-    """The spec's accumulation, loss and clipping fields from their flags."""
+def _training_step(args: argparse.Namespace) -> dict:
+    """The spec's accumulation, resume, loss and clipping fields from their flags, and every naive code list
+    (``--naive-layer`` fills naive_layers; a parser without the naive flags, sweep's, gives none)."""
     return dict(
         accumulate=args.accumulate,
         resume_at=args.resume_at,
-        naive_resume=tuple(getattr(args, "naive_resume", None) or ()),
-        naive_accumulate=tuple(getattr(args, "naive_accumulate", None) or ()),
         loss_reduction=args.loss_reduction,
         class_weight=_class_weight(args.class_weight),
         label_smoothing=0.0 if args.label_smoothing is None else args.label_smoothing,
-        naive_loss=tuple(getattr(args, "naive_loss", None) or ()),
         clip_norm=args.clip_norm,
         clip_norm_type=2.0 if args.clip_norm_type is None else args.clip_norm_type,
         clip_per_parameter=args.clip_per_parameter,
         clip_value=args.clip_value,
-        naive_clip=tuple(getattr(args, "naive_clip", None) or ()),
+        **{f: tuple(getattr(args, "naive_layer" if f == "naive_layers" else f, None) or ()) for f in spec.NAIVE_FIELDS},
     )
 
 
@@ -309,7 +307,6 @@ def spec_from_args(args: argparse.Namespace) -> spec.ExperimentSpec:
         norm=args.norm,
         dropout=0.0 if args.dropout is None else args.dropout,
         **{k: getattr(args, k) for k in models.CONV_OPTIONS},
-        naive_layers=tuple(getattr(args, "naive_layer", None) or ()),
         optimizer=args.optimizer,
         lr=args.lr,
         lam=args.lam,
@@ -329,8 +326,7 @@ def spec_from_args(args: argparse.Namespace) -> spec.ExperimentSpec:
         schedule=schedule,
         schedule_options=schedule_options,
         schedule_every=args.schedule_every,
-        naive_schedule=tuple(getattr(args, "naive_schedule", None) or ()),
-        **_loss_and_clipping(args),
+        **_training_step(args),
         record_every=getattr(args, "record_every", 1),
         device=args.device,
     )
@@ -442,8 +438,7 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg compare") -> int:
     ds = load_data(args, base.model)
     runs.check(base, ds)
     sizes = batch_sizes(base, ds.n_train)
-    naive = args.naive or any(bool(getattr(args, f)) for f in ("naive_layer", "naive_schedule", "naive_clip", "naive_loss", "naive_accumulate",
-                                                          "naive_resume"))
+    naive = args.naive or any(getattr(base, f) for f in spec.NAIVE_FIELDS)  # a named naive difference implies the port
     requests = runs.requests_from(base, sizes, ds, args.backend, args.convention, naive)
     if scenario is not None:
         _check_expected_pairs(scenario, runs.labels_of(base, requests))
