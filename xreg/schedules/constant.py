@@ -31,6 +31,6 @@ SCHEDULER = Scheduler(
     name="ConstantLR", formula="lr*factor for t < total_iters, then lr",
     defaults={"factor": 1.0 / 3, "total_iters": 5},
     # factor 0: torch divides by it at total_iters (ZeroDivisionError); total_iters 0: its two forms disagree
-    checks={"factor": lambda k, v: check_float(k, v, 0.0, 1.0, closed="right"), "total_iters": lambda k, v: count(k, v)},
+    checks={"factor": lambda k, v: check_float(k, v, 0.0, 1.0, closed="right"), "total_iters": count},
     twin=ConstantTwin, exact=_exact,
 )  # fmt: skip

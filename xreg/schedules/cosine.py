@@ -50,7 +50,7 @@ def _naive(o, ctx):
 SCHEDULER = Scheduler(
     name="CosineAnnealingLR", alias="cosine", formula="eta_min + (lr - eta_min)*(1 + cos(pi*t/T_max))/2",
     defaults={"T_max": CALLS, "eta_min": 0.0},
-    checks={"T_max": lambda k, v: count(k, v), "eta_min": lambda k, v: check_float(k, v, 0.0)},
+    checks={"T_max": count, "eta_min": lambda k, v: check_float(k, v, 0.0)},
     twin=CosineTwin, exact=_exact,
     exact_note="the closed form of torch's chainable ratios (1.5e-15 relative after 500 calls)",
     naive=Naive("cosine-decay-steps", "optax.cosine_decay_schedule given decay_steps = the run's last count (calls - 1) "

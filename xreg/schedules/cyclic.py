@@ -89,7 +89,7 @@ SCHEDULER = Scheduler(
     defaults={"base_lr": LR, "max_lr": REQUIRED, "step_size_up": 2000, "step_size_down": None, "mode": "triangular",
               "gamma": 1.0, "cycle_momentum": True, "base_momentum": 0.8, "max_momentum": 0.9},
     checks={"base_lr": lambda k, v: check_float(k, v, 0.0, closed="neither"), "max_lr": lambda k, v: check_float(k, v, 0.0, closed="neither"),
-            "step_size_up": lambda k, v: count(k, v),
+            "step_size_up": count,
             "step_size_down": lambda k, v: None if v is None else count(k, v),
             "mode": lambda k, v: check_choice(k, v, MODES), "gamma": lambda k, v: check_float(k, v, 0.0, closed="neither"),
             "cycle_momentum": lambda k, v: check_bool(k, v),

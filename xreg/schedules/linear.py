@@ -37,7 +37,7 @@ SCHEDULER = Scheduler(
     name="LinearLR", formula="lr*(start_factor + (end_factor - start_factor)*min(t, total_iters)/total_iters)",
     defaults={"start_factor": 1.0 / 3, "end_factor": 1.0, "total_iters": 5},
     checks={"start_factor": lambda k, v: check_float(k, v, 0.0, 1.0, closed="right"),
-            "end_factor": lambda k, v: check_float(k, v, 0.0, 1.0), "total_iters": lambda k, v: count(k, v)},
+            "end_factor": lambda k, v: check_float(k, v, 0.0, 1.0), "total_iters": count},
     twin=LinearTwin, exact=_exact, int32_float32=True,
     exact_note="the closed form of torch's chainable ratios",
     naive=Naive("warmup-start", "the warm-up's first value: optax.linear_schedule from 0.0, where torch's LinearLR starts at "

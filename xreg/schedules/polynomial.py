@@ -29,7 +29,7 @@ def _exact(o, ctx):
 SCHEDULER = Scheduler(
     name="PolynomialLR", formula="lr*(1 - min(t, total_iters)/total_iters)**power",
     defaults={"total_iters": 5, "power": 1.0},
-    checks={"total_iters": lambda k, v: count(k, v), "power": lambda k, v: check_float(k, v, 0.0, closed="neither")},
+    checks={"total_iters": count, "power": lambda k, v: check_float(k, v, 0.0, closed="neither")},
     twin=PolynomialTwin, exact=_exact, int32_float32=True,
     exact_note="the closed form of torch's chainable ratios",
 )  # fmt: skip

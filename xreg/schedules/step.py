@@ -31,7 +31,7 @@ def _naive(o, ctx):
 SCHEDULER = Scheduler(
     name="StepLR", alias="step", formula="lr * gamma**(t // step_size)",
     defaults={"step_size": REQUIRED, "gamma": 0.1},
-    checks={"step_size": lambda k, v: count(k, v), "gamma": lambda k, v: check_float(k, v, 0.0, closed="neither")},
+    checks={"step_size": count, "gamma": lambda k, v: check_float(k, v, 0.0, closed="neither")},
     twin=StepTwin, exact=_exact, int32_float32=True,
     naive=Naive("staircase", "optax.exponential_decay without staircase=True decays every step, lr*gamma**(t/step_size), "
                 "where torch's StepLR drops by gamma once every step_size", _naive,

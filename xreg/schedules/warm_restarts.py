@@ -67,7 +67,7 @@ def _exact(o, ctx):
 SCHEDULER = Scheduler(
     name="CosineAnnealingWarmRestarts", formula="eta_min + (lr - eta_min)*(1 + cos(pi*T_cur/T_i))/2, T_i = T_0*T_mult**i",
     defaults={"T_0": REQUIRED, "T_mult": 1, "eta_min": 0.0},
-    checks={"T_0": lambda k, v: count(k, v), "T_mult": lambda k, v: count(k, v),
+    checks={"T_0": count, "T_mult": count,
             "eta_min": lambda k, v: check_float(k, v, 0.0)},
     twin=WarmRestartsTwin, exact=_exact,
     naive=Naive("restart-length", "every cycle T_0 calls long (T_mult dropped), where torch's i-th cycle lasts T_0*T_mult**i",
