@@ -29,6 +29,17 @@ def test_l2_without_the_half_is_torch_weight_decay_two_lam(default_data):
     assert conventions.lam_for_torch_weight_decay("l2-sum", 0.1, [1096], 0.05) == 0.05
 
 
+def test_translate_prints_the_l2_without_the_half_and_it_is_torchs_run(default_data):
+    import re
+
+    from xreg.analysis.translate import translate
+
+    said = translate("torch.SGD", lr=0.05, weight_decay=0.1, options={"momentum": 0.9}).l2_mean_loss
+    l2 = float(re.search(r"l2 = ([0-9.e-]+)", said).group(1))  # the printed number, run as an l2-sum lam
+    spec = ExperimentSpec(optimizer="sgd", options={"momentum": 0.9}, lr=0.05, lam=0.1, epochs=20)
+    assert max_gap(backends.train("torch", spec, default_data), backends.train("numpy", spec.replace(convention="l2-sum", lam=l2), default_data)) <= 1e-12
+
+
 # ---- torch's CrossEntropyLoss: reduction, class weights, label smoothing -----------------------------------------
 import itertools  # noqa: E402
 

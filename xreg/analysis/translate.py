@@ -205,7 +205,9 @@ def _coupled_lines(opt: optimizers.Optimizer, o: Mapping[str, Any], lr: float, w
     else:
         dec = f"no exact equivalent: {opt.torch_class}'s coupled decay goes through its {opt.coupled_through}; a decoupled decay (AdamW) does not"
         none.append(f"decoupled: L2 inside {opt.torch_class} is rescaled by the optimizer; decoupled decay is not")
-    return _Lines(scratch, f"mean(loss_i) + {wd:g}/2*||w||^2 (on {which}), no weight_decay", l2_sum, dec, sum_settings)
+    mean = (f"mean(loss_i) + {wd:g}/2*||w||^2 (on {which}), no weight_decay; without the 1/2 (Keras's regularizers.L2(l2), "
+            f"l2*sum(w^2): --convention l2-sum), l2 = {wd / 2:g}")  # fmt: skip
+    return _Lines(scratch, mean, l2_sum, dec, sum_settings)
 
 
 def _decoupled_lines(opt: optimizers.Optimizer, o: Mapping[str, Any], lr: float, wd: float, no_decay: Sequence[str], which: str,
