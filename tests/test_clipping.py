@@ -128,3 +128,32 @@ def test_a_term_before_the_clipping_is_not_called_torchs_weight_decay(capsys):
     why = out[out.index("why runs differ"):]
     assert "jax/l2-loss: the l2-loss term enters before the clipping and is clipped with the gradient" in why, out
     assert "reproduces the reference" not in why, out
+
+
+# ---- error_if_nonfinite: torch raises at a step whose total norm is nan or inf; the run stops there ---------------
+@pytest.mark.parametrize("kw", [{}, {"clip_per_parameter": True}], ids=["global", "per-parameter"])
+def test_error_if_nonfinite_stops_every_backend_where_the_norm_overflows(kw, default_data):
+    # a scratch decay lam*w/m of ~1e158 is a finite gradient whose squares overflow: ||g||_2 = inf at step 1.
+    # torch without the flag scales by M/(inf + 1e-6) = 0 and goes on, its parameters frozen at the start
+    spec = ExperimentSpec(optimizer="sgd", lr=0.01, epochs=2, batch_size=110, init="constant", init_scale=1e100, lam=1e60,
+                          convention="scratch", clip_norm=1.0, clip_error_if_nonfinite=True, **kw)  # fmt: skip
+    with torch.no_grad():  # the premise, in torch itself: clip_grad_norm_ raises on this gradient
+        g = torch.full((4,), 1e60 * 1e100 / 110, dtype=torch.float64, requires_grad=False)
+        p = torch.nn.Parameter(torch.zeros(4, dtype=torch.float64))
+        p.grad = g
+        with pytest.raises(RuntimeError, match="non-finite"):
+            torch.nn.utils.clip_grad_norm_([p], 1.0, error_if_nonfinite=True)
+    runs = {b: backends.train(b, spec, default_data) for b in ("torch", "numpy", "jax")}
+    for b, run in runs.items():
+        assert np.array_equal(run.flat[0], runs["torch"].flat[0]) and np.all(np.isfinite(run.flat[0])), b
+        assert not np.any(np.isfinite(run.flat[1:]).all(axis=1)), b  # nothing after the stop
+    assert runs["torch"].meta["stopped"].startswith("step 1: ") and runs["numpy"].meta["stopped"] == runs["torch"].meta["stopped"]
+    going = backends.train("torch", spec.replace(clip_error_if_nonfinite=False), default_data)
+    assert "stopped" not in going.meta and np.all(going.flat == going.flat[0])  # zero updates, to the end
+
+
+def test_error_if_nonfinite_changes_nothing_where_the_norm_is_finite(default_data):
+    spec = ExperimentSpec(optimizer="adam", lr=0.01, epochs=4, batch_size=110, clip_norm=0.05, clip_error_if_nonfinite=True)
+    ref = backends.train("torch", spec.replace(clip_error_if_nonfinite=False), default_data)
+    for b in ("torch", "numpy", "jax"):
+        assert max_gap(ref, backends.train(b, spec, default_data)) <= 1e-12, b

@@ -56,6 +56,8 @@ class RunOutcome:
             return "skipped"
         if self.trajectory is None:
             return self.error or "failed"
+        if "stopped" in self.trajectory.meta:  # torch's clip_grad_norm_ raised (error_if_nonfinite)
+            return f"stopped at {self.trajectory.meta['stopped']}"
         if self.trajectory.diverged_at is not None:
             return f"diverged at step {self.trajectory.diverged_at}"
         return "ok"

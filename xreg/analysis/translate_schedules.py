@@ -27,8 +27,6 @@ def scheduler_of(source: str) -> str | None:
     if m is None:
         return None
     lower = {n.lower(): n for n in schedules.REGISTRY}
-    if m.group(1).lower() in schedules.NOT_YET:
-        raise XregInputError(schedules.NOT_YET[m.group(1).lower()] + ".")
     return lower.get(m.group(1).lower())
 
 
@@ -45,11 +43,14 @@ class ScheduleTranslation:
     differs: list[str] = field(default_factory=list)  # naive codes that act
     why: dict[str, str] = field(default_factory=dict)
     lr: float = 0.05
+    reads_loss: bool = False  # ReduceLROnPlateau: the code defines plateau_init, plateau_step and plateau_lr, not schedule
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     def text(self) -> str:
+        if self.reads_loss:
+            return self._plateau_text()
         step = "once per epoch" if self.every == "epoch" else "after every optimizer.step()"
         out = ["torch:", f"  scheduler = {self.torch_code}  # scheduler.step() {step}, {self.calls} calls",
                f"optax (exact; after {IMPORTS.replace(chr(10), '; ')}; lr = {self.lr!r}):", *_indent(self.optax_code),
@@ -59,6 +60,19 @@ class ScheduleTranslation:
                   *_indent(self.momentum_code), "  (optax.inject_hyperparams around the optimizer: its momentum hyperparameter set "
                   "to momentum(count) before each step)"] if self.momentum_code else []),
                "optax naive port (torch's numbers copied into the optax schedule a porter writes first):", *_indent(self.naive_code)]  # fmt: skip
+        out += [f"  differs: {c}: {self.why[c]}" for c in self.differs] or ["  differs: nothing"]
+        return "\n".join(out)
+
+    def _plateau_text(self) -> str:
+        use = ["  # the optimizer built as optax.inject_hyperparams(optax.<optimizer>)(learning_rate=lr, ...); then",
+               "  state = plateau_init(lr)  # before the loop",
+               "  state = plateau_step(state, epoch_loss)  # after each epoch, as torch's scheduler.step(epoch_loss)",
+               "  opt_state.hyperparams['learning_rate'] = plateau_lr(state)  # the lr of the next epoch"]
+        out = ["torch:", f"  scheduler = {self.torch_code}  # scheduler.step(epoch_loss) once per epoch, {self.calls} calls",
+               f"optax (exact: xreg's twin of torch's arithmetic; after {IMPORTS.replace(chr(10), '; ')}; lr = {self.lr!r}):",
+               *_indent(self.optax_code), *use,
+               "optax naive port (torch's numbers copied into optax.contrib.reduce_on_plateau, used the same way):",
+               *_indent(self.naive_code)]  # fmt: skip
         out += [f"  differs: {c}: {self.why[c]}" for c in self.differs] or ["  differs: nothing"]
         return "\n".join(out)
 
@@ -103,4 +117,5 @@ def translate_schedule(source: str, options: Mapping[str, Any], lr: float | None
         momentum_code="\n".join(schedules.momentum_code(name, o, ctx)) if schedules.cycles_momentum(name, o) else "",
         differs=[*acting, *((schedules.INT32_COUNT,) if schedules.INT32_COUNT in schedules.acting(name, o, ctx, dtype) else ())],
         why={c: schedules.cause_text(c, name, ctx) for c in schedules.acting(name, o, ctx, dtype)},
+        reads_loss=schedules.reads_loss(name),
     )  # fmt: skip

@@ -61,8 +61,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def _negative_values(args: list[str]) -> list[str]:
+    """``--flag -inf`` (or -nan, -1e5) as ``--flag=-inf``: argparse takes a token it does not read as a negative
+    number for an option and says 'expected one argument'; joined, the value gets the option's own check."""
+    out: list[str] = []
+    for tok in args:
+        prev = out[-1] if out else ""
+        if tok.startswith("-") and prev.startswith("--") and "=" not in prev and prev != "--" and _is_number(tok):
+            out[-1] = f"{prev}={tok}"
+        else:
+            out.append(tok)
+    return out
+
+
+def _is_number(tok: str) -> bool:
+    try:
+        float(tok)
+    except ValueError:
+        return False
+    return True
+
+
 def _main(argv: Sequence[str] | None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = _negative_values(list(sys.argv[1:] if argv is None else argv))
     if args[:1] in (["--version"], ["-V"]):
         from xreg import __version__
 

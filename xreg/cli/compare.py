@@ -103,6 +103,8 @@ def _model_flags(p: argparse.ArgumentParser, sweep: bool) -> None:
     g.add_argument("--clip-norm-type", type=real, metavar="P", help="--clip-norm's p-norm: 2 (default), any p >= 1, or inf (the largest |g|)")
     g.add_argument("--clip-per-parameter", action="store_true", help="--clip-norm each parameter by its own norm (a loop of "
                    "clip_grad_norm_, Keras's clipnorm), not all of them together")  # fmt: skip
+    g.add_argument("--clip-error-if-nonfinite", action="store_true", help="--clip-norm with torch's error_if_nonfinite=True: "
+                   "the run stops at the first step whose gradient norm is nan or inf (torch raises there)")  # fmt: skip
     g.add_argument("--clip-value", type=real, metavar="V", help="clamp every gradient element to [-V, V] (torch clip_grad_value_)")
 
 
@@ -248,6 +250,7 @@ def _training_step(args: argparse.Namespace) -> dict:
         clip_norm=args.clip_norm,
         clip_norm_type=2.0 if args.clip_norm_type is None else args.clip_norm_type,
         clip_per_parameter=args.clip_per_parameter,
+        clip_error_if_nonfinite=args.clip_error_if_nonfinite,
         clip_value=args.clip_value,
         **{f: tuple(getattr(args, "naive_layer" if f == "naive_layers" else f, None) or ()) for f in spec.NAIVE_FIELDS},
     )

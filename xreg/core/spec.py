@@ -139,7 +139,8 @@ class ExperimentSpec:
         (eps/K on every class); naive_loss: the naive loss codes a naive JAX port computes (:mod:`xreg.semantics.losses`).
       clip_norm: if set, clip the data gradient to this norm, as torch's clip_grad_norm_ (see
         :mod:`xreg.semantics.clipping`); clip_norm_type its p (2, any p in [1, 1e6), or inf); clip_per_parameter: each tensor by
-        its own norm. clip_value: instead, clamp each element to [-V, V] (torch's clip_grad_value_).
+        its own norm; clip_error_if_nonfinite: torch's error_if_nonfinite=True, the run stops at a step whose total norm
+        is nan or inf (torch raises there; NumPy and JAX stop at the same step). clip_value: instead, clamp each element to [-V, V] (torch's clip_grad_value_).
       naive_clip: the naive clipping codes a naive JAX port computes (:data:`xreg.semantics.clipping.CODES`).
       port: 'exact' reproduces torch; 'naive' is the obvious optax alias a user writes first (jax only).
       record_every: keep the parameters (and the batch loss) every this many steps, and after the last
@@ -193,6 +194,7 @@ class ExperimentSpec:
     clip_norm: float | None = None
     clip_norm_type: float = 2.0
     clip_per_parameter: bool = False
+    clip_error_if_nonfinite: bool = False
     clip_value: float | None = None
     naive_clip: tuple[str, ...] = ()
     port: str = "exact"
@@ -316,8 +318,10 @@ class ExperimentSpec:
             raise XregInputError(f"The 'clip_norm_type' parameter must be a p in [1, 1e6) or inf. Got {norm_type!r} instead.")
         object.__setattr__(self, "clip_norm_type", float(norm_type))
         check_bool("clip_per_parameter", self.clip_per_parameter)
-        if self.clip_norm is None and (self.clip_norm_type != 2.0 or self.clip_per_parameter):
-            given = "clip_norm_type" if self.clip_norm_type != 2.0 else "clip_per_parameter"
+        check_bool("clip_error_if_nonfinite", self.clip_error_if_nonfinite)
+        if self.clip_norm is None and (self.clip_norm_type != 2.0 or self.clip_per_parameter or self.clip_error_if_nonfinite):
+            given = ("clip_norm_type" if self.clip_norm_type != 2.0 else "clip_per_parameter" if self.clip_per_parameter
+                     else "clip_error_if_nonfinite")  # fmt: skip
             raise XregInputError(f"The '{given}' parameter shapes the clip_norm clipping; set clip_norm.")
         _codes(self, "naive_clip", clipping.CODES)
 

@@ -50,6 +50,7 @@ class Structure:
     naive_schedule: tuple[str, ...] = ()  # the naive schedule codes the run computes (a naive JAX port)
     clip_norm_type: float = 2.0
     clip_per_parameter: bool = False
+    clip_error: bool = False  # torch's error_if_nonfinite: a step whose total norm is nan or inf stops the run
     naive_clip: tuple[str, ...] = ()  # the naive clipping codes the run computes (a naive JAX port)
     accumulate: int = 1  # micro-batches per optimizer step
     resume_at: int | None = None  # optimizer steps after which every backend saves, rebuilds and goes on
@@ -170,6 +171,14 @@ def naive_layers(spec: ExperimentSpec, arch: models.Architecture) -> tuple[str, 
     return spec.naive_layers
 
 
+def check_steppable(s: Structure) -> None:
+    """A backend's ``step(state, batch, hparams)`` can take this structure's steps: not ReduceLROnPlateau's, which
+    reads the whole training set's loss at each epoch's end (a batch does not carry it; ``train`` runs them)."""
+    if schedules.reads_loss(s.schedule):
+        raise ValueError(f"{s.schedule} is stepped with the epoch's loss over the whole training set: a backend's "
+                         "train() runs it, step(state, batch, hparams) cannot.")
+
+
 def schedule_context(spec: ExperimentSpec, batches: int) -> schedules.Context:
     """What the run's schedule reads of it: its scheduler calls (epochs, or steps), batches per epoch, lr."""
     calls = spec.epochs * batches if spec.schedule_every == "step" else spec.epochs
@@ -284,6 +293,7 @@ def structure(spec: ExperimentSpec, arch: models.Architecture, n_train: int) -> 
         naive_schedule=naive_schedule(spec, ctx, dict(options)),
         clip_norm_type=spec.clip_norm_type,
         clip_per_parameter=spec.clip_per_parameter,
+        clip_error=spec.clip_error_if_nonfinite,
         naive_clip=naive_clip(spec),
         accumulate=spec.accumulate,
         naive_accumulate=naive_accumulate(spec, sizes),

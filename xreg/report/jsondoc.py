@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from xreg import schedules
 from xreg.analysis import agreement
 from xreg.analysis.runs import Comparison
 from xreg.core import recipe
@@ -74,6 +75,17 @@ def _run_entry(c: Comparison, o, params: bool) -> dict[str, Any]:
     return entry
 
 
+def _schedule(c: Comparison) -> dict[str, Any]:
+    """The run's lr scheduler as torch is called: the spec's options with the run's values in place of the markers
+    (T_max or total_steps = the run's calls, max_lr = --lr), so the file says the number torch was given."""
+    s = structure(c.spec, c.architecture, c.data.n_train)
+    o = dict(s.schedule_options)
+    shown = {k: v for k, v in o.items() if k != "schedulers"}
+    if "schedulers" in o:
+        shown["schedulers"] = [schedules.text(m, dict(mo)) for m, mo in o["schedulers"]]
+    return {"name": s.schedule, "every": s.schedule_every, "calls": s.calls, "options": shown, "torch": schedules.text(s.schedule, o)}
+
+
 def _pair_entry(p) -> dict[str, Any]:
     return {"a": p.a, "b": p.b, "max_abs_diff": p.max_abs_diff, "max_rel_diff": p.max_rel_diff,
             "first_divergence_step": p.first_divergence_step, "final_tolerance": p.final_tolerance, "verdict": p.verdict,
@@ -90,6 +102,7 @@ def to_json(c: Comparison, params: bool = False) -> dict[str, Any]:
         {
             "xreg_json": 1,
             "spec": c.spec.to_json(),
+            "schedule": _schedule(c),
             "model": {"name": c.architecture.model, "parameters": {n: list(s) for n, s in c.architecture.shapes.items()},
                       "buffers": {n: list(s) for n, s in c.architecture.buffer_shapes.items()},
                       "layers": c.architecture.describe(), "head": c.architecture.head},

@@ -72,6 +72,8 @@ def explain(c: Comparison, other: RunOutcome) -> str:
         return pair.note
     if other.spec.port == "naive":
         cause = naive_cause(other.spec, c.data)
+        if cause and pair.verdict == "match":  # e.g. clip-eps where no step was clipped: named, never claimed as the cause
+            return f"matches the reference: what the naive port computes otherwise changes nothing this run reaches ({cause})"
         return (cause or "the stock optax alias is exact here") + _buffers_only(ref.trajectory, other.trajectory, pair)
     if pair.verdict == "match":
         return ""
@@ -173,7 +175,8 @@ def rows(c: Comparison, fmt_long: bool = True) -> tuple[list[str], list[list[str
                         o.status if fmt_long else _short_status(o.status), _NOT_SET])  # fmt: skip
             continue
         if o is ref:
-            dev, verdict = "(reference)", o.status if o.status != "ok" else "reference"
+            status = o.status if fmt_long else _short_status(o.status)
+            dev, verdict = "(reference)", status if o.status != "ok" else "reference"
         elif ref.trajectory is None:
             dev, verdict = _NOT_SET, o.status
         else:
@@ -227,8 +230,8 @@ def table(c: Comparison, fmt: str = "table", width: int = WIDTH) -> str:
     head, body = rows(c, fmt_long=fmt != "table")
     notes = [f"  {o.label}: {why}" for o in c.outcomes if (o.trajectory is not None or o.skipped) and (why := explain(c, o))]
     if fmt == "table":
-        notes += [f"  {o.label}: {o.status}" for o in c.outcomes if o.trajectory is None and not o.skipped
-                  and o.status != _short_status(o.status)]  # fmt: skip
+        notes += [f"  {o.label}: {o.status}" for o in c.outcomes if (o.trajectory is None or "stopped" in o.trajectory.meta)
+                  and not o.skipped and o.status != _short_status(o.status)]  # fmt: skip
     out = [_grid(head, body, fmt, width)]
     if fmt == "csv":
         return out[0]
@@ -263,9 +266,10 @@ def step_text(s) -> str:
         parts.append(f"(loss/{s.accumulate}).backward() for {s.accumulate} micro-batches a step")
     if s.clip_kind:
         parts.append(clipping.text(s.clip_kind, s.clip_norm if s.clip_kind == clipping.NORM else s.clip_value, s.clip_norm_type,
-                                   s.clip_per_parameter))  # fmt: skip
+                                   s.clip_per_parameter, s.clip_error_if_nonfinite))  # fmt: skip
     if s.schedule != schedules.CONSTANT:
-        parts.append(f"{schedules.text(s.schedule, s.schedule_options)} stepped per {s.schedule_every}")
+        given = " with the epoch's loss (the whole training set's, eval mode)" if schedules.reads_loss(s.schedule) else ""
+        parts.append(f"{schedules.text(s.schedule, s.schedule_options)} stepped per {s.schedule_every}{given}")
     if s.resume_at is not None:
         parts.append(f"saved and resumed after step {s.resume_at}")
     return "; ".join(parts)

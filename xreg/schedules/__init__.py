@@ -24,8 +24,8 @@ import functools
 from typing import Any, Mapping
 
 from xreg.core.checks import XregInputError, check_choice
-from xreg.schedules import (constant, cosine, cyclic, exponential, lambdas, linear, multistep, onecycle, polynomial,
-                            sequential, step, warm_restarts)  # fmt: skip
+from xreg.schedules import (constant, cosine, cyclic, exponential, lambdas, linear, multistep, onecycle, plateau,
+                            polynomial, sequential, step, warm_restarts)  # fmt: skip
 from xreg.schedules.base import CALLS, LR, MAX_COUNT, REQUIRED, Context, Naive, Scheduler, num  # noqa: F401 (the schema, re-exported)
 
 CONSTANT = "constant"
@@ -34,7 +34,7 @@ REGISTRY: dict[str, Scheduler] = {
     s.name: s
     for s in (step.SCHEDULER, multistep.SCHEDULER, exponential.SCHEDULER, cosine.SCHEDULER, warm_restarts.SCHEDULER,
               onecycle.SCHEDULER, linear.SCHEDULER, constant.SCHEDULER, polynomial.SCHEDULER, cyclic.SCHEDULER,
-              lambdas.LAMBDA, lambdas.MULTIPLICATIVE, sequential.SEQUENTIAL, sequential.CHAINED)  # fmt: skip
+              lambdas.LAMBDA, lambdas.MULTIPLICATIVE, sequential.SEQUENTIAL, sequential.CHAINED, plateau.PLATEAU)  # fmt: skip
 }
 ALIASES = {s.alias: s.name for s in REGISTRY.values() if s.alias}
 NAMES: tuple[str, ...] = (CONSTANT, *REGISTRY)
@@ -51,17 +51,11 @@ RAW_OPTIONS = ("expr", "schedulers")  # options read as the text typed (an expre
 MAX_SEEN = 100_000  # scheduler calls whose lrs decide whether a per-epoch schedule changes at all (a long run's first ones)
 
 
-NOT_YET = {"reducelronplateau": "ReduceLROnPlateau sets the lr from the loss it is given each epoch, not from its count: "
-           "xreg does not reproduce it yet"}  # fmt: skip
-
-
 def canonical(name: Any) -> str:
     """The torch class name of ``name`` (any case; xreg's older names 'step', 'exponential', 'cosine', 'lambda')."""
     if isinstance(name, str):
         name = ALIASES.get(name, name)
         lower = {n.lower(): n for n in NAMES}
-        if name.lower() in NOT_YET:
-            raise XregInputError(NOT_YET[name.lower()] + ".")
         name = lower.get(name.lower(), name)
     return check_choice("schedule", name, NAMES)
 
@@ -196,11 +190,18 @@ def _for_run(name: str, items: tuple[tuple[str, Any], ...], ctx: Context) -> tup
              for k, v in o.items()}  # fmt: skip
         if s.validate is not None:
             s.validate(o, ctx)
+    if reads_loss(name):
+        return tuple(sorted(o.items()))  # its lrs follow the run's losses: none to compute ahead
     try:
         lrs_of(name, o, ctx.lr or 1.0, ctx.calls + 1)  # torch's call after the last step computes an lr too
     except (ZeroDivisionError, OverflowError, ValueError) as exc:
         raise XregInputError(f"torch's {name} fails on this run ({ctx.calls} calls): {type(exc).__name__}: {exc}.") from None
     return tuple(sorted(o.items()))
+
+
+def reads_loss(name: str) -> bool:
+    """The scheduler sets the lr from the epoch's loss (ReduceLROnPlateau), not from its count."""
+    return name in REGISTRY and REGISTRY[name].reads_loss
 
 
 def make_twin(name: str, o: Mapping[str, Any], lr: float):
@@ -212,6 +213,8 @@ def lrs_of(name: str, o: Mapping[str, Any], lr: float, calls: int) -> list[float
     """The lr after 0, 1, ..., calls-1 scheduler calls: torch's arithmetic, bit for bit (the twin)."""
     if name == CONSTANT:
         return [lr] * calls
+    if reads_loss(name):
+        raise ValueError(f"{name} sets the lr from the losses it is given (make_twin(...).step(loss)), not from its count.")
     twin = make_twin(name, o, lr)
     out = [twin.lr]
     for _ in range(calls - 1):
@@ -287,6 +290,8 @@ def acting(name: str, o: Mapping[str, Any], ctx: Context, dtype: str) -> tuple[s
     naive = naive_of(name)
     if naive is not None and naive.acts(o, ctx):
         out.append(naive.code)
+    if reads_loss(name):
+        return tuple(out)
     if ctx.every == "epoch" and ctx.batches > 1 and len(set(lrs_of(name, o, ctx.lr or 1.0, min(ctx.calls, MAX_SEEN)))) > 1:
         out.append(EPOCH_COUNT)
     if dtype == "float64" and int32_float32(name, o):
@@ -302,6 +307,8 @@ def blocked(code: str, name: str) -> str | None:
     if code == MOMENTUM_FIXED:
         return None if name in ("OneCycleLR", "CyclicLR") else "only OneCycleLR's and CyclicLR's cycle_momentum moves the momentum"
     if code in (EPOCH_COUNT, INT32_COUNT):
+        if reads_loss(name):
+            return f"{name} reads the epoch's loss, not a count"
         return None if name != CONSTANT else "a constant learning rate has no schedule to port"
     naive = naive_of(name)
     if naive is None or naive.code != code:
@@ -329,7 +336,7 @@ def code(name: str, o: Mapping[str, Any], ctx: Context, naive: tuple[str, ...] =
     s = REGISTRY[name]
     own = s.naive is not None and s.naive.code in naive
     lines = list(s.naive.lines(o, ctx) if own else s.exact(o, ctx))
-    if ctx.every == "epoch" and ctx.batches > 1 and EPOCH_COUNT not in naive:
+    if ctx.every == "epoch" and ctx.batches > 1 and EPOCH_COUNT not in naive and not s.reads_loss:
         lines += ["per_epoch = schedule",
                   f"schedule = lambda count: per_epoch(count // {ctx.batches})  # torch steps it once per epoch of {ctx.batches} batches"]  # fmt: skip
     return lines
@@ -351,6 +358,11 @@ def text(name: str, o: Mapping[str, Any]) -> str:
 
 def execute(lines: list[str], lr: Any, defines: str = "schedule"):
     """Run schedule code with ``lr`` bound (a float or a traced array): the ``schedule`` (or ``momentum``) it defines."""
+    return defined(lines, lr)[defines]
+
+
+def defined(lines: list[str], lr: Any) -> dict[str, Any]:
+    """Every name schedule code defines, run with ``lr`` bound (ReduceLROnPlateau's: plateau_init, plateau_step, plateau_lr)."""
     import math
 
     import jax.numpy as jnp
@@ -358,7 +370,7 @@ def execute(lines: list[str], lr: Any, defines: str = "schedule"):
 
     env: dict[str, Any] = {"optax": optax, "jnp": jnp, "math": math, "lr": lr}
     exec("\n".join(lines), env)  # noqa: S102 (xreg's own generated code, from checked options)
-    return env[defines]
+    return env
 
 
 def table_text() -> str:

@@ -103,6 +103,9 @@ class Scheduler:
     torch: Callable[[Any, Mapping[str, Any]], Any] | None = None
     # cycle_momentum: code lines defining ``momentum`` (a function of the count): the momentum or beta1 torch sets beside the lr
     momentum: Callable[[Mapping[str, Any], Context], list[str]] | None = None
+    # it sets the lr from the loss it is given once per epoch (ReduceLROnPlateau), not from its count: ``exact`` and
+    # the naive lines define plateau_init(lr), plateau_step(state, loss) and plateau_lr(state) instead of ``schedule``
+    reads_loss: bool = False
     doc: str = field(default="", compare=False)
 
 

@@ -12,6 +12,12 @@ torch (what the torch backend runs; JAX and NumPy reproduce it):
 The clipping acts on the data gradient (with a scratch decay already in it) before torch's coupled
 ``weight_decay`` is added inside ``step()`` (:mod:`xreg.core.recipe`). The naive port's differences
 (``--naive-clip CODE``) are :data:`NAIVE`.
+
+``--clip-error-if-nonfinite`` is torch's ``error_if_nonfinite=True``: at a step whose total norm is nan or inf torch
+raises before it changes a gradient, and the run stops there (NumPy checks the same norm and stops; JAX's scan cannot
+stop, but its step with a non-finite norm makes the parameters non-finite, so every backend ends at that step).
+optax has no such option: ``clip_by_global_norm`` goes on with nan updates, and a port checks
+``jnp.isfinite(optax.global_norm(grads))`` outside ``jit`` to stop as torch does.
 """
 
 from __future__ import annotations
@@ -21,6 +27,18 @@ import math
 from xreg.semantics.naive import Difference, table
 
 NORM, VALUE = "norm", "value"
+
+class Stopped(Exception):
+    """A step whose total norm is nan or inf under error_if_nonfinite: the run ends before it (``loss``, ``penalty``:
+    the step's recorded loss and penalty, computed before the clipping)."""
+
+    def __init__(self, loss: float, penalty: float):
+        super().__init__(STOPPED)
+        self.loss, self.penalty = loss, penalty
+
+
+STOPPED = ("torch's clip_grad_norm_ raised (error_if_nonfinite=True): the total norm of the gradients is non-finite, "
+           "so the run stops before this step")
 
 NAIVE: dict[str, Difference] = table(
     Difference("clip-eps", "optax.clip_by_global_norm(M) scales by M/||g|| where torch's clip_grad_norm_ scales by "
@@ -36,11 +54,11 @@ def norm_text(norm_type: float) -> str:
     return "inf" if math.isinf(norm_type) else f"{norm_type:g}"
 
 
-def text(kind: str, threshold: float, norm_type: float = 2.0, per_parameter: bool = False) -> str:
+def text(kind: str, threshold: float, norm_type: float = 2.0, per_parameter: bool = False, error: bool = False) -> str:
     """The clipping as the torch call that does it."""
     if kind == VALUE:
         return f"clip_grad_value_(params, {threshold:g})"
-    p = "" if norm_type == 2.0 else f", norm_type={norm_text(norm_type)}"
+    p = ("" if norm_type == 2.0 else f", norm_type={norm_text(norm_type)}") + (", error_if_nonfinite=True" if error else "")
     return f"{'for p in params: clip_grad_norm_(p' if per_parameter else 'clip_grad_norm_(params'}, {threshold:g}{p})"
 
 

@@ -18,7 +18,8 @@ NAIVE: dict[str, Difference] = table(
     Difference("resume-step-count", "the optimizer's state restored but its step count restarted at 0, so Adam's bias "
                 "correction starts again at 1 (1/(1-b^t) with t from 1 on a warm m and v)"),
     Difference("resume-schedule", "the lr schedule not restored: it restarts from its first value at the resumed step "
-                "(scheduler.load_state_dict forgotten, or the schedule counted from the resumed step)"),
+                "(scheduler.load_state_dict forgotten, or the schedule counted from the resumed step); ReduceLROnPlateau "
+                "keeps the optimizer's lr but forgets its best loss and its bad epochs"),
 )  # fmt: skip
 CODES: tuple[str, ...] = tuple(NAIVE)
 

@@ -70,7 +70,8 @@ def clip_link(s: Structure, hp: Mapping[str, Any], naive: bool = False) -> Link:
         return Link("clip", optax.clip, (hp["clip_norm"],))
     if naive and "clip-eps" in s.naive_clip:
         return Link("clip_by_global_norm", optax.clip_by_global_norm, (hp["clip_norm"],))
-    kw = {**({"norm_type": s.clip_norm_type} if s.clip_norm_type != 2.0 else {}), **({"per_parameter": True} if s.clip_per_parameter else {})}
+    kw = {**({"norm_type": s.clip_norm_type} if s.clip_norm_type != 2.0 else {}), **({"per_parameter": True} if s.clip_per_parameter else {}),
+          **({"error_if_nonfinite": True} if s.clip_error else {})}  # fmt: skip
     return Link("twins.torch_clip_grad_norm", twins.torch_clip_grad_norm, (hp["clip_norm"],), kw)
 
 

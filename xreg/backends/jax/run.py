@@ -29,7 +29,7 @@ from xreg.backends.jax import chain
 from xreg.core import progress, recipe
 from xreg.core.plan import Batch, make_plan
 from xreg.core.spec import Dataset, ExperimentSpec, Trajectory, make_trajectory
-from xreg.core.structure import Structure, group_strengths, split
+from xreg.core.structure import Structure, check_steppable, group_strengths, split
 from xreg import schedules
 from xreg.semantics import accumulation, conventions
 
@@ -89,6 +89,26 @@ class _Program:
             from xreg.backends.jax import nets
 
             self.net, self.flax = nets.net(s.arch, s.dtype), nets.FLAX_VERSION
+        self.reads_loss = schedules.reads_loss(s.schedule)  # ReduceLROnPlateau: its state rides in the carry's opt_state
+
+    def plateau(self, hp) -> dict[str, Any]:
+        """ReduceLROnPlateau's plateau_init, plateau_step and plateau_lr (:func:`xreg.schedules.code`: xreg's twin, or
+        the naive optax.contrib port), with the traced base lr bound."""
+        s = self.s
+        return schedules.defined(schedules.code(s.schedule, dict(s.schedule_options), s.schedule_context, s.naive_schedule), hp["lr"])
+
+    def plateau_end(self, carry, count, X, y, hp):
+        """The carry after the step ``count``: at an epoch's end the scheduler's state stepped with the epoch's loss
+        (the whole training set's mean data loss in eval mode at the parameters after the step: the recorded one)."""
+        params, buffers, (opt_state, plateau) = carry
+        fns = self.plateau(hp)
+
+        def stepped(state):
+            n = jnp.asarray(X.shape[0], self.dtype)
+            return fns["plateau_step"](state, self.data_loss(params, buffers, X, y, jnp.ones(X.shape[0], bool), n, train=False)[0])
+
+        end = jnp.mod(count + 1, self.s.batches) == 0
+        return params, buffers, (opt_state, jax.lax.cond(end, stepped, lambda state: state, plateau))
 
     def lr_at(self, hp, count):
         """The lr of the step after ``count`` steps: the schedule's optax code (:func:`xreg.schedules.code`: exact,
@@ -169,7 +189,9 @@ class _Program:
         return dl + penalty, (dl, pen)
 
     def init(self, params0, hp):
-        return self.tx_for(hp, hp["lr"].astype(self.dtype), jnp.ones([], self.dtype)).init(params0)
+        """The chain's state; with ReduceLROnPlateau, (the chain's state, the scheduler's)."""
+        chain_state = self.tx_for(hp, hp["lr"].astype(self.dtype), jnp.ones([], self.dtype)).init(params0)
+        return (chain_state, self.plateau(hp)["plateau_init"](hp["lr"])) if self.reads_loss else chain_state
 
     def one_step(self, params, buffers, opt_state, X, y, valid, count, hp, m=None, drop=None, batched=False):
         hp = self.scheduled(hp, count)
@@ -179,9 +201,13 @@ class _Program:
 
     def _updated(self, params, buffers, opt_state, grads, count, hp, m):
         """The chain's update of ``grads`` at the step after ``count`` steps: (params, buffers, opt_state)."""
-        lr_t = jnp.asarray(self.lr_at(hp, count), jnp.float64).astype(self.dtype)
+        if self.reads_loss:  # the lr the scheduler's state holds (stepped at the last epoch's end)
+            opt_state, plateau = opt_state
+            lr_t = jnp.asarray(self.plateau(hp)["plateau_lr"](plateau), jnp.float64).astype(self.dtype)
+        else:
+            lr_t = jnp.asarray(self.lr_at(hp, count), jnp.float64).astype(self.dtype)
         updates, opt_state = self.tx_for(hp, lr_t, m).update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), buffers, opt_state
+        return optax.apply_updates(params, updates), buffers, (opt_state, plateau) if self.reads_loss else opt_state
 
     def accumulated_step(self, params, buffers, opt_state, X, y, rows, ok, ms, count, hp, drop, batched=False):
         """One optimizer step of K micro-batches (``rows``, ``ok``: (K, B); ``ms``: (K,)): each micro-batch's
@@ -205,16 +231,21 @@ class _Program:
         """The carry at the resumed step (``count == resume_at``) under the naive resume codes: the optax state
         rebuilt fresh, or its step counts set back to 0 (JAX's whole state is this carry: the exact resume keeps it)."""
         params, buffers, opt_state = carry
+        opt_state, plateau = opt_state if self.reads_loss else (opt_state, None)
         at = count == self.s.resume_at
+        fresh = lambda new, old: jax.tree.map(lambda f, o: jnp.where(at, f, o), new, old)  # noqa: E731
         if "resume-fresh-optimizer" in self.s.naive_resume:
-            opt_state = jax.tree.map(lambda f, o: jnp.where(at, f, o), self.init(params, hp), opt_state)
+            opt_state = fresh(self.init(params, hp)[0] if self.reads_loss else self.init(params, hp), opt_state)
         elif "resume-step-count" in self.s.naive_resume:
             def restart(path, v):
                 named = getattr(path[-1], "name", getattr(path[-1], "key", None)) if path else None
                 return jnp.where(at, jnp.zeros_like(v), v) if named == "count" else v
 
             opt_state = jax.tree_util.tree_map_with_path(restart, opt_state)
-        return params, buffers, opt_state
+        if self.reads_loss and "resume-schedule" in self.s.naive_resume:  # a new scheduler on the loaded optimizer: its lr, no best
+            fns = self.plateau(hp)
+            plateau = fresh(fns["plateau_init"](fns["plateau_lr"](plateau)), plateau)
+        return params, buffers, (opt_state, plateau) if self.reads_loss else opt_state
 
     def _body(self, X, y, hp, batched=False):
         """One scanned step: ``(params, buffers, opt_state)`` and the step's ``(rows, valid, m, count, drop)``
@@ -225,9 +256,11 @@ class _Program:
             if self.s.naive_resume:
                 carry = self.resumed(carry, count, hp)
             if self.s.accumulate > 1:
-                return self.accumulated_step(*carry, X, y, rows, ok, m, count, hp, drop, batched), None
-            Xb, yb = (X, y) if rows is None else (X[rows], y[rows])
-            return self.one_step(*carry, Xb, yb, ok, count, hp, m, drop or None, batched), None
+                carry = self.accumulated_step(*carry, X, y, rows, ok, m, count, hp, drop, batched)
+            else:
+                Xb, yb = (X, y) if rows is None else (X[rows], y[rows])
+                carry = self.one_step(*carry, Xb, yb, ok, count, hp, m, drop or None, batched)
+            return (self.plateau_end(carry, count, X, y, hp) if self.reads_loss else carry), None
 
         return body
 
@@ -374,6 +407,7 @@ def init(s: Structure, hp: Mapping[str, Any], params0: Mapping[str, np.ndarray],
 
 def step(state: State, batch: Batch, hp: Mapping[str, Any]) -> State:
     """One update on one batch (pure: ``state`` is not changed)."""
+    check_steppable(state.structure)
     with jax.enable_x64(True):
         prog = program(state.structure)
         cast = lambda a: jnp.asarray(np.asarray(a), prog.dtype)  # noqa: E731

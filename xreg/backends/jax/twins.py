@@ -13,9 +13,12 @@ import jax.numpy as jnp
 import optax
 
 
-def torch_clip_grad_norm(max_norm, norm_type: float = 2.0, per_parameter: bool = False) -> optax.GradientTransformation:
+def torch_clip_grad_norm(max_norm, norm_type: float = 2.0, per_parameter: bool = False,
+                         error_if_nonfinite: bool = False) -> optax.GradientTransformation:  # fmt: skip
     """``g * min(1, max_norm/(||g||_p + 1e-6))`` over all leaves (torch.nn.utils.clip_grad_norm_), ``||g||_p`` the
-    p-norm of the leaves' p-norms (inf: the largest |g|); ``per_parameter``: each leaf by its own norm."""
+    p-norm of the leaves' p-norms (inf: the largest |g|); ``per_parameter``: each leaf by its own norm.
+    ``error_if_nonfinite``: where torch raises (a norm is nan or inf) the updates are nan, so the parameters are
+    from that step on; jit cannot raise (outside it, check ``jnp.isfinite(optax.global_norm(grads))`` and stop)."""
 
     def norm(leaves):
         if norm_type == float("inf"):
@@ -31,6 +34,9 @@ def torch_clip_grad_norm(max_norm, norm_type: float = 2.0, per_parameter: bool =
     def update(updates, state, params=None):
         leaves, tree = jax.tree.flatten(updates)
         clipped = [clip([g])[0] for g in leaves] if per_parameter else clip(leaves)
+        if error_if_nonfinite:
+            ok = jnp.all(jnp.stack([jnp.isfinite(norm([g])) for g in leaves])) if per_parameter else jnp.isfinite(norm(leaves))
+            clipped = [jnp.where(ok, g, jnp.nan) for g in clipped]
         return jax.tree.unflatten(tree, clipped), state
 
     return optax.GradientTransformation(lambda p: optax.EmptyState(), update)

@@ -28,7 +28,7 @@ from xreg import models
 from xreg.core import progress, recipe
 from xreg.core.plan import Batch, make_plan
 from xreg.core.spec import Dataset, ExperimentSpec, Trajectory, make_trajectory
-from xreg.core.structure import Structure, group_strengths, split
+from xreg.core.structure import Structure, check_steppable, group_strengths, split
 from xreg import optimizers
 from xreg import schedules
 from xreg.semantics import clipping, conventions
@@ -84,6 +84,13 @@ def clip_grad_norm(g: np.ndarray, max_norm, p: float = 2.0) -> np.ndarray:
     return g * min(coef, 1.0)
 
 
+def nonfinite_ok(s: Structure, g: np.ndarray) -> bool:
+    """Every norm the run's clip_grad_norm_ computes is finite (torch's error_if_nonfinite raises where one is not)."""
+    if not s.clip_per_parameter:
+        return bool(np.isfinite(p_norm(g, s.clip_norm_type)))
+    return all(np.isfinite(p_norm(g[sl], s.clip_norm_type)) for sl in layout_of(s.arch).slices.values())
+
+
 def clip_gradient(s: Structure, g: np.ndarray, threshold) -> np.ndarray:
     """The run's clipping (:mod:`xreg.semantics.clipping`): clamp to [-V, V], or clip the norm of the whole
     gradient or of each parameter's part."""
@@ -115,6 +122,7 @@ class State(NamedTuple):
     optimizer: Any  # the optimizer's NumPy reference (its buffers are the optimizer state)
     t: int  # steps taken
     buffers: Mapping[str, np.ndarray] = {}  # batch norm's running statistics (the model's state), run dtype
+    plateau: Any = None  # ReduceLROnPlateau's twin (stepped with each epoch's loss), else None
 
 
 def init(s: Structure, hp: Mapping[str, Any], params0: Mapping[str, np.ndarray], buffers0: Mapping[str, np.ndarray] | None = None) -> State:
@@ -122,7 +130,8 @@ def init(s: Structure, hp: Mapping[str, Any], params0: Mapping[str, np.ndarray],
     theta = layout_of(s.arch).flat(params0, dt)
     reference = optimizers.get(s.optimizer).reference(hp["options"], dict(s.flags), theta, layout_of(s.arch))
     buffers = {n: np.asarray(b, dt) for n, b in (models.initial_buffers(s.arch) if buffers0 is None else buffers0).items()}
-    return State(s, theta, reference, 0, buffers)
+    plateau = schedules.make_twin(s.schedule, dict(s.schedule_options), float(hp["lr"])) if schedules.reads_loss(s.schedule) else None
+    return State(s, theta, reference, 0, buffers, plateau)
 
 
 def _gradient(s: Structure, theta: np.ndarray, batch: Batch, buffers, dt) -> tuple[float, np.ndarray, dict]:
@@ -149,7 +158,7 @@ def _advance(state: State, batch: Batch, hp: Mapping[str, Any]) -> tuple[State, 
     layout = layout_of(s.arch)
     theta, t, m = state.theta, state.t + 1, len(batch.y)
     pos = batch.count if s.schedule_every == "step" else batch.epoch
-    lr = dt.type(scheduled_lrs(s, hp["lr"])[pos])
+    lr = dt.type(state.plateau.lr if state.plateau is not None else scheduled_lrs(s, hp["lr"])[pos])
     if s.cycled:  # the reference's momentum (mu) or beta1 (b1) this step
         setattr(state.optimizer, "b1" if s.cycled == "betas" else "mu", scheduled_momenta(s)[pos])
     loss, g, moved = _gradient(s, theta, batch, state.buffers, dt)
@@ -163,6 +172,8 @@ def _advance(state: State, batch: Batch, hp: Mapping[str, Any]) -> tuple[State, 
         if st.name in ("penalty", "decay") and st.where != conventions.DIRECTION:
             g = g + coef(st) * theta  # the penalty's gradient, or coupled weight decay
         elif st.name == "clip":
+            if s.clip_error and not nonfinite_ok(s, g):
+                raise clipping.Stopped(float(loss), float(penalty))  # torch's error_if_nonfinite raises: the run ends here
             g = clip_gradient(s, g, dt.type(hp["clip_norm"]))
         elif st.name == "negate":  # maximize=True
             g = -g
@@ -174,11 +185,12 @@ def _advance(state: State, batch: Batch, hp: Mapping[str, Any]) -> tuple[State, 
             for dec in (d for d in steps if d.where == conventions.DIRECTION):
                 theta = theta - (lr * coef(dec)) * theta  # torch's place: before the optimizer's own update
             theta = state.optimizer.step(theta, g, lr, t).astype(dt, copy=False)  # + scale_by_lr
-    return State(s, theta, state.optimizer, t, {**state.buffers, **moved}), float(loss), float(penalty)
+    return State(s, theta, state.optimizer, t, {**state.buffers, **moved}, state.plateau), float(loss), float(penalty)
 
 
 def step(state: State, batch: Batch, hp: Mapping[str, Any]) -> State:
     """One update on one batch (pure: ``state`` and its optimizer buffers are not changed)."""
+    check_steppable(state.structure)
     with np.errstate(all="ignore"):
         return _advance(state._replace(optimizer=copy.deepcopy(state.optimizer)), batch, hp)[0]
 
@@ -223,10 +235,17 @@ def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
         bufs[n][0] = state.buffers[n]
     loss, pen = np.full(len(rows) - 1, np.nan), np.full(len(rows) - 1, np.nan)
     train_loss, train_acc, test_acc = (np.full(spec.epochs, np.nan) for _ in range(3))
+    stopped = None  # the step torch's clip_grad_norm_ raises at (error_if_nonfinite), if any
     with np.errstate(all="ignore"):  # a diverging run is recorded, not raised
         for k, batch in enumerate(plan.data_batches(X, y)):
             row = int(np.searchsorted(rows, k))  # the row that holds the parameters before this step, if kept
-            state, step_loss, step_pen = _advance(state, batch, hp)
+            try:
+                state, step_loss, step_pen = _advance(state, batch, hp)
+            except clipping.Stopped as stop:  # torch's error_if_nonfinite raises at this step: the run ends
+                if rows[row] == k:
+                    loss[row], pen[row] = stop.loss, stop.penalty
+                stopped = f"step {k + 1}: {clipping.STOPPED}"
+                break
             if s.resume_at == k + 1:  # the state pickled and unpickled: parameters, the optimizer's buffers, the count
                 state = pickle.loads(pickle.dumps(state))
             progress.tick(k + 1)
@@ -240,10 +259,12 @@ def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
                     bufs[n][after] = state.buffers[n]
             if not finite:
                 break
+            if batch.epoch_end and state.plateau is not None:  # scheduler.step(epoch_loss): the twin, given the recorded loss
+                state.plateau.step(metrics(s.arch, layout.tree(state.theta), X, y, state.buffers)[0])
             if batch.epoch_end and rows[after] == k + 1:  # an epoch's metrics where its parameters are kept
                 params = layout.tree(state.theta)
                 train_loss[batch.epoch], train_acc[batch.epoch] = metrics(s.arch, params, X, y, state.buffers)
                 test_acc[batch.epoch] = metrics(s.arch, params, Xt, yt, state.buffers)[1]
     params = {n: hist[:, sl].reshape((-1, *layout.shapes[n])) for n, sl in layout.slices.items()}
     return make_trajectory(NAME, spec, params, buffers=bufs, loss=loss, penalty=pen, train_loss=train_loss, train_accuracy=train_acc,
-                           test_accuracy=test_acc, steps_at=rows, meta={"numpy": np.__version__})  # fmt: skip
+                           test_accuracy=test_acc, steps_at=rows, meta={"numpy": np.__version__, **({"stopped": stopped} if stopped else {})})  # fmt: skip

@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 import torch
@@ -39,7 +39,7 @@ from xreg.core import progress, recipe
 from xreg.core.plan import Batch, make_plan
 from xreg.backends.torch import kernels
 from xreg.core.spec import Dataset, ExperimentSpec, KernelProbe, Trajectory, make_trajectory
-from xreg.core.structure import Structure, group_strengths, split
+from xreg.core.structure import Structure, check_steppable, group_strengths, split
 from xreg import optimizers
 from xreg import schedules
 from xreg.semantics import clipping, conventions
@@ -241,9 +241,9 @@ class _Schedulers:
     def __init__(self, scheds):
         self.scheds = scheds
 
-    def step(self) -> None:
+    def step(self, *loss: float) -> None:
         for sc in self.scheds:
-            sc.step()
+            sc.step(*loss)
 
 
 def make_scheduler(s: Structure, optimizer: Any):
@@ -275,11 +275,12 @@ def _forward(model: torch.nn.Module, X: torch.Tensor, drop: list[torch.Tensor] |
     return model(X, drop) if isinstance(model, (MLP, CNN)) else model(X)
 
 
-def _advance(state: State, epoch_end: bool, parts: list[tuple[torch.Tensor, torch.Tensor, Any]]) -> tuple[float, float]:
+def _advance(state: State, epoch_end: bool, parts: list[tuple[torch.Tensor, torch.Tensor, Any]],
+             epoch_loss: Callable[[], float] | None = None) -> tuple[float, float]:  # fmt: skip
     """One update in place (the model in train mode: batch norm moves its buffers); returns the batch loss
     and the recorded penalty. ``parts``: the step's (X, y, dropout multipliers per hidden block or None),
     one batch or the K micro-batches of an accumulated step, each back-propagated as ``(loss_j / K).backward()``
-    before the one ``step()`` (the recorded loss: their mean)."""
+    before the one ``step()`` (the recorded loss: their mean). ``epoch_loss``: the loss ReduceLROnPlateau is given."""
     s, model, optimizer, hp = state.structure, state.model, state.optimizer, state.hp
     named = dict(model.named_parameters())
     places, m = _steps(s), sum(len(y) for _, y, _ in parts)
@@ -309,15 +310,24 @@ def _advance(state: State, epoch_end: bool, parts: list[tuple[torch.Tensor, torc
         if s.clip == clipping.VALUE:
             torch.nn.utils.clip_grad_value_(model.parameters(), hp["clip_norm"], foreach=False)
         elif s.clip:
-            for ps in ([p] for p in model.parameters()) if s.clip_per_parameter else [model.parameters()]:
-                torch.nn.utils.clip_grad_norm_(ps, hp["clip_norm"], norm_type=s.clip_norm_type, foreach=False)
+            try:
+                for ps in ([p] for p in model.parameters()) if s.clip_per_parameter else [model.parameters()]:
+                    torch.nn.utils.clip_grad_norm_(ps, hp["clip_norm"], norm_type=s.clip_norm_type, error_if_nonfinite=s.clip_error,
+                                                   foreach=False)  # fmt: skip
+            except RuntimeError as exc:  # error_if_nonfinite: torch's loop ends here
+                if not s.clip_error:
+                    raise
+                raise clipping.Stopped(sum(losses) / len(losses), penalty) from exc
         if conventions.DIRECTION in places and torch_place != conventions.DIRECTION:
             form, lr_now = places[conventions.DIRECTION].coefficient, optimizer.param_groups[0]["lr"]
             for ps, lam in groups:
                 for p in ps:
                     p.mul_(1 - lr_now * conventions.coefficient(form, lam, m, hp["lr"]))
         optimizer.step()
-        if state.scheduler is not None and (epoch_end or s.schedule_every == "step"):
+        if state.scheduler is not None and schedules.reads_loss(s.schedule):
+            if epoch_end:  # a torch loop's scheduler.step(epoch_loss)
+                state.scheduler.step(epoch_loss())
+        elif state.scheduler is not None and (epoch_end or s.schedule_every == "step"):
             state.scheduler.step()
     return sum(losses) / len(losses), penalty
 
@@ -361,6 +371,7 @@ def step(state: State, batch: Batch, hp: Mapping[str, Any]) -> State:
 
 
 def _step(state: State, batch: Batch, hp: Mapping[str, Any]) -> State:
+    check_steppable(state.structure)
     new = init(state.structure, hp, params_of(state), buffers_of(state))
     new.optimizer.load_state_dict(copy.deepcopy(state.optimizer.state_dict()))
     if state.scheduler is not None:
@@ -381,6 +392,15 @@ def buffers_of(state: State) -> dict[str, np.ndarray]:
 
 
 METRIC_BLOCK = 2**24  # values held at once (epochs x rows x a row's activations) when computing the per-epoch metrics
+
+
+def _eval_loss(arch: models.Architecture, model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor) -> float:
+    """The whole training set's mean data loss in eval mode at the model's parameters (the epoch's recorded loss),
+    as a torch loop computes the loss it gives ReduceLROnPlateau."""
+    model.eval()
+    loss = loss_fn(arch.head, arch.loss)(_forward(model, X, None), y).item()
+    model.train()
+    return loss
 
 
 def _epoch_metrics(arch: models.Architecture, model: torch.nn.Module, hist: Mapping[str, np.ndarray],
@@ -454,15 +474,11 @@ def _train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
     plan = make_plan(spec, data.n_train, s.arch)
     state = init(s, hp, plan.params0)
     kept = plan.recorded(spec.record_every)  # steps done at each kept row
-    shapes = {**s.arch.shapes, **s.arch.buffer_shapes}
-    names = tuple(shapes)
-    hist = {n: np.full((len(kept), *shape), np.nan) for n, shape in shapes.items()}
+    names, hist = _history(state, len(kept))
     named = {**dict(state.model.named_parameters()), **dict(state.model.named_buffers())}
-    for n in names:  # the start this run computes from: params0 rounded to the run's dtype
-        hist[n][0] = named[n].detach().double().cpu().numpy()
     loss_hist, pen_hist = np.full(len(kept) - 1, np.nan), np.full(len(kept) - 1, np.nan)
     train_loss, train_acc, test_acc = (np.full(spec.epochs, np.nan) for _ in range(3))
-    done = 0  # steps whose parameters are all finite
+    done, stopped = 0, None  # steps whose parameters are all finite; the step torch raised at (error_if_nonfinite)
     with torch.no_grad():
         parts = []
         for j, (epoch, rows) in enumerate(plan.batches()):  # batches; an optimizer step after each group of accumulate
@@ -474,10 +490,12 @@ def _train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
             k = j // plan.accumulate
             epoch_end = (j + 1) % plan.n_batches == 0
             row = int(np.searchsorted(kept, k))
-            step_loss, step_pen = _advance(state, epoch_end, parts)
+            step_loss, step_pen, stopped = _taken(state, epoch_end, parts, X, y, k + 1)
             parts = []
             if kept[row] == k:
                 loss_hist[row], pen_hist[row] = step_loss, step_pen
+            if stopped:
+                break
             now = {n: named[n].detach().double().cpu().numpy() for n in names}
             finite = all(bool(np.all(np.isfinite(v))) for v in now.values())
             after = int(np.searchsorted(kept, k + 1))  # the first kept row at or after this step
@@ -500,5 +518,25 @@ def _train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
         NAME, spec, {n: hist[n] for n in s.arch.names}, buffers={n: hist[n] for n in s.arch.buffer_shapes}, loss=loss_hist, penalty=pen_hist, train_loss=train_loss, train_accuracy=train_acc,
         test_accuracy=test_acc, steps_at=kept,
         meta={"torch": torch.__version__, "device": str(X.device), "threads": str(torch.get_num_threads()),
-              "default_dtype": str(torch.get_default_dtype())},
+              "default_dtype": str(torch.get_default_dtype()), **({"stopped": stopped} if stopped else {})},
     )  # fmt: skip
+
+
+def _history(state: State, rows: int) -> tuple[tuple[str, ...], dict[str, np.ndarray]]:
+    """The parameter and buffer names, and their kept rows (NaN), the first the start this run computes from
+    (params0 rounded to the run's dtype)."""
+    shapes = {**state.structure.arch.shapes, **state.structure.arch.buffer_shapes}
+    hist = {n: np.full((rows, *shape), np.nan) for n, shape in shapes.items()}
+    named = {**dict(state.model.named_parameters()), **dict(state.model.named_buffers())}
+    for n in shapes:
+        hist[n][0] = named[n].detach().double().cpu().numpy()
+    return tuple(shapes), hist
+
+
+def _taken(state: State, epoch_end: bool, parts, X: torch.Tensor, y: torch.Tensor, step: int) -> tuple[float, float, str | None]:
+    """The step's loss and penalty, and why the run stops before it (None: it was taken): torch's clip_grad_norm_
+    raised (error_if_nonfinite=True)."""
+    try:
+        return (*_advance(state, epoch_end, parts, lambda: _eval_loss(state.structure.arch, state.model, X, y)), None)
+    except clipping.Stopped as stop:
+        return stop.loss, stop.penalty, f"step {step}: {clipping.STOPPED}"
