@@ -157,3 +157,11 @@ def test_error_if_nonfinite_changes_nothing_where_the_norm_is_finite(default_dat
     ref = backends.train("torch", spec.replace(clip_error_if_nonfinite=False), default_data)
     for b in ("torch", "numpy", "jax"):
         assert max_gap(ref, backends.train(b, spec, default_data)) <= 1e-12, b
+
+
+def test_runs_that_diverge_at_their_start_are_compared_and_have_no_metrics(capsys):
+    # initial weights of 1e250: the first loss overflows; every run diverged at step 0 (exit 1), none has an accuracy
+    assert main(["--init", "constant", "--init-scale", "1e250", "--epochs", "1", "--backend", "torch", "--backend", "numpy",
+                 "--backend", "jax"]) == 1  # fmt: skip
+    rows = [ln.split() for ln in capsys.readouterr().out.splitlines() if ln.startswith(("torch/", "numpy/", "jax/"))]
+    assert len(rows) == 3 and all(r[1:4] == ["-", "-", "-"] for r in rows), rows

@@ -202,3 +202,13 @@ def test_a_single_step_is_refused(backend, default_data):
     batch = next(make_plan(spec, default_data.n_train, s.arch).data_batches(default_data.X_train, default_data.y_train))
     with pytest.raises(ValueError, match="epoch's loss over the whole training set"):
         mod.step(state, batch, hp)
+
+
+def test_translate_says_when_the_naive_port_cannot_be_written(capsys):
+    assert main(["translate", "--from", "torch.ReduceLROnPlateau", "--option", "threshold=0"]) == 0
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith("none: optax.contrib.reduce_on_plateau refuses rtol = atol = 0 (torch's threshold=0)"), out
+    with pytest.raises(ValueError, match="At least one of rtol or atol must be positive"):  # the premise, in optax itself
+        import optax
+
+        optax.contrib.reduce_on_plateau(rtol=0.0, atol=0.0)

@@ -176,3 +176,13 @@ def test_chunk_size_depends_on_the_grid_and_the_problem_only():
 
     assert [chunk_size(1), chunk_size(21), chunk_size(1024), chunk_size(5000)] == [1, 32, 1024, 1024]
     assert chunk_size(5000, 1_000_000) == 128  # 1M rows x 1 output: 128 points hold 2^27 activations
+
+
+def test_a_diverged_point_ranks_last_whatever_its_accuracy(default_data):
+    # the ranking reads the grid's numbers: a point whose final loss is nan ranks after every finite one, even where
+    # a stale accuracy says more
+    axis = sweep.Axis("lr", (0.1, 1.0, 10.0))
+    grid = {"final_loss": np.array([0.3, np.nan, 0.2]), "test_accuracy": np.array([0.8, 0.99, 0.7]),
+            "train_accuracy": np.array([0.8, 0.99, 0.7])}  # fmt: skip
+    r = sweep.SweepResult(ExperimentSpec(), default_data, (axis,), grid, [])
+    assert r.ranking("test_accuracy") == [(0,), (2,), (1,)] and r.ranking("final_loss") == [(2,), (0,), (1,)]

@@ -116,14 +116,15 @@ def compare_pair(a: Trajectory, b: Trajectory, labels: tuple[str, str] | None = 
     finite = diff[: last_finite + 1]
     max_abs = float(np.max(finite)) if finite.size else 0.0
     with np.errstate(invalid="ignore"):
-        scale = float(max(np.nanmax(np.abs(pa[: last_finite + 1])), np.nanmax(np.abs(pb[: last_finite + 1])), eps(dtype)))
+        scale = float(max(np.nanmax(np.abs(pa[: last_finite + 1]), initial=0.0), np.nanmax(np.abs(pb[: last_finite + 1]), initial=0.0),
+                          eps(dtype)))  # (no finite row: a run that diverged at its start)
     return PairResult(
         a=la,
         b=lb,
         max_abs_diff=max_abs,
         max_rel_diff=max_abs / scale,
         first_divergence_step=first,
-        final_tolerance=float(tol[last_finite]),
+        final_tolerance=float(tol[max(last_finite, 0)]),
         verdict="match" if first is None else "mismatch",
         note="; ".join(notes),
         per_step=diff,

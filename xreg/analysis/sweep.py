@@ -195,7 +195,7 @@ class SweepResult:
         (ties broken by the loss); points whose value is not finite last."""
         loss = self.grid["final_loss"].ravel()
         primary = -self.grid[key].ravel() if key != "final_loss" else loss
-        primary = np.where(np.isfinite(primary), primary, np.inf)
+        primary = np.where(np.isfinite(primary) & np.isfinite(loss), primary, np.inf)  # a diverged point ranks last
         order = np.lexsort((np.where(np.isfinite(loss), loss, np.inf), primary))
         return [tuple(int(i) for i in np.unravel_index(f, self.shape)) for f in order]
 

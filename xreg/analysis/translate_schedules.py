@@ -44,6 +44,7 @@ class ScheduleTranslation:
     why: dict[str, str] = field(default_factory=dict)
     lr: float = 0.05
     reads_loss: bool = False  # ReduceLROnPlateau: the code defines plateau_init, plateau_step and plateau_lr, not schedule
+    naive_none: str = ""  # why the naive port cannot be written for these options ('' : it can)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,8 +72,10 @@ class ScheduleTranslation:
         out = ["torch:", f"  scheduler = {self.torch_code}  # scheduler.step(epoch_loss) once per epoch, {self.calls} calls",
                f"optax (exact: xreg's twin of torch's arithmetic; after {IMPORTS.replace(chr(10), '; ')}; lr = {self.lr!r}):",
                *_indent(self.optax_code), *use,
-               "optax naive port (torch's numbers copied into optax.contrib.reduce_on_plateau, used the same way):",
-               *_indent(self.naive_code)]  # fmt: skip
+               "optax naive port (torch's numbers copied into optax.contrib.reduce_on_plateau, used the same way):"]  # fmt: skip
+        if self.naive_none:
+            return "\n".join([*out, f"  none: {self.naive_none}"])
+        out += _indent(self.naive_code)
         out += [f"  differs: {c}: {self.why[c]}" for c in self.differs] or ["  differs: nothing"]
         return "\n".join(out)
 
@@ -117,5 +120,5 @@ def translate_schedule(source: str, options: Mapping[str, Any], lr: float | None
         momentum_code="\n".join(schedules.momentum_code(name, o, ctx)) if schedules.cycles_momentum(name, o) else "",
         differs=[*acting, *((schedules.INT32_COUNT,) if schedules.INT32_COUNT in schedules.acting(name, o, ctx, dtype) else ())],
         why={c: schedules.cause_text(c, name, ctx) for c in schedules.acting(name, o, ctx, dtype)},
-        reads_loss=schedules.reads_loss(name),
+        reads_loss=schedules.reads_loss(name), naive_none=schedules.naive_none(name, o, ctx) or "",
     )  # fmt: skip

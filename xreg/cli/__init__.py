@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _negative_values(args: list[str]) -> list[str]:
-    """``--flag -inf`` (or -nan, -1e5) as ``--flag=-inf``: argparse takes a token it does not read as a negative
+    """``--flag -inf`` (or -nan, -1e5, -16,8) as ``--flag=-inf``: argparse takes a token it does not read as a negative
     number for an option and says 'expected one argument'; joined, the value gets the option's own check."""
     out: list[str] = []
     for tok in args:
@@ -75,8 +75,10 @@ def _negative_values(args: list[str]) -> list[str]:
 
 
 def _is_number(tok: str) -> bool:
+    """A number, or a comma list of them (``-16,8``; ``-1,1``)."""
     try:
-        float(tok)
+        for part in tok.split(","):
+            float(part)
     except ValueError:
         return False
     return True

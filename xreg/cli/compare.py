@@ -186,7 +186,7 @@ def _output_flags(p: argparse.ArgumentParser, sweep: bool) -> None:
     if not sweep:
         g.add_argument("--reference", choices=("optimum",), help="'optimum': each run's distance to the optimum of its own "
                        "convention's objective (SciPy L-BFGS to |grad| 1e-10)")  # fmt: skip
-    g.add_argument("--force", action="store_true", help="overwrite an existing --json or --plot file")
+    g.add_argument("--force", action="store_true", help="overwrite an existing --json, --plot, --report or --csv file")
     if not sweep:
         g.add_argument("--format", default="table", choices=("table", "markdown", "csv"),
                        help="the runs as a table (100 columns), a Markdown table or CSV")  # fmt: skip

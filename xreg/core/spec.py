@@ -519,6 +519,13 @@ def make_trajectory(backend: str, spec: ExperimentSpec, params: Mapping[str, Any
     if over.size and spec.epochs and steps_at[-1] >= spec.epochs:
         at = int((over[0] + 1) * (steps_at[-1] // spec.epochs))  # the step that ended that epoch
         diverged = at if diverged is None else min(diverged, at)
+    if diverged is not None and spec.epochs and steps_at[-1] >= spec.epochs:  # no metric of a non-finite model
+        ends = (np.arange(spec.epochs) + 1) * (steps_at[-1] // spec.epochs)  # the steps that end each epoch
+        for key in ("train_loss", "train_accuracy", "test_accuracy"):
+            if key in arrays:
+                series = np.array(arrays[key], dtype=np.float64).reshape(-1)
+                series[: ends.size][ends[: series.size] >= diverged] = np.nan
+                arrays[key] = series
     return Trajectory(
         backend=backend,
         spec=spec,

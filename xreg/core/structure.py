@@ -196,7 +196,7 @@ def naive_schedule(spec: ExperimentSpec, ctx: schedules.Context, options: Mappin
             raise XregInputError(f"--naive-schedule all: no naive schedule difference acts on this {spec.schedule} run.")
         return acting
     for code in spec.naive_schedule:
-        why = schedules.blocked(code, spec.schedule)
+        why = schedules.blocked(code, spec.schedule, options, ctx)
         if why is None and code not in acting:
             why = f"it changes nothing in this run (the ones that act here: {', '.join(acting) or 'none'})"
         if why is not None:

@@ -131,7 +131,11 @@ def loss_growth(o: RunOutcome) -> tuple[float, float] | None:
         return None
     first = float(t.loss[0])
     finite = t.train_loss[np.isfinite(t.train_loss)]
-    last = float(finite[-1]) if finite.size else math.inf
+    if not finite.size:  # no epoch's loss: the last batch loss recorded (a run that stopped or overflowed at once)
+        finite = t.loss[np.isfinite(t.loss)]
+    if not finite.size:
+        return None
+    last = float(finite[-1])
     return (first, last) if first > 0 and last > UNSTABLE_GROWTH * first else None
 
 

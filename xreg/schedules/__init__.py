@@ -288,7 +288,7 @@ def acting(name: str, o: Mapping[str, Any], ctx: Context, dtype: str) -> tuple[s
         return ()
     out = []
     naive = naive_of(name)
-    if naive is not None and naive.acts(o, ctx):
+    if naive is not None and naive.acts(o, ctx) and naive.cannot(o, ctx) is None:
         out.append(naive.code)
     if reads_loss(name):
         return tuple(out)
@@ -301,8 +301,8 @@ def acting(name: str, o: Mapping[str, Any], ctx: Context, dtype: str) -> tuple[s
     return tuple(out)
 
 
-def blocked(code: str, name: str) -> str | None:
-    """Why the naive code cannot apply to the schedule ``name`` (None: it can)."""
+def blocked(code: str, name: str, o: Mapping[str, Any] | None = None, ctx: Context | None = None) -> str | None:
+    """Why the naive code cannot apply to the schedule ``name`` (with the run's options ``o``: to this run; None: it can)."""
     check_choice("naive_schedule", code, NAIVE_CODES)
     if code == MOMENTUM_FIXED:
         return None if name in ("OneCycleLR", "CyclicLR") else "only OneCycleLR's and CyclicLR's cycle_momentum moves the momentum"
@@ -314,7 +314,13 @@ def blocked(code: str, name: str) -> str | None:
     if naive is None or naive.code != code:
         owner = next(s.name for s in REGISTRY.values() if s.naive and s.naive.code == code)
         return f"it is {owner}'s naive port, not {name}'s"
-    return None
+    return None if o is None else naive.cannot(o, ctx)
+
+
+def naive_none(name: str, o: Mapping[str, Any], ctx: Context) -> str | None:
+    """Why the class's naive port cannot be written for these options (None: it can, or the class has none)."""
+    naive = naive_of(name)
+    return None if naive is None else naive.cannot(o, ctx)
 
 
 def cause_text(code: str, name: str, ctx: Context) -> str:

@@ -72,6 +72,9 @@ class Naive:
     why: str
     lines: Callable[[Mapping[str, Any], "Context"], list[str]]
     acts: Callable[[Mapping[str, Any], "Context"], bool] = lambda o, ctx: True
+    # why the port cannot be written for these options (the optax function refuses them, or a second difference
+    # would act beside ``code``); None: it can
+    cannot: Callable[[Mapping[str, Any], "Context"], str | None] = lambda o, ctx: None
 
 
 @dataclass(frozen=True)

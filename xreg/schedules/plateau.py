@@ -104,6 +104,18 @@ def _naive(o, ctx) -> list[str]:
     ]
 
 
+def _cannot(o, ctx) -> str | None:
+    """Where optax.contrib.reduce_on_plateau refuses torch's numbers, or differs from torch by more than its patience."""
+    if o["threshold"] == 0:
+        return "optax.contrib.reduce_on_plateau refuses rtol = atol = 0 (torch's threshold=0)"
+    if o["factor"] == 0:
+        return "optax.contrib.reduce_on_plateau refuses factor=0 (it takes factors in (0, 1))"
+    if ctx is not None and ctx.lr is not None and o["min_lr"] > ctx.lr:
+        return (f"min_lr {o['min_lr']:g} is above the lr {ctx.lr:g}: optax's min_scale > 1 raises the lr at its first call, "
+                "where torch keeps it (a second difference beside the patience)")
+    return None
+
+
 def _validate(o, ctx) -> None:
     if o["threshold_mode"] == "rel" and o["threshold"] >= 1:
         raise XregInputError(f"ReduceLROnPlateau's relative threshold must be below 1 (best * (1 - threshold)); got {o['threshold']!r}.")
@@ -126,11 +138,11 @@ def _min_lr(k, v):
 
 PLATEAU = Scheduler(
     name="ReduceLROnPlateau", alias=None,
-    formula="lr * factor once the loss given has not improved (loss < best*(1 - threshold)) for more than patience calls; "
-            "then cooldown calls uncounted; at least min_lr",
+    formula="lr * factor once the loss given has not improved (loss < best*(1 - threshold), or best - threshold with "
+            "threshold_mode='abs') for more than patience calls; then cooldown calls uncounted; at least min_lr",
     defaults={"mode": "min", "factor": 0.1, "patience": 10, "threshold": 1e-4, "threshold_mode": "rel", "cooldown": 0,
               "min_lr": 0.0, "eps": 1e-8},
-    checks={"mode": _mode, "factor": lambda k, v: check_float(k, v, 0.0, 1.0, closed="neither"),
+    checks={"mode": _mode, "factor": lambda k, v: check_float(k, v, 0.0, 1.0, closed="left"),  # torch: factor < 1
             "patience": lambda k, v: check_int(k, v, 0, 10**9), "threshold": lambda k, v: check_float(k, v, 0.0),
             "threshold_mode": lambda k, v: check_choice(k, v, ("rel", "abs")), "cooldown": lambda k, v: check_int(k, v, 0, 10**9),
             "min_lr": _min_lr, "eps": lambda k, v: check_float(k, v, 0.0)},
@@ -139,5 +151,6 @@ PLATEAU = Scheduler(
                "called with the epoch's loss (xreg translate --from torch.ReduceLROnPlateau prints it)",
     naive=Naive("plateau-patience", "optax.contrib.reduce_on_plateau given torch's patience reduces once its bad calls "
                 "equal patience, where torch's ReduceLROnPlateau waits for more than patience (give it patience + 1)",
-                _naive, acts=lambda o, ctx: ctx.calls > o["patience"] + 1),  # optax's first cut (call patience + 1) reaches an epoch
+                _naive, acts=lambda o, ctx: ctx.calls > o["patience"] + 1,  # optax's first cut (call patience + 1) reaches an epoch
+                cannot=lambda o, ctx: _cannot(o, ctx)),
 )  # fmt: skip

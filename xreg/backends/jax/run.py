@@ -356,7 +356,8 @@ class _Program:
             if A.shape[0] == 0 or not models.HEADS[self.s.arch.head].classification:
                 return jnp.asarray(jnp.nan, self.dtype)
             z, _ = self.logits(p, b, A, train=False)
-            return jnp.mean(models.correct(self.s.arch.head, z, t, jnp).astype(self.dtype))
+            acc = jnp.mean(models.correct(self.s.arch.head, z, t, jnp).astype(self.dtype))
+            return jnp.where(jnp.all(jnp.isfinite(z)), acc, jnp.nan)  # a non-finite model has no accuracy
 
         return (train_loss, jax.vmap(lambda p, b: accuracy(p, b, X, y))(*ends),
                 jax.vmap(lambda p, b: accuracy(p, b, Xt, yt))(*ends))  # fmt: skip
