@@ -117,7 +117,7 @@ def _table_pairs():
     from xreg import optimizers
 
     out = []
-    for name, opt in optimizers.OPTIMIZERS.items():
+    for name, opt in optimizers.TORCH.items():
         if opt.two_d_only or not opt.takes_weight_decay:
             continue
         native = "decoupled" if opt.native_convention == "decoupled" else "coupled"

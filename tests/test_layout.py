@@ -17,7 +17,7 @@ from xreg.optimizers import base
 
 PACKAGE = Path(optimizers.__file__).resolve().parents[1]
 NAMES = {o.name for o in optimizers.OPTIMIZERS.values()} | {o.torch_class for o in optimizers.OPTIMIZERS.values()}
-ALIASES = {o.naive_alias.rsplit(".", 1)[-1] for o in optimizers.OPTIMIZERS.values()}
+ALIASES = {o.naive_alias.rsplit(".", 1)[-1] for o in optimizers.OPTIMIZERS.values() if o.naive_alias}
 # a torch class or an optax alias spelled out in a string: torch.optim.AdamW, optax.adamw(, optax.contrib.muon
 SPELLED = re.compile(r"\b(?:torch\.optim\.|optax\.(?:contrib\.)?)(" + "|".join(sorted(NAMES | ALIASES, key=len, reverse=True)) + r")\b")
 

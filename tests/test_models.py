@@ -51,7 +51,7 @@ def _grid():
     softmax with everything decayed for the ten of issue 7 (its bias mask is the MLP's rule on one layer)."""
     out = []
     for model in ("softmax", "mlp"):
-        for optimizer in optimizers.OPTIMIZERS:
+        for optimizer in optimizers.TORCH:
             if model == "softmax" and "mlp-only" in DIGITS[optimizer].tags:
                 continue
             for no_decay, label in (((), "all-decayed"), (("bias",), "no-decay-bias")):

@@ -48,7 +48,7 @@ CONFIGS = _configs()
 
 
 def test_every_optimizer_of_the_table_is_in_the_acceptance_table():
-    assert {c.values[1] for c in CONFIGS} == set(optimizers.OPTIMIZERS)
+    assert {c.values[1] for c in CONFIGS} == set(optimizers.TORCH)  # (Keras's rules: tests/test_keras.py)
     assert len(CONFIGS) >= 77  # torch 2.13: 65 for the ten, 5 Adafactor, 7 Muon
 
 
@@ -100,7 +100,7 @@ def test_foreach_and_fused_are_the_same_rule(default_data):
     for-loop path (measured: foreach 0 to 7.8e-16 over 300 steps, fused 0 to 1.1e-16)."""
     from xreg.analysis.agreement import compare_pair
 
-    for name in optimizers.OPTIMIZERS:
+    for name in optimizers.TORCH:
         opt = optimizers.get(name)
         spec = ExperimentSpec(optimizer=name, lr=0.01, lam=0.05, epochs=100, init="normal", seed=2,
                               convention=opt.default_convention)  # fmt: skip

@@ -67,7 +67,7 @@ def test_the_float32_scalars_of_torch_are_said():
 def test_every_optimizer_of_the_table_is_translated():
     from xreg import optimizers
 
-    assert sorted(c[0].split(".")[1] for c in CASES) == sorted(optimizers.OPTIMIZERS)
+    assert sorted(c[0].split(".")[1] for c in CASES) == sorted(optimizers.TORCH)
 
 
 def test_the_alias_line_is_exact_only_where_it_says_so(prob):

@@ -23,7 +23,7 @@ class RunRequest:
 
     def spec_for(self, base: ExperimentSpec) -> ExperimentSpec:
         """The run's full spec (validated: a bad combination raises XregInputError here)."""
-        check_choice("backend", self.backend, backends.NAMES)
+        check_choice("backend", self.backend, backends.ALL)
         if self.port == "naive" and self.backend != "jax":
             raise XregInputError(f"Naive ports are optax chains: use backend 'jax', not {self.backend!r}.")
         lam = base.lam if self.lam is None or self.skip else self.lam

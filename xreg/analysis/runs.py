@@ -68,6 +68,8 @@ def default_requests(spec: ExperimentSpec, batch_sizes: tuple[int, ...], data: D
     numpy scratch with that lam; plus the naive optax port where it differs from torch."""
     opt = optimizers.get(spec.optimizer)
     native = opt.default_convention
+    if opt.framework == "keras":  # Keras itself the reference; its rule's twins in torch, JAX and NumPy beside it
+        return [RunRequest(b, native) for b in ("keras", "torch", "jax", "numpy")]
     reqs = [RunRequest("torch", native), RunRequest("jax", native)]
     if native == "coupled":
         reqs.append(RunRequest("jax", "l2-loss"))

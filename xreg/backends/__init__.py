@@ -18,8 +18,10 @@ BACKENDS = {
     "torch": "xreg.backends.torch.run",
     "jax": "xreg.backends.jax.run",
     "numpy": "xreg.backends.numpy.run",
+    "keras": "xreg.backends.keras.run",  # Keras 3 on JAX: runs the keras.* rules, only when asked for (--backend keras)
 }
-NAMES = tuple(BACKENDS)
+NAMES = ("torch", "jax", "numpy")  # the backends a comparison runs unless told (keras: for Keras's rules)
+ALL = tuple(BACKENDS)
 
 
 class BackendUnavailable(RuntimeError):

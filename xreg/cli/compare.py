@@ -134,7 +134,7 @@ def _run_flags(p: argparse.ArgumentParser, sweep: bool) -> None:
         g.add_argument("--backend", action="append",
                        help="repeatable; a backend that re-runs the verified points: torch or numpy (default: both)")
     else:
-        g.add_argument("--backend", action="append", help="repeatable; one of: " + ", ".join(backends.NAMES))
+        g.add_argument("--backend", action="append", help="repeatable; one of: " + ", ".join(backends.ALL))
         g.add_argument("--naive", action="store_true", help="add the naive port (jax): the optimizer's optax alias and, for "
                        "--model mlp/cnn, flax's layers with torch's arguments copied literally (every layer convention "
                        "that acts on the model; see xreg explain layers)")  # fmt: skip
@@ -217,7 +217,7 @@ def _decoupled_flag(args: argparse.Namespace, flag: Any) -> str:
     """``--opt decoupled_weight_decay=true|false`` as the convention it names, where the class takes it."""
     opt = optimizers.get(args.optimizer)
     if not opt.decoupled_flag:
-        raise XregInputError(f"torch.optim.{opt.torch_class} has no decoupled_weight_decay option "
+        raise XregInputError(f"{opt.source} has no decoupled_weight_decay option "
                              "(--convention decoupled decays any optimizer decoupled).")  # fmt: skip
     if not isinstance(flag, bool):
         raise XregInputError(f"--opt decoupled_weight_decay takes true or false; got {flag!r}.")

@@ -52,7 +52,7 @@ def explain(name: str, lr: float | None = None, lam: float | None = None, option
     wd_arg = f"weight_decay={'lam' if lam is None else f'{lam:g}'}, " if opt.takes_weight_decay else ""
     ported = optimizers.naive_convention(name, spec.convention)  # the convention the naive port is shown for
     lines = [
-        f"torch.optim.{opt.torch_class}(lr={spec.lr:g}, {wd_arg}{defaults})"
+        f"{opt.source}({'learning_rate' if opt.framework == 'keras' else 'lr'}={spec.lr:g}, {wd_arg}{defaults})"
         + (f" on the 2-D parameters; torch.optim.{optimizers.get(resolved['others']).torch_class}(lr={spec.lr:g}, weight_decay="
            f"{'lam' if lam is None else f'{lam:g}'}) on the rest (--muon-others)" if opt.two_d_only else ""),
         f"  weight decay   {wd}",

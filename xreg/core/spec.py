@@ -244,12 +244,12 @@ class ExperimentSpec:
         _codes(self, "naive_schedule", ("all", *schedules.NAIVE_CODES))
         if not opt.takes_weight_decay and self.decays and conventions.get(self.convention).enters == conventions.CLIPPED:
             raise XregInputError(
-                f"torch.optim.{opt.torch_class} takes no weight_decay: use convention 'l2-loss' (L2 in the loss) or "
+                f"{opt.source} takes no weight_decay: use convention 'l2-loss' (L2 in the loss) or "
                 "'decoupled' (w <- w - lr*lam*w before each step), or lam 0."
             )
         if opt.native_convention == "decoupled" and self.convention == "coupled":
             raise XregInputError(
-                f"The optimizer '{self.optimizer}' decays decoupled (torch.optim.{opt.torch_class}); use convention "
+                f"The optimizer '{self.optimizer}' decays decoupled ({opt.source}); use convention "
                 + (f"'decoupled', or optimizer '{opt.coupled_form}' for coupled weight decay." if opt.coupled_form
                    else "'decoupled' (the class has no coupled form).")
             )

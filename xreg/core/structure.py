@@ -216,7 +216,7 @@ def cycled_options(spec: ExperimentSpec, schedule_options: Mapping[str, Any]) ->
         why = ("torch: 'optimizer must support momentum or beta1 with `cycle_momentum` option enabled'" if key is None else
                "Muon and its paired class would cycle two options")  # fmt: skip
         raise XregInputError(f"{spec.schedule}'s cycle_momentum=True (torch's default) moves the optimizer's momentum; "
-                             f"torch.optim.{opt.torch_class}: {why}. Pass cycle_momentum=false.")
+                             f"{opt.source}: {why}. Pass cycle_momentum=false.")
     top = max(schedule_options["base_momentum"], schedule_options["max_momentum"])
     return {**spec.options, key: (top, spec.options[key][1]) if key == "betas" else top}, key
 

@@ -25,6 +25,8 @@ def _discover() -> dict[str, Optimizer]:
 
 
 OPTIMIZERS: dict[str, Optimizer] = _discover()
+TORCH: dict[str, Optimizer] = {n: o for n, o in OPTIMIZERS.items() if o.framework == "torch"}  # torch.optim's rules
+KERAS: dict[str, Optimizer] = {n: o for n, o in OPTIMIZERS.items() if o.framework == "keras"}  # keras.optimizers' rules
 DEFAULT = next(iter(OPTIMIZERS))  # the table's first row: plain SGD
 
 

@@ -230,6 +230,11 @@ class Optimizer:
     twins: tuple[Callable[..., Any], ...] = ()
     # The place of the class in the table (the README's order).
     order: int = 0
+    # Whose rule it is: 'torch' (a torch.optim class) or 'keras' (a keras.optimizers class: ``keras_class``, Keras's
+    # option names and defaults; the torch backend runs ``torch_twin()``, a torch.optim.Optimizer of Keras's rule).
+    framework: str = "torch"
+    keras_class: str = ""
+    torch_twin: Callable[[], type] | None = None
 
     def __post_init__(self) -> None:
         """Every class's common options join its own: ``maximize`` (a rule), ``foreach``/``fused`` (how torch
@@ -238,6 +243,11 @@ class Optimizer:
         checks = {k: c for k, c in (("maximize", check_bool), ("foreach", switch), ("fused", switch)) if k in common}
         object.__setattr__(self, "defaults", {**self.defaults, **common})
         object.__setattr__(self, "checks", {**self.checks, **checks})
+
+    @property
+    def source(self) -> str:
+        """The class as its framework spells it: ``torch.optim.SGD``, ``keras.optimizers.SGD``."""
+        return f"keras.optimizers.{self.keras_class}" if self.framework == "keras" else f"torch.optim.{self.torch_class}"
 
     @property
     def default_convention(self) -> str:
@@ -302,7 +312,7 @@ class Optimizer:
         """Fill torch defaults, check every option, reject unknown names and the flags xreg cannot honour."""
         for key in options:
             if key in REFUSED:
-                raise XregInputError(f"torch.optim.{self.torch_class}({key}=...) is not supported: {REFUSED[key]}")
+                raise XregInputError(f"{self.source}({key}=...) is not supported: {REFUSED[key]}")
         unknown = sorted(set(options) - set(self.defaults))
         if unknown:
             allowed = ", ".join(repr(k) for k in self.defaults) or "none"

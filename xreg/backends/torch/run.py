@@ -214,7 +214,8 @@ def make_optimizer(s: Structure, hp: Mapping[str, Any], model: torch.nn.Module) 
         gs = [{"params": [named[n] for n in names if keep(n)], **({"weight_decay": wd} if o.takes_weight_decay else {})}
               for names, wd in groups]  # fmt: skip
         gs = [g for g in gs if g["params"]]
-        return getattr(torch.optim, o.torch_class)(gs, lr=hp["lr"], **kwargs) if gs else None
+        cls = o.torch_twin() if o.torch_twin is not None else getattr(torch.optim, o.torch_class)  # a Keras rule: its torch twin
+        return cls(gs, lr=hp["lr"], **kwargs) if gs else None
 
     if not opt.two_d_only:
         return build(opt, _kwargs(opt, flags, hp["options"]), lambda n: True)

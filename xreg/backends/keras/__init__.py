@@ -1,0 +1,1 @@
+"""The keras backend: see run.py."""
