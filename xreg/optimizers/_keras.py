@@ -7,9 +7,11 @@ convention, native to every Keras rule: ``--lam`` is Keras's ``weight_decay``. K
 L2 is a loss term: ``keras.regularizers.L2(l2)``, the ``l2-sum`` convention).
 
 Each rule computes in the variable's dtype with Keras's own operation order (``ops.cast(lr, dtype)`` and the
-Python-float options applied as weak-typed scalars); xreg's twins follow that order: NumPy (``Reference``),
-optax (a GradientTransformation returning the step to subtract, the chain ending in ``scale(-1)``) and torch (a
-``torch.optim.Optimizer`` subclass whose group ``weight_decay`` is Keras's).
+Python-float options applied as weak-typed scalars); xreg's twins follow that order in the rule itself: NumPy
+(``Reference``), optax (a GradientTransformation returning the step to subtract, the chain ending in ``scale(-1)``)
+and torch (a ``torch.optim.Optimizer`` subclass whose group ``weight_decay`` is Keras's). The decay: the torch twin
+runs Keras's ``w - (w*wd)*lr`` then the update; NumPy and optax run xreg's decoupled recipe, ``w - (lr*wd)*w``
+(optax: folded into the step it subtracts), a rounding apart (one ulp a step at most).
 
 Not taken (refused by the option check, as options the rules do not list): ``clipnorm``, ``global_clipnorm``,
 ``clipvalue`` (xreg's ``--clip-norm --clip-per-parameter`` and ``--clip-value`` are torch's forms), ``use_ema``,
@@ -35,6 +37,10 @@ def torch_twin(update: Callable[..., Any], state_names: tuple[str, ...], name: s
 
         @torch.no_grad()
         def step(self, closure=None):
+            loss = None
+            if closure is not None:
+                with torch.enable_grad():
+                    loss = closure()
             for group in self.param_groups:
                 for p in group["params"]:
                     if p.grad is None:
@@ -48,6 +54,7 @@ def torch_twin(update: Callable[..., Any], state_names: tuple[str, ...], name: s
                     if group["weight_decay"]:
                         p.sub_(p * group["weight_decay"] * group["lr"])
                     update(p, p.grad, state, group, state["step"])
+            return loss
 
     KerasRule.__name__ = KerasRule.__qualname__ = name
     return KerasRule

@@ -1,8 +1,8 @@
 """m <- m + (g - m)*(1 - b1); v <- v + (g^2 - v)*(1 - b2); alpha = lr*sqrt(1 - b2^t)/(1 - b1^t); w <- w - m*alpha/(sqrt(v) + eps); weight_decay: w <- w - w*wd*lr first
 
 keras.optimizers.Adam and AdamW (Keras 3, ``keras/src/optimizers/adam.py``; AdamW is Adam with weight_decay 0.004
-by default). epsilon is outside the bias correction ("epsilon hat", Kingma & Ba's Algorithm 1 before its last
-line): torch divides the corrected moments, ``m_hat/(sqrt(v_hat) + eps)``, which is Keras's rule with
+by default). epsilon is outside the bias correction ("epsilon hat": the formula just before Kingma & Ba's
+Section 2.1, not the epsilon of their Algorithm 1, as Keras's docstring says): torch divides the corrected moments, ``m_hat/(sqrt(v_hat) + eps)``, which is Keras's rule with
 ``eps_hat = eps*sqrt(1 - b2^t)``, so the two part where sqrt(v) is near eps (early steps, small gradients).
 amsgrad keeps ``v_hat = max(v_hat, v)`` and divides by it. Keras's defaults: lr 0.001, epsilon 1e-7.
 """

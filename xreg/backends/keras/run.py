@@ -18,7 +18,7 @@ by runs that ask for this backend.
 
 Runs what Keras's rules and its layers express: ``--optimizer keras.*`` (Keras's rule; ``--lam`` is its
 ``weight_decay``, the parameters left out of the decay its ``exclude_from_weight_decay``), an L2 term in the loss
-(``l2-loss``, ``l2-sum``), dense models (logistic, softmax, linear, mlp without norm or dropout), a plain mean
+(``keras.regularizers.L2`` on the decayed kernels and biases: ``l2-sum``, ``l2-loss``), dense models (logistic, softmax, linear, mlp without norm or dropout), a plain mean
 loss, every count-based lr schedule. The rest is refused with the reason (not yet built, or not Keras's).
 """
 
@@ -38,7 +38,13 @@ from xreg.core.structure import Structure, group_strengths, split
 from xreg.semantics import conventions
 
 NAME = "keras"
-ACTIVATIONS = {"tanh": "tanh", "relu": "relu", "gelu": "gelu", "gelu-tanh": "gelu"}
+def _activation(keras, name: str):
+    """Keras's activation for xreg's name: torch's exact GELU, or its tanh approximation (``approximate=True``)."""
+    if name == "gelu":
+        return lambda x: keras.activations.gelu(x, approximate=False)
+    if name == "gelu-tanh":
+        return lambda x: keras.activations.gelu(x, approximate=True)
+    return name  # 'tanh', 'relu'
 PLACES = (conventions.DIRECTION, conventions.LOSS, conventions.NOWHERE)  # Keras's weight_decay, a loss term, none
 
 
@@ -95,11 +101,14 @@ def _refuse(spec: ExperimentSpec, s: Structure) -> None:
         raise BackendUnavailable(f"the keras backend cannot run this: {why}")
 
 
-def _model(keras, arch: models.Architecture, dtype: str):
+def _model(keras, arch: models.Architecture, dtype: str, l2: Mapping[str, float]):
+    """The Dense stack; ``l2``: parameter name -> c of a ``keras.regularizers.L2(c)`` on it (an L2 term in the loss)."""
     layers = [keras.Input((arch.n_features,), dtype=dtype)]
+    reg = lambda n: keras.regularizers.L2(l2[n]) if n in l2 else None  # noqa: E731
     for i, (prefix, _, fan_out) in enumerate(arch.layers):
         last = i == len(arch.layers) - 1
-        layers.append(keras.layers.Dense(fan_out, activation=None if last else ACTIVATIONS[arch.activation], dtype=dtype,
+        layers.append(keras.layers.Dense(fan_out, activation=None if last else _activation(keras, arch.activation), dtype=dtype,
+                                         kernel_regularizer=reg(prefix + "weight"), bias_regularizer=reg(prefix + "bias"),
                                          name=prefix.rstrip(".") or "dense"))  # fmt: skip
     return keras.Sequential(layers)
 
@@ -128,7 +137,7 @@ def _optimizer(keras, spec: ExperimentSpec, s: Structure, model):
     wd = spec.lam if conventions.get(spec.convention).enters == conventions.DIRECTION and spec.lam else None
     if wd is None and opt.default_weight_decay:  # a class whose weight_decay must be a float (Keras's AdamW): 0, no decay
         wd = 0.0
-    o = getattr(keras.optimizers, opt.keras_class)(learning_rate=spec.lr, weight_decay=wd, **options)
+    o = getattr(keras.optimizers, opt.keras_class)(learning_rate=float(spec.lr), weight_decay=wd, **options)
     if wd is not None:
         kept = [v for v, n in zip(model.trainable_variables, _names(s.arch)) if n not in s.decayed]
         if kept:
@@ -156,7 +165,7 @@ def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
     before = keras.config.floatx()
     keras.config.set_floatx(spec.dtype)  # the optimizer's lr and the losses in the run's dtype, as a float64 Keras user sets it
     try:
-        with jax.enable_x64(True):
+        with jax.enable_x64(spec.dtype == "float64"):  # a float32 run as a float32 Keras user runs it (x64 off)
             return _train(keras, spec, data, s, hp)
     finally:
         keras.config.set_floatx(before)
@@ -168,18 +177,17 @@ def _train(keras, spec: ExperimentSpec, data: Dataset, s: Structure, hp) -> Traj
 
     dt = np.dtype(spec.dtype)
     plan = make_plan(spec, data.n_train, s.arch)
-    model = _model(keras, s.arch, spec.dtype)
+    model = _model(keras, s.arch, spec.dtype, _l2(spec, s, hp))
     for v, value in zip(model.trainable_variables, _to_keras(s.arch, plan.params0)):
         v.assign(value.astype(dt))
     opt = _optimizer(keras, spec, s, model)
     loss_fn, names = _loss(keras, s.arch.head), _names(s.arch)
     lr_index = next(i for i, v in enumerate(opt.variables) if v.path.endswith("learning_rate"))
-    penalty = _penalty(spec, s, hp)
 
     def objective(tv, X, y):
-        z = model.stateless_call(tv, [], X, training=True)[0]
+        z, _, reg_losses = model.stateless_call(tv, [], X, training=True, return_losses=True)
         data_loss = loss_fn(y, z)
-        return data_loss + penalty(tv, X.shape[0]), data_loss
+        return data_loss + sum(reg_losses), data_loss  # Keras's regularizers' terms: model.losses
 
     @jax.jit
     def step(tv, ov, X, y, lr):
@@ -201,7 +209,7 @@ def _train(keras, spec: ExperimentSpec, data: Dataset, s: Structure, hp) -> Traj
         if kept[row] == k:
             pen[row] = _recorded_penalty(spec, s, hp, tv, names, len(batch.y))
         lr = lrs[batch.count if s.schedule_every == "step" else batch.epoch]
-        tv, ov, step_loss = step(tv, ov, jnp.asarray(batch.X, dt), jnp.asarray(batch.y, dt), jnp.asarray(lr, jnp.float64))
+        tv, ov, step_loss = step(tv, ov, jnp.asarray(batch.X, dt), jnp.asarray(batch.y, dt), jnp.asarray(lr, dt))
         if kept[row] == k:
             loss[row] = float(step_loss)
         after = int(np.searchsorted(kept, k + 1))
@@ -226,22 +234,13 @@ def _keep(hist, row, tv, names) -> None:
         hist[n][row] = a.T if n.endswith("weight") else a
 
 
-def _penalty(spec: ExperimentSpec, s: Structure, hp):
-    """The L2 term a Keras model puts in its loss (``l2-loss``: lam/2*||w||^2; ``l2-sum``: lam*||w||^2, Keras's
-    regularizers.L2(lam)) over the decayed parameters; 0 for Keras's weight_decay."""
-    import jax.numpy as jnp
-
+def _l2(spec: ExperimentSpec, s: Structure, hp) -> dict[str, float]:
+    """The ``keras.regularizers.L2(c)`` of each decayed parameter for an L2 term in the loss: the convention's
+    c/2*||w||^2 is Keras's c'*sum(w^2) with c' = c/2 (``l2-sum``: L2(lam); ``l2-loss``: L2(lam/2)); none otherwise."""
     c = conventions.get(spec.convention)
     if c.enters != conventions.LOSS or not spec.lam:
-        return lambda tv, m: 0.0
-    names = _names(s.arch)
-    groups = [(lam, [names.index(n) for n in ns]) for ns, lam in group_strengths(s, hp)]
-
-    def term(tv, m):
-        return sum(conventions.l2_penalty(conventions.coefficient(c.coefficient, lam, m, hp["lr"]), sum(jnp.sum(tv[i] ** 2) for i in idx))
-                   for lam, idx in groups)  # fmt: skip
-
-    return term
+        return {}
+    return {n: conventions.coefficient(c.coefficient, lam, 1, hp["lr"]) / 2 for ns, lam in group_strengths(s, hp) for n in ns}
 
 
 def _recorded_penalty(spec: ExperimentSpec, s: Structure, hp, tv, names, m) -> float:
