@@ -58,7 +58,7 @@ def test_exclude_from_weight_decay_leaves_the_bias_undecayed(default_data):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, options", [RULES[2], RULES[4], RULES[7]], ids=["sgd-nesterov", "adam-amsgrad", "rmsprop-centered"])
+@pytest.mark.parametrize("name, options", [RULES[7]], ids=["rmsprop-centered"])  # (every rule on the default problem above)
 def test_keras_on_the_digits_mlp_and_a_user_csv(name, options, user_csv):
     from xreg.io import data
 
@@ -74,7 +74,7 @@ def test_keras_on_the_digits_mlp_and_a_user_csv(name, options, user_csv):
         assert_same_run(ref, backends.train(b, spec, own), 1e-12, f"{b} csv {name}")
 
 
-@pytest.mark.parametrize("name, options", [RULES[1], RULES[3], RULES[7]], ids=["sgd-momentum", "adam", "rmsprop"])
+@pytest.mark.parametrize("name, options", [RULES[4]], ids=["adam-amsgrad"])
 def test_float32_keras_and_the_twins_agree_within_keras_own_error(name, options, default_data):
     spec = _spec(name, options, dtype="float32", epochs=10)
     ref = backends.train("keras", spec, default_data)
@@ -228,7 +228,7 @@ def test_a_torch_rule_on_the_keras_backend_is_refused_with_the_reason(capsys):
     (["--optimizer", "keras.rmsprop"], "optax.add_decayed_weights before optax.rmsprop"),
 ], ids=["adam-epsilon-hat", "sgd-velocity", "rmsprop-decay"])  # fmt: skip
 def test_the_naive_optax_port_of_a_keras_rule_is_a_named_mismatch(argv, cause, capsys):
-    assert main(["--lr", "0.01", "--lam", "0.01", "--epochs", "10", "--batch-size", "110", "--naive", *argv]) == 1
+    assert main(["--lr", "0.01", "--lam", "0.01", "--epochs", "4", "--batch-size", "110", "--naive", *argv]) == 1
     out = capsys.readouterr().out
     assert "mismatch from step" in next(ln for ln in out.splitlines() if ln.startswith("jax/decoupled/naive")), out
     assert all(" match " in ln for ln in out.splitlines() if ln.startswith(("torch/decoupled", "numpy/decoupled", "jax/decoupled "))), out

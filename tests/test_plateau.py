@@ -175,18 +175,22 @@ def test_translate_prints_code_that_runs_and_cuts_as_torch(tmp_path, capsys):
     t = json.loads(out.read_text())
     assert all(f"  {ln}\n" in printed for ln in t["optax_code"].splitlines() if ln)
     assert "scheduler.step(epoch_loss)" in printed and "plateau-patience: " in printed
-    for code, naive in ((t["optax_code"], ()), (t["naive_code"], ("plateau-patience",))):
-        import jax
-        import jax.numpy as jnp
+    import jax
+    import jax.numpy as jnp
 
+    o = _options({"patience": 2, "factor": 0.5, "threshold": 0.01})
+    for code, naive in ((t["optax_code"], ()), (t["naive_code"], ("plateau-patience",))):
         with jax.enable_x64(True):
-            fns = schedules.defined(code.splitlines(), 0.05)
-            state, got = fns["plateau_init"](0.05), []
-            for v in NOISY:
-                state = fns["plateau_step"](state, v)
-                got.append(float(fns["plateau_lr"](state)))
-        o = _options({"patience": 2, "factor": 0.5, "threshold": 0.01})
+            fns = schedules.defined(code.splitlines(), 0.05)  # the printed text itself, executed
+
+            def body(state, loss):
+                state = fns["plateau_step"](state, loss)
+                return state, fns["plateau_lr"](state)
+
+            got = [float(v) for v in jax.jit(lambda ls: jax.lax.scan(body, fns["plateau_init"](0.05), ls)[1])(jnp.asarray(NOISY))]
         np.testing.assert_allclose(got, code_lrs(o, NOISY, naive), rtol=1e-15)
+        if not naive:
+            assert got == torch_lrs(o, NOISY)  # the exact code is torch's class
     assert got != torch_lrs(o, NOISY)  # the naive code differs from torch's
 
 
