@@ -55,6 +55,13 @@ def decays(decoupled: Any, params: Any, updates: Any) -> Any:
     return ks if ks is not None else jax.tree.map(lambda _: None, updates)
 
 
+def with_decay(d: Any, decoupled: Any, params: Any, updates: Any) -> Any:
+    """An own-step twin's step to subtract ``d`` plus ``k*p`` of a decoupled decay ``p <- p - k*p`` run before it
+    (``decoupled`` as :func:`decays` reads it; None: ``d`` as it is)."""
+    ks = decays(decoupled, params, updates)
+    return jax.tree.map(lambda u, k, p: u if k is None else u + k * p, d, ks, params, is_leaf=lambda x: x is None)
+
+
 def leafwise(fn: Any, *trees: Any) -> tuple[Any, ...]:
     """``fn`` leaf by leaf over ``trees`` (whose leaves may be None), its tuple of results as a tuple of trees."""
     out = jax.tree.map(fn, *trees, is_leaf=lambda x: x is None)

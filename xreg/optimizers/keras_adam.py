@@ -53,7 +53,7 @@ def keras_adam(beta_1, beta_2, epsilon, amsgrad: bool, lr_t, decoupled=None):
     import jax.numpy as jnp
     import optax
 
-    from xreg.optimizers._optax import count, decays, dtype_of, zeros
+    from xreg.optimizers._optax import count, dtype_of, with_decay, zeros
 
     def init(params):
         return AdamState(count(), zeros(params), zeros(params), zeros(params))
@@ -67,8 +67,7 @@ def keras_adam(beta_1, beta_2, epsilon, amsgrad: bool, lr_t, decoupled=None):
         v = jax.tree.map(lambda v, g: v + (jnp.square(g) - v) * w2, state.v, updates)
         vhat = jax.tree.map(jnp.maximum, state.vhat, v) if amsgrad else state.vhat
         d = jax.tree.map(lambda m, v: (m * alpha) / (jnp.sqrt(v) + eps), m, vhat if amsgrad else v)
-        ks = decays(decoupled, params, updates)
-        d = jax.tree.map(lambda u, k, p: u if k is None else u + k * p, d, ks, params, is_leaf=lambda x: x is None)
+        d = with_decay(d, decoupled, params, updates)
         return d, AdamState(optax.safe_increment(state.count), m, v, vhat)
 
     return optax.GradientTransformation(init, update)

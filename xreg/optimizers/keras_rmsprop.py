@@ -54,7 +54,7 @@ def keras_rmsprop(rho, momentum, epsilon, centered: bool, use_momentum: bool, lr
     import jax.numpy as jnp
     import optax
 
-    from xreg.optimizers._optax import decays, dtype_of, zeros
+    from xreg.optimizers._optax import dtype_of, with_decay, zeros
 
     def init(params):
         return RMSState(zeros(params), zeros(params), zeros(params))
@@ -68,8 +68,7 @@ def keras_rmsprop(rho, momentum, epsilon, centered: bool, use_momentum: bool, lr
         s = jax.tree.map(lambda g, d: (lr * g) / jnp.sqrt(d), updates, den)
         b = jax.tree.map(lambda b, s: mu * b + s, state.b, s) if use_momentum else state.b
         d = b if use_momentum else s
-        ks = decays(decoupled, params, updates)
-        d = jax.tree.map(lambda u, k, p: u if k is None else u + k * p, d, ks, params, is_leaf=lambda x: x is None)
+        d = with_decay(d, decoupled, params, updates)
         return d, RMSState(v, a, b)
 
     return optax.GradientTransformation(init, update)

@@ -39,7 +39,7 @@ def keras_sgd(momentum, nesterov: bool, lr_t, decoupled=None):
     import jax
     import optax
 
-    from xreg.optimizers._optax import decays, dtype_of, zeros
+    from xreg.optimizers._optax import dtype_of, with_decay, zeros
 
     def init(params):
         return VelocityState(zeros(params))
@@ -52,8 +52,7 @@ def keras_sgd(momentum, nesterov: bool, lr_t, decoupled=None):
             d = jax.tree.map(lambda m, g: -(m * mu - g * lr), m, updates)
         else:
             d = jax.tree.map(lambda m: -m, m)
-        ks = decays(decoupled, params, updates)
-        d = jax.tree.map(lambda u, k, p: u if k is None else u + k * p, d, ks, params, is_leaf=lambda x: x is None)
+        d = with_decay(d, decoupled, params, updates)
         return d, VelocityState(m)
 
     return optax.GradientTransformation(init, update)
@@ -64,13 +63,11 @@ def keras_plain_sgd(lr_t, decoupled=None):
     import jax
     import optax
 
-    from xreg.optimizers._optax import decays, dtype_of
+    from xreg.optimizers._optax import dtype_of, with_decay
 
     def update(updates, state, params=None):
         lr = jax.numpy.asarray(lr_t, dtype_of(updates))
-        ks = decays(decoupled, params, updates)
-        d = jax.tree.map(lambda g, k, p: g * lr if k is None else g * lr + k * p, updates, ks, params, is_leaf=lambda x: x is None)
-        return d, state
+        return with_decay(jax.tree.map(lambda g: g * lr, updates), decoupled, params, updates), state
 
     return optax.GradientTransformation(lambda p: optax.EmptyState(), update)
 

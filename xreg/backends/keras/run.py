@@ -220,11 +220,9 @@ def _train(keras, spec: ExperimentSpec, data: Dataset, s: Structure, hp) -> Traj
         if not finite:
             break
     train_loss, train_acc, test_acc = _metrics(model, loss_fn, s, hist, kept, plan, data, dt)
-    import keras as _k
-
     return make_trajectory(NAME, spec, hist, loss=loss, penalty=pen, train_loss=train_loss, train_accuracy=train_acc,
                            test_accuracy=test_acc, steps_at=kept,
-                           meta={"keras": _k.__version__, "keras_backend": _k.backend.backend(), "jax": jax.__version__,
+                           meta={"keras": keras.__version__, "keras_backend": keras.backend.backend(), "jax": jax.__version__,
                                  "optimizer": f"keras.optimizers.{optimizers.get(spec.optimizer).keras_class}"})  # fmt: skip
 
 
