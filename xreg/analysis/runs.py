@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -17,6 +18,8 @@ from xreg.analysis.agreement import PairResult, compare_pair
 from xreg.analysis.outcomes import RunOutcome, RunRequest, naive_cause  # noqa: F401 (re-exported)
 from xreg.analysis.triage import triage
 from xreg.backends import BackendUnavailable
+from xreg.backends import remote as remotes
+from xreg.backends.remote import RemoteError
 from xreg.core.checks import XregInputError
 from xreg.core import progress
 from xreg.core.plan import RECORD_BUDGET_GIB, batch_sizes, check_record_budget, load_npz
@@ -150,36 +153,34 @@ def labels_of(spec: ExperimentSpec, requests: list[RunRequest], specs: list[Expe
 
 def run_all(spec: ExperimentSpec, data: Dataset, requests: list[RunRequest],
             on_run: Callable[[str, int], Callable[[int], None]] | None = None,
-            max_memory_gib: float = RECORD_BUDGET_GIB) -> Comparison:  # fmt: skip
+            max_memory_gib: float = RECORD_BUDGET_GIB, parallel: bool | None = None) -> Comparison:  # fmt: skip
     """Validate every request, train each run, then compare every pair of finished runs. ``on_run(label,
     total_steps)`` gives each run a listener of its steps done (:mod:`xreg.core.progress`), e.g. a progress bar.
-    The runs' records (and two round-off floor runs) must fit in ``max_memory_gib``, checked before any run."""
+    The runs' records (and two round-off floor runs) must fit in ``max_memory_gib``, checked before any run.
+    ``parallel``: the torch runs in a child process beside the others (:func:`remote_backend`; None: where
+    that is worth it)."""
     if not requests:
         raise XregInputError("Nothing to run: no backend/convention pair was requested.")
     check(spec, data)
     specs = [r.spec_for(spec) for r in requests]  # all input errors surface before any training
     arch, sizes = architecture(spec, data), batch_sizes(spec, data.n_train)
     made = sum(not r.skip for r in requests)
-    check_record_budget(spec.epochs * len(sizes), spec.record_every, sum(math.prod(s) for s in (*arch.shapes.values(), *arch.buffer_shapes.values())), made,
-                        max_memory_gib, spare=2)  # fmt: skip
-    for name in dict.fromkeys(r.backend for r in requests):
-        try:
-            backends.check_device(name, spec)
-        except BackendUnavailable:
-            pass  # reported as unavailable with the run
-    outcomes = []
-    for req, run_spec, label in zip(requests, specs, labels_of(spec, requests, specs)):
-        if req.skip:
-            outcomes.append(RunOutcome(req, run_spec, label, error=f"skipped: {req.skip}"))
-            continue
-        try:
-            with progress.reporting(on_run(label, run_spec.epochs * len(sizes)) if on_run else None):
-                traj = backends.train(req.backend, run_spec, data)
-            outcomes.append(RunOutcome(req, run_spec, label, traj))
-        except BackendUnavailable as exc:
-            outcomes.append(RunOutcome(req, run_spec, label, error=f"unavailable: {exc}"))
-        except Exception as exc:  # one backend's failure must not lose the others
-            outcomes.append(RunOutcome(req, run_spec, label, error=f"failed: {type(exc).__name__}: {exc}"))
+    n_values = sum(math.prod(s) for s in (*arch.shapes.values(), *arch.buffer_shapes.values()))
+    check_record_budget(spec.epochs * len(sizes), spec.record_every, n_values, made, max_memory_gib, spare=2)
+    far = remote_backend(spec, requests, spec.epochs * len(sizes) // spec.record_every * n_values, parallel)
+    remote = None
+    if far is not None:
+        remote = remotes.take(far)  # its framework loads there while the checks below and the other runs go on here
+    try:
+        for name in dict.fromkeys(r.backend for r in requests if r.backend != far):
+            try:
+                backends.check_device(name, spec)
+            except BackendUnavailable:
+                pass  # reported as unavailable with the run
+        outcomes = _train_each(data, requests, specs, labels_of(spec, requests, specs), sizes, on_run, remote)
+    finally:
+        if remote is not None:
+            remote.close()
     finished = [o for o in outcomes if o.trajectory is not None]
     pairs = [
         compare_pair(a.trajectory, b.trajectory, labels=(a.label, b.label))
@@ -188,3 +189,58 @@ def run_all(spec: ExperimentSpec, data: Dataset, requests: list[RunRequest],
     pairs = triage(outcomes, pairs, data, sizes, on_run)
     return Comparison(spec, data, sizes, outcomes, pairs, arch)
 
+
+REMOTE_RECORD_VALUES = 2**24  # recorded values of one run (128 MB of float64) up to which it is sent between processes
+
+
+def remote_backend(spec: ExperimentSpec, requests: list[RunRequest], recorded_values: int, parallel: bool | None) -> str | None:
+    """The backend whose runs go to a child process, or None: torch, where the comparison has runs of
+    another backend to make meanwhile, on the cpu (a device is checked here, before any run). Where
+    ``parallel`` is None, only while torch is not yet imported in this process (its import is what is
+    saved) and each run's records are small enough to send cheaply."""
+    made = {r.backend for r in requests if not r.skip}
+    if parallel is False or "torch" not in made or len(made) < 2 or spec.device is not None:
+        return None
+    if parallel is None and ("torch" in sys.modules or recorded_values > REMOTE_RECORD_VALUES):
+        return None
+    return "torch"
+
+
+def _train_each(data, requests, specs, labels, sizes, on_run, remote) -> list[RunOutcome]:
+    """Each request's outcome, in order; the remote backend's runs are handed over first and collected last."""
+    listen = lambda label, spec: on_run(label, spec.epochs * len(sizes)) if on_run else None  # noqa: E731
+    for i, (req, run_spec, label) in enumerate(zip(requests, specs, labels)):
+        if remote is not None and req.backend == remote.name and not req.skip:
+            remote.submit(i, run_spec, data, listen(label, run_spec))
+    outcomes: list[RunOutcome | None] = []
+    for i, (req, run_spec, label) in enumerate(zip(requests, specs, labels)):
+        if req.skip:
+            outcomes.append(RunOutcome(req, run_spec, label, error=f"skipped: {req.skip}"))
+        elif remote is not None and req.backend == remote.name:
+            outcomes.append(None)
+        else:
+            with progress.reporting(listen(label, run_spec)):
+                outcomes.append(_outcome(req, run_spec, label, lambda: _train_here(req.backend, run_spec, data)))
+    for i, (req, run_spec, label) in enumerate(zip(requests, specs, labels)):
+        if outcomes[i] is None:
+            outcomes[i] = _outcome(req, run_spec, label, lambda: remote.result(i))
+    return outcomes
+
+
+def _train_here(name: str, spec: ExperimentSpec, data: Dataset):
+    """One run in this process: a compiled one in a worker thread, so that Ctrl-C ends it within a second."""
+    if backends.compiled(name):
+        return progress.interruptible(lambda: backends.train(name, spec, data))
+    return backends.train(name, spec, data)
+
+
+def _outcome(req: RunRequest, run_spec: ExperimentSpec, label: str, train: Callable[[], object]) -> RunOutcome:
+    try:
+        return RunOutcome(req, run_spec, label, train())
+    except BackendUnavailable as exc:
+        return RunOutcome(req, run_spec, label, error=f"unavailable: {exc}")
+    except RemoteError as exc:
+        kind = "unavailable" if exc.kind == "unavailable" else f"failed: {exc.kind}"
+        return RunOutcome(req, run_spec, label, error=f"{kind}: {exc}")
+    except Exception as exc:  # one backend's failure must not lose the others
+        return RunOutcome(req, run_spec, label, error=f"failed: {type(exc).__name__}: {exc}")

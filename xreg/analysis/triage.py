@@ -117,8 +117,10 @@ def _kernel_side(a: RunOutcome, b: RunOutcome) -> RunOutcome | None:
 def kernel_probe(spec):
     """The torch backend's kernel probe for ``spec`` (None where nothing depends on a kernel, or torch is
     not installed)."""
-    from xreg import backends
+    from xreg import backends, optimizers
 
+    if not optimizers.get(spec.optimizer).bf16_kernel:
+        return None  # nothing to probe: torch need not be imported for it
     try:
         return backends.kernel_probe("torch", spec)
     except backends.BackendUnavailable:

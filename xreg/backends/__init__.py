@@ -58,6 +58,13 @@ def train(name: str, spec: ExperimentSpec, data: Dataset) -> Trajectory:
     return load(name).train(spec, data)
 
 
+def compiled(name: str) -> bool:
+    """Whether backend ``name`` runs inside compiled computations that Ctrl-C cannot interrupt (JAX): the
+    caller runs it in a worker thread and waits in short slices (:func:`xreg.core.progress.interruptible`).
+    The Python-loop backends stay on the calling thread (torch's thread settings are per thread)."""
+    return bool(getattr(load(name), "COMPILED", False))
+
+
 def check_device(name: str, spec: ExperimentSpec) -> None:
     """Raise an input error before any run if backend ``name`` cannot run where ``spec.device`` says
     (a backend without ``check_device`` runs on the cpu whatever the device: NumPy)."""

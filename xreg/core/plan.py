@@ -159,6 +159,20 @@ def check_record_budget(steps: int, every: int, n_params: int, runs: int, budget
 MAX_ROW_VISITS = 50_000_000  # epochs x rows of a shuffled or minibatch run: its batch order is 8 bytes per visit
 
 
+ONE_THREAD_WORK = 2**20  # multiply-adds of a step's forward pass below which a step runs on one thread
+
+
+def one_thread(spec: ExperimentSpec, arch: Architecture, n_rows: int) -> bool:
+    """A step small enough that one thread is the fastest way to run it (the largest batch's rows times the
+    parameters, a forward pass's multiply-adds for dense layers, under :data:`ONE_THREAD_WORK`): threads cost
+    more than they split there, and a busy machine makes them wait on each other (torch's default threads
+    made the default problem ten times slower beside other work). A convolution is its parameters times
+    the positions it is applied at: never counted as small."""
+    if arch.conv is not None:
+        return False
+    return max(batch_sizes(spec, n_rows)) * sum(math.prod(s) for s in arch.shapes.values()) < ONE_THREAD_WORK
+
+
 def batch_sizes(spec: ExperimentSpec, n_rows: int) -> tuple[int, ...]:
     """Rows in each batch of an epoch (the last may be short), after checking the run fits in memory.
 

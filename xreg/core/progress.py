@@ -34,9 +34,11 @@ def interruptible(fn: Callable[[], T]) -> T:
     honoured within a fraction of a second even while ``fn`` is inside one long compiled computation
     (XLA holds no Python bytecode to interrupt). On an interrupt the exception is raised here and the
     worker is left to the process's exit (``worker_running`` tells the CLI to exit at once)."""
+    import contextvars
     import threading
 
     box: dict[str, Any] = {}
+    context = contextvars.copy_context()  # the worker hears what this thread's listeners would (reporting)
 
     def work() -> None:
         try:
@@ -44,7 +46,7 @@ def interruptible(fn: Callable[[], T]) -> T:
         except BaseException as exc:  # noqa: BLE001 (handed to the waiting thread)
             box["error"] = exc
 
-    worker = threading.Thread(target=work, name="xreg-compute", daemon=True)
+    worker = threading.Thread(target=context.run, args=(work,), name="xreg-compute", daemon=True)
     _workers.append(worker)
     worker.start()
     while worker.is_alive():

@@ -328,6 +328,12 @@ class ExperimentSpec:
     def replace(self, **changes: Any) -> "ExperimentSpec":
         return dataclasses.replace(self, **changes)
 
+    def __reduce__(self):
+        """Pickled (a run sent to a worker process, :mod:`xreg.backends.remote`): its resolved fields, as they are."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        frozen = tuple(k for k, v in fields.items() if isinstance(v, MappingProxyType))
+        return (_unpickled_spec, (type(self), {k: dict(v) if k in frozen else v for k, v in fields.items()}, frozen))
+
     def option(self, name: str) -> Any:
         return self.options[name]
 
@@ -356,6 +362,13 @@ class ExperimentSpec:
         out["no_decay"] = list(self.no_decay)
         out["group_decay"] = {k: v for k, v in self.group_decay}
         return out
+
+
+def _unpickled_spec(cls, fields: dict, frozen: tuple[str, ...]) -> "ExperimentSpec":
+    spec = object.__new__(cls)  # the fields were checked and resolved when the spec was made
+    for k, v in fields.items():
+        object.__setattr__(spec, k, MappingProxyType(v) if k in frozen else v)
+    return spec
 
 
 @dataclass(frozen=True, eq=False)

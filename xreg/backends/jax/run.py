@@ -34,6 +34,7 @@ from xreg import schedules
 from xreg.semantics import accumulation, conventions
 
 NAME = "jax"
+COMPILED = True  # a run is one compiled computation (no Python between its steps to interrupt)
 ROWS_FIRST = 2**15  # batches at least this tall take a one-output layer's weight gradient in one row pass
 RECORD_BATCH = 64  # steps whose loss is computed together after the scan (bounds the gathered rows held)
 TRACES: Counter = Counter()  # structure -> times its run was traced (= compiled); read by the tests

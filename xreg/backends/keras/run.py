@@ -38,6 +38,7 @@ from xreg.core.structure import Structure, group_strengths, split
 from xreg.semantics import conventions
 
 NAME = "keras"
+COMPILED = True  # a run is compiled steps (the caller waits on it in a worker thread, to stay interruptible)
 def _activation(keras, name: str):
     """Keras's activation for xreg's name: torch's exact GELU, or its tanh approximation (``approximate=True``)."""
     if name == "gelu":

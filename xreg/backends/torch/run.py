@@ -36,10 +36,10 @@ import torch
 from xreg import models
 from xreg.core.checks import XregInputError
 from xreg.core import progress, recipe
-from xreg.core.plan import Batch, make_plan
+from xreg.core.plan import Batch, make_plan, one_thread
 from xreg.backends.torch import kernels
 from xreg.core.spec import Dataset, ExperimentSpec, KernelProbe, Trajectory, make_trajectory
-from xreg.core.structure import Structure, check_steppable, group_strengths, split
+from xreg.core.structure import Structure, architecture, check_steppable, group_strengths, split
 from xreg import optimizers
 from xreg import schedules
 from xreg.semantics import clipping, conventions
@@ -449,8 +449,22 @@ def placement(device: str | None):
 
 
 def train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
-    with placement(spec.device), default_dtype(spec.dtype), kernels.newton_schulz_by(spec.ns_kernel):
+    small = spec.device != "gpu" and one_thread(spec, architecture(spec, data), data.n_train)
+    with placement(spec.device), default_dtype(spec.dtype), kernels.newton_schulz_by(spec.ns_kernel), threads(1 if small else None):
         return _train(spec, data)
+
+
+@contextlib.contextmanager
+def threads(n: int | None):
+    """torch's intra-op threads set to ``n`` for the duration (None: as they are), then restored."""
+    before = torch.get_num_threads()
+    if n is not None and n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def kernel_probe(spec: ExperimentSpec) -> KernelProbe | None:
@@ -518,7 +532,7 @@ def _train(spec: ExperimentSpec, data: Dataset) -> Trajectory:
     return make_trajectory(
         NAME, spec, {n: hist[n] for n in s.arch.names}, buffers={n: hist[n] for n in s.arch.buffer_shapes}, loss=loss_hist, penalty=pen_hist, train_loss=train_loss, train_accuracy=train_acc,
         test_accuracy=test_acc, steps_at=kept,
-        meta={"torch": torch.__version__, "device": str(X.device), "threads": str(torch.get_num_threads()),
+        meta={"torch": str(torch.__version__), "device": str(X.device), "threads": str(torch.get_num_threads()),
               "default_dtype": str(torch.get_default_dtype()), **({"stopped": stopped} if stopped else {})},
     )  # fmt: skip
 
