@@ -17,7 +17,7 @@ from xreg.core.spec import ExperimentSpec
 from xreg.core.structure import split
 
 
-@pytest.mark.parametrize("impl", ["xreg jax", "xreg jax (recorded)", "numpy loop", "torch eager", "jax one-pass"])
+@pytest.mark.parametrize("impl", ["xreg jax", "xreg jax (recorded)", "numpy loop", "torch eager", "torch eager (1 thread)", "jax one-pass"])
 def test_every_benchmarked_implementation_trains_the_same_model(impl, default_data):
     """What each timed loop computes is torch's SGD(weight_decay) run of the same spec (float64, 60
     steps); a row chunk of 256 makes the one-pass path sum over five chunks."""
@@ -33,11 +33,12 @@ def test_every_benchmarked_implementation_trains_the_same_model(impl, default_da
 def test_bench_command_table_and_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert main(["bench", "--sizes", "seed", "--dtypes", "float32", "--repeat", "1", "--steps", "seed=20",
-                 "--no-torch-compile", "--json", str(out)]) == 0  # fmt: skip
+                 "--no-torch-compile", "--no-commands", "--json", str(out)]) == 0  # fmt: skip
     doc = json.loads(out.read_text())
     assert doc["machine"]["read_bandwidth_GBps"] > 0.1
     impls = [r["impl"] for r in doc["rows"]]
-    assert impls == ["xreg jax", "xreg jax (recorded)", "numpy loop", "torch eager"]
+    assert impls == ["xreg jax", "xreg jax (recorded)", "numpy loop", "torch eager", "torch eager (1 thread)"]
+    assert doc["commands"] == []
     assert all(r["per_step_us"] > 0 and r["steps"] == 20 for r in doc["rows"])
     assert "vs numpy" in capsys.readouterr().out
 
@@ -109,3 +110,11 @@ def test_row_pass_weight_gradient_is_the_same_sum():
         _, b = models.backward(arch, params, X, y, np, rows_first=True)
         for n in arch.names:
             np.testing.assert_allclose(a[n], b[n], rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.slow
+def test_the_whole_process_timings_run_each_command():
+    rows = bench.commands(1)
+    assert [r["command"] for r in rows] == list(bench.COMMANDS)
+    assert all(r["note"] == "" and r["median_s"] > 0 and len(r["runs_s"]) == 1 for r in rows), rows
+    assert "whole processes" in bench.table({"machine": {"cpus": 2, "read_bandwidth_GBps": 1.0}, "repeat": 1, "rows": [], "commands": rows})

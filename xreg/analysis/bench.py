@@ -9,6 +9,8 @@ parameter, full batch, zeros start) in
   loss recorded and moved to the host (what ``xreg compare`` runs),
 * ``numpy loop``: the update written out in vectorized NumPy,
 * ``torch eager``: ``nn.Linear`` + ``BCEWithLogitsLoss`` + autograd + ``torch.optim.SGD(weight_decay)``,
+  on torch's default threads and on one (``torch eager (1 thread)``, what xreg's torch backend uses for
+  a tiny problem),
 * ``torch.compile``: the NumPy loop's update as a ``torch.compile``-d step (skipped with
   ``--no-torch-compile``, or where inductor fails),
 * ``jax one-pass``: (large problems) the gradient in row chunks that stay in cache, so each step reads
@@ -19,7 +21,8 @@ float32 and float64. Per-step time is the median over ``--repeat`` runs divided 
 first run's extra time (tracing, compiling) is reported apart. The machine's read bandwidth is measured
 in the same run (a jitted sum over a 256 MB array, every core), and each large problem's step is
 reported as a multiple of its roofline: the bytes of X a two-pass step must read (forward ``X w``,
-backward ``X^T r``) over that bandwidth.
+backward ``X^T r``) over that bandwidth. Last, whole processes timed from outside (:data:`COMMANDS`): the
+default comparison, and the imports it cannot avoid.
 """
 
 from __future__ import annotations
@@ -144,7 +147,7 @@ def numpy_loop(ds: Dataset, dtype: str, steps: int) -> Callable[[int], None]:
     return run
 
 
-def torch_eager(ds: Dataset, dtype: str, steps: int) -> Callable[[int], None]:
+def torch_eager(ds: Dataset, dtype: str, steps: int, threads: int | None = None) -> Callable[[int], None]:
     import torch
 
     tdt = getattr(torch, dtype)
@@ -152,18 +155,29 @@ def torch_eager(ds: Dataset, dtype: str, steps: int) -> Callable[[int], None]:
     loss_fn = torch.nn.BCEWithLogitsLoss()
 
     def run(k: int):
-        model = torch.nn.Linear(X.shape[1], 1, dtype=tdt)
-        with torch.no_grad():
-            model.weight.zero_()
-            model.bias.zero_()
-        opt = torch.optim.SGD(model.parameters(), lr=_lr(k), weight_decay=LAM)
-        for _ in range(steps):
-            opt.zero_grad()
-            loss_fn(model(X)[:, 0], y).backward()
-            opt.step()
-        return model.weight.detach().numpy()[0], model.bias.detach().numpy()[0]
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads or before)
+        try:
+            model = torch.nn.Linear(X.shape[1], 1, dtype=tdt)
+            with torch.no_grad():
+                model.weight.zero_()
+                model.bias.zero_()
+            opt = torch.optim.SGD(model.parameters(), lr=_lr(k), weight_decay=LAM)
+            for _ in range(steps):
+                opt.zero_grad()
+                loss_fn(model(X)[:, 0], y).backward()
+                opt.step()
+            return model.weight.detach().numpy()[0], model.bias.detach().numpy()[0]
+        finally:
+            torch.set_num_threads(before)
 
     return run
+
+
+def torch_one_thread(ds: Dataset, dtype: str, steps: int) -> Callable[[int], None]:
+    """torch eager on one intra-op thread: what xreg's torch backend runs a tiny problem on (torch's default
+    threads wait on each other on a busy machine)."""
+    return torch_eager(ds, dtype, steps, threads=1)
 
 
 def torch_compiled(ds: Dataset, dtype: str, steps: int) -> Callable[[int], None]:
@@ -230,13 +244,42 @@ IMPLS: dict[str, Callable] = {
     "xreg jax (recorded)": xreg_jax_recorded,
     "numpy loop": numpy_loop,
     "torch eager": torch_eager,
+    "torch eager (1 thread)": torch_one_thread,
     "torch.compile": torch_compiled,
     "jax one-pass": jax_one_pass,
 }
 
 
+COMMANDS = {  # whole processes, timed from outside: what the user waits for, and the floor under it
+    "xreg --quiet (the default comparison)": ["-m", "xreg", "--quiet"],
+    "import torch, torch._dynamo (torch.optim's first step)": ["-c", "import torch, torch._dynamo"],
+    "import jax, optax": ["-c", "import jax, optax"],
+}
+
+
+def commands(repeat: int, progress: Callable[[str], None] | None = None) -> list[dict]:
+    """Each of :data:`COMMANDS` run ``repeat`` times in a fresh interpreter: the wall times and their median.
+    The default comparison exits 1 (its scratch run is a mismatch); any other status is a failed row."""
+    import subprocess
+    import sys
+
+    out = []
+    for label, argv in COMMANDS.items():
+        (progress or (lambda text: None))(f"command: {label}")
+        times, note = [], ""
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            p = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=600)
+            times.append(time.perf_counter() - t0)
+            if p.returncode not in (0, 1) or p.stderr:
+                note = f"failed: exit {p.returncode}: {(p.stderr.strip().splitlines() or [''])[-1][:120]}"
+        out.append({"command": label, "median_s": statistics.median(times), "runs_s": times, "note": note})
+    return out
+
+
 def run_bench(sizes=("seed", "100k", "1m"), dtypes=("float32", "float64"), repeat: int = 5, torch_compile: bool = True,
-              steps: dict[str, int] | None = None, progress: Callable[[str], None] | None = None) -> dict:  # fmt: skip
+              steps: dict[str, int] | None = None, progress: Callable[[str], None] | None = None,
+              with_commands: bool = True) -> dict:  # fmt: skip
     import jax
     import torch
 
@@ -270,6 +313,7 @@ def run_bench(sizes=("seed", "100k", "1m"), dtypes=("float32", "float64"), repea
                     "numpy": np.__version__, "jax_devices": [str(d) for d in jax.devices()]},  # fmt: skip
         "repeat": repeat,
         "rows": [{**asdict(r), "x_roofline": r.x_roofline} for r in rows],
+        "commands": commands(repeat, progress) if with_commands else [],
     }
 
 
@@ -293,4 +337,9 @@ def table(result: dict) -> str:
     lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)))
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths + [0])) for row in body]
+    if result.get("commands"):
+        width = max(len(c["command"]) for c in result["commands"])
+        lines += ["", f"whole processes, wall time from outside (median of {result['repeat']}):"]
+        lines += [f"  {c['command']:<{width}}  {c['median_s']:.2f} s" + (f"  {c['note']}" if c["note"] else "")
+                  for c in result["commands"]]  # fmt: skip
     return "\n".join(lines)

@@ -25,6 +25,8 @@ def build_parser(prog: str = "xreg bench") -> Parser:
     p.add_argument("--steps", action="append", metavar="SIZE=N", help="steps of one size's runs, e.g. 1m=50 "
                    f"(defaults: {', '.join(f'{k}={v}' for k, v in bench.STEPS.items())})")  # fmt: skip
     p.add_argument("--no-torch-compile", action="store_true", help="skip torch.compile (its compiles take ~30 s each)")
+    p.add_argument("--no-commands", action="store_true", help="skip the whole-process timings (the default comparison "
+                   "and the imports under it, --repeat runs each)")  # fmt: skip
     p.add_argument("--json", metavar="PATH", help="write the measurements as JSON")
     p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     return p
@@ -55,7 +57,7 @@ def run(argv: Sequence[str] | None = None, prog: str = "xreg bench") -> int:
         steps[key] = int(val)
     check_outputs({"--json": args.json}, force=args.force, stdout=())
     show = (lambda text: print(f"  {text} ...", file=sys.stderr)) if sys.stderr.isatty() else None
-    result = bench.run_bench(sizes, dtypes, args.repeat, not args.no_torch_compile, steps, show)
+    result = bench.run_bench(sizes, dtypes, args.repeat, not args.no_torch_compile, steps, show, not args.no_commands)
     print(bench.table(result))
     if args.json:
         write_atomic(args.json, json.dumps(result, indent=1), force=args.force)
