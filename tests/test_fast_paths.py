@@ -163,3 +163,47 @@ def test_the_torch_backend_restores_torchs_threads(default_data):
     before = torch.get_num_threads()
     t = backends.train("torch", ExperimentSpec(epochs=2), default_data)
     assert t.meta["threads"] == "1" and torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("python", ["/nonexistent/python", "/bin/true"], ids=["cannot-start", "ends-before-loading"])
+def test_where_no_child_can_run_torch_the_runs_are_made_here(python, default_data, monkeypatch):
+    spec = ExperimentSpec(epochs=30)
+    reqs = runs.default_requests(spec, batch_sizes(spec, default_data.n_train), default_data)
+    here = runs.run_all(spec, default_data, reqs, parallel=False)
+    monkeypatch.setattr(sys, "executable", python)
+    _same_runs(here, runs.run_all(spec, default_data, reqs, parallel=True))
+
+
+def test_a_child_killed_during_a_run_fails_that_run_with_the_reason(default_data):
+    far = remote.Remote("torch")
+    try:
+        far.submit("long", ExperimentSpec(epochs=10**6), default_data)
+        deadline = time.monotonic() + 120
+        while not far._ready and time.monotonic() < deadline:
+            time.sleep(0.05)
+        far._proc.kill()
+        with pytest.raises(remote.RemoteError) as err:
+            far.result("long")
+        assert err.value.kind == "WorkerDied" and "killed by signal 9" in str(err.value)
+        with pytest.raises(KeyError):
+            far.result("never submitted")
+    finally:
+        far.close()
+
+
+def test_two_runs_share_one_copy_of_the_data_and_a_failing_listener_loses_no_run():
+    from xreg.io import data
+
+    digits = data.load("digits", model="softmax", standardize=True)  # ~1 MB pickled: more than a socket's buffer
+    far = remote.Remote("torch")
+
+    def broken(done):
+        raise RuntimeError("a progress display that fails")
+
+    try:
+        far.submit(1, ExperimentSpec(model="softmax", epochs=2), digits, broken)
+        far.submit(2, ExperimentSpec(model="softmax", epochs=3), digits)
+        assert (far.result(1).steps, far.result(2).steps) == (2, 3)
+        assert len(far._kept) == 1
+    finally:
+        far.close()

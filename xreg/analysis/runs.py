@@ -167,10 +167,13 @@ def run_all(spec: ExperimentSpec, data: Dataset, requests: list[RunRequest],
     made = sum(not r.skip for r in requests)
     n_values = sum(math.prod(s) for s in (*arch.shapes.values(), *arch.buffer_shapes.values()))
     check_record_budget(spec.epochs * len(sizes), spec.record_every, n_values, made, max_memory_gib, spare=2)
-    far = remote_backend(spec, requests, spec.epochs * len(sizes) // spec.record_every * n_values, parallel)
+    far = remote_backend(spec, requests, spec.epochs * len(sizes) // spec.record_every * n_values, parallel, data)
     remote = None
     if far is not None:
-        remote = remotes.take(far)  # its framework loads there while the checks below and the other runs go on here
+        try:
+            remote = remotes.take(far)  # its framework loads there while the checks below and the other runs go on here
+        except remotes.Lost:
+            far = None  # no child process here (a process limit, say): every run in this process
     try:
         for name in dict.fromkeys(r.backend for r in requests if r.backend != far):
             try:
@@ -191,17 +194,21 @@ def run_all(spec: ExperimentSpec, data: Dataset, requests: list[RunRequest],
 
 
 REMOTE_RECORD_VALUES = 2**24  # recorded values of one run (128 MB of float64) up to which it is sent between processes
+REMOTE_DATA_BYTES = 64 * 2**20  # the dataset's bytes up to which it is sent (once) to the child
 
 
-def remote_backend(spec: ExperimentSpec, requests: list[RunRequest], recorded_values: int, parallel: bool | None) -> str | None:
+def remote_backend(spec: ExperimentSpec, requests: list[RunRequest], recorded_values: int, parallel: bool | None,
+                   data: Dataset | None = None) -> str | None:  # fmt: skip
     """The backend whose runs go to a child process, or None: torch, where the comparison has runs of
     another backend to make meanwhile, on the cpu (a device is checked here, before any run). Where
     ``parallel`` is None, only while torch is not yet imported in this process (its import is what is
-    saved) and each run's records are small enough to send cheaply."""
+    saved), and each run's records and the data are small enough to send cheaply (a copy of each is held
+    on both sides for a moment)."""
     made = {r.backend for r in requests if not r.skip}
     if parallel is False or "torch" not in made or len(made) < 2 or spec.device is not None:
         return None
-    if parallel is None and ("torch" in sys.modules or recorded_values > REMOTE_RECORD_VALUES):
+    big = data is not None and sum(a.nbytes for a in (data.X_train, data.y_train, data.X_test, data.y_test)) > REMOTE_DATA_BYTES
+    if parallel is None and ("torch" in sys.modules or recorded_values > REMOTE_RECORD_VALUES or big):
         return None
     return "torch"
 
@@ -223,7 +230,11 @@ def _train_each(data, requests, specs, labels, sizes, on_run, remote) -> list[Ru
                 outcomes.append(_outcome(req, run_spec, label, lambda: _train_here(req.backend, run_spec, data)))
     for i, (req, run_spec, label) in enumerate(zip(requests, specs, labels)):
         if outcomes[i] is None:
-            outcomes[i] = _outcome(req, run_spec, label, lambda: remote.result(i))
+            try:
+                outcomes[i] = _outcome(req, run_spec, label, lambda: remote.result(i))
+            except remotes.Lost:  # the child ended before it loaded torch: the run is made here
+                with progress.reporting(listen(label, run_spec)):
+                    outcomes[i] = _outcome(req, run_spec, label, lambda: _train_here(req.backend, run_spec, data))
     return outcomes
 
 
@@ -239,6 +250,8 @@ def _outcome(req: RunRequest, run_spec: ExperimentSpec, label: str, train: Calla
         return RunOutcome(req, run_spec, label, train())
     except BackendUnavailable as exc:
         return RunOutcome(req, run_spec, label, error=f"unavailable: {exc}")
+    except remotes.Lost:
+        raise
     except RemoteError as exc:
         kind = "unavailable" if exc.kind == "unavailable" else f"failed: {exc.kind}"
         return RunOutcome(req, run_spec, label, error=f"{kind}: {exc}")

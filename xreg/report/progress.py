@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from typing import Callable
 
@@ -19,6 +20,7 @@ class Bars:
         self.start = time.monotonic()
         self.delay = _delay()
         self.progress = None
+        self.lock = threading.Lock()  # runs report from two threads (a compiled run's worker, the torch child's reader)
 
     def _ensure(self):
         if self.progress is None:
@@ -42,16 +44,18 @@ class Bars:
             if now - self.start < self.delay or (now - last < EVERY and done < total):
                 return
             last = now
-            if task is None:
-                task = self._ensure().add_task(label, total=total)
-            self.progress.update(task, completed=done)
+            with self.lock:
+                if task is None:
+                    task = self._ensure().add_task(label, total=total)
+                self.progress.update(task, completed=done)
 
         return sink
 
     def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
+        with self.lock:
+            if self.progress is not None:
+                self.progress.stop()
+                self.progress = None
 
 
 def _delay() -> float:
