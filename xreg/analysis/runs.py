@@ -169,7 +169,9 @@ def run_all(spec: ExperimentSpec, data: Dataset, requests: list[RunRequest],
     check_record_budget(spec.epochs * len(sizes), spec.record_every, n_values, made, max_memory_gib, spare=2)
     far = remote_backend(spec, requests, spec.epochs * len(sizes) // spec.record_every * n_values, parallel, data)
     remote = None
-    if far is not None:
+    if far is None:
+        remotes.discard("torch")  # started ahead by the program, but these runs are better made here
+    else:
         try:
             remote = remotes.take(far)  # its framework loads there while the checks below and the other runs go on here
         except remotes.Lost:
@@ -201,14 +203,14 @@ def remote_backend(spec: ExperimentSpec, requests: list[RunRequest], recorded_va
                    data: Dataset | None = None) -> str | None:  # fmt: skip
     """The backend whose runs go to a child process, or None: torch, where the comparison has runs of
     another backend to make meanwhile, on the cpu (a device is checked here, before any run). Where
-    ``parallel`` is None, only while torch is not yet imported in this process (its import is what is
-    saved), and each run's records and the data are small enough to send cheaply (a copy of each is held
-    on both sides for a moment)."""
+    ``parallel`` is None, only where the program started torch's child ahead (its import is what is saved;
+    a caller's repeated comparisons would each pay for a new one), and each run's records and the data are
+    small enough to send cheaply (a copy of each is held on both sides for a moment)."""
     made = {r.backend for r in requests if not r.skip}
     if parallel is False or "torch" not in made or len(made) < 2 or spec.device is not None:
         return None
     big = data is not None and sum(a.nbytes for a in (data.X_train, data.y_train, data.X_test, data.y_test)) > REMOTE_DATA_BYTES
-    if parallel is None and ("torch" in sys.modules or recorded_values > REMOTE_RECORD_VALUES or big):
+    if parallel is None and (not remotes.started("torch") or "torch" in sys.modules or recorded_values > REMOTE_RECORD_VALUES or big):
         return None
     return "torch"
 

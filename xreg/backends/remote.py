@@ -8,8 +8,8 @@ away and then trains the runs handed to it, one after another, sending back each
 :class:`~xreg.core.spec.Trajectory`, or the failure's type and message, pickled over a socket pair. The
 numbers are the backend's own: the same code on the same inputs, in another process.
 
-The child is in a process group of its own (a terminal's Ctrl-C reaches only the parent, which says
-"interrupted" once and kills it), writes nothing to the parent's stdout (its stderr is collected and
+The child ignores Ctrl-C from its first line (the parent says "interrupted" once and kills it; it stays
+in the parent's process group, so Ctrl-Z stops both), writes nothing to the parent's stdout (its stderr is collected and
 passed on), and ends itself within a fraction of a second once its parent is gone, whatever ended it.
 Where the child cannot be started, or ends before it has loaded its backend, its runs are made in this
 process instead (:attr:`Remote.lost`); a child that dies during a run fails that run, with the reason.
@@ -79,18 +79,21 @@ def _serve(name: str, conn, parent: int) -> None:
         if unavailable is not None:
             conn.send(("error", key, "unavailable", unavailable))
             continue
-        last = 0.0
+        last, sent = 0.0, [None, None]  # [done of the last tick, of the last one sent]
 
         def tick(done: int) -> None:
             nonlocal last
             now = time.monotonic()
+            sent[0] = done
             if now - last >= TICK_EVERY:
-                last = now
+                last, sent[1] = now, done
                 conn.send(("tick", key, done))
 
         try:
             with progress.reporting(tick if ticks else None):
                 trajectory = backends.train(name, spec, datasets[token])
+            if sent[0] != sent[1]:
+                conn.send(("tick", key, sent[0]))  # the last, held back by the throttle: the bar ends full
             conn.send(("done", key, trajectory))
         except Exception as exc:  # noqa: BLE001 (the parent reports it as the run's failure)
             kind = "unavailable" if isinstance(exc, backends.BackendUnavailable) else type(exc).__name__
@@ -123,6 +126,18 @@ def prestart(name: str) -> None:
             pass
 
 
+def started(name: str) -> bool:
+    """Whether the program started backend ``name``'s child ahead (:func:`prestart`)."""
+    return name in _started
+
+
+def discard(name: str) -> None:
+    """End the child started ahead for ``name``, where the runs turn out not to use it."""
+    remote = _started.pop(name, None)
+    if remote is not None:
+        remote.close()
+
+
 def take(name: str) -> "Remote":
     """The child started ahead for backend ``name`` (if still there), or a new one; :class:`Lost` where
     none can be started."""
@@ -136,11 +151,12 @@ class Remote:
     def __init__(self, name: str):
         self.name = name
         self._conn, child = multiprocessing.Pipe()
-        code = f"import sys; sys.path[:] = {sys.path!r}; from xreg.backends.remote import main; main()"
+        code = ("import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); import sys; "  # a terminal's Ctrl-C: the parent's
+                f"sys.path[:] = {sys.path!r}; from xreg.backends.remote import main; main()")
         try:
             self._proc = subprocess.Popen([sys.executable, "-P", "-c", code, name, str(child.fileno()), str(os.getpid())],
                                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                          pass_fds=(child.fileno(),), process_group=0)  # fmt: skip
+                                          pass_fds=(child.fileno(),))  # fmt: skip
         except (OSError, ValueError) as exc:
             self._conn.close()
             raise Lost(f"the {name} worker process could not be started: {exc}") from exc

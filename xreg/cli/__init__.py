@@ -51,13 +51,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "─".encode(stream.encoding or "ascii")
             except (UnicodeEncodeError, LookupError):
                 stream.reconfigure(errors="replace")
-    code = guarded(lambda: _main(argv, program=argv is None))
+    code = guarded(lambda: _main(argv, program=argv is None), program=argv is None)
     if argv is None:  # the program itself: its outputs are written and closed; exit now, without the interpreter's
         try:  # teardown of XLA and torch (~0.3 s), or the wait for a compiled computation an interrupt left running
             sys.stdout.flush()
         except (BrokenPipeError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.stderr.flush()
+        if sys.stderr is not None:  # started with stderr closed (2>&-)
+            try:
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
         os._exit(code)
     return code
 

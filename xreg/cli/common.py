@@ -141,18 +141,36 @@ def finite_json(doc: Any) -> Any:
     return doc
 
 
-def guarded(run: Callable[[], int]) -> int:
+def guarded(run: Callable[[], int], program: bool = False) -> int:
     """Run a subcommand; every failure is one ``error: ...`` line and a documented exit status, never a
     traceback: 2 bad input, 3 an output could not be written, 130 Ctrl-C, 141 the reader of stdout left,
-    143 SIGTERM. A temporary file being written is removed on each (:func:`xreg.io.files.write_atomic`)."""
+    143 SIGTERM. A temporary file being written is removed on each (:func:`xreg.io.files.write_atomic`).
 
-    def terminate(signum, frame):
-        raise Terminated()
+    ``program``: this is the process itself (not a caller's): a signal that comes while no output is being
+    written ends it at once, with its line. An exception raised from a signal handler is lost where it lands
+    in a callback Python only reports (a garbage-collection callback of jax's, during its import), and the
+    run would go on."""
+    from xreg.io import files
+
+    def stop(signum, frame):
+        if program and not files.writing():
+            said, code = ("terminated", EXIT_TERMINATED) if signum == signal.SIGTERM else ("interrupted", EXIT_INTERRUPTED)
+            try:  # what was printed before, then the line, past any write the signal interrupted
+                sys.stderr.flush()
+            except Exception:  # noqa: BLE001 (a reentrant flush, a closed stderr)
+                pass
+            try:
+                os.write(2, f"error: {said}\n".encode())
+            except OSError:
+                pass
+            os._exit(code)
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
     try:
-        previous = signal.signal(signal.SIGTERM, terminate)
+        previous = signal.signal(signal.SIGTERM, stop)
+        previous_int = signal.signal(signal.SIGINT, stop) if program else None
     except ValueError:  # not the main thread: leave the default
-        previous = None
+        previous = previous_int = None
     try:
         return run()
     except XregInputError as exc:
@@ -179,3 +197,5 @@ def guarded(run: Callable[[], int]) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if previous_int is not None:
+            signal.signal(signal.SIGINT, previous_int)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
@@ -84,6 +85,24 @@ def _name_max(folder: Path) -> int:
         return 255
 
 
+_writing = [0]  # outputs being written now (their temporary files may exist): a signal must unwind, not exit at once
+
+
+def writing() -> bool:
+    """Whether an output is being written (:func:`xreg.cli.common.guarded` then lets a signal unwind, so the
+    temporary files go; otherwise the program may exit at once)."""
+    return _writing[0] > 0
+
+
+@contextlib.contextmanager
+def _being_written():
+    _writing[0] += 1
+    try:
+        yield
+    finally:
+        _writing[0] -= 1
+
+
 def write_atomic(path: str | Path, content: str | bytes, *, force: bool = False) -> None:
     """Write ``content`` to ``path`` through a temporary file, then a hard link (without ``force``: the
     final name is created exclusively, so a file that appeared meanwhile is never replaced) or a rename
@@ -96,7 +115,8 @@ def write_atomic(path: str | Path, content: str | bytes, *, force: bool = False)
     check_writable(path, force=force)
     given = str(path)
     try:
-        _write(_target(Path(path)), content, force)  # through a symlink (with force) to its file: the link stays
+        with _being_written():
+            _write(_target(Path(path)), content, force)  # through a symlink (with force) to its file: the link stays
     except OSError as exc:
         if exc.strerror is None or exc.errno == errno.EEXIST:
             raise
@@ -107,6 +127,11 @@ def write_all(outputs: list[tuple[str | Path, str | bytes]], *, force: bool = Fa
     """Write every ``(path, content)``, or none: each content goes to a temporary file beside its path
     first, and only once all are written (a full disk, ``File too large``) are they moved to their names.
     On any failure every temporary file goes, and no output of this call is left (nothing half-done)."""
+    with _being_written():
+        _write_all(outputs, force)
+
+
+def _write_all(outputs: list[tuple[str | Path, str | bytes]], force: bool) -> None:
     for path, _ in outputs:
         check_writable(path, force=force)
     staged: list[tuple[Path, Path, str]] = []

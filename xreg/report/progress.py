@@ -16,7 +16,7 @@ EVERY = 0.1  # seconds between redraws of one run's bar
 
 class Bars:
     def __init__(self, enabled: bool | None = None):
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.enabled = (sys.stderr is not None and sys.stderr.isatty()) if enabled is None else enabled
         self.start = time.monotonic()
         self.delay = _delay()
         self.progress = None
