@@ -203,7 +203,7 @@ class Remote:
             while key not in self._results and self._gone is None:
                 self._cond.wait(0.1)
             got = self._results.pop(key, None)
-            lost = self._gone is not None and not self._ready
+            lost = self.lost  # (the condition's lock is reentrant)
         if got is None and lost:
             raise Lost(self._gone)
         if got is None:
